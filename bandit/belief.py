@@ -1,0 +1,119 @@
+"""Gaussian beliefs over a linear model's weights, in the two shapes worth distinguishing.
+
+- :class:`JointBelief`: one mean ``(p,)`` and covariance ``(p, p)`` over the shared action
+  features of a factored space, where actions sharing a level share weights (and uncertainty).
+- :class:`BlockBelief`: one independent ``(w,)`` / ``(w, w)`` block per arm for a plain
+  K-armed space (``phi(x, a) = e_a (x) z``). The joint covariance would be block-diagonal
+  forever, so storing the blocks cuts the update from ``O(p^3)`` to ``O(K w^3)`` per batch and
+  makes every score variance a ``w``-dimensional quadratic form.
+
+Both offer the same operations to the policies: mean scores, score variances, Monte Carlo
+draws of scores, the linear predictor of chosen actions, the incremental update of
+:mod:`bandit.linalg`, and the Kalman predict step.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bandit.features import ActionFeatures
+from bandit.linalg import diffuse, gaussian_update, stable_cholesky
+
+
+class JointBelief:
+    """``w ~ N(mean, cov)`` over all ``p`` action features."""
+
+    def __init__(self, features: ActionFeatures, prior_variance: float) -> None:
+        self.features = features
+        p = features.n_features
+        self.mean = np.zeros(p)
+        self.cov = np.eye(p) * prior_variance
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        p = self.features.n_features
+        return {"mean": (p,), "cov": (p, p)}
+
+    def mean_scores(self, Z: np.ndarray) -> np.ndarray:
+        """Posterior mean score of every action, ``(n, A)``."""
+        return self.features.action_scores(self.features.slot_mean(Z, self.mean))
+
+    def score_variance(self, Z: np.ndarray) -> np.ndarray:
+        """Posterior variance of every action's score, ``(n, A)``."""
+        return self.features.action_variance(self.features.slot_covariance(Z, self.cov))
+
+    def draw_scores(
+        self, Z: np.ndarray, n_samples: int, scale: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``n_samples`` posterior draws of every action's score per row, ``(n, M, A)``."""
+        mean = self.features.slot_mean(Z, self.mean)
+        lower = stable_cholesky(self.features.slot_covariance(Z, self.cov)) * scale
+        noise = rng.standard_normal((Z.shape[0], n_samples, mean.shape[1]))
+        return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
+
+    def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return self.features.design(Z, actions) @ self.mean
+
+    def update(
+        self, Z: np.ndarray, actions: np.ndarray, curvature: np.ndarray, score: np.ndarray
+    ) -> None:
+        design = self.features.design(Z, actions)
+        self.mean, self.cov = gaussian_update(self.mean, self.cov, design, curvature, score)
+
+    def diffuse(self, process_noise: float, forgetting: float, steps: int) -> None:
+        self.cov = diffuse(self.cov, process_noise, forgetting, steps)
+
+
+class BlockBelief:
+    """Independent ``N(mean[k], cov[k])`` per arm ``k`` for a one-factor space."""
+
+    def __init__(self, n_arms: int, width: int, prior_variance: float) -> None:
+        self.mean = np.zeros((n_arms, width))
+        self.cov = np.broadcast_to(np.eye(width) * prior_variance, (n_arms, width, width)).copy()
+
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"mean": self.mean.shape, "cov": self.cov.shape}
+
+    def mean_scores(self, Z: np.ndarray) -> np.ndarray:
+        return Z @ self.mean.T
+
+    def score_variance(self, Z: np.ndarray) -> np.ndarray:
+        """``z^T cov[k] z`` for every row and arm, ``(n, K)``."""
+        return np.einsum("kij,nj,ni->nk", self.cov, Z, Z, optimize=True)
+
+    def draw_scores(
+        self, Z: np.ndarray, n_samples: int, scale: float, rng: np.random.Generator
+    ) -> np.ndarray:
+        spread = scale * np.sqrt(np.clip(self.score_variance(Z), 0.0, None))
+        noise = rng.standard_normal((Z.shape[0], n_samples, self.mean.shape[0]))
+        return self.mean_scores(Z)[:, None, :] + noise * spread[:, None, :]
+
+    def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        return np.einsum("nj,nj->n", Z, self.mean[actions])
+
+    def update(
+        self, Z: np.ndarray, actions: np.ndarray, curvature: np.ndarray, score: np.ndarray
+    ) -> None:
+        """Per-arm version of :func:`bandit.linalg.gaussian_update`.
+
+        One row: Sherman-Morrison on its arm's block. Several rows: per arm
+        ``cov' = (I + cov H)^-1 cov`` with ``H = sum_i h_i z_i z_i^T`` over the arm's rows and
+        ``mean' = mean + cov' sum_i g_i z_i``, batched over arms.
+        """
+        if Z.shape[0] == 1:
+            arm = int(actions[0])
+            mean, cov = gaussian_update(self.mean[arm], self.cov[arm], Z, curvature, score)
+            self.mean[arm], self.cov[arm] = mean, cov
+            return
+        arms = np.unique(actions)
+        onehot = (actions[:, None] == arms[None, :]).astype(np.float64)
+        gain = np.einsum("nk,ni,nj->kij", onehot * curvature[:, None], Z, Z, optimize=True)
+        gradient = (onehot * score[:, None]).T @ Z
+        cov = self.cov[arms]
+        system = np.eye(Z.shape[1]) + cov @ gain
+        new_cov = np.linalg.solve(system, cov)
+        new_cov = 0.5 * (new_cov + np.swapaxes(new_cov, 1, 2))
+        self.mean[arms] += np.einsum("kij,kj->ki", new_cov, gradient)
+        self.cov[arms] = new_cov
+
+    def diffuse(self, process_noise: float, forgetting: float, steps: int) -> None:
+        self.cov = diffuse(self.cov, process_noise, forgetting, steps)

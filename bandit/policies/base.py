@@ -1,0 +1,227 @@
+"""The one small interface every policy implements, and the machinery they share.
+
+A policy chooses for a batch of contexts ``X`` (n, d) under an eligibility mask (n, A),
+returning the chosen actions and the exact probability with which each was chosen (its
+propensity). The probability is the policy's own distribution mixed with the exploration
+floor ``eps`` spread uniformly over eligible actions:
+
+    P(a | x) = (1 - eps) pi(a | x) + eps / |eligible(x)|
+
+so every eligible action keeps probability at least ``eps / |eligible(x)|`` and logged data
+stays usable for off-policy evaluation. Learned state lives in attributes ending in ``_`` and
+exports to a dict of plain numpy arrays that round-trips exactly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from bandit._validation import (
+    BanditValueError,
+    check_actions,
+    check_mask,
+    check_matrix,
+    check_propensities,
+    check_real,
+    check_vector,
+)
+from bandit.space import DecisionSpace
+
+#: Largest number of (row, draw, action) cells a Monte Carlo step holds in memory at once.
+MAX_DRAW_CELLS = 2_000_000
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Chosen actions ``(n,)`` int64 and their propensities ``(n,)`` in (0, 1]."""
+
+    actions: np.ndarray
+    propensities: np.ndarray
+
+
+def greedy_probabilities(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Uniform over the eligible maximisers of each row: the exact law of a greedy choice.
+
+    Ties count when within ``1e-12`` (relative) of the row maximum, so a fresh model whose
+    scores are all zero explores uniformly instead of always taking action 0.
+    """
+    masked = np.where(mask, scores, -np.inf)
+    best = masked.max(axis=1, keepdims=True)
+    tolerance = 1e-12 * np.maximum(1.0, np.abs(best))
+    winners = masked >= best - tolerance
+    return winners / winners.sum(axis=1, keepdims=True)
+
+
+def uniform_probabilities(mask: np.ndarray) -> np.ndarray:
+    """Uniform over the eligible actions of each row."""
+    return mask / mask.sum(axis=1, keepdims=True)
+
+
+def winner_frequencies(draw_scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """How often each action wins across Monte Carlo draws: ``(n, M, A)`` -> ``(n, A)``."""
+    n, n_draws, n_actions = draw_scores.shape
+    winners = np.where(mask[:, None, :], draw_scores, -np.inf).argmax(axis=2)
+    flat = (winners + n_actions * np.arange(n)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n * n_actions).reshape(n, n_actions)
+    return counts / n_draws
+
+
+def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One categorical draw per row; never returns an action of probability zero.
+
+    Picks the first index whose cumulative probability exceeds ``u * total``; that index has
+    positive mass because the cumulative sum strictly increases there.
+    """
+    cumulative = np.cumsum(probabilities, axis=1)
+    threshold = rng.random(probabilities.shape[0]) * cumulative[:, -1]
+    return (cumulative <= threshold[:, None]).sum(axis=1).astype(np.int64)
+
+
+class Policy(ABC):
+    """Base class: validation, exploration floor, sampling, and state export.
+
+    Args:
+        space: the decision space.
+        n_context: width of the context vectors.
+        seed: seed or ``numpy.random.Generator``; the policy's only source of randomness.
+        exploration_floor: share of probability spread uniformly over eligible actions.
+    """
+
+    #: Registry name used by :func:`bandit.make_policy`.
+    name: ClassVar[str]
+    #: Rewards must lie in [0, 1] (Bernoulli-likelihood policies).
+    binary_rewards: ClassVar[bool] = False
+    default_floor: ClassVar[float] = 0.01
+
+    def __init__(
+        self,
+        space: DecisionSpace,
+        n_context: int,
+        *,
+        seed: int | np.random.Generator | None = None,
+        exploration_floor: float | None = None,
+    ) -> None:
+        owner = type(self).__name__
+        if not isinstance(space, DecisionSpace):
+            raise BanditValueError("space", f"'space' of {owner} must be a DecisionSpace.")
+        if isinstance(n_context, bool) or not isinstance(n_context, int) or n_context < 0:
+            raise BanditValueError(
+                "n_context",
+                f"The 'n_context' parameter of {owner} must be an int in [0, inf). "
+                f"Got {n_context!r}.",
+            )
+        floor = self.default_floor if exploration_floor is None else exploration_floor
+        self.space = space
+        self.n_context = n_context
+        self.exploration_floor = check_real(floor, "exploration_floor", owner, low=0.0, high=1.0)
+        self.rng_ = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self.n_updates_ = 0
+
+    @property
+    def n_actions(self) -> int:
+        return self.space.n_actions
+
+    # ----------------------------------------------------------------- choosing
+    def _check_contexts(self, X: object, mask: object | None) -> tuple[np.ndarray, np.ndarray]:
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        n = contexts.shape[0]
+        if mask is None:
+            return contexts, np.broadcast_to(self.space.allowed, (n, self.n_actions))
+        combined = check_mask(mask, n, self.n_actions) & self.space.allowed
+        return contexts, check_mask(combined, n, self.n_actions)
+
+    def action_probabilities(self, X: object, mask: object | None = None) -> np.ndarray:
+        """Probability of every action per row, ``(n, A)``, floor included; rows sum to 1.
+
+        Thompson samplers return a fresh Monte Carlo estimate on every call.
+        """
+        contexts, eligible = self._check_contexts(X, mask)
+        return self._probabilities(contexts, eligible)
+
+    def select(self, X: object, mask: object | None = None) -> Decision:
+        """Choose one action per row of ``X`` (n, d) among the eligible ones in ``mask``."""
+        contexts, eligible = self._check_contexts(X, mask)
+        probabilities = self._probabilities(contexts, eligible)
+        actions = sample_rows(probabilities, self.rng_)
+        propensities = probabilities[np.arange(actions.shape[0]), actions]
+        return Decision(actions=actions, propensities=propensities)
+
+    def _probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if X.shape[0] == 0:
+            return np.zeros((0, self.n_actions))
+        own = self._policy_probabilities(X, mask)
+        if not self.exploration_floor:
+            return own
+        floor = self.exploration_floor
+        return (1.0 - floor) * own + floor * uniform_probabilities(mask)
+
+    @abstractmethod
+    def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The policy's own distribution over eligible actions, ``(n, A)``, before the floor."""
+
+    # ----------------------------------------------------------------- learning
+    def update(
+        self,
+        X: object,
+        actions: object,
+        rewards: object,
+        propensities: object | None = None,
+    ) -> None:
+        """Learn from a batch of (context, action, reward[, propensity]) rows."""
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        n = contexts.shape[0]
+        chosen = check_actions(actions, n, self.n_actions)
+        observed = check_vector(rewards, "rewards", length=n)
+        check_propensities(propensities, n)
+        if self.binary_rewards and n and (observed.min() < 0 or observed.max() > 1):
+            raise BanditValueError(
+                "rewards", f"'rewards' of {type(self).__name__} must lie in [0, 1]."
+            )
+        if n == 0:
+            return
+        self._update(contexts, chosen, observed)
+        self.n_updates_ += n
+
+    @abstractmethod
+    def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Fold validated rows into the learned state."""
+
+    # ----------------------------------------------------------------- state
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Learned arrays by name (stored as attribute ``name + '_'``) and their shapes."""
+        return {}
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """The learned state as plain numpy arrays (copies)."""
+        state = {name: np.array(getattr(self, f"{name}_")) for name in self._state_shapes()}
+        state["n_updates"] = np.array(self.n_updates_, dtype=np.int64)
+        return state
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        """Load a state exported by :meth:`get_state` of the same policy and shapes."""
+        shapes = {**self._state_shapes(), "n_updates": ()}
+        missing = sorted(set(shapes) - set(state))
+        unknown = sorted(set(state) - set(shapes))
+        if missing or unknown:
+            raise BanditValueError(
+                "state",
+                f"'state' must have keys {sorted(shapes)}; missing {missing}, unknown {unknown}.",
+            )
+        loaded: dict[str, np.ndarray] = {}
+        for name, shape in shapes.items():
+            array = np.asarray(state[name])
+            if array.shape != shape:
+                raise BanditValueError(
+                    f"state.{name}", f"'state.{name}' must have shape {shape}; got {array.shape}."
+                )
+            if not np.isfinite(array).all():
+                raise BanditValueError(f"state.{name}", f"'state.{name}' must be finite.")
+            loaded[name] = array
+        for name in self._state_shapes():
+            setattr(self, f"{name}_", np.array(loaded[name], dtype=np.float64))
+        self.n_updates_ = int(loaded["n_updates"])

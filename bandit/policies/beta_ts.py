@@ -1,0 +1,128 @@
+"""Non-contextual Thompson sampling baselines: Beta-Bernoulli and Gaussian."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bandit._validation import check_int, check_real
+from bandit.policies.base import MAX_DRAW_CELLS, Policy, winner_frequencies
+from bandit.space import DecisionSpace
+
+
+class _PerActionThompson(Policy):
+    """Independent per-action posteriors; contexts are validated and then ignored."""
+
+    def __init__(
+        self,
+        space: DecisionSpace,
+        n_context: int,
+        *,
+        n_samples: int = 100,
+        seed: int | np.random.Generator | None = None,
+        exploration_floor: float | None = None,
+    ) -> None:
+        super().__init__(space, n_context, seed=seed, exploration_floor=exploration_floor)
+        self.n_samples = check_int(n_samples, "n_samples", type(self).__name__, low=1)
+
+    def _draw(self, shape: tuple[int, ...]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        # The posterior does not depend on x: rows sharing a mask share one set of draws'
+        # law, but each row still gets its own draws so rows are independent decisions.
+        rows_per_chunk = max(1, MAX_DRAW_CELLS // (self.n_samples * self.n_actions))
+        parts = []
+        for start in range(0, X.shape[0], rows_per_chunk):
+            block = mask[start : start + rows_per_chunk]
+            draws = self._draw((block.shape[0], self.n_samples, self.n_actions))
+            parts.append(winner_frequencies(draws, block))
+        return np.concatenate(parts, axis=0)
+
+
+class BetaTSPolicy(_PerActionThompson):
+    """Beta-Bernoulli Thompson sampling: ``theta_a ~ Beta(a0 + successes, b0 + failures)``.
+
+    Rewards in [0, 1]; a fractional reward counts as that share of a success (Agrawal & Goyal
+    2012, "Analysis of Thompson Sampling for the Multi-armed Bandit Problem"). A Beta(2, 3)
+    prior observing rewards [1, 0, 1] on one action becomes Beta(4, 4).
+    """
+
+    name = "beta_ts"
+    binary_rewards = True
+
+    def __init__(
+        self,
+        space: DecisionSpace,
+        n_context: int,
+        *,
+        prior_alpha: float = 1.0,
+        prior_beta: float = 1.0,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        owner = type(self).__name__
+        self.prior_alpha = check_real(prior_alpha, "prior_alpha", owner, low=0.0, closed="right")
+        self.prior_beta = check_real(prior_beta, "prior_beta", owner, low=0.0, closed="right")
+        self.alpha_ = np.full(space.n_actions, self.prior_alpha)
+        self.beta_ = np.full(space.n_actions, self.prior_beta)
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"alpha": (self.n_actions,), "beta": (self.n_actions,)}
+
+    def _draw(self, shape: tuple[int, ...]) -> np.ndarray:
+        return self.rng_.beta(self.alpha_, self.beta_, size=shape)
+
+    def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        np.add.at(self.alpha_, actions, rewards)
+        np.add.at(self.beta_, actions, 1.0 - rewards)
+
+
+class GaussianTSPolicy(_PerActionThompson):
+    """Gaussian Thompson sampling with known noise variance and a normal prior per action.
+
+    Posterior precision ``tau_a = 1/v0 + n_a/s2``, mean ``(m0/v0 + sum_a r / s2) / tau_a``
+    (conjugate normal-normal model; Russo et al. 2018, "A Tutorial on Thompson Sampling").
+    """
+
+    name = "gaussian_ts"
+
+    def __init__(
+        self,
+        space: DecisionSpace,
+        n_context: int,
+        *,
+        prior_mean: float = 0.0,
+        prior_variance: float = 1.0,
+        noise_variance: float = 1.0,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        owner = type(self).__name__
+        self.prior_mean = check_real(prior_mean, "prior_mean", owner)
+        self.prior_variance = check_real(
+            prior_variance, "prior_variance", owner, low=0.0, closed="right"
+        )
+        self.noise_variance = check_real(
+            noise_variance, "noise_variance", owner, low=0.0, closed="right"
+        )
+        self.counts_ = np.zeros(space.n_actions)
+        self.sums_ = np.zeros(space.n_actions)
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {"counts": (self.n_actions,), "sums": (self.n_actions,)}
+
+    def posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and variance of every action's expected reward."""
+        precision = 1.0 / self.prior_variance + self.counts_ / self.noise_variance
+        mean = (
+            self.prior_mean / self.prior_variance + self.sums_ / self.noise_variance
+        ) / precision
+        return mean, 1.0 / precision
+
+    def _draw(self, shape: tuple[int, ...]) -> np.ndarray:
+        mean, variance = self.posterior()
+        return mean + np.sqrt(variance) * self.rng_.standard_normal(shape)
+
+    def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        np.add.at(self.counts_, actions, 1.0)
+        np.add.at(self.sums_, actions, rewards)

@@ -1,0 +1,59 @@
+"""Entry point of the ``engage`` command line (typer)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+app = typer.Typer(
+    name="engage",
+    help="Adaptive experimentation for continuous customer engagement.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+
+
+@app.callback()
+def main() -> None:
+    """engage: decide, log, learn, and measure lift against a randomized holdout."""
+
+
+@app.command()
+def demo(
+    rounds: Annotated[int, typer.Option(min=100, help="Simulated rounds per policy.")] = 5_000,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
+) -> None:
+    """Run a short simulated bandit and print how each policy did.
+
+    Example: engage demo --rounds 5000 --seed 0
+    """
+    from experiments.quickstart import run_quickstart
+
+    policies = ("uniform", "epsilon_greedy", "linucb", "linear_ts", "logistic_ts")
+    batch_size = 50
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task("simulating", total=len(policies) * -(-rounds // batch_size))
+        results = run_quickstart(
+            policies,
+            rounds=rounds,
+            batch_size=batch_size,
+            seed=seed,
+            on_batch=lambda: progress.advance(task),
+        )
+    table = Table(title=f"Synthetic logistic bandit: 8 arms, 10 features, {rounds:,} rounds")
+    for column in ("policy", "mean reward", "mean P(success)", "last quarter", "optimal"):
+        table.add_column(column, justify="left" if column == "policy" else "right")
+    for result in results:
+        table.add_row(
+            result.policy,
+            f"{result.mean_reward:.3f}",
+            f"{result.mean_expected:.3f}",
+            f"{result.last_expected:.3f}",
+            f"{result.optimal_expected:.3f}",
+        )
+    console.print(table)

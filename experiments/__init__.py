@@ -1,0 +1,1 @@
+"""Everything in engage with side effects: specs, store, engine, service, simulation, tracking."""

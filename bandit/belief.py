@@ -78,7 +78,7 @@ class BlockBelief:
 
     def score_variance(self, Z: np.ndarray) -> np.ndarray:
         """``z^T cov[k] z`` for every row and arm, ``(n, K)``."""
-        return np.einsum("kij,nj,ni->nk", self.cov, Z, Z, optimize=True)
+        return (np.matmul(Z, self.cov) * Z).sum(axis=2).T
 
     def draw_scores(
         self, Z: np.ndarray, n_samples: int, scale: float, rng: np.random.Generator
@@ -88,7 +88,7 @@ class BlockBelief:
         return self.mean_scores(Z)[:, None, :] + noise * spread[:, None, :]
 
     def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        return np.einsum("nj,nj->n", Z, self.mean[actions])
+        return (Z * self.mean[actions]).sum(axis=1)
 
     def update(
         self, Z: np.ndarray, actions: np.ndarray, curvature: np.ndarray, score: np.ndarray
@@ -106,7 +106,9 @@ class BlockBelief:
             return
         arms = np.unique(actions)
         onehot = (actions[:, None] == arms[None, :]).astype(np.float64)
-        gain = np.einsum("nk,ni,nj->kij", onehot * curvature[:, None], Z, Z, optimize=True)
+        width = Z.shape[1]
+        outer = (Z[:, :, None] * Z[:, None, :]).reshape(-1, width * width)
+        gain = ((onehot * curvature[:, None]).T @ outer).reshape(-1, width, width)
         gradient = (onehot * score[:, None]).T @ Z
         cov = self.cov[arms]
         system = np.eye(Z.shape[1]) + cov @ gain

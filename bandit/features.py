@@ -85,7 +85,10 @@ class ActionFeatures:
         """Contexts ``(n, d)`` -> ``z`` of shape ``(n, width)``."""
         if not self.fit_intercept:
             return X
-        return np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
+        Z = np.empty((X.shape[0], self.width))
+        Z[:, 0] = 1.0
+        Z[:, 1:] = X
+        return Z
 
     def design(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Design rows ``phi(x_i, a_i)`` of shape ``(n, n_features)`` for chosen actions."""

@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 export MLFLOW_DISABLE_TELEMETRY := true
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Our hot paths are many small matrix products: BLAS threads only add contention on 2 cores.
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: demo test bench lint format clean
 

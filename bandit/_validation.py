@@ -23,8 +23,8 @@ class BanditValueError(ValueError):
 
 
 def _interval_text(low: float, high: float, closed: str) -> str:
-    left = "[" if closed in ("both", "left") else "("
-    right = "]" if closed in ("both", "right") else ")"
+    left = "[" if closed in ("both", "left") and low != -math.inf else "("
+    right = "]" if closed in ("both", "right") and high != math.inf else ")"
     lo = "-inf" if low == -math.inf else f"{low:g}"
     hi = "inf" if high == math.inf else f"{high:g}"
     return f"{left}{lo}, {hi}{right}"
@@ -45,7 +45,7 @@ def check_real(
     if isinstance(value, bool) or not isinstance(value, Real):
         raise BanditValueError(name, message)
     number = float(value)
-    if math.isnan(number):
+    if not math.isfinite(number):
         raise BanditValueError(name, message)
     below = number < low or (number == low and closed in ("neither", "right"))
     above = number > high or (number == high and closed in ("neither", "left"))
@@ -65,9 +65,16 @@ def check_int(value: object, name: str, owner: str, *, low: int = 0, high: float
     return int(value)
 
 
+def _as_float_array(value: object, name: str) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise BanditValueError(name, f"'{name}' must hold numbers.") from None
+
+
 def check_matrix(value: object, name: str, *, n_columns: int | None = None) -> np.ndarray:
     """Return a finite float64 2-D array, refusing NaN, infinity and wrong widths."""
-    array = np.asarray(value, dtype=np.float64)
+    array = _as_float_array(value, name)
     if array.ndim != 2:
         raise BanditValueError(name, f"'{name}' must be a 2-D array; got shape {array.shape}.")
     if n_columns is not None and array.shape[1] != n_columns:
@@ -93,7 +100,7 @@ def check_vector(
         if array.size and not np.issubdtype(array.dtype, np.integer):
             raise BanditValueError(name, f"'{name}' must hold integers; got {array.dtype}.")
         return array.astype(np.int64)
-    array = array.astype(dtype)
+    array = _as_float_array(array, name) if dtype is np.float64 else array.astype(dtype)
     if finite and not np.isfinite(array).all():
         raise BanditValueError(name, f"'{name}' must be finite; it contains NaN or infinity.")
     return array

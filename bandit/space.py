@@ -21,8 +21,15 @@ from bandit._validation import BanditValueError
 Rule = Mapping[str, str | Sequence[str]]
 
 
-def _as_level_list(value: str | Sequence[str]) -> list[str]:
-    return [value] if isinstance(value, str) else list(value)
+def _as_level_list(value: object, where: str) -> list[str]:
+    """A rule's level, or list of levels, as a list of strings."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Sequence) and value and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise BanditValueError(
+        where, f"'{where}' must map factors to a level name or a non-empty list of level names."
+    )
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,10 @@ class DecisionSpace:
         grids = np.meshgrid(*[np.arange(size) for size in sizes], indexing="ij")
         index = np.stack([grid.reshape(-1) for grid in grids], axis=1).astype(np.int64)
         object.__setattr__(self, "level_index", index)
+        if isinstance(self.rules, Mapping | str) or not all(
+            isinstance(rule, Mapping) for rule in self.rules
+        ):
+            raise BanditValueError("rules", "'rules' must be a list of {factor: level(s)} maps.")
         object.__setattr__(self, "rules", tuple(dict(rule) for rule in self.rules))
         allowed = np.ones(index.shape[0], dtype=bool)
         for position, rule in enumerate(self.rules):
@@ -88,7 +99,8 @@ class DecisionSpace:
         hit = np.ones(self.n_actions, dtype=bool)
         for factor, levels in rule.items():
             column = self._factor_position(factor, where)
-            codes = [self._level_code(factor, level, where) for level in _as_level_list(levels)]
+            levels_named = _as_level_list(levels, where)
+            codes = [self._level_code(factor, level, where) for level in levels_named]
             hit &= np.isin(self.level_index[:, column], codes)
         return hit
 

@@ -24,6 +24,7 @@ import numpy as np
 from bandit._validation import (
     BanditValueError,
     check_actions,
+    check_int,
     check_mask,
     check_matrix,
     check_propensities,
@@ -109,12 +110,7 @@ class Policy(ABC):
         owner = type(self).__name__
         if not isinstance(space, DecisionSpace):
             raise BanditValueError("space", f"'space' of {owner} must be a DecisionSpace.")
-        if isinstance(n_context, bool) or not isinstance(n_context, int) or n_context < 0:
-            raise BanditValueError(
-                "n_context",
-                f"The 'n_context' parameter of {owner} must be an int in [0, inf). "
-                f"Got {n_context!r}.",
-            )
+        n_context = check_int(n_context, "n_context", owner, low=0)
         floor = self.default_floor if exploration_floor is None else exploration_floor
         self.space = space
         self.n_context = n_context

@@ -26,5 +26,5 @@ class EpsilonGreedyPolicy(LinearPolicy):
         self.epsilon = check_real(epsilon, "epsilon", type(self).__name__, low=0.0, high=1.0)
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        greedy = greedy_probabilities(self.expected_rewards(X), mask)
+        greedy = greedy_probabilities(self.belief_.mean_scores(self.features.augment(X)), mask)
         return (1.0 - self.epsilon) * greedy + self.epsilon * uniform_probabilities(mask)

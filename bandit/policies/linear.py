@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandit._validation import check_int, check_real
+from bandit._validation import check_int, check_matrix, check_real
 from bandit.belief import BlockBelief, JointBelief
 from bandit.features import ActionFeatures
 from bandit.policies.base import MAX_DRAW_CELLS, Policy, winner_frequencies
@@ -83,7 +83,8 @@ class LinearPolicy(Policy):
 
     def expected_rewards(self, X: object) -> np.ndarray:
         """Posterior mean score of every action, ``(n, A)`` (a reward model for DM/DR)."""
-        return self.belief_.mean_scores(self.features.augment(np.asarray(X, dtype=np.float64)))
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        return self.belief_.mean_scores(self.features.augment(contexts))
 
     def _likelihood_terms(
         self, predictor: np.ndarray, rewards: np.ndarray

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandit._validation import check_real
+from bandit._validation import check_matrix, check_real
 from bandit.policies.base import greedy_probabilities
 from bandit.policies.linear import LinearPolicy
 from bandit.space import DecisionSpace
@@ -28,11 +28,14 @@ class LinUCBPolicy(LinearPolicy):
         super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
         self.alpha = check_real(alpha, "alpha", type(self).__name__, low=0.0)
 
-    def upper_bounds(self, X: np.ndarray) -> np.ndarray:
+    def upper_bounds(self, X: object) -> np.ndarray:
         """The optimistic score of every action, ``(n, A)``."""
-        Z = self.features.augment(np.asarray(X, dtype=np.float64))
+        return self._upper_bounds(check_matrix(X, "X", n_columns=self.n_context))
+
+    def _upper_bounds(self, X: np.ndarray) -> np.ndarray:
+        Z = self.features.augment(X)
         variance = np.clip(self.belief_.score_variance(Z), 0.0, None)
         return self.belief_.mean_scores(Z) + self.alpha * np.sqrt(variance)
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        return greedy_probabilities(self.upper_bounds(X), mask)
+        return greedy_probabilities(self._upper_bounds(X), mask)

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+
+from cli import db, keys
+from cli.common import console
+from cli.serve import serve
 
 app = typer.Typer(
     name="engage",
@@ -15,7 +18,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
+app.add_typer(db.app, name="db")
+app.add_typer(keys.app, name="keys")
+app.command()(serve)
 
 
 @app.callback()

@@ -1,0 +1,64 @@
+"""``engage serve``: run the HTTP decision service with uvicorn."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated
+
+import typer
+
+from cli.common import DatabaseUrl, console, database_url, fail, readable_errors
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Permit binding a non-loopback address.")
+    ] = False,
+    learner: Annotated[
+        bool, typer.Option("--learner/--no-learner", help="Run the background learner.")
+    ] = True,
+    url: DatabaseUrl = None,
+) -> None:
+    """Serve decisions over HTTP (OpenAPI docs at /docs).
+
+    Example: engage serve --port 8000 --database-url sqlite:///engage.db
+    """
+    import uvicorn
+    from experiments.store import check_schema, make_engine
+
+    if not _is_loopback(host) and not allow_remote:
+        raise fail(f"--host {host} is not a loopback address; pass --allow-remote to bind it")
+    resolved = database_url(url)
+    with readable_errors():
+        engine = make_engine(resolved)
+        try:
+            check_schema(engine)
+        except RuntimeError as error:
+            raise fail(str(error)) from None
+        finally:
+            engine.dispose()
+    os.environ["ENGAGE_DATABASE_URL"] = resolved
+    os.environ["ENGAGE_LEARNER"] = "true" if learner else "false"
+    console.print(f"engage serving on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(
+        "experiments.service.factory:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

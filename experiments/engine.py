@@ -1,0 +1,571 @@
+"""The decision engine: decide, record outcomes, join rewards, learn, publish snapshots.
+
+The same engine serves the HTTP API and in-process simulations. Every method opens its own
+short database session, so one engine is safe to share across threads and several engines
+(in several processes) can share one database.
+
+The loop::
+
+    decide(context) --> decision row (written before answering)
+    record(outcomes) --> outcome rows (idempotent by outcome_id), attributed to decisions
+    join_rewards()   --> reward rows when a decision's window closes (or at once when final)
+    learn()          --> fold unlearned rewards into the policy, publish snapshot version+1
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bandit import BanditValueError, Policy, make_policy
+from experiments.clock import Clock, SystemClock
+from experiments.errors import ConflictError, InvalidInputError, NotFoundError
+from experiments.holdout import HOLDOUT, assign_group
+from experiments.reward import OutcomeEvent, evaluate_reward, window_closes_at
+from experiments.snapshots import pack_state, unpack_state
+from experiments.spec import ExperimentSpec, SpecError, parse_spec
+from experiments.store import models, queries
+
+RUNNING, PAUSED, STOPPED, DRAFT = "running", "paused", "stopped", "draft"
+#: How long a cached policy is trusted before the newest snapshot version is checked again.
+SNAPSHOT_CHECK_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One request for a decision."""
+
+    customer_id: str
+    context: Mapping[str, Any]
+    exclude: Sequence[Mapping[str, str]] = ()
+    request_id: str | None = None
+    defer: bool = False
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """What the engine decided, as logged."""
+
+    decision_id: str
+    action: dict[str, str] | None
+    action_index: int | None
+    propensity: float | None
+    group: str
+    policy_version: int
+    deferred: bool = False
+    suppressed_reason: str | None = None
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class OutcomeInput:
+    """An outcome event as a client reports it."""
+
+    outcome_id: str
+    event: str
+    value: float
+    occurred_at: datetime
+    decision_id: str | None = None
+    experiment: str | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    accepted: int
+    duplicates: int
+
+
+@dataclass
+class _LoadedPolicy:
+    """A policy at one snapshot version, shared by the requests of one process."""
+
+    spec: ExperimentSpec
+    status: str
+    exploration_floor: float
+    apprentice: bool
+    treatment: Policy
+    control: Policy
+    version: int
+    checked_at: float
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _spec_error(error: SpecError | BanditValueError) -> InvalidInputError:
+    return InvalidInputError(str(error), field=getattr(error, "field", ""))
+
+
+class DecisionEngine:
+    """Decide / record / join / learn over one database.
+
+    Args:
+        engine: a SQLAlchemy engine from :func:`experiments.store.make_engine`.
+        clock: the source of "now" for decisions and reward windows.
+        seed: seed of the policies' random generators (None: fresh entropy).
+    """
+
+    def __init__(
+        self, engine: Engine, *, clock: Clock | None = None, seed: int | None = None
+    ) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self._seed_sequence = np.random.SeedSequence(seed)
+        self._policies: dict[str, _LoadedPolicy] = {}
+        self._last_join: dict[str, datetime] = {}
+        self._policies_lock = threading.Lock()
+
+    def _session(self) -> Session:
+        """A short session whose rows stay readable after commit (results are built from them)."""
+        return Session(self.engine, expire_on_commit=False)
+
+    # ------------------------------------------------------------------ experiments
+    def create_experiment(self, spec: ExperimentSpec | Mapping[str, Any], *, status: str = RUNNING):
+        """Store a new experiment; ``ConflictError`` if the key exists."""
+        if not isinstance(spec, ExperimentSpec):
+            try:
+                spec = parse_spec(spec)
+            except SpecError as error:
+                raise _spec_error(error) from None
+        now = self.clock.now()
+        row = models.Experiment(
+            key=spec.key,
+            description=spec.description,
+            spec=spec.to_json_dict(),
+            status=status,
+            exploration_floor=spec.exploration_floor,
+            apprentice=False,
+            created_at=now,
+            updated_at=now,
+        )
+        with self._session() as session:
+            try:
+                queries.create_experiment(session, experiment=row)
+            except queries.DuplicateError:
+                raise ConflictError(
+                    f"experiment '{spec.key}' already exists", field="key"
+                ) from None
+            session.commit()
+            session.refresh(row)
+            session.expunge(row)
+        return row
+
+    def get_experiment(self, key: str) -> models.Experiment:
+        with self._session() as session:
+            row = queries.get_experiment(session, key=key)
+            if row is None:
+                raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
+            session.expunge(row)
+            return row
+
+    def list_experiments(self) -> list[models.Experiment]:
+        with self._session() as session:
+            rows = queries.list_experiments(session)
+            for row in rows:
+                session.expunge(row)
+            return rows
+
+    def set_status(self, key: str, status: str) -> models.Experiment:
+        """Pause, resume or stop; a stopped experiment stays stopped."""
+        current = self.get_experiment(key)
+        if current.status == STOPPED and status != STOPPED:
+            raise ConflictError(f"experiment '{key}' is stopped", field="status")
+        return self._change(key, status=status)
+
+    def set_exploration_floor(self, key: str, floor: float) -> models.Experiment:
+        if not 0.0 <= floor <= 1.0:
+            raise InvalidInputError(
+                f"exploration_floor must be in [0, 1]; got {floor}", field="exploration_floor"
+            )
+        return self._change(key, exploration_floor=float(floor))
+
+    def set_apprentice(self, key: str, apprentice: bool) -> models.Experiment:
+        """Apprentice mode: serve business as usual while learning from it."""
+        return self._change(key, apprentice=bool(apprentice))
+
+    def _change(self, key: str, **values: Any) -> models.Experiment:
+        with self._session() as session:
+            row = queries.get_experiment(session, key=key)
+            if row is None:
+                raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.updated_at = self.clock.now()
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+            session.expunge(row)
+        with self._policies_lock:
+            self._policies.pop(key, None)
+        return row
+
+    # ------------------------------------------------------------------ policies
+    def _new_rng(self) -> np.random.Generator:
+        with self._policies_lock:
+            (child,) = self._seed_sequence.spawn(1)
+        return np.random.default_rng(child)
+
+    def _build_policies(self, spec: ExperimentSpec, floor: float) -> tuple[Policy, Policy]:
+        """Treatment policy (with the experiment's current floor) and the control policy."""
+        treatment = make_policy(
+            spec.policy.name,
+            space=spec.decision_space(),
+            n_context=spec.n_context,
+            seed=self._new_rng(),
+            exploration_floor=floor,
+            **spec.policy.params,
+        )
+        return treatment, spec.build_holdout_policy(seed=self._new_rng())
+
+    def loaded_policy(self, key: str) -> _LoadedPolicy:
+        """The cached policy of an experiment, reloaded when a newer snapshot exists."""
+        with self._policies_lock:
+            loaded = self._policies.get(key)
+        monotonic = time.monotonic()
+        if loaded is not None and monotonic - loaded.checked_at < SNAPSHOT_CHECK_SECONDS:
+            return loaded
+        with self._session() as session:
+            experiment = queries.get_experiment(session, key=key)
+            if experiment is None:
+                raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
+            latest = queries.latest_snapshot(session, experiment_key=key)
+            if loaded is not None and latest is not None and latest.version == loaded.version:
+                loaded.checked_at = monotonic
+                loaded.status = experiment.status
+                return loaded
+            spec = parse_spec(experiment.spec)
+            treatment, control = self._build_policies(spec, experiment.exploration_floor)
+            version = 0
+            if latest is not None:
+                treatment.set_state(unpack_state(latest.state))
+                version = latest.version
+            fresh = _LoadedPolicy(
+                spec=spec,
+                status=experiment.status,
+                exploration_floor=experiment.exploration_floor,
+                apprentice=experiment.apprentice,
+                treatment=treatment,
+                control=control,
+                version=version,
+                checked_at=monotonic,
+            )
+        with self._policies_lock:
+            self._policies[key] = fresh
+        return fresh
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, key: str, request: DecisionRequest) -> DecisionResult:
+        """Choose an action for one customer and log it before answering."""
+        loaded = self.loaded_policy(key)
+        if loaded.status not in (RUNNING, PAUSED):
+            raise ConflictError(
+                f"experiment '{key}' is {loaded.status}, not running", field="experiment"
+            )
+        spec = loaded.spec
+        if request.request_id is not None:
+            replay = self._replay(key, request.request_id)
+            if replay is not None:
+                return replay
+        try:
+            x = spec.encode_context(request.context)
+            mask = spec.decision_space().eligibility(1, request.exclude or None)
+        except (SpecError, BanditValueError) as error:
+            raise _spec_error(error) from None
+        now = self.clock.now()
+        group = assign_group(key, request.customer_id, spec.holdout.share)
+        suppressed = self._suppression(spec, key, request, now)
+        action_index: int | None = None
+        propensity: float | None = None
+        status = "open"
+        if suppressed is not None:
+            status = "suppressed"
+        else:
+            serve_control = group == HOLDOUT or loaded.status == PAUSED or loaded.apprentice
+            policy = loaded.control if serve_control else loaded.treatment
+            with loaded.lock:
+                decision = policy.select(x[None, :], mask)
+            action_index = int(decision.actions[0])
+            propensity = float(decision.propensities[0])
+            if loaded.status == PAUSED:
+                status = "paused"
+        action = spec.decision_space().levels_of(action_index) if action_index is not None else None
+        # A deferred decision not activated within one reward window is reported as unused.
+        closes = window_closes_at(spec.reward, now) if status == "open" else None
+        row = models.Decision(
+            id=uuid.uuid4().hex,
+            experiment_key=key,
+            customer_id=request.customer_id,
+            request_id=request.request_id,
+            created_at=now,
+            context=dict(request.context),
+            eligible_count=int(mask.sum()),
+            excluded=[dict(rule) for rule in request.exclude],
+            action_index=action_index,
+            action=action,
+            propensity=propensity,
+            group=group,
+            policy_version=loaded.version,
+            deferred=request.defer,
+            activated_at=None if request.defer else now,
+            window_closes_at=closes,
+            status=status,
+            suppressed_reason=suppressed,
+        )
+        with self._session() as session:
+            try:
+                queries.insert_decision(session, decision=row)
+            except queries.DuplicateRequestError as duplicate:
+                # A concurrent retry with the same request id won the race: answer as it did.
+                return self._result(duplicate.existing, replayed=True)
+            session.commit()
+        return self._result(row)
+
+    def _replay(self, key: str, request_id: str) -> DecisionResult | None:
+        with self._session() as session:
+            row = queries.find_decision_by_request(
+                session, experiment_key=key, request_id=request_id
+            )
+            if row is None:
+                return None
+            return self._result(row, replayed=True)
+
+    @staticmethod
+    def _result(row: models.Decision, *, replayed: bool = False) -> DecisionResult:
+        return DecisionResult(
+            decision_id=row.id,
+            action=row.action,
+            action_index=row.action_index,
+            propensity=row.propensity,
+            group=row.group,
+            policy_version=row.policy_version,
+            deferred=row.deferred and row.activated_at is None,
+            suppressed_reason=row.suppressed_reason,
+            replayed=replayed,
+        )
+
+    def _suppression(
+        self, spec: ExperimentSpec, key: str, request: DecisionRequest, now: datetime
+    ) -> str | None:
+        """Why this customer must not be contacted now (contact rules), or None."""
+        contact = spec.contact
+        if contact.local_hour_field is not None:
+            hour = request.context.get(contact.local_hour_field)
+            if hour is not None and contact.is_quiet(float(hour)):
+                return "quiet_hours"
+        if contact.max_decisions is not None:
+            with self._session() as session:
+                recent = queries.count_recent_decisions(
+                    session,
+                    experiment_key=key,
+                    customer_id=request.customer_id,
+                    since=now - contact.window,
+                )
+            if recent >= contact.max_decisions:
+                return "contact_limit"
+        return None
+
+    def activate(self, decision_id: str) -> DecisionResult:
+        """Activate a deferred decision: its reward window starts now (idempotent)."""
+        now = self.clock.now()
+        with self._session() as session:
+            row = queries.get_decision(session, decision_id=decision_id)
+            if row is None:
+                raise NotFoundError(f"unknown decision '{decision_id}'", field="decision_id")
+            if not row.deferred:
+                raise ConflictError(
+                    f"decision '{decision_id}' was not deferred", field="decision_id"
+                )
+            if row.activated_at is None:
+                if row.status != "open":
+                    raise ConflictError(
+                        f"decision '{decision_id}' is {row.status}", field="decision_id"
+                    )
+                spec = self.loaded_policy(row.experiment_key).spec
+                queries.activate_decision(
+                    session,
+                    decision_id=decision_id,
+                    activated_at=now,
+                    window_closes_at=window_closes_at(spec.reward, now),
+                )
+                session.commit()
+                session.refresh(row)
+            return self._result(row)
+
+    # ------------------------------------------------------------------ outcomes
+    def record(self, outcomes: Iterable[OutcomeInput]) -> RecordResult:
+        """Store outcome events, idempotent by ``outcome_id``; nothing is dropped.
+
+        Each outcome is attributed to the decision it names, or to the customer's latest
+        decision in the experiment made before the event. Outcomes naming an unknown
+        decision, arriving after the decision's window, or matching no decision are kept and
+        labelled (``unknown_decision``, ``late``, ``unattributed``) for the report.
+        """
+        received = self.clock.now()
+        rows: list[models.Outcome] = []
+        with self._session() as session:
+            for outcome in outcomes:
+                rows.append(self._attribute(session, outcome, received))
+            accepted, duplicates = queries.insert_outcomes(session, outcomes=rows)
+            session.commit()
+        return RecordResult(accepted=accepted, duplicates=duplicates)
+
+    def _attribute(
+        self, session: Session, outcome: OutcomeInput, received: datetime
+    ) -> models.Outcome:
+        decision: models.Decision | None = None
+        attribution = "attributed"
+        if outcome.decision_id is not None:
+            decision = queries.get_decision(session, decision_id=outcome.decision_id)
+            if decision is None:
+                attribution = "unknown_decision"
+        elif outcome.experiment is not None and outcome.customer_id is not None:
+            decision = queries.latest_open_decision(
+                session,
+                experiment_key=outcome.experiment,
+                customer_id=outcome.customer_id,
+                before=outcome.occurred_at,
+            )
+            if decision is None:
+                attribution = "unattributed"
+        else:
+            raise InvalidInputError(
+                "an outcome needs 'decision_id' or both 'experiment' and 'customer_id'",
+                field="decision_id",
+            )
+        if decision is not None:
+            closes = decision.window_closes_at
+            if decision.status not in ("open",) or (
+                closes is not None and outcome.occurred_at >= closes
+            ):
+                attribution = "late"
+        return models.Outcome(
+            outcome_id=outcome.outcome_id,
+            decision_id=decision.id if decision is not None else outcome.decision_id,
+            experiment_key=decision.experiment_key if decision is not None else outcome.experiment,
+            customer_id=decision.customer_id if decision is not None else outcome.customer_id,
+            event=outcome.event,
+            value=float(outcome.value),
+            occurred_at=outcome.occurred_at,
+            received_at=received,
+            attribution=attribution,
+        )
+
+    # ------------------------------------------------------------------ rewards
+    def join_rewards(self, key: str, *, limit: int = 10_000) -> int:
+        """Compute the rewards that are now known; returns how many were written.
+
+        Candidates are open decisions whose window closed, plus open decisions with outcomes
+        received since the last join (an ``event`` or ``retained`` reward can be final before
+        its window closes). Deferred decisions never activated within one window are marked
+        ``never_activated``: not learned from, and reported as such.
+        """
+        spec = self.loaded_policy(key).spec
+        now = self.clock.now()
+        since = self._last_join.get(key, datetime.min.replace(tzinfo=now.tzinfo))
+        with self._session() as session:
+            expired = queries.expired_deferred_decisions(
+                session, experiment_key=key, created_before=now - spec.reward.window, limit=limit
+            )
+            queries.set_decision_status(
+                session, decision_ids=[row.id for row in expired], status="never_activated"
+            )
+            due = queries.decisions_due_for_reward(
+                session, experiment_key=key, now=now, limit=limit
+            )
+            fresh = queries.decisions_with_outcomes_since(
+                session, experiment_key=key, since=since, limit=limit
+            )
+            candidates = {row.id: row for row in (*due, *fresh) if row.activated_at is not None}
+            by_decision: dict[str, list[OutcomeEvent]] = {key_: [] for key_ in candidates}
+            for outcome in queries.outcomes_for_decisions(
+                session, decision_ids=list(candidates), attributions=["attributed"]
+            ):
+                by_decision[outcome.decision_id].append(
+                    OutcomeEvent(outcome.event, outcome.value, outcome.occurred_at)
+                )
+            rewards, rewarded = [], []
+            for decision in candidates.values():
+                baseline = None
+                if spec.reward.baseline_field is not None:
+                    baseline = decision.context.get(spec.reward.baseline_field)
+                result = evaluate_reward(
+                    spec.reward,
+                    decided_at=decision.activated_at,
+                    now=now,
+                    outcomes=by_decision[decision.id],
+                    baseline=baseline,
+                )
+                if result is None:
+                    continue
+                rewards.append(
+                    models.Reward(
+                        decision_id=decision.id,
+                        experiment_key=key,
+                        value=result.value,
+                        computed_at=now,
+                        learned_version=None,
+                    )
+                )
+                rewarded.append(decision.id)
+            written = queries.insert_rewards(session, rewards=rewards)
+            queries.set_decision_status(session, decision_ids=rewarded, status="rewarded")
+            session.commit()
+        self._last_join[key] = now
+        return written
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, key: str, *, limit: int = 100_000) -> int | None:
+        """Fold unlearned rewards into the policy and publish the next snapshot version.
+
+        Returns the new version, or None when there was nothing to learn. Callers that may
+        run in several processes go through :class:`experiments.learner.Learner`, which holds
+        the learner lock around this call.
+        """
+        with self._session() as session:
+            experiment = queries.get_experiment(session, key=key)
+            if experiment is None:
+                raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
+            spec = parse_spec(experiment.spec)
+            rows = queries.unlearned_rewards(session, experiment_key=key, limit=limit)
+            if not rows:
+                return None
+            treatment, _ = self._build_policies(spec, experiment.exploration_floor)
+            latest = queries.latest_snapshot(session, experiment_key=key)
+            version, learned = 0, 0
+            if latest is not None:
+                treatment.set_state(unpack_state(latest.state))
+                version, learned = latest.version, latest.rows_learned
+            X = spec.encode_contexts([row.context for row in rows])
+            actions = np.array([row.action_index for row in rows], dtype=np.int64)
+            rewards = np.array([row.value for row in rows], dtype=np.float64)
+            propensities = np.array([row.propensity for row in rows], dtype=np.float64)
+            treatment.update(X, actions, rewards, propensities)
+            new_version = version + 1
+            queries.insert_snapshot(
+                session,
+                snapshot=models.PolicySnapshot(
+                    experiment_key=key,
+                    version=new_version,
+                    state=pack_state(treatment.get_state()),
+                    rows_learned=learned + len(rows),
+                    created_at=self.clock.now(),
+                ),
+            )
+            queries.mark_rewards_learned(
+                session, decision_ids=[row.decision_id for row in rows], version=new_version
+            )
+            session.commit()
+        return new_version
+
+    def step(self, key: str) -> int | None:
+        """Join due rewards, then learn from them: one turn of the loop."""
+        self.join_rewards(key)
+        return self.learn(key)

@@ -1,0 +1,179 @@
+"""The background learner: one at a time across processes, never in the decision path.
+
+Each server process runs a :class:`Learner` thread, but only the one holding the learner lock
+works: on PostgreSQL a session-level advisory lock held on a dedicated connection (released
+by the server if the process dies), on SQLite a lease row with an expiry that the holder
+renews (another process takes over once the lease runs out). The leader joins due rewards
+and publishes a snapshot every ``batch_size`` new rewards or ``interval_seconds``, whichever
+comes first. Decisions read snapshots and never wait for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, text
+from sqlmodel import Session
+
+from experiments.engine import RUNNING, DecisionEngine
+from experiments.store import queries
+
+logger = logging.getLogger("engage.learner")
+
+#: Advisory lock id of the learner on PostgreSQL (any constant shared by all processes).
+ADVISORY_LOCK_ID = 0x656E6761  # "enga"
+LEASE_NAME = "learner"
+
+
+class LearnerLock:
+    """Cross-process mutual exclusion for the learner."""
+
+    def __init__(self, engine: DecisionEngine, *, lease_seconds: float = 10.0) -> None:
+        self.engine = engine
+        self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.lease = timedelta(seconds=lease_seconds)
+        self._connection: Connection | None = None
+        self.postgres = engine.engine.dialect.name == "postgresql"
+
+    def acquire(self) -> bool:
+        """Try to become (or stay) the leader; never blocks."""
+        if self.postgres:
+            return self._acquire_advisory()
+        return self._acquire_lease()
+
+    def _acquire_advisory(self) -> bool:
+        if self._connection is not None:
+            try:
+                self._connection.execute(text("SELECT 1"))
+                return True
+            except Exception:  # the connection died: so did the lock
+                self.release()
+        connection = self.engine.engine.connect()
+        got = connection.execute(
+            text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID}
+        ).scalar()
+        connection.commit()
+        if got:
+            self._connection = connection
+            return True
+        connection.close()
+        return False
+
+    def _acquire_lease(self) -> bool:
+        with Session(self.engine.engine) as session:
+            taken = queries.acquire_lease(
+                session,
+                name=LEASE_NAME,
+                holder=self.holder,
+                now=datetime.now(UTC),
+                ttl=self.lease,
+            )
+            session.commit()
+        return taken
+
+    def release(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.execute(
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID}
+                )
+                self._connection.commit()
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+        elif not self.postgres:
+            with contextlib.suppress(Exception), Session(self.engine.engine) as session:
+                queries.release_lease(session, name=LEASE_NAME, holder=self.holder)
+                session.commit()
+
+
+@dataclass
+class LearnerStatus:
+    """What /healthz reports about this process's learner."""
+
+    running: bool = False
+    leader: bool = False
+    last_run_at: float | None = None
+    last_error: str | None = None
+    published: int = 0
+
+
+class Learner:
+    """Runs join + learn in a background thread, publishing snapshots on size or time."""
+
+    def __init__(
+        self,
+        engine: DecisionEngine,
+        *,
+        poll_seconds: float = 0.5,
+        lock: LearnerLock | None = None,
+    ) -> None:
+        self.engine = engine
+        self.poll_seconds = poll_seconds
+        self.lock = lock or LearnerLock(engine)
+        self.status = LearnerStatus()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_publish: dict[str, float] = {}
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="engage-learner", daemon=True)
+        self.status.running = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.lock.release()
+        self.status.running = False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+                self.status.last_error = None
+            except Exception as error:  # keep serving from the last good snapshot
+                self.status.last_error = f"{type(error).__name__}: {error}"
+                logger.exception("learner step failed")
+            self._stop.wait(self.poll_seconds)
+
+    def run_once(self) -> list[int]:
+        """One pass over running experiments if this process leads; new versions published."""
+        self.status.leader = self.lock.acquire()
+        self.status.last_run_at = time.time()
+        if not self.status.leader:
+            return []
+        published = []
+        with Session(self.engine.engine) as session:
+            keys = [row.key for row in queries.list_experiments(session) if row.status == RUNNING]
+        for key in keys:
+            version = self._learn_if_due(key)
+            if version is not None:
+                published.append(version)
+        self.status.published += len(published)
+        return published
+
+    def _learn_if_due(self, key: str) -> int | None:
+        spec = self.engine.loaded_policy(key).spec
+        self.engine.join_rewards(key)
+        with Session(self.engine.engine) as session:
+            pending = queries.count_unlearned_rewards(session, experiment_key=key)
+        if not pending:
+            return None
+        last = self._last_publish.setdefault(key, time.monotonic())
+        due = pending >= spec.learner.batch_size or (
+            time.monotonic() - last >= spec.learner.interval_seconds
+        )
+        if not due:
+            return None
+        version = self.engine.learn(key)
+        self._last_publish[key] = time.monotonic()
+        return version

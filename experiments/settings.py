@@ -1,0 +1,24 @@
+"""Settings built once by an entry point (``ENGAGE_`` environment variables) and passed down."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of the engine and the HTTP service."""
+
+    model_config = SettingsConfigDict(env_prefix="ENGAGE_", extra="ignore")
+
+    database_url: str = "sqlite:///engage.db"
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    #: Largest request body accepted, in bytes (larger: 413).
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    #: Start the background learner in this process.
+    learner: bool = True
+    learner_poll_seconds: float = Field(default=0.5, gt=0)
+    #: Requests per second allowed per API key (token bucket); 0 disables the limit.
+    rate_limit_per_second: float = Field(default=0.0, ge=0)
+    rate_limit_burst: int = Field(default=100, ge=1)

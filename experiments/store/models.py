@@ -1,0 +1,259 @@
+"""The tables of engage's store, as SQLModel table models.
+
+Every timestamp is a timezone-aware UTC ``datetime``: :class:`UTCDateTime` refuses naive values on
+the way in and hands back aware UTC values on the way out, on SQLite (which keeps no zone) as on
+PostgreSQL. Status-like columns are plain strings; the allowed values are the ``StrEnum`` classes
+below, so callers can write ``DecisionStatus.OPEN`` or ``"open"`` alike.
+
+Constraint and index names are spelled out so migrations name the same objects on every dialect.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def new_decision_id() -> str:
+    """A fresh decision id: 32 lowercase hex digits of a random UUID4."""
+    return uuid.uuid4().hex
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that only accepts and only returns aware UTC datetimes.
+
+    SQLite stores datetimes as ISO text without a zone, and compares them as text, so every value
+    is converted to UTC before it is written: comparisons then order correctly on both dialects.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def __init__(self) -> None:
+        super().__init__(timezone=True)
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime):
+            raise TypeError(f"expected a datetime, got {type(value).__name__}")
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"naive datetime {value.isoformat()}: engage stores timezone-aware UTC datetimes"
+            )
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# JSON ``None`` is stored as SQL NULL (not the JSON literal ``null``), so ``IS NULL`` works.
+NullableJSON = JSON(none_as_null=True)
+
+
+class ExperimentStatus(StrEnum):
+    DRAFT = "draft"
+    RUNNING = "running"
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class Group(StrEnum):
+    TREATMENT = "treatment"
+    HOLDOUT = "holdout"
+
+
+class DecisionStatus(StrEnum):
+    OPEN = "open"
+    REWARDED = "rewarded"
+    NEVER_ACTIVATED = "never_activated"
+    SUPPRESSED = "suppressed"
+    #: Served the control action while the experiment was paused: logged, never learned from.
+    PAUSED = "paused"
+
+
+class Attribution(StrEnum):
+    ATTRIBUTED = "attributed"
+    UNATTRIBUTED = "unattributed"
+    LATE = "late"
+    UNKNOWN_DECISION = "unknown_decision"
+
+
+class Scope(StrEnum):
+    ADMIN = "admin"
+    DECIDE = "decide"
+    READ = "read"
+
+
+class Experiment(SQLModel, table=True):
+    """One experiment: its spec (as JSON) and its lifecycle state."""
+
+    __tablename__ = "experiment"
+
+    key: str = Field(primary_key=True, sa_type=String(64))
+    description: str = Field(default="", sa_type=Text)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    status: str = Field(default=ExperimentStatus.DRAFT.value, sa_type=String(16))
+    exploration_floor: float = Field(default=0.0)
+    apprentice: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Decision(SQLModel, table=True):
+    """One decision: what was chosen for whom, when, among what, with which propensity.
+
+    ``action_index`` and ``action`` are ``None`` for suppressed decisions (contact rules).
+    A deferred decision gets ``activated_at`` and ``window_closes_at`` when it is activated.
+    """
+
+    __tablename__ = "decision"
+    __table_args__ = (
+        UniqueConstraint("experiment_key", "request_id", name="uq_decision_experiment_request"),
+        Index(
+            "ix_decision_experiment_customer_created", "experiment_key", "customer_id", "created_at"
+        ),
+    )
+
+    id: str = Field(default_factory=new_decision_id, primary_key=True, sa_type=String(32))
+    experiment_key: str = Field(
+        index=True,
+        sa_type=String(64),
+        sa_column_args=[ForeignKey("experiment.key", name="fk_decision_experiment_key")],
+    )
+    customer_id: str = Field(index=True, sa_type=String(255))
+    request_id: str | None = Field(default=None, sa_type=String(255))
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=UTCDateTime)
+    context: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    eligible_count: int
+    excluded: list[Any] = Field(default_factory=list, sa_type=JSON)
+    action_index: int | None = None
+    action: dict[str, Any] | None = Field(default=None, sa_type=NullableJSON)
+    propensity: float | None = None
+    group: str = Field(default=Group.TREATMENT.value, sa_type=String(16))
+    policy_version: int = 0
+    deferred: bool = False
+    activated_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    window_closes_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default=DecisionStatus.OPEN.value, sa_type=String(16))
+    suppressed_reason: str | None = Field(default=None, sa_type=String(255))
+
+
+class Outcome(SQLModel, table=True):
+    """One reported event. Kept whatever its attribution: unknown or late outcomes are reported,
+    never dropped."""
+
+    __tablename__ = "outcome"
+    __table_args__ = (UniqueConstraint("outcome_id", name="uq_outcome_outcome_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    outcome_id: str = Field(sa_type=String(255))
+    decision_id: str | None = Field(default=None, index=True, sa_type=String(32))
+    experiment_key: str | None = Field(default=None, index=True, sa_type=String(64))
+    customer_id: str | None = Field(default=None, sa_type=String(255))
+    event: str = Field(sa_type=String(255))
+    value: float = 1.0
+    occurred_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    attribution: str = Field(default=Attribution.ATTRIBUTED.value, sa_type=String(32))
+
+
+class Reward(SQLModel, table=True):
+    """A decision's reward; ``learned_version`` is the snapshot that folded it in, if any."""
+
+    __tablename__ = "reward"
+
+    decision_id: str = Field(
+        primary_key=True,
+        sa_type=String(32),
+        sa_column_args=[ForeignKey("decision.id", name="fk_reward_decision_id")],
+    )
+    experiment_key: str = Field(index=True, sa_type=String(64))
+    value: float
+    computed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    learned_version: int | None = None
+
+
+class PolicySnapshot(SQLModel, table=True):
+    """A policy's learned state (npz bytes) at one version of one experiment."""
+
+    __tablename__ = "policy_snapshot"
+    __table_args__ = (
+        UniqueConstraint("experiment_key", "version", name="uq_policy_snapshot_experiment_version"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_key: str = Field(index=True, sa_type=String(64))
+    version: int
+    state: bytes = Field(sa_type=LargeBinary)
+    rows_learned: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ApiKey(SQLModel, table=True):
+    """An API key, stored as a salted hash; ``prefix`` finds the row, the hash proves the key."""
+
+    __tablename__ = "api_key"
+
+    id: int | None = Field(default=None, primary_key=True)
+    prefix: str = Field(unique=True, index=True, sa_type=String(16))
+    key_hash: str = Field(sa_type=String(255))
+    salt: str = Field(sa_type=String(64))
+    scopes: str = Field(sa_type=String(64))
+    name: str = Field(default="", sa_type=String(255))
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        """The scopes as a set (``scopes`` is stored comma-separated)."""
+        return frozenset(s for s in self.scopes.split(",") if s)
+
+
+class LearnerLease(SQLModel, table=True):
+    """Who runs the learner for ``name`` until ``expires_at`` (SQLite has no advisory locks)."""
+
+    __tablename__ = "learner_lease"
+
+    name: str = Field(primary_key=True, sa_type=String(64))
+    holder: str = Field(sa_type=String(255))
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+TABLES: tuple[type[SQLModel], ...] = (
+    Experiment,
+    Decision,
+    Outcome,
+    Reward,
+    PolicySnapshot,
+    ApiKey,
+    LearnerLease,
+)
+"""Every table model, in dependency order."""

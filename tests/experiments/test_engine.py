@@ -1,0 +1,232 @@
+"""The decision engine end to end in-process, on SQLite and PostgreSQL, with a manual clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from experiments.clock import ManualClock
+from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.errors import ConflictError, InvalidInputError, NotFoundError
+from experiments.holdout import assign_group
+from experiments.snapshots import unpack_state
+from experiments.store import models, queries
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def spec_dict(**overrides: object) -> dict:
+    spec = {
+        "key": "promo",
+        "factors": {"offer": ["none", "bundle", "discount"], "channel": ["sms", "push"]},
+        "context": {
+            "tenure": {"type": "numeric", "min": 0},
+            "plan": {"type": "categorical", "levels": ["prepaid", "postpaid"]},
+            "local_hour": {"type": "numeric", "required": False, "default": 12},
+        },
+        "policy": {"name": "linear_ts", "params": {}},
+        "reward": {"kind": "sum", "event": "revenue", "window": "7d"},
+        "holdout": {"share": 0.2},
+        "learner": {"batch_size": 5, "interval_seconds": 1},
+    }
+    spec.update(overrides)
+    return spec
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+@pytest.fixture
+def decisions(engine: Engine, clock: ManualClock) -> DecisionEngine:
+    core = DecisionEngine(engine, clock=clock, seed=7)
+    core.create_experiment(spec_dict())
+    return core
+
+
+def ask(core: DecisionEngine, customer: str, **extra: object) -> object:
+    return core.decide(
+        "promo",
+        DecisionRequest(customer_id=customer, context={"tenure": 3, "plan": "prepaid"}, **extra),
+    )
+
+
+def test_decide_logs_before_answering_with_stable_group(
+    decisions: DecisionEngine, engine: Engine
+) -> None:
+    first = ask(decisions, "c1")
+    second = ask(decisions, "c1")
+    assert first.group == second.group == assign_group("promo", "c1", 0.2)
+    assert set(first.action) == {"offer", "channel"}
+    assert 0 < first.propensity <= 1
+    with Session(engine) as session:
+        stored = queries.get_decision(session, decision_id=first.decision_id)
+    assert stored is not None
+    assert stored.action == first.action
+    assert stored.propensity == pytest.approx(first.propensity)
+    assert stored.context == {"tenure": 3, "plan": "prepaid"}
+
+
+def test_request_id_retry_returns_the_same_decision(
+    decisions: DecisionEngine, engine: Engine
+) -> None:
+    first = ask(decisions, "c1", request_id="r-1")
+    again = ask(decisions, "c1", request_id="r-1")
+    assert again.decision_id == first.decision_id
+    assert again.action == first.action
+    with Session(engine) as session:
+        assert len(session.exec(select(models.Decision)).all()) == 1
+
+
+def test_bad_context_names_the_field(decisions: DecisionEngine) -> None:
+    with pytest.raises(InvalidInputError) as error:
+        decisions.decide(
+            "promo", DecisionRequest(customer_id="c", context={"tenure": -1, "plan": "prepaid"})
+        )
+    assert error.value.field == "context.tenure"
+    with pytest.raises(InvalidInputError) as error:
+        decisions.decide(
+            "promo", DecisionRequest(customer_id="c", context={"tenure": 1, "plan": "x"})
+        )
+    assert error.value.field == "context.plan"
+    with pytest.raises(NotFoundError):
+        decisions.decide("nope", DecisionRequest(customer_id="c", context={}))
+
+
+def test_exclusions_are_respected(decisions: DecisionEngine) -> None:
+    for number in range(30):
+        result = ask(decisions, f"c{number}", exclude=[{"offer": "none"}, {"channel": "sms"}])
+        assert result.action["offer"] != "none"
+        assert result.action["channel"] == "push"
+
+
+def test_outcomes_are_idempotent_and_late_or_unknown_ones_are_kept(
+    decisions: DecisionEngine, clock: ManualClock, engine: Engine
+) -> None:
+    made = ask(decisions, "c1")
+    outcome = OutcomeInput(
+        outcome_id="o-1",
+        event="revenue",
+        value=10.0,
+        occurred_at=START + timedelta(days=1),
+        decision_id=made.decision_id,
+    )
+    assert decisions.record([outcome, outcome]).accepted == 1
+    assert decisions.record([outcome]).duplicates == 1
+    late = OutcomeInput("o-2", "revenue", 5.0, START + timedelta(days=9), made.decision_id)
+    unknown = OutcomeInput("o-3", "revenue", 5.0, START, decision_id="f" * 32)
+    by_customer = OutcomeInput(
+        "o-4", "revenue", 2.5, START + timedelta(hours=2), experiment="promo", customer_id="c1"
+    )
+    nobody = OutcomeInput("o-5", "revenue", 1.0, START, experiment="promo", customer_id="zz")
+    assert decisions.record([late, unknown, by_customer, nobody]).accepted == 4
+    with Session(engine) as session:
+        attribution = {
+            row.outcome_id: row.attribution for row in session.exec(select(models.Outcome))
+        }
+    assert attribution == {
+        "o-1": "attributed",
+        "o-2": "late",
+        "o-3": "unknown_decision",
+        "o-4": "attributed",
+        "o-5": "unattributed",
+    }
+    clock.advance(timedelta(days=7))
+    assert decisions.join_rewards("promo") == 1
+    with Session(engine) as session:
+        (reward,) = session.exec(select(models.Reward)).all()
+    assert reward.value == pytest.approx(12.5)  # 10 + 2.5 within the window; the late 5 is not
+
+
+def test_window_close_gives_default_and_learning_publishes_versions(
+    decisions: DecisionEngine, clock: ManualClock, engine: Engine
+) -> None:
+    made = [ask(decisions, f"c{number}") for number in range(12)]
+    decisions.record(
+        [
+            OutcomeInput(f"o{number}", "revenue", 3.0, START + timedelta(hours=1), item.decision_id)
+            for number, item in enumerate(made[:4])
+        ]
+    )
+    assert decisions.join_rewards("promo") == 0  # sums are only known when the window closes
+    clock.advance(timedelta(days=7, seconds=1))
+    assert decisions.join_rewards("promo") == 12
+    assert decisions.learn("promo") == 1
+    assert decisions.learn("promo") is None  # nothing new
+    with Session(engine) as session:
+        snapshot = queries.latest_snapshot(session, experiment_key="promo")
+        values = sorted(row.value for row in session.exec(select(models.Reward)))
+    assert snapshot is not None
+    assert snapshot.rows_learned == 12
+    assert values == [0.0] * 8 + [3.0] * 4
+    state = unpack_state(snapshot.state)
+    assert np.isfinite(state["mean"]).all()
+    decisions_after = DecisionEngine(engine, clock=clock, seed=1)
+    assert decisions_after.loaded_policy("promo").version == 1
+    assert ask(decisions_after, "c99").policy_version == 1
+
+
+def test_deferred_decisions_activate_or_are_reported_unused(
+    decisions: DecisionEngine, clock: ManualClock, engine: Engine
+) -> None:
+    used = ask(decisions, "c1", defer=True)
+    unused = ask(decisions, "c2", defer=True)
+    assert used.deferred
+    clock.advance(timedelta(days=1))
+    assert not decisions.activate(used.decision_id).deferred
+    clock.advance(timedelta(days=7))
+    decisions.join_rewards("promo")
+    with Session(engine) as session:
+        status = {row.id: row.status for row in session.exec(select(models.Decision))}
+    assert status[used.decision_id] == "rewarded"
+    assert status[unused.decision_id] == "never_activated"
+    with pytest.raises(ConflictError):
+        decisions.activate(unused.decision_id)
+
+
+def test_pause_serves_control_and_stop_refuses(decisions: DecisionEngine) -> None:
+    decisions.set_status("promo", "paused")
+    result = ask(decisions, "c1")
+    assert result.action is not None
+    decisions.set_status("promo", "stopped")
+    with pytest.raises(ConflictError):
+        ask(decisions, "c1")
+    with pytest.raises(ConflictError):
+        decisions.set_status("promo", "running")
+
+
+def test_contact_limit_and_quiet_hours_suppress(engine: Engine, clock: ManualClock) -> None:
+    core = DecisionEngine(engine, clock=clock, seed=0)
+    core.create_experiment(
+        spec_dict(
+            contact={
+                "max_decisions": 2,
+                "window": "7d",
+                "quiet_hours": [22, 8],
+                "local_hour_field": "local_hour",
+            }
+        )
+    )
+    reasons = [ask(core, "c1").suppressed_reason for _ in range(3)]
+    assert reasons == [None, None, "contact_limit"]
+    quiet = core.decide(
+        "promo",
+        DecisionRequest(
+            customer_id="c2", context={"tenure": 1, "plan": "prepaid", "local_hour": 23}
+        ),
+    )
+    assert quiet.suppressed_reason == "quiet_hours"
+    assert quiet.action is None
+
+
+def test_duplicate_experiment_is_a_conflict(decisions: DecisionEngine) -> None:
+    with pytest.raises(ConflictError):
+        decisions.create_experiment(spec_dict())
+    with pytest.raises(InvalidInputError) as error:
+        decisions.create_experiment(spec_dict(key="Bad Key"))
+    assert error.value.field == "key"

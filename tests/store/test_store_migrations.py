@@ -1,0 +1,303 @@
+"""Migrations and engines: upgrade creates the schema on both dialects, the models match the
+migration, and the server's schema check refuses databases it does not know."""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import StatementError
+from sqlmodel import Session, SQLModel
+
+import experiments.store as store
+from experiments.store import (
+    TABLES,
+    Experiment,
+    SchemaMismatchError,
+    alembic_config,
+    check_schema,
+    current_revision,
+    head_revision,
+    make_engine,
+    upgrade,
+)
+from experiments.store import schema as schema_module
+from experiments.store.engine import (
+    DEFAULT_DATABASE_URL,
+    database_url_from_env,
+    dialect_name,
+    normalize_url,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def table_names(engine: Engine) -> set[str]:
+    return set(inspect(engine).get_table_names())
+
+
+def test_upgrade_creates_every_table(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        assert current_revision(engine) is None
+        assert upgrade(engine) == head_revision() == "0001"
+        expected = {model.__tablename__ for model in TABLES} | {"alembic_version"}
+        assert table_names(engine) == expected
+        assert current_revision(engine) == head_revision()
+        # Upgrading again is a no-op.
+        assert upgrade(engine) == head_revision()
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_accepts_a_url(database_url: str) -> None:
+    assert upgrade(database_url) == head_revision()
+    engine = make_engine(database_url)
+    try:
+        check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_check_schema_passes_after_upgrade(engine: Engine) -> None:
+    check_schema(engine)
+
+
+def test_check_schema_refuses_an_empty_database(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with pytest.raises(SchemaMismatchError, match=r"revision none") as info:
+            check_schema(engine)
+        assert head_revision() in str(info.value)
+        assert "run `engage db upgrade`" in str(info.value)
+    finally:
+        engine.dispose()
+
+
+def test_check_schema_refuses_an_unknown_revision(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'f00dfeed'"))
+    with pytest.raises(SchemaMismatchError, match=r"database is at revision f00dfeed") as info:
+        check_schema(engine)
+    assert f"this engage knows {head_revision()}" in str(info.value)
+    assert "newer engage" in str(info.value)
+
+
+def test_check_schema_asks_to_upgrade_an_older_revision(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pretend this engage ships a newer revision than the database's 0001."""
+    monkeypatch.setattr(schema_module, "head_revision", lambda: "0002")
+    expected = "database is at revision 0001, this engage knows 0002; run `engage db upgrade`"
+    with pytest.raises(SchemaMismatchError) as info:
+        check_schema(engine)
+    assert str(info.value) == expected
+
+
+def test_models_match_the_migration(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        assert compare_metadata(context, SQLModel.metadata) == []
+
+
+def test_comparison_would_notice_a_missing_table(database_url: str) -> None:
+    """The no-diff check above is not vacuous: on an empty database every table is missing."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+        added = {entry[1].name for entry in diff if entry[0] == "add_table"}
+        assert added == {model.__tablename__ for model in TABLES}
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_back(engine: Engine) -> None:
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), "base")
+    assert table_names(engine) == {"alembic_version"}
+    assert current_revision(engine) is None
+    assert upgrade(engine) == head_revision()
+    check_schema(engine)
+
+
+def test_migrations_ship_with_the_package() -> None:
+    folder = ROOT / "experiments" / "store" / "migrations"
+    assert folder == schema_module.MIGRATIONS_DIR
+    assert (folder / "env.py").is_file()
+    assert (folder / "script.py.mako").is_file()
+    assert (folder / "versions" / "0001_initial.py").is_file()
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = set(setuptools["package-data"]["experiments.store"])
+    shipped = {p for pattern in patterns for p in folder.parent.glob(pattern)}
+    assert {folder / "env.py", folder / "script.py.mako", folder / "versions/0001_initial.py"} <= (
+        shipped
+    )
+
+
+def test_engine_settings(database_url: str) -> None:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            if dialect_name(engine) == "sqlite":
+                pragmas = {
+                    name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                    for name in ("journal_mode", "busy_timeout", "synchronous", "foreign_keys")
+                }
+                # synchronous NORMAL is 1
+                assert pragmas == {
+                    "journal_mode": "wal",
+                    "busy_timeout": 5000,
+                    "synchronous": 1,
+                    "foreign_keys": 1,
+                }
+            else:
+                assert dialect_name(engine) == "postgresql"
+                assert engine.dialect.driver == "psycopg"
+                assert engine.pool._pre_ping  # type: ignore[attr-defined]
+                assert conn.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        engine.dispose()
+
+
+def test_datetimes_are_stored_as_utc_and_naive_ones_refused(engine: Engine) -> None:
+    plus_two = timezone(timedelta(hours=2))
+    local = datetime(2025, 3, 1, 12, 30, tzinfo=plus_two)
+    with Session(engine) as session:
+        session.add(Experiment(key="tz", created_at=local, updated_at=local))
+        session.commit()
+    with Session(engine) as session:
+        stored = session.get(Experiment, "tz")
+        assert stored is not None
+        assert stored.created_at == local
+        assert stored.created_at.tzinfo == UTC
+        assert stored.created_at.hour == 10
+    with Session(engine) as session:
+        session.add(Experiment(key="naive", created_at=datetime(2025, 3, 1), updated_at=local))
+        with pytest.raises(StatementError, match="naive datetime"):
+            session.commit()
+
+
+def test_normalize_url_points_postgres_at_psycopg() -> None:
+    for url in ("postgresql://u@h:5432/db", "postgres://u@h:5432/db"):
+        assert normalize_url(url).drivername == "postgresql+psycopg"
+    assert normalize_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"
+    assert normalize_url("sqlite:///engage.db").drivername == "sqlite"
+
+
+def test_database_url_from_env() -> None:
+    assert DEFAULT_DATABASE_URL == "sqlite:///engage.db"
+    assert database_url_from_env({}) == DEFAULT_DATABASE_URL
+    assert database_url_from_env({"ENGAGE_DATABASE_URL": ""}) == DEFAULT_DATABASE_URL
+    url = "postgresql://postgres@127.0.0.1/x"
+    assert database_url_from_env({"ENGAGE_DATABASE_URL": url}) == url
+
+
+def test_in_memory_sqlite_shares_one_database() -> None:
+    engine = make_engine("sqlite://")
+    try:
+        upgrade(engine)
+        check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+PUBLIC_NAMES = {
+    "API_KEY_PREFIX",
+    "ApiKey",
+    "Attribution",
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "Decision",
+    "DecisionStatus",
+    "DuplicateError",
+    "DuplicateRequestError",
+    "Experiment",
+    "ExperimentStatus",
+    "Group",
+    "InsertResult",
+    "LearnerLease",
+    "LearningRow",
+    "NotFoundError",
+    "Outcome",
+    "PolicySnapshot",
+    "Reward",
+    "RewardAggregate",
+    "SchemaMismatchError",
+    "Scope",
+    "SnapshotVersionError",
+    "StoreError",
+    "TABLES",
+    "UTCDateTime",
+    "acquire_lease",
+    "activate_decision",
+    "advisory_lock_key",
+    "alembic_config",
+    "check_schema",
+    "count_recent_decisions",
+    "count_rewards",
+    "count_unlearned_rewards",
+    "create_api_key",
+    "create_experiment",
+    "current_revision",
+    "database_url_from_env",
+    "decision_counts_by_group",
+    "decision_counts_by_status",
+    "decisions_due_for_reward",
+    "decisions_with_outcomes_since",
+    "dialect_name",
+    "experiment_counts",
+    "expired_deferred_decisions",
+    "find_decision_by_request",
+    "get_decision",
+    "get_decisions",
+    "get_experiment",
+    "get_lease",
+    "get_outcome",
+    "get_snapshot",
+    "hash_api_key",
+    "head_revision",
+    "insert_decision",
+    "insert_outcomes",
+    "insert_reward",
+    "insert_rewards",
+    "insert_snapshot",
+    "latest_open_decision",
+    "latest_snapshot",
+    "latest_snapshot_version",
+    "list_api_keys",
+    "list_experiments",
+    "make_engine",
+    "mark_rewards_learned",
+    "new_decision_id",
+    "normalize_scopes",
+    "normalize_url",
+    "outcome_counts_by_attribution",
+    "outcomes_for_decisions",
+    "release_lease",
+    "require_experiment",
+    "revoke_api_key",
+    "reward_aggregates",
+    "reward_aggregates_by_action",
+    "set_decision_status",
+    "set_experiment_status",
+    "try_advisory_xact_lock",
+    "unlearned_rewards",
+    "update_experiment",
+    "upgrade",
+    "utcnow",
+    "verify_api_key",
+}
+
+
+def test_public_names_are_pinned() -> None:
+    """Adding or removing a public name is a decision: update this list with it."""
+    assert set(store.__all__) == PUBLIC_NAMES
+    assert len(store.__all__) == len(PUBLIC_NAMES)
+    assert all(hasattr(store, name) for name in store.__all__)

@@ -36,7 +36,7 @@ def create(
     with readable_errors():
         engine = make_engine(database_url(url))
         check_schema(engine)
-        with Session(engine) as session:
+        with Session(engine, expire_on_commit=False) as session:
             row, plaintext = queries.create_api_key(
                 session, scopes=[item.value for item in scope], name=name
             )

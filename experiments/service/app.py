@@ -67,6 +67,14 @@ def _experiment_out(row: Any) -> ExperimentOut:
     )
 
 
+def engine_of(request: Request) -> DecisionEngine:
+    """The application's decision engine (built in the lifespan)."""
+    return request.app.state.engine
+
+
+EngineDep = Annotated[DecisionEngine, Depends(engine_of)]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -125,11 +133,6 @@ def create_app(
     async def database_down(_: Request, error: OperationalError) -> JSONResponse:
         logger.warning("database unavailable: %s", type(error).__name__)
         return _error(503, "database", "database unavailable", headers={"Retry-After": "1"})
-
-    def engine_of(request: Request) -> DecisionEngine:
-        return request.app.state.engine
-
-    EngineDep = Annotated[DecisionEngine, Depends(engine_of)]
 
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> JSONResponse:

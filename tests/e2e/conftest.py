@@ -1,0 +1,19 @@
+"""Fixtures for end-to-end tests: a real server per test, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from e2e_support import Server, free_port, prepare_database
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[Server]:
+    """A migrated database with keys and a server on it (SQLite and PostgreSQL)."""
+    running = Server(database_url, free_port(), prepare_database(database_url))
+    running.start()
+    try:
+        yield running
+    finally:
+        running.stop()

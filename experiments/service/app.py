@@ -37,6 +37,7 @@ from experiments.service.schemas import (
     DecisionIn,
     DecisionOut,
     ExperimentOut,
+    ExperimentPatch,
     OutcomesIn,
     OutcomesOut,
 )
@@ -134,6 +135,11 @@ def create_app(
         logger.warning("database unavailable: %s", type(error).__name__)
         return _error(503, "database", "database unavailable", headers={"Retry-After": "1"})
 
+    @app.get("/livez", tags=["health"])
+    def livez() -> dict[str, bool]:
+        """Liveness only: no database, no auth (the benchmark's trivial-endpoint ceiling)."""
+        return {"ok": True}
+
     @app.get("/healthz", tags=["health"])
     def healthz(request: Request) -> JSONResponse:
         engine: DecisionEngine = request.app.state.engine
@@ -197,6 +203,20 @@ def create_app(
             tags=["experiments"],
             name=f"{verb}_experiment",
         )(status_route(status))
+
+    @app.patch(
+        "/v1/experiments/{key}",
+        dependencies=[Depends(require_scope("admin"))],
+        tags=["experiments"],
+    )
+    def update_experiment(key: str, body: ExperimentPatch, engine: EngineDep) -> ExperimentOut:
+        """Change the exploration floor or switch apprentice mode."""
+        row = engine.get_experiment(key)
+        if body.exploration_floor is not None:
+            row = engine.set_exploration_floor(key, body.exploration_floor)
+        if body.apprentice is not None:
+            row = engine.set_apprentice(key, body.apprentice)
+        return _experiment_out(row)
 
     @app.post(
         "/v1/experiments/{key}/decisions",

@@ -66,6 +66,11 @@ class ExperimentOut(BaseModel):
     spec: dict[str, Any]
 
 
+class ExperimentPatch(Strict):
+    exploration_floor: float | None = Field(default=None, ge=0.0, le=1.0)
+    apprentice: bool | None = None
+
+
 class ErrorBody(BaseModel):
     field: str
     message: str

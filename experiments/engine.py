@@ -29,7 +29,7 @@ from sqlmodel import Session
 from bandit import BanditValueError, Policy, make_policy
 from experiments.clock import Clock, SystemClock
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
-from experiments.holdout import HOLDOUT, assign_group
+from experiments.holdout import HOLDOUT, TREATMENT, assign_group
 from experiments.reward import OutcomeEvent, evaluate_reward, window_closes_at
 from experiments.snapshots import pack_state, unpack_state
 from experiments.spec import ExperimentSpec, SpecError, parse_spec
@@ -263,62 +263,16 @@ class DecisionEngine:
 
     # ------------------------------------------------------------------ decide
     def decide(self, key: str, request: DecisionRequest) -> DecisionResult:
-        """Choose an action for one customer and log it before answering."""
-        loaded = self.loaded_policy(key)
-        if loaded.status not in (RUNNING, PAUSED):
-            raise ConflictError(
-                f"experiment '{key}' is {loaded.status}, not running", field="experiment"
-            )
-        spec = loaded.spec
+        """Choose an action for one customer and log it before answering.
+
+        A request whose ``request_id`` was seen before gets the first answer again.
+        """
+        loaded = self._running_policy(key)
         if request.request_id is not None:
             replay = self._replay(key, request.request_id)
             if replay is not None:
                 return replay
-        try:
-            x = spec.encode_context(request.context)
-            mask = spec.decision_space().eligibility(1, request.exclude or None)
-        except (SpecError, BanditValueError) as error:
-            raise _spec_error(error) from None
-        now = self.clock.now()
-        group = assign_group(key, request.customer_id, spec.holdout.share)
-        suppressed = self._suppression(spec, key, request, now)
-        action_index: int | None = None
-        propensity: float | None = None
-        status = "open"
-        if suppressed is not None:
-            status = "suppressed"
-        else:
-            serve_control = group == HOLDOUT or loaded.status == PAUSED or loaded.apprentice
-            policy = loaded.control if serve_control else loaded.treatment
-            with loaded.lock:
-                decision = policy.select(x[None, :], mask)
-            action_index = int(decision.actions[0])
-            propensity = float(decision.propensities[0])
-            if loaded.status == PAUSED:
-                status = "paused"
-        action = spec.decision_space().levels_of(action_index) if action_index is not None else None
-        # A deferred decision not activated within one reward window is reported as unused.
-        closes = window_closes_at(spec.reward, now) if status == "open" else None
-        row = models.Decision(
-            id=uuid.uuid4().hex,
-            experiment_key=key,
-            customer_id=request.customer_id,
-            request_id=request.request_id,
-            created_at=now,
-            context=dict(request.context),
-            eligible_count=int(mask.sum()),
-            excluded=[dict(rule) for rule in request.exclude],
-            action_index=action_index,
-            action=action,
-            propensity=propensity,
-            group=group,
-            policy_version=loaded.version,
-            deferred=request.defer,
-            activated_at=None if request.defer else now,
-            window_closes_at=closes,
-            status=status,
-            suppressed_reason=suppressed,
-        )
+        (row,) = self._choose(key, loaded, [request], field_prefix="context")
         with self._session() as session:
             try:
                 queries.insert_decision(session, decision=row)
@@ -327,6 +281,119 @@ class DecisionEngine:
                 return self._result(duplicate.existing, replayed=True)
             session.commit()
         return self._result(row)
+
+    def decide_many(self, key: str, requests: Sequence[DecisionRequest]) -> list[DecisionResult]:
+        """Decide for a batch of customers in one transaction (simulations, bulk scoring).
+
+        Same rules as :meth:`decide`; requests must not carry request ids (bulk calls are not
+        retried one by one). Context errors name ``contexts[i].<field>``.
+        """
+        if any(request.request_id is not None for request in requests):
+            raise InvalidInputError(
+                "decide_many takes no request ids; use decide for retried requests",
+                field="request_id",
+            )
+        if not requests:
+            return []
+        loaded = self._running_policy(key)
+        rows = self._choose(key, loaded, requests, field_prefix="contexts")
+        with self._session() as session:
+            queries.insert_decisions(session, decisions=rows)
+            session.commit()
+        return [self._result(row) for row in rows]
+
+    def _running_policy(self, key: str) -> _LoadedPolicy:
+        loaded = self.loaded_policy(key)
+        if loaded.status not in (RUNNING, PAUSED):
+            raise ConflictError(
+                f"experiment '{key}' is {loaded.status}, not running", field="experiment"
+            )
+        return loaded
+
+    def _encode(
+        self, spec: ExperimentSpec, requests: Sequence[DecisionRequest], field_prefix: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validated context matrix ``(n, d)`` and eligibility mask ``(n, A)``."""
+        space = spec.decision_space()
+        try:
+            if field_prefix == "context":
+                X = spec.encode_context(requests[0].context)[None, :]
+            else:
+                X = spec.encode_contexts([request.context for request in requests])
+            mask = np.empty((len(requests), space.n_actions), dtype=bool)
+            for row, request in enumerate(requests):
+                mask[row] = space.eligibility(1, request.exclude or None)[0]
+        except (SpecError, BanditValueError) as error:
+            raise _spec_error(error) from None
+        return X, mask
+
+    def _choose(
+        self,
+        key: str,
+        loaded: _LoadedPolicy,
+        requests: Sequence[DecisionRequest],
+        *,
+        field_prefix: str,
+    ) -> list[models.Decision]:
+        """Validate, apply contact rules, assign groups and choose: the decision rows to log."""
+        spec = loaded.spec
+        X, mask = self._encode(spec, requests, field_prefix)
+        now = self.clock.now()
+        groups = [assign_group(key, r.customer_id, spec.holdout.share) for r in requests]
+        suppressed = self._suppressions(spec, key, requests, now)
+        serve_all_control = loaded.status == PAUSED or loaded.apprentice
+        actions = np.full(len(requests), -1, dtype=np.int64)
+        propensities = np.full(len(requests), np.nan)
+        for policy, wanted in (
+            (loaded.treatment, TREATMENT),
+            (loaded.control, HOLDOUT),
+        ):
+            rows = [
+                index
+                for index, group in enumerate(groups)
+                if suppressed[index] is None
+                and (group == wanted if not serve_all_control else wanted == HOLDOUT)
+            ]
+            if not rows:
+                continue
+            with loaded.lock:
+                chosen = policy.select(X[rows], mask[rows])
+            actions[rows] = chosen.actions
+            propensities[rows] = chosen.propensities
+        space = spec.decision_space()
+        closes = window_closes_at(spec.reward, now)
+        decisions = []
+        for index, request in enumerate(requests):
+            status = "open"
+            if suppressed[index] is not None:
+                status = "suppressed"
+            elif loaded.status == PAUSED:
+                status = "paused"
+            action_index = int(actions[index]) if actions[index] >= 0 else None
+            decisions.append(
+                models.Decision(
+                    id=uuid.uuid4().hex,
+                    experiment_key=key,
+                    customer_id=request.customer_id,
+                    request_id=request.request_id,
+                    created_at=now,
+                    context=dict(request.context),
+                    eligible_count=int(mask[index].sum()),
+                    excluded=[dict(rule) for rule in request.exclude],
+                    action_index=action_index,
+                    action=None if action_index is None else space.levels_of(action_index),
+                    propensity=None if action_index is None else float(propensities[index]),
+                    group=groups[index],
+                    policy_version=loaded.version,
+                    deferred=request.defer,
+                    activated_at=None if request.defer else now,
+                    # A deferred decision not activated within one window is reported unused.
+                    window_closes_at=closes if status == "open" else None,
+                    status=status,
+                    suppressed_reason=suppressed[index],
+                )
+            )
+        return decisions
 
     def _replay(self, key: str, request_id: str) -> DecisionResult | None:
         with self._session() as session:
@@ -351,26 +418,38 @@ class DecisionEngine:
             replayed=replayed,
         )
 
-    def _suppression(
-        self, spec: ExperimentSpec, key: str, request: DecisionRequest, now: datetime
-    ) -> str | None:
-        """Why this customer must not be contacted now (contact rules), or None."""
+    def _suppressions(
+        self,
+        spec: ExperimentSpec,
+        key: str,
+        requests: Sequence[DecisionRequest],
+        now: datetime,
+    ) -> list[str | None]:
+        """Per request, why the customer must not be contacted now (contact rules), or None."""
         contact = spec.contact
+        reasons: list[str | None] = [None] * len(requests)
         if contact.local_hour_field is not None:
-            hour = request.context.get(contact.local_hour_field)
-            if hour is not None and contact.is_quiet(float(hour)):
-                return "quiet_hours"
+            for index, request in enumerate(requests):
+                hour = request.context.get(contact.local_hour_field)
+                if hour is not None and contact.is_quiet(float(hour)):
+                    reasons[index] = "quiet_hours"
         if contact.max_decisions is not None:
             with self._session() as session:
-                recent = queries.count_recent_decisions(
+                counts = queries.count_recent_decisions_by_customer(
                     session,
                     experiment_key=key,
-                    customer_id=request.customer_id,
+                    customer_ids=[request.customer_id for request in requests],
                     since=now - contact.window,
                 )
-            if recent >= contact.max_decisions:
-                return "contact_limit"
-        return None
+            for index, request in enumerate(requests):
+                if reasons[index] is not None:
+                    continue
+                seen = counts.get(request.customer_id, 0)
+                if seen >= contact.max_decisions:
+                    reasons[index] = "contact_limit"
+                else:
+                    counts[request.customer_id] = seen + 1  # later rows of the same batch
+        return reasons
 
     def activate(self, decision_id: str) -> DecisionResult:
         """Activate a deferred decision: its reward window starts now (idempotent)."""
@@ -409,21 +488,28 @@ class DecisionEngine:
         labelled (``unknown_decision``, ``late``, ``unattributed``) for the report.
         """
         received = self.clock.now()
-        rows: list[models.Outcome] = []
+        items = list(outcomes)
         with self._session() as session:
-            for outcome in outcomes:
-                rows.append(self._attribute(session, outcome, received))
+            named = queries.get_decisions(
+                session,
+                decision_ids=[item.decision_id for item in items if item.decision_id is not None],
+            )
+            rows = [self._attribute(session, item, received, named) for item in items]
             accepted, duplicates = queries.insert_outcomes(session, outcomes=rows)
             session.commit()
         return RecordResult(accepted=accepted, duplicates=duplicates)
 
     def _attribute(
-        self, session: Session, outcome: OutcomeInput, received: datetime
+        self,
+        session: Session,
+        outcome: OutcomeInput,
+        received: datetime,
+        named: Mapping[str, models.Decision],
     ) -> models.Outcome:
         decision: models.Decision | None = None
         attribution = "attributed"
         if outcome.decision_id is not None:
-            decision = queries.get_decision(session, decision_id=outcome.decision_id)
+            decision = named.get(outcome.decision_id)
             if decision is None:
                 attribution = "unknown_decision"
         elif outcome.experiment is not None and outcome.customer_id is not None:

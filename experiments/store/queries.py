@@ -293,6 +293,22 @@ def insert_decision(session: Session, *, decision: Decision) -> Decision:
     raise DuplicateRequestError(existing)
 
 
+def insert_decisions(session: Session, *, decisions: Sequence[Decision]) -> int:
+    """Store many new decisions at once (no request ids: simulations and bulk loads).
+
+    Returns how many were written; a decision whose ``(experiment, request_id)`` already exists
+    is skipped, exactly as :func:`insert_decision` would refuse it.
+    """
+    inserted = _insert_ignoring_conflicts(
+        session,
+        Decision,
+        [_row(decision) for decision in decisions],
+        conflict=["experiment_key", "request_id"],
+        returning="id",
+    )
+    return len(inserted)
+
+
 def get_decision(session: Session, *, decision_id: str) -> Decision | None:
     """The decision ``decision_id``, or ``None``."""
     return session.get(Decision, decision_id)
@@ -329,6 +345,26 @@ def count_recent_decisions(
         Decision.status != DecisionStatus.SUPPRESSED.value,
     )
     return int(session.exec(stmt).one())
+
+
+def count_recent_decisions_by_customer(
+    session: Session, *, experiment_key: str, customer_ids: Sequence[str], since: datetime
+) -> dict[str, int]:
+    """:func:`count_recent_decisions` for many customers in one query per chunk."""
+    counts: dict[str, int] = {}
+    for chunk in _chunks(list(dict.fromkeys(customer_ids))):
+        stmt = (
+            select(Decision.customer_id, func.count())
+            .where(
+                Decision.experiment_key == experiment_key,
+                col(Decision.customer_id).in_(chunk),
+                Decision.created_at >= since,
+                Decision.status != DecisionStatus.SUPPRESSED.value,
+            )
+            .group_by(Decision.customer_id)
+        )
+        counts.update({customer: int(count) for customer, count in session.exec(stmt)})
+    return counts
 
 
 def latest_open_decision(

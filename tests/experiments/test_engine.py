@@ -230,3 +230,26 @@ def test_duplicate_experiment_is_a_conflict(decisions: DecisionEngine) -> None:
     with pytest.raises(InvalidInputError) as error:
         decisions.create_experiment(spec_dict(key="Bad Key"))
     assert error.value.field == "key"
+
+
+def test_decide_many_logs_every_row_and_applies_contact_limits_within_the_batch(
+    engine: Engine, clock: ManualClock
+) -> None:
+    core = DecisionEngine(engine, clock=clock, seed=3)
+    core.create_experiment(spec_dict(contact={"max_decisions": 1, "window": "7d"}))
+    requests = [
+        DecisionRequest(customer_id=customer, context={"tenure": 2, "plan": "postpaid"})
+        for customer in ("a", "b", "a", "c")
+    ]
+    results = core.decide_many("promo", requests)
+    assert [result.suppressed_reason for result in results] == [None, None, "contact_limit", None]
+    assert [result.group for result in results] == [
+        assign_group("promo", customer, 0.2) for customer in ("a", "b", "a", "c")
+    ]
+    with Session(engine) as session:
+        assert len(session.exec(select(models.Decision)).all()) == 4
+    with pytest.raises(InvalidInputError) as error:
+        core.decide_many(
+            "promo", [DecisionRequest(customer_id="d", context={"tenure": "x", "plan": "prepaid"})]
+        )
+    assert error.value.field == "contexts[0].tenure"

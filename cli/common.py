@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 error_console = Console(stderr=True)
@@ -27,17 +28,35 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 
 def fail(message: str) -> typer.Exit:
     """Print one readable error line and return the exit to raise (code 2)."""
-    error_console.print(f"[bold red]error:[/] {message}", highlight=False)
+    # One line whatever the terminal width (rich would wrap at 80 columns in a pipe), and the
+    # message is text, not markup: it may quote user input with [brackets].
+    line = escape(" ".join(message.split()))
+    error_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def _database_message(error: Exception) -> str:
+    """The first line of a database error: the driver's own message when there is one, without
+    SQLAlchemy's SQL echo and background link."""
+    original = getattr(error, "orig", None)
+    lines = str(original if original is not None else error).strip().splitlines()
+    return "cannot use the database: " + (lines[0] if lines else type(error).__name__)
 
 
 @contextlib.contextmanager
 def readable_errors() -> Iterator[None]:
-    """Turn the engine's and the spec's ValueErrors into one line and exit code 2."""
+    """Turn the engine's, the spec's and the store's errors, and a database that cannot be
+    reached or a URL that cannot be parsed, into one line and exit code 2."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from experiments.store import StoreError
+
     try:
         yield
-    except ValueError as error:
+    except (ValueError, StoreError) as error:
         raise fail(str(error)) from None
+    except SQLAlchemyError as error:
+        raise fail(_database_message(error)) from None
 
 
 def print_json(data: Any) -> None:

@@ -8,8 +8,10 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
-from cli import db, keys
+from cli import db, experiments_cmd, keys
 from cli.common import console
+from cli.evaluate import evaluate
+from cli.init_cmd import init
 from cli.serve import serve
 
 app = typer.Typer(
@@ -20,7 +22,10 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
+app.add_typer(experiments_cmd.app, name="experiments")
+app.command()(init)
 app.command()(serve)
+app.command()(evaluate)
 
 
 @app.callback()

@@ -1,0 +1,65 @@
+"""``engage evaluate``: off-policy evaluation of a decision log from any source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import JsonFlag, console, print_json, readable_errors
+
+
+def evaluate(
+    log: Annotated[Path, typer.Argument(help="Decision log (.csv or .parquet).")],
+    policy: Annotated[
+        str | None, typer.Option(help="One of our policies, replayed over the log in time order.")
+    ] = None,
+    target_probs: Annotated[
+        Path | None,
+        typer.Option(help="Target probabilities: one row per logged row, one column per action."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the replayed policy.")] = 0,
+    as_json: JsonFlag = False,
+) -> None:
+    """Estimate a target policy's value on logged decisions (IPS, SNIPS, DM, DR).
+
+    The log needs columns action, reward, propensity; timestamp is optional; every other
+    column is context. Example: engage evaluate log.csv --policy linucb
+    """
+    from experiments.evaluate import evaluate_log
+
+    with readable_errors():
+        evaluation = evaluate_log(log, policy=policy, target_probs=target_probs, seed=seed)
+    estimates = evaluation.report.estimates()
+    if as_json:
+        print_json(
+            {
+                "target": evaluation.target,
+                "rows": evaluation.n_rows,
+                "estimates": {name: vars(item) for name, item in estimates.items()},
+                "unsupported_actions": list(evaluation.unsupported_names),
+            }
+        )
+        return
+    table = Table(title=f"Off-policy value of {evaluation.target} ({evaluation.n_rows:,} rows)")
+    for column in ("estimator", "value", "std. error", "95% interval", "ESS", "max weight"):
+        table.add_column(column, justify="left" if column == "estimator" else "right")
+    for name, item in estimates.items():
+        table.add_row(
+            name.upper(),
+            f"{item.value:.4f}",
+            f"{item.stderr:.4f}",
+            f"[{item.ci_low:.4f}, {item.ci_high:.4f}]",
+            "" if item.ess is None else f"{item.ess:,.0f}",
+            "" if item.max_weight is None else f"{item.max_weight:.2f}",
+        )
+    console.print(table)
+    if evaluation.unsupported_names:
+        console.print(
+            "[bold yellow]warning:[/] the target puts mass on actions the log never tried: "
+            + ", ".join(evaluation.unsupported_names)
+            + "; IPS-type estimates are biased there.",
+            highlight=False,
+        )

@@ -1,0 +1,98 @@
+"""``engage experiments``: list, show, pause, resume and stop stored experiments."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+
+app = typer.Typer(help="Experiment commands.", no_args_is_help=True)
+Key = Annotated[str, typer.Argument(help="Experiment key.")]
+
+
+def _engine(url: str | None):
+    from experiments.engine import DecisionEngine
+    from experiments.store import check_schema, make_engine
+
+    database = make_engine(database_url(url))
+    try:
+        check_schema(database)
+    except RuntimeError as error:
+        raise ValueError(str(error)) from None
+    return DecisionEngine(database)
+
+
+def _row(row: object) -> dict:
+    return {
+        "key": row.key,
+        "status": row.status,
+        "description": row.description,
+        "exploration_floor": row.exploration_floor,
+        "apprentice": row.apprentice,
+        "created_at": row.created_at.isoformat(),
+    }
+
+
+@app.command("list")
+def list_experiments(url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """List experiments. Example: engage experiments list --json"""
+    with readable_errors():
+        rows = [_row(row) for row in _engine(url).list_experiments()]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="Experiments")
+    for column in ("key", "status", "floor", "apprentice", "created", "description"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["key"],
+            row["status"],
+            f"{row['exploration_floor']:.3f}",
+            "yes" if row["apprentice"] else "no",
+            row["created_at"][:19],
+            row["description"],
+        )
+    console.print(table)
+
+
+@app.command()
+def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Show one experiment with its spec. Example: engage experiments show promo"""
+    with readable_errors():
+        row = _engine(url).get_experiment(key)
+    if as_json:
+        print_json({**_row(row), "spec": row.spec})
+        return
+    console.print(f"[bold]{row.key}[/] ({row.status}) {row.description}")
+    print_json(row.spec)
+
+
+def _set_status(key: str, status: str, url: str | None, as_json: bool) -> None:
+    with readable_errors():
+        row = _engine(url).set_status(key, status)
+    if as_json:
+        print_json(_row(row))
+    else:
+        console.print(f"{row.key}: {row.status}")
+
+
+@app.command()
+def pause(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Serve the control action while still logging. Example: engage experiments pause promo"""
+    _set_status(key, "paused", url, as_json)
+
+
+@app.command()
+def resume(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Resume a paused experiment. Example: engage experiments resume promo"""
+    _set_status(key, "running", url, as_json)
+
+
+@app.command()
+def stop(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Stop an experiment for good. Example: engage experiments stop promo"""
+    _set_status(key, "stopped", url, as_json)

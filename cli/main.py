@@ -13,6 +13,7 @@ from cli.common import console
 from cli.evaluate import evaluate
 from cli.init_cmd import init
 from cli.serve import serve
+from cli.ui import ui
 
 app = typer.Typer(
     name="engage",
@@ -25,6 +26,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(experiments_cmd.app, name="experiments")
 app.command()(init)
 app.command()(serve)
+app.command()(ui)
 app.command()(evaluate)
 
 

@@ -1,0 +1,44 @@
+"""``engage ui``: the MLflow UI on the runs engage tracked, bound to loopback by default."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from cli.common import console, fail, readable_errors
+from cli.serve import _is_loopback
+
+
+def ui(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to bind.")] = 5000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    allow_remote: Annotated[
+        bool, typer.Option("--allow-remote", help="Permit binding a non-loopback address.")
+    ] = False,
+) -> None:
+    """Open the MLflow UI on the tracking store (MLFLOW_TRACKING_URI, else ./mlruns).
+
+    Example: engage ui --port 5000
+    """
+    from rich.markup import escape
+
+    from experiments.tracking import redacted, tracking_uri, ui_command, ui_environment
+
+    if not _is_loopback(host) and not allow_remote:
+        raise fail(f"--host {host} is not a loopback address; pass --allow-remote to bind it")
+    with readable_errors():
+        store = tracking_uri()
+        command = ui_command(host, port, store)
+    address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    console.print(
+        f"MLflow UI on [bold]{escape(address)}[/] (store {escape(redacted(store))}); "
+        "Ctrl-C stops it",
+        highlight=False,
+        soft_wrap=True,  # one line, so the address can be copied whole
+    )
+    sys.stdout.flush()
+    # Become the server: Ctrl-C and SIGTERM reach it directly and nothing is left orphaned.
+    os.execve(command[0], command, ui_environment())  # noqa: S606 - our interpreter, fixed args

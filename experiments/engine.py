@@ -272,7 +272,8 @@ class DecisionEngine:
             replay = self._replay(key, request.request_id)
             if replay is not None:
                 return replay
-        (row,) = self._choose(key, loaded, [request], field_prefix="context")
+        (values,) = self._choose(key, loaded, [request], field_prefix="context")
+        row = models.Decision(**values)
         with self._session() as session:
             try:
                 queries.insert_decision(session, decision=row)
@@ -300,7 +301,7 @@ class DecisionEngine:
         with self._session() as session:
             queries.insert_decisions(session, decisions=rows)
             session.commit()
-        return [self._result(row) for row in rows]
+        return [self._result_of(row) for row in rows]
 
     def _running_policy(self, key: str) -> _LoadedPolicy:
         loaded = self.loaded_policy(key)
@@ -334,8 +335,11 @@ class DecisionEngine:
         requests: Sequence[DecisionRequest],
         *,
         field_prefix: str,
-    ) -> list[models.Decision]:
-        """Validate, apply contact rules, assign groups and choose: the decision rows to log."""
+    ) -> list[dict[str, Any]]:
+        """Validate, apply contact rules, assign groups and choose: the decision rows to log.
+
+        Rows are plain dicts (building ORM objects costs more than the choice itself in bulk).
+        """
         spec = loaded.spec
         X, mask = self._encode(spec, requests, field_prefix)
         now = self.clock.now()
@@ -371,27 +375,27 @@ class DecisionEngine:
                 status = "paused"
             action_index = int(actions[index]) if actions[index] >= 0 else None
             decisions.append(
-                models.Decision(
-                    id=uuid.uuid4().hex,
-                    experiment_key=key,
-                    customer_id=request.customer_id,
-                    request_id=request.request_id,
-                    created_at=now,
-                    context=dict(request.context),
-                    eligible_count=int(mask[index].sum()),
-                    excluded=[dict(rule) for rule in request.exclude],
-                    action_index=action_index,
-                    action=None if action_index is None else space.levels_of(action_index),
-                    propensity=None if action_index is None else float(propensities[index]),
-                    group=groups[index],
-                    policy_version=loaded.version,
-                    deferred=request.defer,
-                    activated_at=None if request.defer else now,
+                {
+                    "id": uuid.uuid4().hex,
+                    "experiment_key": key,
+                    "customer_id": request.customer_id,
+                    "request_id": request.request_id,
+                    "created_at": now,
+                    "context": dict(request.context),
+                    "eligible_count": int(mask[index].sum()),
+                    "excluded": [dict(rule) for rule in request.exclude],
+                    "action_index": action_index,
+                    "action": None if action_index is None else space.levels_of(action_index),
+                    "propensity": None if action_index is None else float(propensities[index]),
+                    "group": groups[index],
+                    "policy_version": loaded.version,
+                    "deferred": request.defer,
+                    "activated_at": None if request.defer else now,
                     # A deferred decision not activated within one window is reported unused.
-                    window_closes_at=closes if status == "open" else None,
-                    status=status,
-                    suppressed_reason=suppressed[index],
-                )
+                    "window_closes_at": closes if status == "open" else None,
+                    "status": status,
+                    "suppressed_reason": suppressed[index],
+                }
             )
         return decisions
 
@@ -403,6 +407,20 @@ class DecisionEngine:
             if row is None:
                 return None
             return self._result(row, replayed=True)
+
+    @staticmethod
+    def _result_of(row: Mapping[str, Any]) -> DecisionResult:
+        """The result of a freshly chosen decision row (a dict)."""
+        return DecisionResult(
+            decision_id=row["id"],
+            action=row["action"],
+            action_index=row["action_index"],
+            propensity=row["propensity"],
+            group=row["group"],
+            policy_version=row["policy_version"],
+            deferred=row["deferred"],
+            suppressed_reason=row["suppressed_reason"],
+        )
 
     @staticmethod
     def _result(row: models.Decision, *, replayed: bool = False) -> DecisionResult:
@@ -496,8 +514,31 @@ class DecisionEngine:
             )
             rows = [self._attribute(session, item, received, named) for item in items]
             accepted, duplicates = queries.insert_outcomes(session, outcomes=rows)
+            self._relabel_raced(session, rows)
             session.commit()
         return RecordResult(accepted=accepted, duplicates=duplicates)
+
+    @staticmethod
+    def _relabel_raced(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+        """Outcomes attributed to a decision whose reward was joined meanwhile become late.
+
+        The decision rows are share-locked first, so a concurrent reward join either finished
+        before (then its status shows here) or starts after this commit (then it sees them).
+        """
+        attributed = {
+            row["outcome_id"]: row["decision_id"]
+            for row in rows
+            if row["attribution"] == "attributed"
+        }
+        if not attributed:
+            return
+        statuses = queries.lock_decision_statuses(
+            session, decision_ids=list(set(attributed.values())), shared=True
+        )
+        raced = [
+            outcome for outcome, decision in attributed.items() if statuses.get(decision) != "open"
+        ]
+        queries.mark_outcomes_late(session, outcome_ids=raced)
 
     def _attribute(
         self,
@@ -505,7 +546,7 @@ class DecisionEngine:
         outcome: OutcomeInput,
         received: datetime,
         named: Mapping[str, models.Decision],
-    ) -> models.Outcome:
+    ) -> dict[str, Any]:
         decision: models.Decision | None = None
         attribution = "attributed"
         if outcome.decision_id is not None:
@@ -532,17 +573,19 @@ class DecisionEngine:
                 closes is not None and outcome.occurred_at >= closes
             ):
                 attribution = "late"
-        return models.Outcome(
-            outcome_id=outcome.outcome_id,
-            decision_id=decision.id if decision is not None else outcome.decision_id,
-            experiment_key=decision.experiment_key if decision is not None else outcome.experiment,
-            customer_id=decision.customer_id if decision is not None else outcome.customer_id,
-            event=outcome.event,
-            value=float(outcome.value),
-            occurred_at=outcome.occurred_at,
-            received_at=received,
-            attribution=attribution,
-        )
+        return {
+            "outcome_id": outcome.outcome_id,
+            "decision_id": decision.id if decision is not None else outcome.decision_id,
+            "experiment_key": (
+                decision.experiment_key if decision is not None else outcome.experiment
+            ),
+            "customer_id": decision.customer_id if decision is not None else outcome.customer_id,
+            "event": outcome.event,
+            "value": float(outcome.value),
+            "occurred_at": outcome.occurred_at,
+            "received_at": received,
+            "attribution": attribution,
+        }
 
     # ------------------------------------------------------------------ rewards
     def join_rewards(self, key: str, *, limit: int = 10_000) -> int:
@@ -570,6 +613,14 @@ class DecisionEngine:
                 session, experiment_key=key, since=since, limit=limit
             )
             candidates = {row.id: row for row in (*due, *fresh) if row.activated_at is not None}
+            # Lock before reading outcomes: an outcome insert racing this join waits, or is
+            # seen; see DecisionEngine._relabel_raced for the other side.
+            still_open = queries.lock_decision_statuses(
+                session, decision_ids=list(candidates), shared=False
+            )
+            candidates = {
+                key_: row for key_, row in candidates.items() if still_open.get(key_) == "open"
+            }
             by_decision: dict[str, list[OutcomeEvent]] = {key_: [] for key_ in candidates}
             for outcome in queries.outcomes_for_decisions(
                 session, decision_ids=list(candidates), attributions=["attributed"]

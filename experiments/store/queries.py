@@ -293,7 +293,7 @@ def insert_decision(session: Session, *, decision: Decision) -> Decision:
     raise DuplicateRequestError(existing)
 
 
-def insert_decisions(session: Session, *, decisions: Sequence[Decision]) -> int:
+def insert_decisions(session: Session, *, decisions: Sequence[Decision | Mapping[str, Any]]) -> int:
     """Store many new decisions at once (no request ids: simulations and bulk loads).
 
     Returns how many were written; a decision whose ``(experiment, request_id)`` already exists
@@ -302,11 +302,47 @@ def insert_decisions(session: Session, *, decisions: Sequence[Decision]) -> int:
     inserted = _insert_ignoring_conflicts(
         session,
         Decision,
-        [_row(decision) for decision in decisions],
+        [decision if isinstance(decision, Mapping) else _row(decision) for decision in decisions],
         conflict=["experiment_key", "request_id"],
         returning="id",
     )
     return len(inserted)
+
+
+def lock_decision_statuses(
+    session: Session, *, decision_ids: Sequence[str], shared: bool
+) -> dict[str, str]:
+    """Lock the decisions' rows until the transaction ends and return their statuses.
+
+    PostgreSQL: ``FOR SHARE`` (``shared``, when recording outcomes) or ``FOR UPDATE`` (when
+    joining rewards), so a reward join and an outcome insert on the same decision serialise.
+    SQLite has no row locks (the clause is dropped); there a transaction that has written
+    holds the database's single write lock, which serialises the two just the same.
+    """
+    statuses: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(decision_ids))):
+        stmt = (
+            select(Decision.id, Decision.status)
+            .where(col(Decision.id).in_(chunk))
+            .order_by(col(Decision.id))
+            .with_for_update(read=shared)
+        )
+        statuses.update(dict(session.exec(stmt).all()))
+    return statuses
+
+
+def mark_outcomes_late(session: Session, *, outcome_ids: Sequence[str]) -> int:
+    """Relabel outcomes ``late``: their decision's reward was computed without them."""
+    changed = 0
+    for chunk in _chunks(list(dict.fromkeys(outcome_ids))):
+        stmt = (
+            update(Outcome)
+            .where(col(Outcome.outcome_id).in_(chunk))
+            .values(attribution=Attribution.LATE.value)
+            .execution_options(synchronize_session=False)
+        )
+        changed += session.exec(stmt).rowcount
+    return changed
 
 
 def get_decision(session: Session, *, decision_id: str) -> Decision | None:
@@ -607,11 +643,18 @@ class LearningRow:
     created_at: datetime
 
 
-def unlearned_rewards(
-    session: Session, *, experiment_key: str, limit: int = 10_000
+def reward_rows(
+    session: Session,
+    *,
+    experiment_key: str,
+    learned: bool | None = None,
+    limit: int | None = None,
 ) -> list[LearningRow]:
-    """Rewards with no ``learned_version`` yet, oldest first, joined with their decisions
-    (decisions without an action, i.e. suppressed ones, are skipped)."""
+    """Rewards joined with their decisions, oldest first (suppressed decisions have no reward).
+
+    ``learned``: only rewards already folded into a snapshot (True), only those not yet
+    (False), or all (None).
+    """
     stmt = (
         select(
             Reward.decision_id,
@@ -627,15 +670,23 @@ def unlearned_rewards(
         )
         .select_from(Reward)
         .join(Decision, col(Decision.id) == col(Reward.decision_id))
-        .where(
-            Reward.experiment_key == experiment_key,
-            col(Reward.learned_version).is_(None),
-            col(Decision.action_index).is_not(None),
-        )
+        .where(Reward.experiment_key == experiment_key, col(Decision.action_index).is_not(None))
         .order_by(col(Reward.computed_at), col(Reward.decision_id))
-        .limit(limit)
     )
+    if learned is not None:
+        column = col(Reward.learned_version)
+        stmt = stmt.where(column.is_not(None) if learned else column.is_(None))
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return [LearningRow(*row) for row in session.exec(stmt)]
+
+
+def unlearned_rewards(
+    session: Session, *, experiment_key: str, limit: int = 10_000
+) -> list[LearningRow]:
+    """Rewards with no ``learned_version`` yet, oldest first, joined with their decisions
+    (decisions without an action, i.e. suppressed ones, are skipped)."""
+    return reward_rows(session, experiment_key=experiment_key, learned=False, limit=limit)
 
 
 def mark_rewards_learned(session: Session, *, decision_ids: Sequence[str], version: int) -> int:

@@ -12,6 +12,8 @@ from cli import db, experiments_cmd, keys
 from cli.common import console
 from cli.evaluate import evaluate
 from cli.init_cmd import init
+from cli.report import report
+from cli.run import run
 from cli.serve import serve
 from cli.ui import ui
 
@@ -25,6 +27,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(experiments_cmd.app, name="experiments")
 app.command()(init)
+app.command()(run)
+app.command()(report)
 app.command()(serve)
 app.command()(ui)
 app.command()(evaluate)

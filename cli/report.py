@@ -1,0 +1,74 @@
+"""``engage report``: the lift table of a live experiment, logged to MLflow as a report run."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}%"
+
+
+def report(
+    experiment: Annotated[str, typer.Argument(help="Experiment key.")],
+    period_days: Annotated[int, typer.Option(min=1, help="Days per reporting period.")] = 1,
+    track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
+    url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Print the lift of a live experiment against its holdout and log a reporting run.
+
+    Example: engage report promo --period-days 7
+    """
+    from experiments.report import build_live_report, live_report_json, live_report_markdown
+    from experiments.store import check_schema, make_engine
+
+    with readable_errors():
+        database = make_engine(database_url(url))
+        check_schema(database)
+        live = build_live_report(database, experiment, period_days=period_days)
+    data = live_report_json(live)
+    run_id = None
+    if track:
+        from experiments.tracking import log_reporting_run
+
+        with readable_errors():
+            run_id = log_reporting_run(
+                experiment,
+                period_metrics=live.periods,
+                params={"experiment": experiment, "period_days": period_days},
+                report_markdown=live_report_markdown(live),
+                report_json=data,
+            )
+    if as_json:
+        print_json({**data, "mlflow_run_id": run_id})
+        return
+    table = Table(title=f"{experiment}: reward lift vs holdout (policy v{live.policy_version})")
+    for column in ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H"):
+        table.add_column(column, justify="left" if column == "KPI" else "right")
+    if live.lift is not None:
+        row = live.lift
+        table.add_row(
+            row.kpi,
+            f"{row.mean_treatment:.4g}",
+            f"{row.mean_holdout:.4g}",
+            _pct(row.relative_lift),
+            f"[{_pct(row.ci_low)}, {_pct(row.ci_high)}]",
+            f"[{_pct(row.av_low)}, {_pct(row.av_high)}]",
+            f"{row.n_treatment}/{row.n_holdout}",
+        )
+    console.print(table)
+    if live.lift is None:
+        console.print("not enough rewards yet in both groups to measure lift")
+    console.print(
+        f"decisions {data['decisions']['total']}, outcomes {data['outcomes']['total']}, "
+        f"rewards {data['rewards']['total']}"
+    )
+    if run_id:
+        console.print(f"logged to MLflow as run {run_id}; open it with: engage ui")

@@ -1,0 +1,194 @@
+"""What an ``engage run`` reports: the comparison table, the lift report, figures, MLflow.
+
+The report answers the seeds' question with the simulation's own numbers: does the
+engagement policy (rewarded on revenue or retention over a window) beat the interaction policy
+(rewarded on immediate clicks) on revenue and retention, and how does each arm do against its
+own randomized holdout?
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from experiments.report import LiftRow, lift_table_markdown
+from experiments.runs import ArmResult, RunResult
+
+
+def arm_summary(arm: ArmResult) -> dict[str, Any]:
+    """One row of the comparison: per-customer KPIs of the treatment group, clicks, regret."""
+    contacts = sum(arm.daily.get("contacts", []))
+    clicks = sum(arm.daily.get("clicks", []))
+    return {
+        "arm": arm.arm,
+        "policy": arm.policy,
+        "reward": arm.reward,
+        "revenue_per_customer": arm.kpis["revenue"]["treatment"],
+        "retention": arm.kpis["retention"]["treatment"],
+        "contacts_per_customer": arm.kpis["contacts"]["treatment"],
+        "click_through": clicks / contacts if contacts else None,
+        "regret": sum(arm.daily.get("regret", [])),
+        "decisions": arm.decisions,
+        "policy_version": arm.policy_version,
+    }
+
+
+def all_lift_rows(result: RunResult) -> list[LiftRow]:
+    return [row for arm in result.arms for row in arm.lifts]
+
+
+def verdict(result: RunResult) -> str:
+    """A sentence on engagement versus interaction, from the numbers (whatever they say)."""
+    by_arm = {arm.arm: arm for arm in result.arms}
+    if "engagement" not in by_arm or "interaction" not in by_arm:
+        return "Run both the interaction and the engagement arms to compare them."
+    engagement, interaction = by_arm["engagement"], by_arm["interaction"]
+    parts = []
+    for kpi, label in (("revenue", "revenue per customer"), ("retention", "retention")):
+        ours = engagement.kpis[kpi]["treatment"]
+        theirs = interaction.kpis[kpi]["treatment"]
+        change = (ours - theirs) / abs(theirs) if theirs else math.nan
+        word = "beats" if ours > theirs else "does not beat"
+        parts.append(
+            f"on {label} the engagement policy {word} the interaction policy "
+            f"({ours:.4g} vs {theirs:.4g}, {100 * change:+.1f}%)"
+        )
+    return "In this simulation, " + "; ".join(parts) + "."
+
+
+def render_markdown(result: RunResult) -> str:
+    """The lift report as markdown (logged to MLflow as ``report.md``)."""
+    options = result.options
+    lines = [
+        f"# engage run: {result.spec.key}",
+        "",
+        f"{options.customers:,} simulated customers over {options.days} days, seed "
+        f"{options.seed}; fatigue {'on' if options.fatigue else 'off'}, nurturing "
+        f"{'on' if options.nurturing else 'off'}, drift {'on' if options.drift else 'off'}.",
+        "",
+        verdict(result),
+        "",
+        "## Policies side by side (treatment groups)",
+        "",
+        "| arm | policy | reward | revenue/customer | retention | contacts/customer | CTR "
+        "| regret | snapshots |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for arm in result.arms:
+        row = arm_summary(arm)
+        ctr = "n/a" if row["click_through"] is None else f"{row['click_through']:.3f}"
+        lines.append(
+            f"| {row['arm']} | {row['policy']} | {row['reward']} "
+            f"| {row['revenue_per_customer']:.3f} | {row['retention']:.4f} "
+            f"| {row['contacts_per_customer']:.2f} | {ctr} | {row['regret']:.1f} "
+            f"| {row['policy_version']} |"
+        )
+    lines += ["", "## Lift against each arm's randomized holdout", ""]
+    lines.append(lift_table_markdown(all_lift_rows(result)))
+    lines += ["", "## Off-policy estimates of each final policy (from its logged decisions)", ""]
+    lines.append("| arm | IPS | SNIPS | DR | measured treatment | measured holdout |")
+    lines.append("|---|---:|---:|---:|---:|---:|")
+    for arm in result.arms:
+        estimates = arm.off_policy
+
+        def cell(name: str, estimates: dict[str, Any] = estimates) -> str:
+            item = estimates.get(name)
+            if isinstance(item, dict):
+                return f"{item['value']:.4g} [{item['ci'][0]:.3g}, {item['ci'][1]:.3g}]"
+            return "n/a" if item is None else f"{item:.4g}"
+
+        lines.append(
+            f"| {arm.arm} | {cell('ips')} | {cell('snips')} | {cell('dr')} "
+            f"| {cell('measured_treatment')} | {cell('measured_holdout')} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """Machine-readable report (``report.json`` and ``engage run --json``)."""
+    return {
+        "experiment": result.spec.key,
+        "options": asdict(result.options),
+        "verdict": verdict(result),
+        "arms": [arm_summary(arm) for arm in result.arms],
+        "lift": [asdict(row) for row in all_lift_rows(result)],
+        "off_policy": {arm.arm: arm.off_policy for arm in result.arms},
+    }
+
+
+def track(result: RunResult, spec_text: str) -> str:
+    """Log the run to MLflow: a parent run, one nested run per arm; returns the parent id."""
+    from experiments import plots
+    from experiments.tracking import Tracker, flatten_params, git_commit
+
+    options = result.options
+    params = {
+        "spec": result.spec.to_json_dict(),
+        "customers": options.customers,
+        "days": options.days,
+        "seed": options.seed,
+        "arms": ",".join(options.arms),
+        "fatigue": options.fatigue,
+        "nurturing": options.nurturing,
+        "drift": options.drift,
+        "git_commit": git_commit() or "unknown",
+    }
+    with Tracker(
+        result.spec.key,
+        run_name=f"run seed={options.seed} n={options.customers} days={options.days}",
+        params=flatten_params(params),
+    ) as tracker:
+        for arm in result.arms:
+            with tracker.child(
+                arm.arm,
+                params={"policy": arm.policy, "reward": arm.reward, "key": arm.key},
+            ) as child:
+                _log_daily(child, arm)
+                child.log_dict(arm_summary(arm), "summary.json")
+                child.log_dict([asdict(row) for row in arm.lifts], "lift.json")
+                if arm.allocation is not None and arm.allocation.size:
+                    child.log_figure(
+                        plots.allocation_over_time(
+                            np.arange(arm.allocation.shape[0]),
+                            arm.allocation,
+                            list(arm.allocation_labels),
+                            title=f"{arm.arm}: share of contacts by {arm.allocation_factor}",
+                        ),
+                        "allocation.png",
+                    )
+        tracker.log_text(spec_text, "spec.toml")
+        tracker.log_text(render_markdown(result), "report.md")
+        tracker.log_dict(result_json(result), "report.json")
+        for metric, label in (
+            ("expected_reward", "cumulative expected reward"),
+            ("regret", "cumulative regret"),
+            ("revenue", "cumulative revenue booked"),
+        ):
+            tracker.log_figure(
+                plots.cumulative_curves(
+                    {arm.arm: np.array(arm.daily[metric]) for arm in result.arms},
+                    title=label,
+                    ylabel=label,
+                ),
+                f"{metric}.png",
+            )
+        tracker.log_figure(
+            plots.lift_intervals(all_lift_rows(result), title="Lift vs holdout (95% CI)"),
+            "lift.png",
+        )
+        return tracker.parent_run_id
+
+
+def _log_daily(child: Any, arm: ArmResult) -> None:
+    """Stepwise metrics (step = simulated day), cumulative ones included."""
+    cumulative: dict[str, float] = {}
+    days = len(arm.daily.get("contacts", []))
+    for day in range(days):
+        metrics = {name: values[day] for name, values in arm.daily.items() if day < len(values)}
+        for name in ("expected_reward", "regret", "revenue", "clicks"):
+            cumulative[name] = cumulative.get(name, 0.0) + metrics.get(name, 0.0)
+            metrics[f"cumulative_{name}"] = cumulative[name]
+        child.log_metrics(metrics, step=day)

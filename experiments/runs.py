@@ -1,0 +1,347 @@
+"""``engage run``: an experiment spec against the customer simulator, policies side by side.
+
+Every arm of the comparison is a real engage experiment in a database (temporary unless
+named), driven through the same :class:`~experiments.engine.DecisionEngine` that serves HTTP:
+decisions are logged with propensities, the simulator's events come back through
+:meth:`~experiments.engine.DecisionEngine.record` with their own timestamps, rewards are
+joined when windows close, and the policy learns from snapshots. Each arm runs on its own copy
+of the same seeded population and keeps its randomized holdout, so arms compare on the same
+customers and each arm's lift is measured against its own holdout.
+
+The arms:
+
+- ``uniform``: uniform random over eligible actions;
+- ``business_as_usual``: always one action (the spec's fixed holdout action, or the first
+  eligible one);
+- ``interaction``: the spec's policy rewarded on immediate clicks (click within one day): the
+  "you are here, so take this offer" approach;
+- ``engagement``: the spec's policy and reward (revenue or retention over a window): the
+  continuous-engagement approach the seeds argue for.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlmodel import Session
+
+from bandit.lift import welch_lift
+from experiments.clock import ManualClock
+from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.holdout import HOLDOUT, assign_group
+from experiments.report import LiftRow, kpi_lift_rows, off_policy_summary
+from experiments.simulate import CustomerWorld, WorldConfig
+from experiments.snapshots import unpack_state
+from experiments.spec import ExperimentSpec, parse_spec
+from experiments.store import make_engine, queries, upgrade
+
+ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
+START = datetime(2026, 1, 5, tzinfo=UTC)
+RECORD_CHUNK = 5_000
+#: Contacts per day on which the simulator's expected rewards are evaluated for regret.
+REGRET_SAMPLE = 64
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What to simulate and where to log it."""
+
+    customers: int = 20_000
+    days: int = 60
+    seed: int = 0
+    arms: tuple[str, ...] = ARMS
+    database_url: str | None = None
+    fatigue: bool = True
+    nurturing: bool = True
+    drift: bool = True
+
+
+@dataclass
+class ArmResult:
+    """Everything measured for one arm."""
+
+    arm: str
+    key: str
+    policy: str
+    reward: str
+    daily: dict[str, list[float]] = field(default_factory=dict)
+    allocation: np.ndarray | None = None
+    allocation_labels: tuple[str, ...] = ()
+    allocation_factor: str = ""
+    lifts: list[LiftRow] = field(default_factory=list)
+    kpis: dict[str, dict[str, float]] = field(default_factory=dict)
+    off_policy: dict[str, Any] = field(default_factory=dict)
+    policy_version: int = 0
+    decisions: int = 0
+
+
+@dataclass
+class RunResult:
+    spec: ExperimentSpec
+    options: RunOptions
+    arms: list[ArmResult]
+    database_url: str
+
+
+def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
+    """The spec one arm of the comparison runs (its own key, policy and reward)."""
+    data = spec.to_json_dict()
+    data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
+    if arm == "uniform":
+        data["policy"] = {"name": "uniform", "params": {}}
+    elif arm == "business_as_usual":
+        data["policy"] = {"name": "fixed", "params": {"action": business_as_usual(spec)}}
+    elif arm == "interaction":
+        data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+    elif arm != "engagement":
+        raise ValueError(f"unknown arm '{arm}'; expected one of {list(ARMS)}")
+    return parse_spec(data)
+
+
+def business_as_usual(spec: ExperimentSpec) -> dict[str, str]:
+    """The action business as usual would send: the fixed holdout action, else the first one."""
+    if spec.holdout.action is not None:
+        return dict(spec.holdout.action)
+    space = spec.decision_space()
+    return space.levels_of(int(np.flatnonzero(space.allowed)[0]))
+
+
+def _reward_kind(spec: ExperimentSpec) -> str:
+    """The simulator's expected-reward kind matching the spec's reward, for regret."""
+    reward = spec.reward
+    days = max(1, round(reward.window.total_seconds() / 86_400))
+    if reward.kind == "retained":
+        return f"retained_{days}d"
+    if reward.kind == "event" and reward.event in ("click", "accept"):
+        return reward.event
+    return f"revenue_{days}d"
+
+
+class _ArmRunner:
+    """One arm over all simulated days."""
+
+    def __init__(
+        self,
+        spec: ExperimentSpec,
+        arm: str,
+        options: RunOptions,
+        database_url: str,
+        on_day: Callable[[str, int], None] | None,
+    ) -> None:
+        self.spec = arm_spec(spec, arm)
+        self.arm = arm
+        self.options = options
+        self.clock = ManualClock(START)
+        self.engine = DecisionEngine(make_engine(database_url), clock=self.clock, seed=options.seed)
+        self.engine.create_experiment(self.spec)
+        self.world = CustomerWorld(
+            WorldConfig(
+                n_customers=options.customers,
+                n_days=options.days,
+                seed=options.seed,
+                fatigue=options.fatigue,
+                nurturing=options.nurturing,
+                drift=options.drift,
+            ),
+            self.spec.decision_space(),
+            self.spec.context,
+        )
+        self.on_day = on_day
+        self.customer_ids = np.array([f"c{index}" for index in range(options.customers)])
+        self.holdout = np.array(
+            [
+                assign_group(self.spec.key, customer, self.spec.holdout.share) == HOLDOUT
+                for customer in self.customer_ids
+            ]
+        )
+        #: Latest decision per customer (id and when its window closes), for outcome routing.
+        self.latest: dict[int, tuple[str, datetime]] = {}
+        self.regret_kind = _reward_kind(spec)
+        self.sampler = np.random.default_rng(options.seed + 1)
+        self.result = ArmResult(
+            arm=arm,
+            key=self.spec.key,
+            policy=self.spec.policy.name,
+            reward=f"{self.spec.reward.kind}:{self.spec.reward.event}",
+        )
+        first_factor = self.spec.decision_space().factor_names[0]
+        self.result.allocation_factor = first_factor
+        self.result.allocation_labels = tuple(self.spec.decision_space().factors[first_factor])
+
+    def run(self) -> ArmResult:
+        allocation = []
+        for day in range(self.options.days):
+            allocation.append(self._day(day))
+            if self.on_day is not None:
+                self.on_day(self.arm, day)
+        self.result.allocation = np.array(allocation)
+        self._finish()
+        self.engine.engine.dispose()
+        return self.result
+
+    def _log(self, name: str, value: float) -> None:
+        self.result.daily.setdefault(name, []).append(float(value))
+
+    def _day(self, day: int) -> np.ndarray:
+        day_start = START + timedelta(days=day)
+        visitors = self.world.visitors()
+        contexts = self.world.contexts(visitors)
+        # Each visitor is decided at the hour they show up, so their responses follow.
+        hours = np.floor(self.world.visit_hours(visitors)).astype(np.int64)
+        results: list[Any] = [None] * visitors.size
+        for hour in np.unique(hours):
+            rows = np.flatnonzero(hours == hour)
+            self.clock.set(day_start + timedelta(hours=int(hour)))
+            chosen = self.engine.decide_many(
+                self.spec.key,
+                [
+                    DecisionRequest(
+                        customer_id=str(self.customer_ids[visitors[row]]), context=contexts[row]
+                    )
+                    for row in rows
+                ],
+            )
+            for row, result in zip(rows, chosen, strict=True):
+                results[row] = result
+        actions = np.array(
+            [-1 if result.action_index is None else result.action_index for result in results],
+            dtype=np.int64,
+        )
+        contacted = actions >= 0
+        window = self.spec.reward.window
+        for customer, result, action, hour in zip(visitors, results, actions, hours, strict=True):
+            if action >= 0:
+                closes = day_start + timedelta(hours=int(hour)) + window
+                self.latest[int(customer)] = (result.decision_id, closes)
+        regret, chosen_value = self._regret(visitors[contacted], actions[contacted])
+        self.world.act(visitors, actions)
+        events = self.world.end_day()
+        self._record(events, day, day_start)
+        self.clock.set(day_start + timedelta(days=1))
+        rewards = self.engine.join_rewards(self.spec.key)
+        version = self.engine.learn(self.spec.key)
+        if version is not None:
+            self.result.policy_version = version
+        kpis = self.world.kpis()
+        clicks = float((events.event == "click").sum())
+        revenue = float(events.value[events.event == "revenue"].sum())
+        self.result.decisions += int(contacted.sum())
+        self._log("contacts", contacted.sum())
+        self._log("suppressed", (~contacted).sum())
+        self._log("clicks", clicks)
+        self._log("click_through", clicks / max(1, contacted.sum()))
+        self._log("revenue", revenue)
+        self._log("expected_reward", chosen_value)
+        self._log("regret", regret)
+        self._log("rewards_joined", rewards)
+        self._log("retention", float(kpis["retained"].mean()))
+        self._log("policy_version", self.result.policy_version)
+        treatment_revenue = kpis["revenue"][~self.holdout]
+        holdout_revenue = kpis["revenue"][self.holdout]
+        if treatment_revenue.size > 1 and holdout_revenue.size > 1:
+            lift = welch_lift(treatment_revenue, holdout_revenue)
+            self._log("revenue_lift", lift.difference)
+            self._log("revenue_lift_low", lift.diff_ci[0])
+            self._log("revenue_lift_high", lift.diff_ci[1])
+        shares = np.zeros(len(self.result.allocation_labels))
+        if contacted.any():
+            space = self.spec.decision_space()
+            position = space.factor_names.index(self.result.allocation_factor)
+            codes = space.level_index[actions[contacted], position]
+            shares = np.bincount(codes, minlength=shares.size) / contacted.sum()
+        return shares
+
+    def _regret(self, customers: np.ndarray, actions: np.ndarray) -> tuple[float, float]:
+        """Today's regret and expected reward summed over contacts.
+
+        The simulator's truth is costly for 800 actions, so it is evaluated on a seeded random
+        sample of at most ``REGRET_SAMPLE`` contacts and scaled up: an unbiased estimate.
+        """
+        if customers.size == 0:
+            return 0.0, 0.0
+        scale = 1.0
+        if customers.size > REGRET_SAMPLE:
+            picked = self.sampler.choice(customers.size, REGRET_SAMPLE, replace=False)
+            scale = customers.size / REGRET_SAMPLE
+            customers, actions = customers[picked], actions[picked]
+        values = self.world.expected_reward(customers, self.regret_kind)
+        allowed = self.spec.decision_space().allowed
+        best = np.where(allowed[None, :], values, -np.inf).max(axis=1)
+        chosen = values[np.arange(customers.size), actions]
+        return float((best - chosen).sum() * scale), float(chosen.sum() * scale)
+
+    def _record(self, events: Any, day: int, day_start: datetime) -> None:
+        """Send the day's events for customers with a decision through the outcome path."""
+        outcomes = []
+        for index in range(len(events)):
+            customer = int(events.customer[index])
+            latest = self.latest.get(customer)
+            if latest is None:
+                continue
+            occurred = day_start + timedelta(hours=float(events.hour[index]))
+            decision_id, closes = latest
+            if occurred >= closes:
+                continue
+            outcomes.append(
+                OutcomeInput(
+                    outcome_id=f"{self.spec.key}-{day}-{index}",
+                    event=str(events.event[index]),
+                    value=float(events.value[index]),
+                    occurred_at=occurred,
+                    decision_id=decision_id,
+                )
+            )
+        for start in range(0, len(outcomes), RECORD_CHUNK):
+            self.engine.record(outcomes[start : start + RECORD_CHUNK])
+
+    def _finish(self) -> None:
+        kpis = self.world.kpis()
+        measures = {
+            "revenue": kpis["revenue"],
+            "retention": kpis["retained"].astype(np.float64),
+            "contacts": kpis["contacts"].astype(np.float64),
+            "accepts": kpis["accepts"].astype(np.float64),
+        }
+        for name, values in measures.items():
+            self.result.kpis[name] = {
+                "treatment": float(values[~self.holdout].mean()),
+                "holdout": float(values[self.holdout].mean()),
+            }
+        self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
+        self.result.off_policy = self._off_policy()
+
+    def _off_policy(self) -> dict[str, Any]:
+        """OPE of the final policy on this arm's logged, rewarded decisions."""
+        with Session(self.engine.engine) as session:
+            rows = queries.reward_rows(session, experiment_key=self.spec.key)
+            snapshot = queries.latest_snapshot(session, experiment_key=self.spec.key)
+        state = unpack_state(snapshot.state) if snapshot is not None else None
+        return off_policy_summary(self.spec, rows, state, seed=self.options.seed)
+
+
+def run_simulation(
+    spec: ExperimentSpec,
+    options: RunOptions,
+    *,
+    on_day: Callable[[str, int], None] | None = None,
+) -> RunResult:
+    """Run every arm on the same seeded population; return what each arm measured."""
+    with tempfile.TemporaryDirectory(prefix="engage-run-") as scratch:
+        url = options.database_url or f"sqlite:///{Path(scratch) / 'run.db'}"
+        upgrade(url)
+        arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
+    return RunResult(spec=spec, options=options, arms=arms, database_url=url)
+
+
+def arm_names(values: Sequence[str]) -> tuple[str, ...]:
+    """Validate a list of arm names."""
+    unknown = [value for value in values if value not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(ARMS)}")
+    return tuple(values)

@@ -1,0 +1,8 @@
+"""A customer-lifetime simulator: customers with hidden state that drifts and reacts to what
+we send them (response, fatigue, nurturing, churn, revenue), so policies can be tested
+before they touch customers. Pure numpy; see :mod:`experiments.simulate.world`."""
+
+from experiments.simulate.fields import ContextFieldLike
+from experiments.simulate.world import EVENT_NAMES, CustomerWorld, Events, WorldConfig
+
+__all__ = ["EVENT_NAMES", "ContextFieldLike", "CustomerWorld", "Events", "WorldConfig"]

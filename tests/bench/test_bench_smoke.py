@@ -1,0 +1,130 @@
+"""Smoke test of the policy benchmark: our policies only, a few rounds, structure not speed.
+
+The references (``vowpalwabbit``, ``mabwiser``) are optional: nothing here needs them.
+No timing is asserted; speed and reward targets belong to ``make bench``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from bench import agents as bench_agents
+from bench.agents import OUR_POLICIES, PolicyAgent
+from bench.core import run_agent
+from bench.environments import environment_specs, make_stream, truth_rows
+from bench.policies import BenchConfig, run_benchmark
+from bench.report import write_results
+
+TINY = BenchConfig(
+    rounds=60,
+    factored_rounds=40,
+    tail=20,
+    window=20,
+    small_batch=1,
+    large_batch=10,
+    drift_batch=1,
+    factored_batch=10,
+    latency_calls=5,
+    latency_seconds=5.0,
+    factored_speed_rounds=5,
+    memory_rounds=20,
+    max_seconds=60.0,
+)
+
+
+@pytest.fixture(scope="module")
+def outcome():
+    return run_benchmark(
+        TINY, references=False, console=Console(file=io.StringIO()), show_progress=False
+    )
+
+
+def test_every_policy_runs_in_every_environment(outcome) -> None:
+    assert set(outcome.results) == {"A", "B", "C"}
+    for key in ("A", "C"):
+        assert list(outcome.results[key].ours()) == list(OUR_POLICIES)
+    assert list(outcome.results["B"].agents) == [*OUR_POLICIES, "linucb per-arm"]
+    assert outcome.payload["references_run"] == []
+
+
+def test_run_summaries_are_consistent(outcome) -> None:
+    for key, batches, rounds in (("A", (1, 10), 60), ("C", (1,), 60), ("B", (10,), 40)):
+        for agent in outcome.results[key].agents.values():
+            assert sorted(agent.runs) == sorted(batches)
+            for run in agent.runs.values():
+                assert (run.rounds, run.planned_rounds, run.truncated) == (rounds, rounds, False)
+                assert run.tail_rounds == 20
+                assert len(run.curve) == rounds // 20
+                assert 0.0 <= run.expected_all <= run.optimal_all <= 1.0
+                assert 0.0 <= run.reward_all <= 1.0
+                assert run.rounds_per_second > 0
+
+
+def test_latency_memory_and_derived_results(outcome) -> None:
+    for agent in outcome.results["B"].agents.values():
+        assert agent.latency is not None
+        assert agent.latency.calls == 5
+        assert agent.latency.p50_ms <= agent.latency.p99_ms <= agent.latency.max_ms
+        assert agent.speed_small is not None
+        assert agent.speed_small.rounds == 5
+    for key in ("A", "B"):
+        for agent in outcome.results[key].agents.values():
+            assert agent.memory is not None
+            assert agent.memory.peak_mib >= 0
+    assert outcome.results["B"].per_arm_level is not None
+    assert set(outcome.results["B"].rounds_to_per_arm) == set(outcome.results["B"].agents)
+    assert outcome.results["C"].drift is not None
+    assert outcome.results["A"].ratios == {name: {} for name in OUR_POLICIES}
+    assert [item.target.split(":")[0] for item in outcome.targets] == ["A", "A", "A", "C", "B"]
+    assert all(item.passed in (True, False) for item in outcome.targets)
+
+
+def test_results_are_written_as_json_and_markdown(outcome, tmp_path) -> None:
+    json_path, md_path = write_results(tmp_path, outcome.payload, outcome.tables, "# header\n")
+    payload = json.loads(json_path.read_text())
+    assert set(payload["environments"]) == {"A", "B", "C"}
+    run = payload["environments"]["A"]["agents"]["linucb"]["runs"]["1"]
+    assert {"reward_all", "expected_tail", "optimal_tail", "rounds_per_second", "curve"} <= set(run)
+    assert {"python", "packages", "blas", "git"} <= set(payload["machine"])
+    assert len(payload["targets"]) == 5
+    text = md_path.read_text()
+    assert text.startswith("# header")
+    assert "### A: K=8 arms" in text
+    assert "| linucb per-arm |" in text
+
+
+def test_references_are_optional(monkeypatch) -> None:
+    """Without the bench extra the reference lists are empty and nothing is imported."""
+    monkeypatch.setattr(
+        bench_agents, "references_available", lambda: {"vowpalwabbit": False, "mabwiser": False}
+    )
+    assert bench_agents.reference_agents(0) == []
+    assert [spec.name for spec in bench_agents.per_arm_agents(0, references=True)] == [
+        "linucb per-arm"
+    ]
+
+
+def test_every_agent_sees_the_same_rounds() -> None:
+    """Common random numbers: reward = 1[u < p(a)] whatever the batch size."""
+    spec = environment_specs(2 * np.pi)["C"]
+    stream = make_stream(spec, 50)
+    for batch_size in (1, 7, 50):
+        agent = PolicyAgent("fixed", spec.space(), spec.n_context, seed=0)
+        record = run_agent(agent, stream, batch_size=batch_size)
+        np.testing.assert_array_equal(record.expected, stream.table[:, 0])
+        np.testing.assert_array_equal(record.rewards, stream.uniforms < stream.table[:, 0])
+
+
+def test_drifting_truth_is_evaluated_at_each_round() -> None:
+    spec = environment_specs(np.pi)["C"]
+    environment = spec.environment(horizon=10)
+    X = np.random.default_rng(0).standard_normal((4, spec.n_context))
+    rows = truth_rows(environment, X, start=3)
+    for i in range(4):
+        np.testing.assert_allclose(rows[i], environment.expected(X[i : i + 1], 3 + i)[0])
+    assert not np.allclose(rows[0], environment.expected(X[:1], 0)[0])

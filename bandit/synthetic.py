@@ -4,7 +4,8 @@ Contexts ``x ~ N(0, I_d)``; each level of each factor has hidden weights
 ``w ~ N(0, I_d) / sqrt(d * F)`` (``F`` factors; for one factor this is the issue's
 ``N(0, I) / sqrt(d)``); the reward of action ``a`` is Bernoulli with
 ``p = sigmoid(sum_f w_{f, level_f(a)} . x)``. With ``drift_angle > 0`` every weight vector
-rotates in a fixed random plane by ``drift_angle * t / horizon`` radians at round ``t``, so a
+rotates by ``drift_angle * t / horizon`` radians at round ``t`` in each of ``d // 2`` fixed,
+mutually orthogonal random planes (a rotation of the whole space, not of one plane), so a
 model trained early goes stale.
 """
 
@@ -28,15 +29,16 @@ class LogisticEnvironment:
     drift_angle: float = 0.0
     horizon: int = 20_000
     weights: np.ndarray = field(init=False, repr=False)
-    _plane: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
+    _planes: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         rng = np.random.default_rng(self.seed)
         n_levels = sum(self.space.factor_sizes)
         scale = np.sqrt(self.n_context * len(self.space.factor_sizes))
         self.weights = rng.standard_normal((n_levels, self.n_context)) / scale
-        basis, _ = np.linalg.qr(rng.standard_normal((self.n_context, 2)))
-        self._plane = (basis[:, 0], basis[:, 1])
+        basis, _ = np.linalg.qr(rng.standard_normal((self.n_context, self.n_context)))
+        half = self.n_context // 2
+        self._planes = (basis[:, :half], basis[:, half : 2 * half])
         offsets = np.concatenate([[0], np.cumsum(self.space.factor_sizes)[:-1]])
         self._slots = self.space.level_index + offsets
 
@@ -49,11 +51,11 @@ class LogisticEnvironment:
         if not self.drift_angle:
             return self.weights
         angle = self.drift_angle * t / self.horizon
-        u, v = self._plane
+        u, v = self._planes
         along_u, along_v = self.weights @ u, self.weights @ v
         rotated_u = np.cos(angle) * along_u - np.sin(angle) * along_v
         rotated_v = np.sin(angle) * along_u + np.cos(angle) * along_v
-        return self.weights + np.outer(rotated_u - along_u, u) + np.outer(rotated_v - along_v, v)
+        return self.weights + (rotated_u - along_u) @ u.T + (rotated_v - along_v) @ v.T
 
     def expected(self, X: np.ndarray, t: float = 0.0) -> np.ndarray:
         """True success probability of every action, shape ``(n, A)``."""

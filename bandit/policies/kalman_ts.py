@@ -29,7 +29,7 @@ class KalmanTSPolicy(ThompsonLinearPolicy):
         space: DecisionSpace,
         n_context: int,
         *,
-        process_noise: float = 1e-4,
+        process_noise: float = 1e-6,
         forgetting: float = 1.0,
         **kwargs: object,
     ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -38,7 +39,7 @@ def evaluate(
             {
                 "target": evaluation.target,
                 "rows": evaluation.n_rows,
-                "estimates": {name: vars(item) for name, item in estimates.items()},
+                "estimates": {name: asdict(item) for name, item in estimates.items()},
                 "unsupported_actions": list(evaluation.unsupported_names),
             }
         )

@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Our hot paths are many small matrix products: BLAS threads only add contention on 2 cores.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test bench lint format clean
+.PHONY: demo test bench bench-service lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,19 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,bench]'
 	touch $(BENCH_STAMP)
 
+# The flagship experiment on the embedded defaults (SQLite scratch database, ./mlruns).
 demo: $(STAMP)
-	$(BIN)/engage demo
+	$(BIN)/engage run examples/engagement.toml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.policies
+
+# The HTTP service under load on loopback (SQLite and PostgreSQL on 127.0.0.1:5432).
+bench-service: $(BENCH_STAMP)
+	$(BIN)/python -m bench.service
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -609,8 +609,14 @@ class DecisionEngine:
             due = queries.decisions_due_for_reward(
                 session, experiment_key=key, now=now, limit=limit
             )
-            fresh = queries.decisions_with_outcomes_since(
-                session, experiment_key=key, since=since, limit=limit
+            # Only rewards that can become final early (an event fired, a churn) need the
+            # decisions with fresh outcomes; sums and changes wait for the window to close.
+            fresh = (
+                queries.decisions_with_outcomes_since(
+                    session, experiment_key=key, since=since, limit=limit
+                )
+                if spec.reward.kind in ("event", "retained")
+                else []
             )
             candidates = {row.id: row for row in (*due, *fresh) if row.activated_at is not None}
             # Lock before reading outcomes: an outcome insert racing this join waits, or is

@@ -36,7 +36,7 @@ def serve(
 
     Example: engage serve --port 8000 --database-url sqlite:///engage.db
     """
-    import uvicorn
+    from experiments.service.server import run_server
     from experiments.store import check_schema, make_engine
 
     if not _is_loopback(host) and not allow_remote:
@@ -53,12 +53,4 @@ def serve(
     os.environ["ENGAGE_DATABASE_URL"] = resolved
     os.environ["ENGAGE_LEARNER"] = "true" if learner else "false"
     console.print(f"engage serving on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(
-        "experiments.service.factory:app_from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-    )
+    run_server(host=host, port=port, workers=workers)

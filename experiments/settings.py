@@ -19,6 +19,5 @@ class Settings(BaseSettings):
     #: Start the background learner in this process.
     learner: bool = True
     learner_poll_seconds: float = Field(default=0.5, gt=0)
-    #: Requests per second allowed per API key (token bucket); 0 disables the limit.
-    rate_limit_per_second: float = Field(default=0.0, ge=0)
-    rate_limit_burst: int = Field(default=100, ge=1)
+    #: Seconds a verified API key is trusted without re-checking its hash (0: every request).
+    api_key_cache_seconds: float = Field(default=5.0, ge=0)

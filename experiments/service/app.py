@@ -31,7 +31,7 @@ from experiments.engine import (
 from experiments.errors import EngineError
 from experiments.learner import Learner
 from experiments.report import lift_dict, reward_lift
-from experiments.service.auth import require_scope
+from experiments.service.auth import VerifiedKeyCache, require_scope
 from experiments.service.limits import BodySizeLimit
 from experiments.service.schemas import (
     DecisionIn,
@@ -110,6 +110,7 @@ def create_app(
     )
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.settings = settings
+    app.state.key_cache = VerifiedKeyCache(ttl=settings.api_key_cache_seconds)
 
     @app.exception_handler(EngineError)
     async def engine_error(_: Request, error: EngineError) -> JSONResponse:
@@ -136,7 +137,7 @@ def create_app(
         return _error(503, "database", "database unavailable", headers={"Retry-After": "1"})
 
     @app.get("/livez", tags=["health"])
-    def livez() -> dict[str, bool]:
+    async def livez() -> dict[str, bool]:
         """Liveness only: no database, no auth (the benchmark's trivial-endpoint ceiling)."""
         return {"ok": True}
 

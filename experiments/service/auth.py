@@ -8,6 +8,9 @@ store; the key itself is never logged.
 
 from __future__ import annotations
 
+import hashlib
+import threading
+import time
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
@@ -16,6 +19,40 @@ from sqlmodel import Session
 from experiments.store import queries
 
 SCOPES = ("admin", "decide", "read")
+
+
+class VerifiedKeyCache:
+    """Keys verified in the last ``ttl`` seconds, by a SHA-256 of the token.
+
+    The salted key-derivation check costs about a third of a decision; callers repeat the
+    same key many times a second. A revoked key therefore keeps working for at most ``ttl``
+    seconds in each process. Only digests are held, never tokens.
+    """
+
+    def __init__(self, ttl: float = 5.0, max_entries: int = 10_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[bytes, tuple[float, int, frozenset[str]]] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _digest(token: str) -> bytes:
+        return hashlib.sha256(token.encode()).digest()
+
+    def get(self, token: str) -> tuple[int, frozenset[str]] | None:
+        digest = self._digest(token)
+        with self._lock:
+            entry = self._entries.get(digest)
+            if entry is None or entry[0] < time.monotonic():
+                self._entries.pop(digest, None)
+                return None
+            return entry[1], entry[2]
+
+    def put(self, token: str, key_id: int, scopes: frozenset[str]) -> None:
+        with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries.clear()
+            self._entries[self._digest(token)] = (time.monotonic() + self.ttl, key_id, scopes)
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -34,16 +71,21 @@ def require_scope(scope: str) -> Callable[[Request], None]:
         kind, _, token = header.partition(" ")
         if kind.lower() != "bearer" or not token:
             raise _unauthorized("missing bearer API key")
-        with Session(request.app.state.engine.engine) as session:
-            key = queries.verify_api_key(session, key=token)
-        if key is None:
-            raise _unauthorized("invalid or revoked API key")
-        granted = set(key.scopes.split(","))
+        cache: VerifiedKeyCache = request.app.state.key_cache
+        cached = cache.get(token)
+        if cached is None:
+            with Session(request.app.state.engine.engine) as session:
+                key = queries.verify_api_key(session, key=token)
+            if key is None:
+                raise _unauthorized("invalid or revoked API key")
+            cached = (int(key.id), frozenset(key.scopes.split(",")))
+            cache.put(token, *cached)
+        key_id, granted = cached
         if scope not in granted and "admin" not in granted:
             raise HTTPException(
                 status_code=403,
                 detail={"field": "authorization", "message": f"API key lacks the '{scope}' scope"},
             )
-        request.state.api_key_id = key.id
+        request.state.api_key_id = key_id
 
     return check

@@ -173,7 +173,9 @@ def test_serve_with_allow_remote_hands_over_to_uvicorn(
     url = f"sqlite:///{tmp_path / 'engage.db'}"
     upgrade(url)
     calls = []
-    monkeypatch.setattr("uvicorn.run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(
+        "experiments.service.server.run_server", lambda **kwargs: calls.append(kwargs)
+    )
     # serve exports the settings for its workers: restore the environment afterwards.
     monkeypatch.setenv("ENGAGE_DATABASE_URL", "unset-by-test")
     monkeypatch.setenv("ENGAGE_LEARNER", "unset-by-test")
@@ -192,11 +194,8 @@ def test_serve_with_allow_remote_hands_over_to_uvicorn(
         ],
     )
     assert result.exit_code == 0, result.output
-    ((args, kwargs),) = calls
-    assert args == ("experiments.service.factory:app_from_environment",)
-    assert kwargs["host"] == ALL_INTERFACES
-    assert kwargs["port"] == 8123
-    assert kwargs["factory"] is True
+    (kwargs,) = calls
+    assert kwargs == {"host": ALL_INTERFACES, "port": 8123, "workers": 1}
     # The worker processes build their settings from the environment serve exported.
     assert os.environ["ENGAGE_DATABASE_URL"] == url
     assert os.environ["ENGAGE_LEARNER"] == "false"

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}%"
+from cli.render import lift_table
 
 
 def report(
@@ -49,20 +44,10 @@ def report(
     if as_json:
         print_json({**data, "mlflow_run_id": run_id})
         return
-    table = Table(title=f"{experiment}: reward lift vs holdout (policy v{live.policy_version})")
-    for column in ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H"):
-        table.add_column(column, justify="left" if column == "KPI" else "right")
-    if live.lift is not None:
-        row = live.lift
-        table.add_row(
-            row.kpi,
-            f"{row.mean_treatment:.4g}",
-            f"{row.mean_holdout:.4g}",
-            _pct(row.relative_lift),
-            f"[{_pct(row.ci_low)}, {_pct(row.ci_high)}]",
-            f"[{_pct(row.av_low)}, {_pct(row.av_high)}]",
-            f"{row.n_treatment}/{row.n_holdout}",
-        )
+    rows = [(None, live.lift)] if live.lift is not None else []
+    table = lift_table(
+        f"{experiment}: reward lift vs holdout (policy v{live.policy_version})", rows
+    )
     console.print(table)
     if live.lift is None:
         console.print("not enough rewards yet in both groups to measure lift")

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import JsonFlag, console, fail, print_json, readable_errors
+from cli.render import lift_table
 
 if TYPE_CHECKING:
     from experiments.runs import RunResult
@@ -112,25 +113,8 @@ def _print_tables(result: RunResult) -> None:
             f"{row['regret']:,.0f}",
         )
     console.print(table)
-    lift = Table(title="Lift vs randomized holdout (relative, 95% CI; always-valid CI)")
-    for column in ("arm", "KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H"):
-        lift.add_column(column, justify="left" if column in ("arm", "KPI") else "right")
-    for arm in result.arms:
-        for row in arm.lifts:
-            lift.add_row(
-                arm.arm,
-                row.kpi,
-                f"{row.mean_treatment:.4g}",
-                f"{row.mean_holdout:.4g}",
-                _pct(row.relative_lift),
-                f"[{_pct(row.ci_low)}, {_pct(row.ci_high)}]",
-                f"[{_pct(row.av_low)}, {_pct(row.av_high)}]",
-                f"{row.n_treatment}/{row.n_holdout}",
-            )
+    lift = lift_table(
+        "Lift vs randomized holdout (relative, 95% CI; always-valid CI)",
+        [(arm.arm, row) for arm in result.arms for row in arm.lifts],
+    )
     console.print(lift)
-
-
-def _pct(value: float | None) -> str:
-    import math
-
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}%"

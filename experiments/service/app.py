@@ -26,6 +26,7 @@ from experiments.engine import (
     STOPPED,
     DecisionEngine,
     DecisionRequest,
+    DecisionResult,
     OutcomeInput,
 )
 from experiments.errors import EngineError
@@ -65,6 +66,18 @@ def _experiment_out(row: Any) -> ExperimentOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
         spec=row.spec,
+    )
+
+
+def _decision_out(result: DecisionResult) -> DecisionOut:
+    return DecisionOut(
+        decision_id=result.decision_id,
+        action=result.action,
+        propensity=result.propensity,
+        group=result.group,
+        policy_version=result.policy_version,
+        deferred=result.deferred,
+        suppressed=result.suppressed_reason,
     )
 
 
@@ -235,15 +248,7 @@ def create_app(
                 defer=body.defer,
             ),
         )
-        return DecisionOut(
-            decision_id=result.decision_id,
-            action=result.action,
-            propensity=result.propensity,
-            group=result.group,
-            policy_version=result.policy_version,
-            deferred=result.deferred,
-            suppressed=result.suppressed_reason,
-        )
+        return _decision_out(result)
 
     @app.post(
         "/v1/decisions/{decision_id}/activate",
@@ -252,15 +257,7 @@ def create_app(
     )
     def activate(decision_id: str, engine: EngineDep) -> DecisionOut:
         result = engine.activate(decision_id)
-        return DecisionOut(
-            decision_id=result.decision_id,
-            action=result.action,
-            propensity=result.propensity,
-            group=result.group,
-            policy_version=result.policy_version,
-            deferred=result.deferred,
-            suppressed=result.suppressed_reason,
-        )
+        return _decision_out(result)
 
     @app.post(
         "/v1/outcomes",

@@ -1,0 +1,44 @@
+"""Rich rendering shared by commands: the lift table."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from experiments.report import LiftRow
+
+LIFT_COLUMNS = ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H")
+
+
+def percent(value: float | None) -> str:
+    """A signed percentage, or n/a when undefined."""
+    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}%"
+
+
+def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
+    """One row per (label, lift): relative lift with its 95% and always-valid intervals.
+
+    A label (the arm) adds a first column; pass ``None`` labels for a single experiment.
+    """
+    rows = list(rows)
+    labelled = any(label is not None for label, _ in rows)
+    table = Table(title=title)
+    columns = (("arm",) if labelled else ()) + LIFT_COLUMNS
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("arm", "KPI") else "right")
+    for label, row in rows:
+        cells = [
+            row.kpi,
+            f"{row.mean_treatment:.4g}",
+            f"{row.mean_holdout:.4g}",
+            percent(row.relative_lift),
+            f"[{percent(row.ci_low)}, {percent(row.ci_high)}]",
+            f"[{percent(row.av_low)}, {percent(row.av_high)}]",
+            f"{row.n_treatment}/{row.n_holdout}",
+        ]
+        table.add_row(*(([label or ""] if labelled else []) + cells))
+    return table

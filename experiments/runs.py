@@ -162,7 +162,7 @@ class _ArmRunner:
         )
         #: Latest decision per customer (id and when its window closes), for outcome routing.
         self.latest: dict[int, tuple[str, datetime]] = {}
-        self.regret_kind = _reward_kind(spec)
+        self.regret_kind = _reward_kind(self.spec)
         self.sampler = np.random.default_rng(options.seed + 1)
         self.result = ArmResult(
             arm=arm,

@@ -1,0 +1,58 @@
+"""Simulated runs through the decision engine: determinism, learning, arm definitions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.runs import RunOptions, arm_spec, business_as_usual, run_simulation
+from experiments.spec import ExperimentSpec, load_spec
+
+FLAGSHIP = Path(__file__).resolve().parents[2] / "examples" / "engagement.toml"
+
+
+@pytest.fixture(scope="module")
+def spec() -> ExperimentSpec:
+    return load_spec(FLAGSHIP)
+
+
+def test_arms_change_only_what_they_should(spec: ExperimentSpec) -> None:
+    interaction = arm_spec(spec, "interaction")
+    assert (interaction.reward.kind, interaction.reward.event) == ("event", "click")
+    assert interaction.policy == spec.policy
+    bau = arm_spec(spec, "business_as_usual")
+    assert bau.policy.name == "fixed"
+    assert bau.policy.params["action"] == business_as_usual(spec)
+    assert arm_spec(spec, "engagement").reward == spec.reward
+    assert arm_spec(spec, "uniform").key == "engagement-uniform"
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_spec(spec, "bogus")
+
+
+def test_a_run_is_deterministic_under_its_seed(spec: ExperimentSpec) -> None:
+    options = RunOptions(customers=300, days=4, seed=3, arms=("engagement",))
+    first = run_simulation(spec, options).arms[0]
+    second = run_simulation(spec, options).arms[0]
+    assert first.daily == second.daily
+    assert first.kpis == second.kpis
+    other = run_simulation(spec, RunOptions(customers=300, days=4, seed=4, arms=("engagement",)))
+    assert other.arms[0].daily != first.daily
+
+
+def test_the_click_policy_regret_per_contact_goes_down(spec: ExperimentSpec) -> None:
+    """Seeded: regret per contact over days 8-23 is at least 10% below days 0-7.
+
+    Measured at the time of writing: 0.306 in the first third, 0.248 and 0.252 after.
+    """
+    result = run_simulation(
+        spec, RunOptions(customers=3000, days=24, seed=0, arms=("interaction",))
+    )
+    arm = result.arms[0]
+    regret = np.array(arm.daily["regret"])
+    contacts = np.array(arm.daily["contacts"])
+    early = regret[:8].sum() / contacts[:8].sum()
+    late = regret[8:].sum() / contacts[8:].sum()
+    assert late < 0.9 * early
+    assert arm.policy_version >= 20  # a snapshot per simulated day with new rewards

@@ -148,6 +148,7 @@ class _ArmRunner:
                 fatigue=options.fatigue,
                 nurturing=options.nurturing,
                 drift=options.drift,
+                emit_usage=self.spec.reward.event == "usage",
             ),
             self.spec.decision_space(),
             self.spec.context,
@@ -163,6 +164,7 @@ class _ArmRunner:
         #: Latest decision per customer (id and when its window closes), for outcome routing.
         self.latest: dict[int, tuple[str, datetime]] = {}
         self.regret_kind = _reward_kind(self.spec)
+        self.reported_events = {self.spec.reward.event, "click", "accept", "churn"}
         self.sampler = np.random.default_rng(options.seed + 1)
         self.result = ArmResult(
             arm=arm,
@@ -277,9 +279,14 @@ class _ArmRunner:
         return float((best - chosen).sum() * scale), float(chosen.sum() * scale)
 
     def _record(self, events: Any, day: int, day_start: datetime) -> None:
-        """Send the day's events for customers with a decision through the outcome path."""
+        """Send the day's events for customers with a decision through the outcome path.
+
+        Like a real client, the runner reports the events the experiment measures: its reward
+        event, responses (click, accept) and churn; daily usage only when it is the reward.
+        """
+        wanted = np.isin(events.event, list(self.reported_events))
         outcomes = []
-        for index in range(len(events)):
+        for index in np.flatnonzero(wanted):
             customer = int(events.customer[index])
             latest = self.latest.get(customer)
             if latest is None:

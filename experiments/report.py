@@ -154,14 +154,21 @@ def off_policy_summary(
     state: Mapping[str, np.ndarray] | None,
     *,
     seed: int = 0,
+    max_rows: int = 20_000,
 ) -> dict[str, Any]:
     """IPS/SNIPS/DM/DR of the policy in ``state`` on logged, rewarded decisions.
 
     Sits next to the measured treatment and holdout means of the same rewards, so a reader
     can see whether the current policy is expected to do better than what was served.
+    Longer logs are estimated on a seeded uniform sample of ``max_rows`` rows (the estimates
+    stay unbiased; the intervals widen): the estimators hold ``rows x actions`` matrices.
     """
     if len(rows) < 2:
         return {}
+    sampled = len(rows) > max_rows
+    if sampled:
+        keep = np.random.default_rng(seed).choice(len(rows), max_rows, replace=False)
+        rows = [rows[index] for index in np.sort(keep)]
     policy = spec.build_policy(seed=seed)
     if state is not None:
         policy.set_state(state)
@@ -184,6 +191,8 @@ def off_policy_summary(
     }
     out["measured_treatment"] = float(rewards[~holdout].mean()) if (~holdout).any() else None
     out["measured_holdout"] = float(rewards[holdout].mean()) if holdout.any() else None
+    out["rows"] = len(rows)
+    out["sampled"] = sampled
     return out
 
 

@@ -508,7 +508,7 @@ class DecisionEngine:
         received = self.clock.now()
         items = list(outcomes)
         with self._session() as session:
-            named = queries.get_decisions(
+            named = queries.decision_heads(
                 session,
                 decision_ids=[item.decision_id for item in items if item.decision_id is not None],
             )
@@ -545,9 +545,9 @@ class DecisionEngine:
         session: Session,
         outcome: OutcomeInput,
         received: datetime,
-        named: Mapping[str, models.Decision],
+        named: Mapping[str, queries.DecisionHead],
     ) -> dict[str, Any]:
-        decision: models.Decision | None = None
+        decision: models.Decision | queries.DecisionHead | None = None
         attribution = "attributed"
         if outcome.decision_id is not None:
             decision = named.get(outcome.decision_id)

@@ -42,6 +42,7 @@ from experiments.store.models import (
 )
 from experiments.store.queries import (
     API_KEY_PREFIX,
+    DecisionHead,
     DuplicateError,
     DuplicateRequestError,
     InsertResult,
@@ -61,6 +62,7 @@ from experiments.store.queries import (
     create_experiment,
     decision_counts_by_group,
     decision_counts_by_status,
+    decision_heads,
     decisions_due_for_reward,
     decisions_with_outcomes_since,
     experiment_counts,
@@ -120,6 +122,7 @@ __all__ = [
     "ApiKey",
     "Attribution",
     "Decision",
+    "DecisionHead",
     "DecisionStatus",
     "DuplicateError",
     "DuplicateRequestError",
@@ -154,6 +157,7 @@ __all__ = [
     "database_url_from_env",
     "decision_counts_by_group",
     "decision_counts_by_status",
+    "decision_heads",
     "decisions_due_for_reward",
     "decisions_with_outcomes_since",
     "dialect_name",

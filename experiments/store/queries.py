@@ -359,6 +359,32 @@ def get_decisions(session: Session, *, decision_ids: Sequence[str]) -> dict[str,
     return found
 
 
+class DecisionHead(NamedTuple):
+    """The columns outcome attribution needs, without the decision's JSON payloads."""
+
+    id: str
+    experiment_key: str
+    customer_id: str
+    status: str
+    window_closes_at: datetime | None
+
+
+def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str, DecisionHead]:
+    """:func:`get_decisions` without context, action and exclusions: cheap in bulk."""
+    found: dict[str, DecisionHead] = {}
+    for chunk in _chunks(list(dict.fromkeys(decision_ids))):
+        stmt = select(
+            Decision.id,
+            Decision.experiment_key,
+            Decision.customer_id,
+            Decision.status,
+            Decision.window_closes_at,
+        ).where(col(Decision.id).in_(chunk))
+        for row in session.exec(stmt):
+            found[row[0]] = DecisionHead(*row)
+    return found
+
+
 def find_decision_by_request(
     session: Session, *, experiment_key: str, request_id: str
 ) -> Decision | None:

@@ -80,7 +80,7 @@ def test_quickstart_example_loads_and_matches_example_spec_text() -> None:
 def test_round_trip_through_json(path: Path) -> None:
     spec = load_spec(path)
     data = spec.to_json_dict()
-    assert isinstance(data["reward"]["window"], float)  # durations travel as seconds
+    assert isinstance(data["reward"]["window"], float)  # windows travel as seconds
     assert data["reward"]["window"] == spec.reward.window.total_seconds()
     again = parse_spec(json.loads(json.dumps(data)))
     assert again == spec

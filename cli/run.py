@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -35,6 +36,9 @@ def run(
     nurturing: Annotated[bool, typer.Option("--nurturing/--no-nurturing")] = True,
     drift: Annotated[bool, typer.Option("--drift/--no-drift")] = True,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
+    jobs: Annotated[
+        int, typer.Option(min=1, max=64, help="Arms simulated at once (worker processes).")
+    ] = min(2, os.cpu_count() or 1),
     as_json: JsonFlag = False,
 ) -> None:
     """Run SPEC against the customer simulator and compare policies on revenue and retention.
@@ -73,7 +77,7 @@ def run(
             progress.update(task, advance=1, description=f"{arm}: day {day + 1}/{days}")
 
         with readable_errors():
-            result = run_simulation(spec, options, on_day=on_day)
+            result = run_simulation(spec, options, on_day=on_day, jobs=jobs)
     run_id = None
     if track:
         with readable_errors():

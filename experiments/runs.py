@@ -337,18 +337,78 @@ class _ArmRunner:
         return off_policy_summary(self.spec, rows, state, seed=self.options.seed)
 
 
+def _run_arm(
+    spec_data: dict[str, Any],
+    arm: str,
+    options: RunOptions,
+    url: str,
+    days_done: Any | None,
+) -> ArmResult:
+    """One arm in a worker process; reports finished days on the shared queue."""
+    spec = parse_spec(spec_data)
+
+    def on_day(name: str, day: int) -> None:
+        if days_done is not None:
+            days_done.put((name, day))
+
+    return _ArmRunner(spec, arm, options, url, on_day).run()
+
+
 def run_simulation(
     spec: ExperimentSpec,
     options: RunOptions,
     *,
     on_day: Callable[[str, int], None] | None = None,
+    jobs: int = 1,
 ) -> RunResult:
-    """Run every arm on the same seeded population; return what each arm measured."""
+    """Run every arm on the same seeded population; return what each arm measured.
+
+    With ``jobs > 1`` the arms run in that many worker processes at once (they are
+    independent: each has its own world copy and experiment key; the database serialises
+    their writes). Results do not depend on ``jobs``.
+    """
     with tempfile.TemporaryDirectory(prefix="engage-run-") as scratch:
         url = options.database_url or f"sqlite:///{Path(scratch) / 'run.db'}"
         upgrade(url)
-        arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
+        if jobs <= 1 or len(options.arms) == 1:
+            arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
+        else:
+            arms = _run_parallel(spec, options, url, on_day, jobs)
     return RunResult(spec=spec, options=options, arms=arms, database_url=url)
+
+
+def _run_parallel(
+    spec: ExperimentSpec,
+    options: RunOptions,
+    url: str,
+    on_day: Callable[[str, int], None] | None,
+    jobs: int,
+) -> list[ArmResult]:
+    import multiprocessing
+    import queue
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    context = multiprocessing.get_context("spawn")
+    with (
+        context.Manager() as manager,
+        ProcessPoolExecutor(max_workers=min(jobs, len(options.arms)), mp_context=context) as pool,
+    ):
+        days_done = manager.Queue()
+        spec_data = spec.to_json_dict()
+        futures = [
+            pool.submit(_run_arm, spec_data, arm, options, url, days_done) for arm in options.arms
+        ]
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.2)
+            while True:
+                try:
+                    name, day = days_done.get_nowait()
+                except queue.Empty:
+                    break
+                if on_day is not None:
+                    on_day(name, day)
+        return [future.result() for future in futures]
 
 
 def arm_names(values: Sequence[str]) -> tuple[str, ...]:

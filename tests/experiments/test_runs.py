@@ -56,3 +56,17 @@ def test_the_click_policy_regret_per_contact_goes_down(spec: ExperimentSpec) -> 
     late = regret[8:].sum() / contacts[8:].sum()
     assert late < 0.9 * early
     assert arm.policy_version >= 20  # a snapshot per simulated day with new rewards
+
+
+def test_parallel_arms_give_the_same_results(spec: ExperimentSpec) -> None:
+    options = RunOptions(customers=300, days=3, seed=1, arms=("uniform", "engagement"))
+    days: list[tuple[str, int]] = []
+    serial = run_simulation(spec, options)
+    parallel = run_simulation(
+        spec, options, jobs=2, on_day=lambda arm, day: days.append((arm, day))
+    )
+    assert [arm.daily for arm in parallel.arms] == [arm.daily for arm in serial.arms]
+    assert [arm.kpis for arm in parallel.arms] == [arm.kpis for arm in serial.arms]
+    assert sorted(days) == sorted(
+        (arm, day) for arm in ("uniform", "engagement") for day in range(3)
+    )

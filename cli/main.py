@@ -11,6 +11,7 @@ from rich.table import Table
 from cli import db, experiments_cmd, keys
 from cli.common import console
 from cli.evaluate import evaluate
+from cli.export_cmd import export
 from cli.init_cmd import init
 from cli.report import report
 from cli.run import run
@@ -29,6 +30,7 @@ app.add_typer(experiments_cmd.app, name="experiments")
 app.command()(init)
 app.command()(run)
 app.command()(report)
+app.command()(export)
 app.command()(serve)
 app.command()(ui)
 app.command()(evaluate)

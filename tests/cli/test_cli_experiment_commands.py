@@ -144,3 +144,18 @@ def test_demo_prints_a_table() -> None:
     code, output = invoke("demo", "--rounds", "300")
     assert code == 0, output
     assert "linucb" in output
+
+
+def test_export_writes_the_run_tables(run_database: tuple[str, dict], tmp_path: Path) -> None:
+    url, _ = run_database
+    code, output = invoke(
+        "export", "engagement-engagement", "--database-url", url, "--out", str(tmp_path), "--json"
+    )
+    assert code == 0, output
+    written = json.loads(output)
+    assert written["decisions"]["rows"] > 0
+    assert written["log"]["rows"] == 0  # no 14-day window has closed after 6 days
+    assert Path(written["outcomes"]["file"]).exists()
+    code, output = invoke("export", "nope", "--database-url", url, "--out", str(tmp_path))
+    assert code == 2
+    assert one_line(output).startswith("error:")

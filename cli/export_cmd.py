@@ -1,0 +1,46 @@
+"""``engage export``: an experiment's decisions, outcomes and rewards to CSV or Parquet."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+
+
+class Format(StrEnum):
+    csv = "csv"
+    parquet = "parquet"
+
+
+def export(
+    experiment: Annotated[str, typer.Argument(help="Experiment key.")],
+    out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("export"),
+    fmt: Annotated[Format, typer.Option("--format", help="File format.")] = Format.csv,
+    url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write decisions, outcomes and the evaluation log (read by engage evaluate).
+
+    Example: engage export promo --out export --format parquet
+    """
+    from experiments.export import export_experiment
+    from experiments.store import check_schema, make_engine
+
+    with readable_errors():
+        database = make_engine(database_url(url))
+        check_schema(database)
+        result = export_experiment(database, experiment, out, fmt=fmt.value)
+    if as_json:
+        print_json(
+            {
+                name: {"file": str(path), "rows": result.rows[name]}
+                for name, path in result.files.items()
+            }
+        )
+        return
+    for name, path in result.files.items():
+        console.print(f"{name}: {result.rows[name]:,} rows -> {path}")

@@ -1,0 +1,202 @@
+"""``engage export``: an experiment's decisions, outcomes and rewards as CSV or Parquet.
+
+Three files, written while reading the database in batches so logs larger than memory fit:
+
+- ``decisions``: every decision with its group, action, propensity, status and context;
+- ``outcomes``: every outcome event with its attribution;
+- ``log``: rewarded decisions in the format ``engage evaluate`` reads (``timestamp``,
+  ``action``, ``reward``, ``propensity``, then one column per context field).
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from experiments.errors import InvalidInputError
+from experiments.spec import parse_spec
+from experiments.store import models, queries
+
+BATCH = 5_000
+FORMATS = ("csv", "parquet")
+DECISION_COLUMNS = (
+    "decision_id",
+    "timestamp",
+    "customer_id",
+    "group",
+    "status",
+    "action",
+    "propensity",
+    "policy_version",
+    "suppressed_reason",
+)
+OUTCOME_COLUMNS = (
+    "outcome_id",
+    "decision_id",
+    "customer_id",
+    "event",
+    "value",
+    "occurred_at",
+    "attribution",
+)
+#: The columns ``engage evaluate`` reads; every context field follows them.
+LOG_COLUMNS = ("timestamp", "action", "reward", "propensity")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """Where each table went and how many rows it holds."""
+
+    files: dict[str, Path]
+    rows: dict[str, int]
+
+
+class _TableWriter:
+    """Append rows to a CSV or Parquet file batch by batch."""
+
+    def __init__(self, path: Path, columns: Sequence[str], fmt: str) -> None:
+        self.path, self.columns, self.fmt = path, list(columns), fmt
+        self.rows = 0
+        self._handle: Any = None
+        self._writer: Any = None
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if self.fmt == "csv":
+            if self._writer is None:
+                self._handle = self.path.open("w", newline="")
+                self._writer = csv.DictWriter(self._handle, fieldnames=self.columns)
+                self._writer.writeheader()
+            self._writer.writerows(rows)
+        elif rows:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pylist(rows)
+            if self._writer is None:
+                self._writer = pq.ParquetWriter(self.path, table.schema)
+            self._writer.write_table(table.cast(self._writer.schema))
+        self.rows += len(rows)
+
+    def close(self) -> None:
+        if self.fmt == "csv":
+            if self._writer is None:
+                self.write([])
+            self._handle.close()
+        elif self._writer is not None:
+            self._writer.close()
+        else:  # no rows at all: still leave a readable, empty file with the header
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(
+                pa.table({name: pa.array([], pa.string()) for name in self.columns}), self.path
+            )
+
+
+def _batches(session: Session, statement: Any) -> Iterator[list[Any]]:
+    result = session.exec(statement.execution_options(yield_per=BATCH))
+    while rows := result.fetchmany(BATCH):
+        yield rows
+
+
+def export_experiment(
+    database: Engine, key: str, out_dir: Path, *, fmt: str = "csv"
+) -> ExportResult:
+    """Write ``decisions``, ``outcomes`` and ``log`` for experiment ``key`` into ``out_dir``."""
+    if fmt not in FORMATS:
+        raise InvalidInputError(
+            f"format must be one of {list(FORMATS)}; got {fmt!r}", field="format"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Session(database) as session:
+        experiment = queries.require_experiment(session, key=key)
+        spec = parse_spec(experiment.spec)
+        fields = list(spec.context)
+        space = spec.decision_space()
+        writers = {
+            "decisions": _TableWriter(
+                out_dir / f"decisions.{fmt}", [*DECISION_COLUMNS, *fields], fmt
+            ),
+            "outcomes": _TableWriter(out_dir / f"outcomes.{fmt}", OUTCOME_COLUMNS, fmt),
+            "log": _TableWriter(out_dir / f"log.{fmt}", [*LOG_COLUMNS, *fields], fmt),
+        }
+        try:
+            decisions = (
+                select(models.Decision, models.Reward.value)
+                .join(
+                    models.Reward,
+                    col(models.Reward.decision_id) == col(models.Decision.id),
+                    isouter=True,
+                )
+                .where(models.Decision.experiment_key == key)
+                .order_by(col(models.Decision.created_at), col(models.Decision.id))
+            )
+            for batch in _batches(session, decisions):
+                rows, log = [], []
+                for decision, reward in batch:
+                    action = (
+                        None
+                        if decision.action_index is None
+                        else space.action_name(decision.action_index)
+                    )
+                    context = {name: decision.context.get(name) for name in fields}
+                    rows.append(
+                        {
+                            "decision_id": decision.id,
+                            "timestamp": decision.created_at.isoformat(),
+                            "customer_id": decision.customer_id,
+                            "group": decision.group,
+                            "status": decision.status,
+                            "action": action,
+                            "propensity": decision.propensity,
+                            "policy_version": decision.policy_version,
+                            "suppressed_reason": decision.suppressed_reason,
+                            **context,
+                        }
+                    )
+                    if reward is not None and action is not None:
+                        log.append(
+                            {
+                                "timestamp": decision.created_at.isoformat(),
+                                "action": action,
+                                "reward": reward,
+                                "propensity": decision.propensity,
+                                **context,
+                            }
+                        )
+                    session.expunge(decision)
+                writers["decisions"].write(rows)
+                writers["log"].write(log)
+            outcomes = (
+                select(models.Outcome)
+                .where(models.Outcome.experiment_key == key)
+                .order_by(col(models.Outcome.occurred_at), col(models.Outcome.id))
+            )
+            for batch in _batches(session, outcomes):
+                writers["outcomes"].write(
+                    [
+                        {
+                            "outcome_id": outcome.outcome_id,
+                            "decision_id": outcome.decision_id,
+                            "customer_id": outcome.customer_id,
+                            "event": outcome.event,
+                            "value": outcome.value,
+                            "occurred_at": outcome.occurred_at.isoformat(),
+                            "attribution": outcome.attribution,
+                        }
+                        for outcome in batch
+                    ]
+                )
+        finally:
+            for writer in writers.values():
+                writer.close()
+    return ExportResult(
+        files={name: writer.path for name, writer in writers.items()},
+        rows={name: writer.rows for name, writer in writers.items()},
+    )

@@ -19,5 +19,9 @@ class Settings(BaseSettings):
     #: Start the background learner in this process.
     learner: bool = True
     learner_poll_seconds: float = Field(default=0.5, gt=0)
+    #: Requests per second each API key may make, per worker (token bucket); 0: no limit.
+    rate_limit_per_second: float = Field(default=0.0, ge=0)
+    #: Requests a key may make at once before the rate applies.
+    rate_limit_burst: int = Field(default=100, ge=1)
     #: Seconds a verified API key is trusted without re-checking its hash (0: every request).
     api_key_cache_seconds: float = Field(default=5.0, ge=0)

@@ -34,6 +34,7 @@ from experiments.learner import Learner
 from experiments.report import lift_dict, reward_lift
 from experiments.service.auth import VerifiedKeyCache, require_scope
 from experiments.service.limits import BodySizeLimit
+from experiments.service.ratelimit import RateLimiter
 from experiments.service.schemas import (
     DecisionIn,
     DecisionOut,
@@ -124,6 +125,7 @@ def create_app(
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.settings = settings
     app.state.key_cache = VerifiedKeyCache(ttl=settings.api_key_cache_seconds)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
 
     @app.exception_handler(EngineError)
     async def engine_error(_: Request, error: EngineError) -> JSONResponse:

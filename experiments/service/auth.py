@@ -1,7 +1,8 @@
 """Bearer API keys with scopes: ``decide`` (decisions, outcomes), ``read`` (reports),
 ``admin`` (experiments and keys; implies the other two).
 
-Missing, malformed, unknown or revoked key: 401. Known key without the scope: 403. Keys are
+Missing, malformed, unknown or revoked key: 401. Known key without the scope: 403. A key over
+its rate limit (when one is configured): 429 with Retry-After. Keys are
 looked up by their public prefix and checked against a salted hash in constant time by the
 store; the key itself is never logged.
 """
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from fastapi import HTTPException, Request
 from sqlmodel import Session
 
+from experiments.service.ratelimit import retry_after_header
 from experiments.store import queries
 
 SCOPES = ("admin", "decide", "read")
@@ -85,6 +87,13 @@ def require_scope(scope: str) -> Callable[[Request], None]:
             raise HTTPException(
                 status_code=403,
                 detail={"field": "authorization", "message": f"API key lacks the '{scope}' scope"},
+            )
+        wait = request.app.state.rate_limiter.acquire(key_id)
+        if wait > 0:
+            raise HTTPException(
+                status_code=429,
+                detail={"field": "authorization", "message": "rate limit exceeded for this key"},
+                headers={"Retry-After": retry_after_header(wait)},
             )
         request.state.api_key_id = key_id
 

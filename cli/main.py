@@ -14,6 +14,7 @@ from cli.evaluate import evaluate
 from cli.export_cmd import export
 from cli.init_cmd import init
 from cli.report import report
+from cli.retention_cmd import erase, purge
 from cli.run import run
 from cli.serve import serve
 from cli.ui import ui
@@ -31,6 +32,8 @@ app.command()(init)
 app.command()(run)
 app.command()(report)
 app.command()(export)
+app.command()(purge)
+app.command()(erase)
 app.command()(serve)
 app.command()(ui)
 app.command()(evaluate)

@@ -100,6 +100,28 @@ class _LoadedPolicy:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+def _learnable(
+    spec: ExperimentSpec, rows: Sequence[queries.LearningRow]
+) -> tuple[np.ndarray, list[queries.LearningRow]]:
+    """Encoded contexts of the rows that can be learned, and those rows.
+
+    A row whose context was erased (right to erasure: stored as ``{}``) and no longer
+    encodes is not learned from; it is still marked learned with the batch, and still counts
+    in reports. Any other bad context is an error.
+    """
+    encoded, usable = [], []
+    for row in rows:
+        try:
+            encoded.append(spec.encode_context(row.context))
+        except SpecError:
+            if row.context:
+                raise
+            continue
+        usable.append(row)
+    X = np.array(encoded) if encoded else np.zeros((0, spec.n_context))
+    return X, usable
+
+
 def _spec_error(error: SpecError | BanditValueError) -> InvalidInputError:
     return InvalidInputError(str(error), field=getattr(error, "field", ""))
 
@@ -686,10 +708,10 @@ class DecisionEngine:
             if latest is not None:
                 treatment.set_state(unpack_state(latest.state))
                 version, learned = latest.version, latest.rows_learned
-            X = spec.encode_contexts([row.context for row in rows])
-            actions = np.array([row.action_index for row in rows], dtype=np.int64)
-            rewards = np.array([row.value for row in rows], dtype=np.float64)
-            propensities = np.array([row.propensity for row in rows], dtype=np.float64)
+            X, usable = _learnable(spec, rows)
+            actions = np.array([row.action_index for row in usable], dtype=np.int64)
+            rewards = np.array([row.value for row in usable], dtype=np.float64)
+            propensities = np.array([row.propensity for row in usable], dtype=np.float64)
             treatment.update(X, actions, rewards, propensities)
             new_version = version + 1
             queries.insert_snapshot(
@@ -698,7 +720,7 @@ class DecisionEngine:
                     experiment_key=key,
                     version=new_version,
                     state=pack_state(treatment.get_state()),
-                    rows_learned=learned + len(rows),
+                    rows_learned=learned + len(usable),
                     created_at=self.clock.now(),
                 ),
             )

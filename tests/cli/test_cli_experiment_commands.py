@@ -159,3 +159,18 @@ def test_export_writes_the_run_tables(run_database: tuple[str, dict], tmp_path: 
     code, output = invoke("export", "nope", "--database-url", url, "--out", str(tmp_path))
     assert code == 2
     assert one_line(output).startswith("error:")
+
+
+def test_purge_and_erase(run_database: tuple[str, dict]) -> None:
+    url, _ = run_database
+    code, output = invoke("purge", "--before", "not-a-date", "--database-url", url)
+    assert code == 2
+    assert one_line(output) == (
+        "error: --before 'not-a-date' is not an ISO date or time (e.g. 2026-01-01)"
+    )
+    code, output = invoke("purge", "--before", "2000-01-01", "--database-url", url, "--json")
+    assert code == 0, output
+    assert json.loads(output)["purged_contexts"] == 0
+    code, output = invoke("erase", "c1", "--database-url", url, "--json")
+    assert code == 0, output
+    assert json.loads(output)["decisions"] >= 0

@@ -1,0 +1,86 @@
+"""Data retention: purge old raw contexts, erase a customer's personal data.
+
+Both keep every row the reports count (decisions, outcomes, rewards), so lift, counts and
+off-policy aggregates still add up; what goes is what identifies or describes a person.
+
+- :func:`purge_contexts` empties the stored context of decisions made before a date, once
+  nothing needs it any more: the decision is closed and its reward (if any) was learned.
+- :func:`erase_customer` replaces a customer's id with an opaque token in decisions and
+  outcomes and empties their contexts (right to erasure), whatever their age.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Engine, exists, update
+from sqlmodel import Session, col, select
+
+from experiments.errors import InvalidInputError
+from experiments.store import models
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    decisions: int
+    outcomes: int
+    token: str
+
+
+def purge_contexts(database: Engine, *, before: datetime) -> int:
+    """Empty the contexts of closed decisions made before ``before``; returns how many."""
+    if before.tzinfo is None:
+        raise InvalidInputError(
+            "'before' needs a timezone (e.g. 2026-01-01T00:00Z)", field="before"
+        )
+    unlearned = exists().where(
+        col(models.Reward.decision_id) == col(models.Decision.id),
+        col(models.Reward.learned_version).is_(None),
+    )
+    statement = (
+        update(models.Decision)
+        .where(
+            col(models.Decision.created_at) < before,
+            col(models.Decision.status) != "open",
+            ~unlearned,
+        )
+        .values(context={})
+        .execution_options(synchronize_session=False)
+    )
+    with Session(database) as session:
+        purged = session.exec(statement).rowcount
+        session.commit()
+    return int(purged)
+
+
+def erase_customer(database: Engine, *, customer_id: str) -> ErasureResult:
+    """Replace ``customer_id`` by an opaque token everywhere and empty their contexts."""
+    if not customer_id:
+        raise InvalidInputError("customer_id must not be empty", field="customer_id")
+    token = f"erased-{secrets.token_hex(8)}"
+    with Session(database) as session:
+        decisions = session.exec(
+            update(models.Decision)
+            .where(col(models.Decision.customer_id) == customer_id)
+            .values(customer_id=token, context={})
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        outcomes = session.exec(
+            update(models.Outcome)
+            .where(col(models.Outcome.customer_id) == customer_id)
+            .values(customer_id=token)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        session.commit()
+    return ErasureResult(decisions=int(decisions), outcomes=int(outcomes), token=token)
+
+
+def remaining_for(database: Engine, *, customer_id: str) -> int:
+    """How many decisions still carry ``customer_id`` (0 after an erasure)."""
+    with Session(database) as session:
+        rows = session.exec(
+            select(models.Decision.id).where(models.Decision.customer_id == customer_id)
+        ).all()
+    return len(rows)

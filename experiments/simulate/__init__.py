@@ -3,6 +3,15 @@ we send them (response, fatigue, nurturing, churn, revenue), so policies can be 
 before they touch customers. Pure numpy; see :mod:`experiments.simulate.world`."""
 
 from experiments.simulate.fields import ContextFieldLike
+from experiments.simulate.oracle import RolloutResult, greedy_rollout
 from experiments.simulate.world import EVENT_NAMES, CustomerWorld, Events, WorldConfig
 
-__all__ = ["EVENT_NAMES", "ContextFieldLike", "CustomerWorld", "Events", "WorldConfig"]
+__all__ = [
+    "EVENT_NAMES",
+    "ContextFieldLike",
+    "CustomerWorld",
+    "Events",
+    "RolloutResult",
+    "WorldConfig",
+    "greedy_rollout",
+]

@@ -6,8 +6,18 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+from cli.common import (
+    DatabaseUrl,
+    JsonFlag,
+    console,
+    database_url,
+    fail,
+    print_json,
+    readable_errors,
+)
 
 app = typer.Typer(help="API key commands.", no_args_is_help=True)
 
@@ -46,3 +56,72 @@ def create(
         return
     console.print(f"[bold]{plaintext}[/]")
     console.print(f"scopes: {row.scopes}; store it now: it is not shown again.", style="dim")
+
+
+@app.command("list")
+def list_keys(
+    include_revoked: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List API keys: id, prefix, scopes, name, created, revoked (never the key itself).
+
+    Example: engage keys list --all
+    """
+    from sqlmodel import Session
+
+    from experiments.store import check_schema, make_engine, queries
+
+    with readable_errors():
+        engine = make_engine(database_url(url))
+        check_schema(engine)
+        with Session(engine) as session:
+            rows = [
+                {
+                    "id": row.id,
+                    "prefix": row.prefix,
+                    "scopes": row.scopes,
+                    "name": row.name,
+                    "created_at": row.created_at.isoformat(),
+                    "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+                }
+                for row in queries.list_api_keys(session, include_revoked=include_revoked)
+            ]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="API keys")
+    for column in ("id", "prefix", "scopes", "name", "created_at", "revoked_at"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(escape(str(row[column] or "")) for column in row))
+    console.print(table)
+
+
+@app.command()
+def revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id (see engage keys list).")],
+    url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Revoke an API key by id. Servers stop accepting it within their key cache time
+    (ENGAGE_API_KEY_CACHE_SECONDS, 5 s by default).
+
+    Example: engage keys revoke 3
+    """
+    from sqlmodel import Session
+
+    from experiments.store import check_schema, make_engine, queries
+
+    with readable_errors():
+        engine = make_engine(database_url(url))
+        check_schema(engine)
+        with Session(engine) as session:
+            revoked = queries.revoke_api_key(session, key_id=key_id)
+            session.commit()
+    if not revoked:
+        raise fail(f"no active API key with id {key_id} (see engage keys list --all)")
+    if as_json:
+        print_json({"id": key_id, "revoked": True})
+        return
+    console.print(f"API key {key_id} revoked.")

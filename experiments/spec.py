@@ -50,6 +50,10 @@ from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_polic
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000
+#: Largest magnitude of a numeric context value. Larger ones are unit errors, and the linear
+#: policies square their features: a value near 1e308 would overflow the model update to inf
+#: and stall learning of the whole experiment.
+MAX_CONTEXT_MAGNITUDE = 1e12
 
 _KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _CONTEXT_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -680,6 +684,10 @@ def _numeric_value(spec: NumericField, value: object, where: str) -> float:
     number = float(value)
     if not math.isfinite(number):
         raise SpecError(where, f"must be a finite number; got {value!r}")
+    if abs(number) > MAX_CONTEXT_MAGNITUDE:
+        raise SpecError(
+            where, f"must be a number within +-{MAX_CONTEXT_MAGNITUDE:g}; got {value!r}"
+        )
     problem = spec.bound_problem(number)
     if problem:
         raise SpecError(where, problem)

@@ -58,7 +58,12 @@ def test_help_lists_the_commands() -> None:
     assert result.exit_code == 0
     for command in ("db", "keys", "serve", "demo"):
         assert command in result.stdout
-    for group, command in (("db", "upgrade"), ("keys", "create")):
+    for group, command in (
+        ("db", "upgrade"),
+        ("keys", "create"),
+        ("keys", "list"),
+        ("keys", "revoke"),
+    ):
         shown = runner.invoke(app, [group, "--help"])
         assert shown.exit_code == 0
         assert command in shown.stdout
@@ -204,8 +209,13 @@ def test_serve_with_allow_remote_hands_over_to_uvicorn(
 @pytest.mark.parametrize("url", BAD_URLS)
 @pytest.mark.parametrize(
     "command",
-    [["db", "upgrade"], ["keys", "create", "--scope", "admin"], ["serve", "--port", "0"]],
-    ids=["db-upgrade", "keys-create", "serve"],
+    [
+        ["db", "upgrade"],
+        ["keys", "create", "--scope", "admin"],
+        ["keys", "list"],
+        ["serve", "--port", "0"],
+    ],
+    ids=["db-upgrade", "keys-create", "keys-list", "serve"],
 )
 def test_bad_database_url_is_one_readable_line(command: list[str], url: str) -> None:
     result = runner.invoke(app, [*command, "--database-url", url])
@@ -231,3 +241,47 @@ def test_serve_refuses_an_unknown_revision(tmp_path) -> None:
     line = assert_one_error_line(runner.invoke(app, ["serve", "--database-url", url]))
     assert "ffff9999" in line
     assert "unknown" in line
+
+
+def test_keys_list_and_revoke(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'engage.db'}"
+    upgrade(url)
+    created = [
+        json.loads(
+            runner.invoke(
+                app, ["keys", "create", "--scope", scope, "--json", "--database-url", url]
+            ).stdout
+        )
+        for scope in ("admin", "read")
+    ]
+    listed = runner.invoke(app, ["keys", "list", "--json", "--database-url", url])
+    assert listed.exit_code == 0, listed.output
+    rows = json.loads(listed.stdout)
+    assert [(row["id"], row["scopes"], row["revoked_at"]) for row in rows] == [
+        (created[0]["id"], "admin", None),
+        (created[1]["id"], "read", None),
+    ]
+    assert all(key["key"] not in listed.stdout for key in created)
+
+    revoked = runner.invoke(app, ["keys", "revoke", str(created[0]["id"]), "--database-url", url])
+    assert revoked.exit_code == 0, revoked.output
+    assert f"API key {created[0]['id']} revoked" in revoked.stdout
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            assert queries.verify_api_key(session, key=created[0]["key"]) is None
+            assert queries.verify_api_key(session, key=created[1]["key"]) is not None
+    finally:
+        engine.dispose()
+    active = json.loads(
+        runner.invoke(app, ["keys", "list", "--json", "--database-url", url]).stdout
+    )
+    assert [row["id"] for row in active] == [created[1]["id"]]
+    every = runner.invoke(app, ["keys", "list", "--all", "--database-url", url])
+    assert every.exit_code == 0
+    assert "admin" in every.stdout and "read" in every.stdout
+
+    again = assert_one_error_line(
+        runner.invoke(app, ["keys", "revoke", str(created[0]["id"]), "--database-url", url])
+    )
+    assert f"no active API key with id {created[0]['id']}" in again

@@ -611,6 +611,7 @@ BAD_CONTEXTS: list[tuple[str, dict[str, Any], str, str]] = [
     ("NaN", {"tenure_months": math.nan}, "context.tenure_months", "finite"),
     ("infinity", {"tenure_months": math.inf}, "context.tenure_months", "finite"),
     ("minus infinity", {"tenure_months": -math.inf}, "context.tenure_months", "finite"),
+    ("huge finite", {"tenure_months": 1e308}, "context.tenure_months", "within +-1e+12"),
     ("bool as number", {"tenure_months": True}, "context.tenure_months", "got True"),
     ("numpy bool as number", {"tenure_months": np.bool_(False)}, "context.tenure_months", "number"),
     ("string as number", {"tenure_months": "12"}, "context.tenure_months", "got '12'"),

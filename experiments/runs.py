@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from sqlmodel import Session
 
+from bandit import DecisionSpace
 from bandit.lift import welch_lift
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
@@ -114,6 +115,14 @@ def business_as_usual(spec: ExperimentSpec) -> dict[str, str]:
     return space.levels_of(int(np.flatnonzero(space.allowed)[0]))
 
 
+def allocation_factor(space: DecisionSpace) -> str:
+    """The factor whose allocation over time a run reports: the first with more than one
+    level (a one-level factor, such as the single offer of ``examples/mechanism.toml``, has
+    nothing to allocate)."""
+    varied = [name for name in space.factor_names if len(space.factors[name]) > 1]
+    return (varied or list(space.factor_names))[0]
+
+
 def _reward_kind(spec: ExperimentSpec) -> str:
     """The simulator's expected-reward kind matching the spec's reward, for regret."""
     reward = spec.reward
@@ -174,9 +183,9 @@ class _ArmRunner:
             policy=self.spec.policy.name,
             reward=f"{self.spec.reward.kind}:{self.spec.reward.event}",
         )
-        first_factor = self.spec.decision_space().factor_names[0]
-        self.result.allocation_factor = first_factor
-        self.result.allocation_labels = tuple(self.spec.decision_space().factors[first_factor])
+        factor = allocation_factor(self.spec.decision_space())
+        self.result.allocation_factor = factor
+        self.result.allocation_labels = tuple(self.spec.decision_space().factors[factor])
 
     def run(self) -> ArmResult:
         allocation = []

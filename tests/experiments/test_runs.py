@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.runs import RunOptions, arm_spec, business_as_usual, run_simulation
+from experiments.runs import (
+    RunOptions,
+    allocation_factor,
+    arm_spec,
+    business_as_usual,
+    run_simulation,
+)
 from experiments.spec import ExperimentSpec, load_spec
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "examples" / "engagement.toml"
@@ -70,3 +76,9 @@ def test_parallel_arms_give_the_same_results(spec: ExperimentSpec) -> None:
     assert sorted(days) == sorted(
         (arm, day) for arm in ("uniform", "engagement") for day in range(3)
     )
+
+
+def test_allocation_is_reported_on_the_first_factor_that_varies(spec: ExperimentSpec) -> None:
+    assert allocation_factor(spec.decision_space()) == "offer"
+    mechanism = load_spec(FLAGSHIP.parent / "mechanism.toml")
+    assert allocation_factor(mechanism.decision_space()) == "message"

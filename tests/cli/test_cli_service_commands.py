@@ -279,7 +279,8 @@ def test_keys_list_and_revoke(tmp_path) -> None:
     assert [row["id"] for row in active] == [created[1]["id"]]
     every = runner.invoke(app, ["keys", "list", "--all", "--database-url", url])
     assert every.exit_code == 0
-    assert "admin" in every.stdout and "read" in every.stdout
+    assert "admin" in every.stdout
+    assert "read" in every.stdout
 
     again = assert_one_error_line(
         runner.invoke(app, ["keys", "revoke", str(created[0]["id"]), "--database-url", url])

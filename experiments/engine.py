@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,12 @@ from experiments.store import models, queries
 RUNNING, PAUSED, STOPPED, DRAFT = "running", "paused", "stopped", "draft"
 #: How long a cached policy is trusted before the newest snapshot version is checked again.
 SNAPSHOT_CHECK_SECONDS = 1.0
+#: How far before the previous join a reward join looks again for fresh outcomes. A process
+#: stamps an outcome's ``received_at`` before its transaction commits (after waiting for
+#: locks, on SQLite for the write lock), so an outcome committed just after a join read it
+#: can carry a time before that join; processes' clocks also differ a little. Without the
+#: overlap such an outcome is never fresh again and its reward waits for the window to close.
+FRESH_OUTCOMES_OVERLAP = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -535,10 +541,15 @@ class DecisionEngine:
                 decision_ids=[item.decision_id for item in items if item.decision_id is not None],
             )
             rows = [self._attribute(session, item, received, named) for item in items]
-            accepted, duplicates = queries.insert_outcomes(session, outcomes=rows)
-            self._relabel_raced(session, rows)
+            result = queries.insert_outcomes(session, outcomes=rows)
+            # Only the rows written here: a duplicate's stored row was labelled (and maybe
+            # counted in a reward) by the request that stored it, and a retry changes nothing.
+            first: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                first.setdefault(row["outcome_id"], row)
+            self._relabel_raced(session, [first[outcome] for outcome in result.inserted])
             session.commit()
-        return RecordResult(accepted=accepted, duplicates=duplicates)
+        return RecordResult(accepted=result.accepted, duplicates=result.duplicates)
 
     @staticmethod
     def _relabel_raced(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -614,13 +625,19 @@ class DecisionEngine:
         """Compute the rewards that are now known; returns how many were written.
 
         Candidates are open decisions whose window closed, plus open decisions with outcomes
-        received since the last join (an ``event`` or ``retained`` reward can be final before
-        its window closes). Deferred decisions never activated within one window are marked
-        ``never_activated``: not learned from, and reported as such.
+        received since the last join, less :data:`FRESH_OUTCOMES_OVERLAP` (an ``event`` or
+        ``retained`` reward can be final before its window closes). Deferred decisions never
+        activated within one window are marked ``never_activated``: not learned from, and
+        reported as such.
         """
         spec = self.loaded_policy(key).spec
         now = self.clock.now()
-        since = self._last_join.get(key, datetime.min.replace(tzinfo=now.tzinfo))
+        last_join = self._last_join.get(key)
+        since = (
+            datetime.min.replace(tzinfo=now.tzinfo)
+            if last_join is None
+            else last_join - FRESH_OUTCOMES_OVERLAP
+        )
         with self._session() as session:
             expired = queries.expired_deferred_decisions(
                 session, experiment_key=key, created_before=now - spec.reward.window, limit=limit

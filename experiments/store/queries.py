@@ -578,19 +578,30 @@ def expired_deferred_decisions(
 # outcomes
 
 
-class InsertResult(NamedTuple):
+@dataclass(frozen=True)
+class InsertResult:
     """What an idempotent batch insert did: ``accepted`` new rows and ``duplicates`` skipped
-    (already stored, or repeated earlier in the batch). Unpacks as ``accepted, duplicates``."""
+    (already stored, or repeated earlier in the batch). Unpacks as ``accepted, duplicates``.
+
+    ``inserted`` holds the keys of the rows this insert wrote: a caller that goes on to change
+    rows of the batch in the same transaction must change only those, since the duplicates
+    are rows stored (and settled) by an earlier request.
+    """
 
     accepted: int
     duplicates: int
+    inserted: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.accepted, self.duplicates))
 
 
 def insert_outcomes(
     session: Session, *, outcomes: Sequence[Outcome | Mapping[str, Any]]
 ) -> InsertResult:
     """Store outcomes, idempotent by ``outcome_id``: an id seen before (or earlier in the same
-    batch) is skipped and counted as a duplicate. Accepts models or mappings of their fields."""
+    batch) is skipped and counted as a duplicate. Accepts models or mappings of their fields.
+    The result's ``inserted`` lists the outcome ids written."""
     rows: dict[str, dict[str, Any]] = {}
     for item in outcomes:
         row = (
@@ -602,7 +613,9 @@ def insert_outcomes(
     inserted = _insert_ignoring_conflicts(
         session, Outcome, list(rows.values()), conflict=["outcome_id"], returning="outcome_id"
     )
-    return InsertResult(accepted=len(inserted), duplicates=len(outcomes) - len(inserted))
+    return InsertResult(
+        accepted=len(inserted), duplicates=len(outcomes) - len(inserted), inserted=tuple(inserted)
+    )
 
 
 def get_outcome(session: Session, *, outcome_id: str) -> Outcome | None:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from sqlmodel import Session
+
+from experiments.store import make_engine, queries, upgrade
 
 ENGAGE = str(Path(sys.executable).parent / "engage")
 
@@ -106,4 +109,21 @@ def prepare_database(database_url: str) -> dict[str, str]:
     for scope in ("admin", "decide", "read"):
         done = engage("keys", "create", "--scope", scope, "--json", "--database-url", database_url)
         keys[scope] = json.loads(done.stdout)["key"]
+    return keys
+
+
+def prepare_in_process(database_url: str) -> dict[str, str]:
+    """Migrate and create one key per scope without the CLI: the same result as
+    :func:`prepare_database` minus four process starts (the CLI has its own tests)."""
+    upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            keys = {
+                scope: queries.create_api_key(session, scopes=[scope])[1]
+                for scope in ("admin", "decide", "read")
+            }
+            session.commit()
+    finally:
+        engine.dispose()
     return keys

@@ -10,11 +10,10 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from e2e_support import Server, free_port
+from e2e_support import Server, free_port, prepare_in_process
 from sqlalchemy import func
 from sqlmodel import Session, select
 from test_service_http import context, quick_spec
-from test_two_servers import prepare_in_process
 
 from experiments.client import EngageClient
 from experiments.store import Decision, Outcome, make_engine

@@ -9,7 +9,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # Our hot paths are many small matrix products: BLAS threads only add contention on 2 cores.
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: demo test bench bench-service lint format clean
+.PHONY: demo test bench bench-service bench-soak lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ bench: $(BENCH_STAMP)
 # The HTTP service under load on loopback (SQLite and PostgreSQL on 127.0.0.1:5432).
 bench-service: $(BENCH_STAMP)
 	$(BIN)/python -m bench.service
+
+# Ten minutes at half of the decide peak: errors, p99 drift, each worker's memory (SOAK_ARGS:
+# e.g. --database postgresql --workers 4 --minutes 30).
+bench-soak: $(BENCH_STAMP)
+	$(BIN)/python -m bench.service_soak $(SOAK_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

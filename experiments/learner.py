@@ -55,11 +55,13 @@ class LearnerLock:
                 return True
             except Exception:  # the connection died: so did the lock
                 self.release()
-        connection = self.engine.engine.connect()
+        # Autocommit: the connection is kept for as long as the lock, and must not sit idle
+        # in an open transaction meanwhile (the liveness check above would open one), which
+        # idle_in_transaction_session_timeout ends, taking the lock with it.
+        connection = self.engine.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         got = connection.execute(
             text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID}
         ).scalar()
-        connection.commit()
         if got:
             self._connection = connection
             return True
@@ -92,6 +94,16 @@ class LearnerLock:
             with contextlib.suppress(Exception), Session(self.engine.engine) as session:
                 queries.release_lease(session, name=LEASE_NAME, holder=self.holder)
                 session.commit()
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: first line of the message``, at most 300 characters: what /healthz shows.
+
+    /healthz needs no key, and a database error's full text carries the statement and its
+    parameters (decision and customer ids); the log keeps the whole of it.
+    """
+    first_line = str(error).strip().split("\n", 1)[0]
+    return f"{type(error).__name__}: {first_line}"[:300]
 
 
 @dataclass
@@ -136,14 +148,26 @@ class Learner:
         self.status.running = False
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_once()
-                self.status.last_error = None
-            except Exception as error:  # keep serving from the last good snapshot
-                self.status.last_error = f"{type(error).__name__}: {error}"
-                logger.exception("learner step failed")
-            self._stop.wait(self.poll_seconds)
+        """Learn until stopped. A failed step is logged with its traceback, shown by /healthz
+        (``last_error``) and retried at the next poll; decisions keep the last published
+        snapshot meanwhile. Should the thread itself end any other way, the status says so
+        (``running`` false, ``last_error`` set) instead of claiming a learner that is gone."""
+        try:
+            while not self._stop.is_set():
+                try:
+                    self.run_once()
+                    self.status.last_error = None
+                except Exception as error:  # keep serving from the last good snapshot
+                    self.status.last_error = describe_error(error)
+                    logger.exception("learner step failed")
+                self._stop.wait(self.poll_seconds)
+        except BaseException as error:  # the thread's last word: nothing above it would log
+            self.status.running = False
+            self.status.last_error = f"learner stopped: {describe_error(error)}"
+            logger.critical("learner thread died; no snapshot will be published", exc_info=True)
+            self.lock.release()  # another process may lead in its place
+        finally:
+            self.status.running = False
 
     def run_once(self) -> list[int]:
         """One pass over running experiments if this process leads; new versions published."""

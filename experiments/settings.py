@@ -12,6 +12,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ENGAGE_", extra="ignore")
 
     database_url: str = "sqlite:///engage.db"
+    #: PostgreSQL: the longest any one wait on the database may take, in seconds (a pooled or
+    #: new connection, a statement, a commit); past it the request answers 503 with
+    #: Retry-After. A request makes a few such waits. See ``make_engine(timeout=...)``.
+    database_timeout_seconds: float = Field(default=5.0, gt=0, le=3600)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     #: Largest request body accepted, in bytes (larger: 413).

@@ -2,7 +2,9 @@
 ``admin`` (experiments and keys; implies the other two).
 
 Missing, malformed, unknown or revoked key: 401. Known key without the scope: 403. A key over
-its rate limit (when one is configured): 429 with Retry-After. Keys are
+its rate limit (when one is configured): 429 with Retry-After. The scheme is case-insensitive
+and the spaces between it and the token are any run (RFC 7235); the token is taken without
+surrounding whitespace, and whitespace inside it is never part of a key. Keys are
 looked up by their public prefix and checked against a salted hash in constant time by the
 store; the key itself is never logged.
 """
@@ -70,7 +72,8 @@ def require_scope(scope: str) -> Callable[[Request], None]:
 
     def check(request: Request) -> None:
         header = request.headers.get("authorization", "")
-        kind, _, token = header.partition(" ")
+        kind, _, token = header.strip().partition(" ")
+        token = token.strip()
         if kind.lower() != "bearer" or not token:
             raise _unauthorized("missing bearer API key")
         cache: VerifiedKeyCache = request.app.state.key_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -13,6 +14,9 @@ class BodySizeLimit:
     def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+
+    def _message(self) -> str:
+        return f"body larger than {self.max_bytes} bytes"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -35,7 +39,7 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise _BodyTooLargeError
+                    raise _BodyTooLargeError(self._message())
             return message
 
         try:
@@ -44,9 +48,7 @@ class BodySizeLimit:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:
-        body = json.dumps(
-            {"error": {"field": "body", "message": f"body larger than {self.max_bytes} bytes"}}
-        ).encode()
+        body = json.dumps({"error": {"field": "body", "message": self._message()}}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -57,5 +59,14 @@ class BodySizeLimit:
         await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLargeError(Exception):
-    """Raised inside the app when the streamed body passes the limit."""
+class _BodyTooLargeError(HTTPException):
+    """Raised inside the app when a streamed body (no Content-Length) passes the limit.
+
+    An ``HTTPException`` because FastAPI reads the body inside its request parsing, which turns
+    any other exception into a 400 "error parsing the body"; this one it lets through to the
+    app's handler, which answers 413. Anything else that reads the body lets it reach the
+    middleware, which answers the same.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(status_code=413, detail={"field": "body", "message": message})

@@ -1,17 +1,86 @@
 """Request and response bodies of the HTTP API: the contract clients code against.
 
-Unknown fields are rejected (``extra="forbid"``), numbers must be finite, and timestamps
-must carry a timezone.
+Unknown fields are rejected (``extra="forbid"``), numbers must be finite, timestamps must
+carry a timezone, and text must be storable as is on every database: no NUL character
+(PostgreSQL text cannot hold it) and no lone surrogate (not Unicode, cannot be encoded).
+Anything else, markup and quotes included, is stored and returned verbatim.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-Text = Field(min_length=1, max_length=256)
+#: Largest magnitude of an outcome value: larger ones are unit errors, and their squares would
+#: overflow the report's variance sums.
+MAX_OUTCOME_VALUE = 1e12
+
+
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored verbatim (NUL, lone surrogate), or ``None`` if it can."""
+    if "\x00" in value:
+        return "must not contain the NUL character (U+0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (it contains a lone surrogate)"
+    return None
+
+
+def first_text_problem(value: Any, where: str = "") -> tuple[str, str] | None:
+    """``(dotted path, message)`` of the first unstorable string (key or value) in JSON-like
+    ``value``, or ``None``. Iterative, so any depth the JSON parser accepted is walked."""
+    pending: list[tuple[str, Any]] = [(where, value)]
+    while pending:
+        path, item = pending.pop()
+        if isinstance(item, str):
+            problem = text_problem(item)
+            if problem is not None:
+                return path, problem
+        elif isinstance(item, Mapping):
+            for key, child in reversed(list(item.items())):
+                name = str(key)
+                problem = text_problem(name)
+                if problem is not None:
+                    escaped = name.encode("ascii", "backslashreplace").decode()
+                    return f"{path}.{escaped}" if path else escaped, f"key {problem}"
+                pending.append((f"{path}.{name}" if path else name, child))
+        elif isinstance(item, list | tuple):
+            pending.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
+    return None
+
+
+def storable(value: str) -> str:
+    """``value`` itself if it can be stored verbatim, else ``ValueError`` saying why."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def _iso_text(value: Any) -> Any:
+    """Only ISO 8601 text is a timestamp here: pydantic would also read numbers as seconds or
+    milliseconds since the epoch, guessing which by size."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or value.strip().lstrip("+-").replace(".", "", 1).isdigit():
+        raise ValueError(
+            "must be an ISO 8601 date-time with a timezone, such as 2026-01-31T12:00:00Z; "
+            f"got {value!r}"
+        )
+    return value
+
+
+#: An aware timestamp written as ISO 8601 text (``2026-01-31T12:00:00+01:00``).
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+#: Text the store can hold verbatim (see the module docstring).
+SafeStr = Annotated[str, AfterValidator(storable)]
+Text = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(storable)]
+ShortText = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(storable)]
 
 
 class Strict(BaseModel):
@@ -19,10 +88,11 @@ class Strict(BaseModel):
 
 
 class DecisionIn(Strict):
-    customer_id: str = Text
-    context: dict[str, Any] = Field(default_factory=dict)
-    exclude: list[dict[str, str]] | None = Field(default=None, max_length=1000)
-    request_id: str | None = Field(default=None, min_length=1, max_length=256)
+    customer_id: Text
+    # Values are checked against the experiment's context schema (numbers, levels, booleans).
+    context: dict[SafeStr, Any] = Field(default_factory=dict)
+    exclude: list[dict[SafeStr, SafeStr]] | None = Field(default=None, max_length=1000)
+    request_id: Text | None = None
     defer: bool = False
 
 
@@ -37,13 +107,14 @@ class DecisionOut(BaseModel):
 
 
 class OutcomeIn(Strict):
-    outcome_id: str = Text
-    decision_id: str | None = Field(default=None, min_length=1, max_length=64)
-    experiment: str | None = Field(default=None, min_length=1, max_length=64)
-    customer_id: str | None = Field(default=None, min_length=1, max_length=256)
-    event: str = Text
-    value: float = 1.0
-    occurred_at: AwareDatetime
+    outcome_id: Text
+    decision_id: ShortText | None = None
+    experiment: ShortText | None = None
+    customer_id: Text | None = None
+    event: Text
+    value: float = Field(default=1.0, ge=-MAX_OUTCOME_VALUE, le=MAX_OUTCOME_VALUE)
+    #: When it happened; the service refuses instants implausibly far from now (see app.py).
+    occurred_at: IsoDatetime
 
 
 class OutcomesIn(Strict):

@@ -9,10 +9,15 @@ takes the write lock through the busy handler (``busy_timeout``) instead of fail
 ``SQLITE_BUSY_SNAPSHOT`` ("database is locked") when another writer committed in between. The price
 is that SAVEPOINTs are unreliable on SQLite, so the queries never use them: idempotent inserts use
 ``INSERT .. ON CONFLICT DO NOTHING``.
+
+PostgreSQL engines built with a ``timeout`` (the service's) bound every wait on the database;
+see :func:`make_engine` and :mod:`experiments.store.deadlines` for why that takes a
+client-side deadline on top of the usual timeouts.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sqlite3
 from collections.abc import Mapping
@@ -21,6 +26,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
+
+from experiments.store.deadlines import guarded_connect
 
 DEFAULT_DATABASE_URL = "sqlite:///engage.db"
 """``./engage.db`` relative to the working directory."""
@@ -72,6 +79,7 @@ def make_engine(
     pool_size: int = 5,
     max_overflow: int = 10,
     connect_timeout: int = 5,
+    timeout: float | None = None,
 ) -> Engine:
     """An engine for ``url``: ``sqlite:///path`` or ``postgresql://user@host:port/db``.
 
@@ -83,6 +91,16 @@ def make_engine(
     PostgreSQL: the psycopg 3 driver, ``pool_pre_ping`` (servers restart, connections go stale),
     a modest pool of ``pool_size`` plus ``max_overflow`` connections and ``connect_timeout``
     seconds to connect.
+
+    ``timeout`` (PostgreSQL only; seconds) bounds every wait on the database: for a connection
+    from the pool (``pool_timeout``), for a new connection (``connect_timeout``, which libpq
+    counts in whole seconds and at least 2), and for the answer to a statement, a commit or a
+    rollback: ``statement_timeout`` makes the server give up on its side, and a client-side
+    deadline (:mod:`experiments.store.deadlines`) closes a connection whose answer has not
+    come in time, which the server cannot do when the network or a proxy in between has gone
+    silent. A request
+    makes a few such waits, so it ends within a small multiple of ``timeout``. Without it (the
+    command line: migrations, exports) statements may run as long as they need.
     """
     parsed = normalize_url(url)
     backend = parsed.get_backend_name()
@@ -95,14 +113,28 @@ def make_engine(
         event.listen(engine, "connect", _set_sqlite_pragmas)
         return engine
     if backend == "postgresql":
-        return create_engine(
+        if timeout is None:
+            return create_engine(
+                parsed,
+                echo=echo,
+                pool_pre_ping=True,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                connect_args={"connect_timeout": connect_timeout},
+            )
+        if not timeout > 0:
+            raise ValueError(f"The 'timeout' parameter of make_engine must be > 0. Got {timeout}.")
+        engine = create_engine(
             parsed,
             echo=echo,
             pool_pre_ping=True,
             pool_size=pool_size,
             max_overflow=max_overflow,
-            connect_args={"connect_timeout": connect_timeout},
+            pool_timeout=timeout,
+            connect_args={"connect_timeout": max(2, math.ceil(timeout))},
         )
+        event.listen(engine, "do_connect", guarded_connect(timeout))
+        return engine
     return create_engine(parsed, echo=echo, pool_pre_ping=True)
 
 

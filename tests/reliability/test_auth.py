@@ -36,7 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from experiments.service import auth
-from experiments.service.app import JsonServerErrors
+from experiments.service.errors import JsonServerErrors
 from experiments.store import make_engine, queries
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -162,10 +162,11 @@ class Learner:
                     logger.exception("learner step failed")
                 self._stop.wait(self.poll_seconds)
         except BaseException as error:  # the thread's last word: nothing above it would log
+            # The lock goes first, so whoever reads the status below may already take the lead.
+            self.lock.release()
             self.status.running = False
             self.status.last_error = f"learner stopped: {describe_error(error)}"
             logger.critical("learner thread died; no snapshot will be published", exc_info=True)
-            self.lock.release()  # another process may lead in its place
         finally:
             self.status.running = False
 

@@ -78,6 +78,11 @@ def fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def fmt_ms(value: float | None) -> str:
+    """Milliseconds: two decimals below 10, one above."""
+    return fmt(value, 1 if value is not None and value >= 10 else 2)
+
+
 def fmt_rate(value: float | None) -> str:
     if value is None or not np.isfinite(value):
         return "-"

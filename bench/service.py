@@ -24,15 +24,13 @@ database on 2 cores". The CPU columns say who used what. Results go to
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -40,19 +38,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 
-from bench.report import Table, fmt, fmt_rate, machine, print_tables, verdict
+from bench.report import Table, fmt, fmt_ms, fmt_rate, machine, print_tables, verdict
 from bench.service_load import Job, LoadClient, LoadResult
 from bench.service_server import (
     Server,
+    create_experiment,
     database,
     machine_cpu,
     postgres_admin_url,
     postgres_reachable,
     prepare,
+    terminate_as_interrupt,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -179,18 +178,6 @@ def measure(
     ), result
 
 
-def _create_experiment(server: Server, admin_key: str, spec: dict[str, Any]) -> None:
-    with httpx.Client(
-        base_url=server.base_url,
-        headers={"authorization": f"Bearer {admin_key}"},
-        timeout=30,
-        trust_env=False,
-    ) as http:
-        answer = http.post("/v1/experiments", json=spec)
-    if answer.status_code != 201:
-        raise RuntimeError(f"creating the experiment answered {answer.status_code}: {answer.text}")
-
-
 def run_config(
     database_kind: str,
     workers: int,
@@ -210,7 +197,7 @@ def run_config(
         server = Server(url, workers=workers, log_dir=log_dir)
         try:
             server.start()
-            _create_experiment(server, keys["admin"], spec)
+            create_experiment(server, keys["admin"], spec)
             base = Job(
                 kind="livez",
                 base_url=server.base_url,
@@ -265,10 +252,6 @@ def run_config(
 
 
 # ---------------------------------------------------------------------------- tables
-def _ms(value: float | None) -> str:
-    return fmt(value, 1 if value is not None and value >= 10 else 2)
-
-
 def _cores(value: float) -> str:
     return f"{value:.2f}"
 
@@ -313,9 +296,9 @@ def peak_table(results: Sequence[ConfigResult], config: ServiceBenchConfig) -> T
                 row.endpoint,
                 fmt_rate(row.throughput),
                 fmt_rate(row.items_per_second),
-                _ms(row.latency_ms["p50"]),
-                _ms(row.latency_ms["p99"]),
-                _ms(row.latency_ms["p99.9"]),
+                fmt_ms(row.latency_ms["p50"]),
+                fmt_ms(row.latency_ms["p99"]),
+                fmt_ms(row.latency_ms["p99.9"]),
                 _errors(row),
                 "-" if row.ratio_to_livez is None else f"{100 * row.ratio_to_livez:.0f}%",
                 _cores(row.server_cpu),
@@ -380,10 +363,10 @@ def paced_table(results: Sequence[ConfigResult], config: ServiceBenchConfig) -> 
             row.workers,
             fmt_rate(row.rate),
             fmt_rate(row.throughput),
-            _ms(row.latency_ms["p50"]),
-            _ms(row.latency_ms["p90"]),
-            _ms(row.latency_ms["p99"]),
-            _ms(row.latency_ms["p99.9"]),
+            fmt_ms(row.latency_ms["p50"]),
+            fmt_ms(row.latency_ms["p90"]),
+            fmt_ms(row.latency_ms["p99"]),
+            fmt_ms(row.latency_ms["p99.9"]),
             _errors(row),
             verdict(row.latency_ms["p99"] < P99_TARGET_MS and not row.error_count),
             _cores(row.server_cpu),
@@ -443,14 +426,14 @@ def target_table(found: Sequence[dict[str, Any]]) -> Table:
         table.add(
             item["database"],
             item["workers"],
-            _ms(item["idle_livez_p50_ms"]),
+            fmt_ms(item["idle_livez_p50_ms"]),
             fmt_rate(item["livez_per_second"]),
             fmt_rate(item["decisions_per_second"]),
             "-" if item["ratio"] is None else f"{100 * item['ratio']:.0f}%",
             verdict(item["ratio_pass"])
             + ("*" if item["livez_capped_by_delayed_ack"] and item["ratio"] is not None else ""),
             fmt_rate(item["half_peak_rate"]),
-            _ms(item["half_peak_p99_ms"]),
+            fmt_ms(item["half_peak_p99_ms"]),
             verdict(item["p99_pass"]),
         )
     table.notes.append(
@@ -587,20 +570,6 @@ def write_results(
 
 
 # ---------------------------------------------------------------------------- entry point
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a timeout, a killed make) unwinds like Ctrl-C, so every finally runs."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _parse_list(value: str, choices: Sequence[str], option: str) -> list[str]:
     items = [item.strip() for item in value.split(",") if item.strip()]
     wrong = [item for item in items if item not in choices]
@@ -720,7 +689,7 @@ def main(
     reserve = PROFILE_SECONDS_PER_DATABASE * len(kinds) if profile else 0.0
     load = LoadClient()
     try:
-        with _terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="engage-bench-") as logs:
+        with terminate_as_interrupt(), tempfile.TemporaryDirectory(prefix="engage-bench-") as logs:
             for database_kind in kinds:
                 for count in worker_counts:
                     result = ConfigResult(database_kind, count)

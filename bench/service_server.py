@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -225,3 +226,30 @@ def machine_cpu() -> tuple[float, float]:
     idle = values[3] + (values[4] if len(values) > 4 else 0)
     total = sum(values[:8])
     return (total - idle) / _CLOCK_TICKS, total / _CLOCK_TICKS
+
+
+def create_experiment(server: Server, admin_key: str, spec: dict[str, Any]) -> None:
+    """Create the benchmark's experiment through the API (admin key); fail loudly."""
+    with httpx.Client(
+        base_url=server.base_url,
+        headers={"authorization": f"Bearer {admin_key}"},
+        timeout=30,
+        trust_env=False,
+    ) as http:
+        answer = http.post("/v1/experiments", json=spec)
+    if answer.status_code != 201:
+        raise RuntimeError(f"creating the experiment answered {answer.status_code}: {answer.text}")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a timeout, a killed make) unwinds like Ctrl-C, so every finally runs."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

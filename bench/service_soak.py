@@ -26,18 +26,16 @@ machine with the server, as in ``bench.service``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import signal
 import statistics
 import sys
 import tempfile
 import threading
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,15 +45,17 @@ import httpx
 import typer
 from rich.console import Console
 
-from bench.report import Table, fmt, fmt_rate, print_tables, verdict
+from bench.report import Table, fmt, fmt_ms, fmt_rate, print_tables, verdict
 from bench.service import ServiceBenchConfig, busy_cores, environment
 from bench.service_load import Job, LoadClient, LoadResult
 from bench.service_server import (
     Server,
+    create_experiment,
     database,
     postgres_admin_url,
     postgres_reachable,
     prepare,
+    terminate_as_interrupt,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,18 +175,6 @@ def memory(server: Server) -> tuple[dict[int, float], dict[int, str]]:
 
 
 # ---------------------------------------------------------------------------- running
-def _create_experiment(server: Server, admin_key: str, spec: dict[str, Any]) -> None:
-    with httpx.Client(
-        base_url=server.base_url,
-        headers={"authorization": f"Bearer {admin_key}"},
-        timeout=30,
-        trust_env=False,
-    ) as http:
-        answer = http.post("/v1/experiments", json=spec)
-    if answer.status_code != 201:
-        raise RuntimeError(f"creating the experiment answered {answer.status_code}: {answer.text}")
-
-
 def _health(server: Server) -> tuple[int | None, dict[str, Any] | None]:
     try:
         answer = httpx.get(f"{server.base_url}/healthz", timeout=10, trust_env=False)
@@ -251,7 +239,7 @@ def run_soak(
     clients = (LoadClient(), LoadClient())
     try:
         server.start()
-        _create_experiment(server, keys["admin"], spec)
+        create_experiment(server, keys["admin"], spec)
         base = Job(
             kind="decide",
             base_url=server.base_url,
@@ -393,10 +381,6 @@ def targets(result: SoakResult) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------- tables
-def _ms(value: float | None) -> str:
-    return fmt(value, 1 if value is not None and value >= 10 else 2)
-
-
 def sample_table(result: SoakResult) -> Table:
     rate = fmt_rate(result.rate)
     table = Table(
@@ -424,11 +408,11 @@ def sample_table(result: SoakResult) -> Table:
         table.add(
             sample.index + 1,
             fmt_rate(decide["answered_per_second"]),
-            _ms(decide["latency_ms"]["p50"]),
-            _ms(decide["latency_ms"]["p99"]),
+            fmt_ms(decide["latency_ms"]["p50"]),
+            fmt_ms(decide["latency_ms"]["p99"]),
             fmt_rate(record["answered_per_second"]),
-            _ms(record["latency_ms"]["p50"]),
-            _ms(record["latency_ms"]["p99"]),
+            fmt_ms(record["latency_ms"]["p50"]),
+            fmt_ms(record["latency_ms"]["p99"]),
             sample.errors,
             health,
             " / ".join(
@@ -504,20 +488,6 @@ def target_table(result: SoakResult, found: dict[str, Any]) -> Table:
 
 
 # ---------------------------------------------------------------------------- entry point
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a timeout, a killed make) unwinds like Ctrl-C, so every finally runs."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _markdown_header(payload: dict[str, Any]) -> str:
     info = payload["environment"]
     git = info["git"]
@@ -562,7 +532,7 @@ def soak(config: SoakConfig, *, out: Path, console: Console) -> tuple[SoakResult
     result = SoakResult(config)
     try:
         with (
-            _terminate_as_interrupt(),
+            terminate_as_interrupt(),
             tempfile.TemporaryDirectory(prefix="engage-soak-") as logs,
             database(kind) as url,
         ):

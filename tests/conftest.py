@@ -18,13 +18,11 @@ when ``CI`` is set: CI must exercise the real database.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import psycopg
 import pytest
-from psycopg import sql
+from database_support import postgres_database
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -49,24 +47,6 @@ def postgres_admin_url() -> str:
             pytest.fail(message + " (CI is set: the store tests need the real database)")
         pytest.skip(message)
     return url
-
-
-@contextmanager
-def postgres_database(admin_url: str, *, template: str | None = None) -> Iterator[str]:
-    """Create a database (a copy of ``template`` if given), yield its URL, drop it."""
-    name = f"engage_test_{secrets.token_hex(6)}"
-    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
-    if template is not None:
-        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(create)
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
 
 
 @pytest.fixture(scope="session")

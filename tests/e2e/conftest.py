@@ -11,9 +11,5 @@ from e2e_support import Server, free_port, prepare_database
 @pytest.fixture
 def server(database_url: str) -> Iterator[Server]:
     """A migrated database with keys and a server on it (SQLite and PostgreSQL)."""
-    running = Server(database_url, free_port(), prepare_database(database_url))
-    running.start()
-    try:
+    with Server(database_url, free_port(), prepare_database(database_url)) as running:
         yield running
-    finally:
-        running.stop()

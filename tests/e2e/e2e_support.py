@@ -82,6 +82,13 @@ class Server:
         self.stop()
         raise AssertionError("server did not become healthy in time")
 
+    def __enter__(self) -> Server:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is None:
             return

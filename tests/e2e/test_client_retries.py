@@ -57,12 +57,8 @@ def count(database_url: str, model, *conditions) -> int:
 @pytest.fixture
 def server(database_url: str) -> Iterator[Server]:
     """A server on a database prepared in-process (quicker than the shared fixture's CLI)."""
-    running = Server(database_url, free_port(), prepare_in_process(database_url))
-    running.start()
-    try:
+    with Server(database_url, free_port(), prepare_in_process(database_url)) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture

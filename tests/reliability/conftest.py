@@ -10,19 +10,16 @@ keep to their own experiments (each server start costs seconds on two cores).
 
 from __future__ import annotations
 
-import secrets
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
-from psycopg import sql
-from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
+from database_support import postgres_database
 from e2e_support import Server, free_port, prepare_database
 
 
@@ -64,28 +61,20 @@ class LoggedServer(Server):
 @pytest.fixture
 def server(database_url: str) -> Iterator[Server]:
     """A migrated database with keys and a server on it (SQLite and PostgreSQL)."""
-    running = Server(database_url, free_port(), prepare_database(database_url))
-    running.start()
-    try:
+    with Server(database_url, free_port(), prepare_database(database_url)) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
 def logged_server(database_url: str) -> Iterator[LoggedServer]:
     """Like ``server``, with its stderr captured (``.log``) and the key cache off."""
-    running = LoggedServer(
+    with LoggedServer(
         database_url,
         free_port(),
         prepare_database(database_url),
         env={"ENGAGE_API_KEY_CACHE_SECONDS": "0"},
-    )
-    running.start()
-    try:
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture
@@ -115,25 +104,12 @@ def module_database_url(
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'engage.db'}"
         return
-    admin_url = request.getfixturevalue("postgres_admin_url")
-    name = f"engage_test_{secrets.token_hex(6)}"
-    with psycopg.connect(admin_url, autocommit=True) as connection:
-        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as connection:
-            connection.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+    with postgres_database(request.getfixturevalue("postgres_admin_url")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def module_server(module_database_url: str) -> Iterator[Server]:
     """A server shared by one module's tests, with a key per scope."""
-    running = Server(module_database_url, free_port(), prepare_database(module_database_url))
-    running.start()
-    try:
+    with Server(module_database_url, free_port(), prepare_database(module_database_url)) as running:
         yield running
-    finally:
-        running.stop()

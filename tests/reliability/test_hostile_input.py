@@ -66,6 +66,26 @@ def error_of(response: httpx.Response, status: int) -> dict[str, str]:
     return error
 
 
+def first_decision(admin: httpx.Client, key: str) -> dict:
+    """Create experiment ``key`` (the quickstart spec) and decide once for customer ``c``."""
+    assert admin.post("/v1/experiments", json=quick_spec(key=key)).status_code == 201
+    answer = admin.post(
+        f"/v1/experiments/{key}/decisions", json={"customer_id": "c", "context": CONTEXT}
+    )
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def click_for(decision: dict) -> dict:
+    """A valid click outcome for ``decision``, occurring now."""
+    return {
+        "outcome_id": "o1",
+        "decision_id": decision["decision_id"],
+        "event": "click",
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+
+
 def counts(server: Server, key: str) -> tuple[int, int]:
     """(decisions, outcomes) stored for experiment ``key``, read through the API."""
     with server.client("read") as reader:
@@ -155,16 +175,8 @@ def test_malformed_bodies_get_json_4xx_and_the_server_stays_up(server: Server) -
 
 def test_non_finite_and_huge_numbers_are_refused_and_never_stored(server: Server) -> None:
     with server.client("admin") as admin:
-        assert admin.post("/v1/experiments", json=quick_spec(key="numbers")).status_code == 201
-        decision = admin.post(
-            "/v1/experiments/numbers/decisions", json={"customer_id": "c", "context": CONTEXT}
-        ).json()
-        item = {
-            "outcome_id": "o1",
-            "decision_id": decision["decision_id"],
-            "event": "click",
-            "occurred_at": datetime.now(UTC).isoformat(),
-        }
+        decision = first_decision(admin, "numbers")
+        item = click_for(decision)
         # NaN and infinities as Python's json writes them; 1e309 overflows to inf when parsed.
         numbers = [float("nan"), float("inf"), float("-inf"), "1e309", "-1e309"]
         for number in numbers:
@@ -203,10 +215,7 @@ def test_non_finite_and_huge_numbers_are_refused_and_never_stored(server: Server
 def test_timestamps_far_from_now_are_refused_by_name(server: Server, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     with server.client("admin") as admin:
-        assert admin.post("/v1/experiments", json=quick_spec(key="timestamps")).status_code == 201
-        decision = admin.post(
-            "/v1/experiments/timestamps/decisions", json={"customer_id": "c", "context": CONTEXT}
-        ).json()
+        decision = first_decision(admin, "timestamps")
 
         def outcome(outcome_id: str, occurred_at: str) -> httpx.Response:
             item = {
@@ -297,16 +306,8 @@ def test_unknown_fields_are_refused_by_name(server: Server) -> None:
         assert (
             error_of(admin.post("/v1/experiments", json=nested), 422)["field"] == "reward.surprise"
         )
-        assert admin.post("/v1/experiments", json=quick_spec(key="unknown")).status_code == 201
-        decision = admin.post(
-            "/v1/experiments/unknown/decisions", json={"customer_id": "c", "context": CONTEXT}
-        ).json()
-        item = {
-            "outcome_id": "o1",
-            "decision_id": decision["decision_id"],
-            "event": "click",
-            "occurred_at": datetime.now(UTC).isoformat(),
-        }
+        decision = first_decision(admin, "unknown")
+        item = click_for(decision)
         cases = [
             (
                 "/v1/experiments/unknown/decisions",

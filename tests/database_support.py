@@ -1,0 +1,30 @@
+"""Database helpers shared by the conftest files (importable as ``database_support``: the
+``tests`` folder is on ``sys.path`` through its own conftest)."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg import sql
+from sqlalchemy.engine import make_url
+
+
+@contextmanager
+def postgres_database(admin_url: str, *, template: str | None = None) -> Iterator[str]:
+    """Create a database (a copy of ``template`` if given), yield its URL, drop it."""
+    name = f"engage_test_{secrets.token_hex(6)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create = sql.SQL("{} TEMPLATE {}").format(create, sql.Identifier(template))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(create)
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )

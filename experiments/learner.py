@@ -106,6 +106,40 @@ def describe_error(error: BaseException) -> str:
     return f"{type(error).__name__}: {first_line}"[:300]
 
 
+class FailureLog:
+    """Logs a failing learner step without flooding the log while the cause lasts.
+
+    The first failure, and any failure that differs from the one before, is logged with its
+    traceback; the same failure again (the database down, retried every poll) only as a
+    one-line count at most every ``every_seconds``; recovery is logged once.
+    """
+
+    def __init__(self, every_seconds: float = 60.0) -> None:
+        self.every_seconds = every_seconds
+        self._current: str | None = None
+        self._repeats = 0
+        self._logged_at = 0.0
+
+    def failed(self, description: str) -> None:
+        """Call from inside the ``except`` block (the traceback is the active exception's)."""
+        now = time.monotonic()
+        if description != self._current:
+            self._current, self._repeats, self._logged_at = description, 0, now
+            logger.exception("learner step failed")
+            return
+        self._repeats += 1
+        if now - self._logged_at >= self.every_seconds:
+            logger.error(
+                "learner step still failing (%d more times): %s", self._repeats, description
+            )
+            self._repeats, self._logged_at = 0, now
+
+    def recovered(self) -> None:
+        if self._current is not None:
+            logger.warning("learner step works again after: %s", self._current)
+        self._current, self._repeats = None, 0
+
+
 @dataclass
 class LearnerStatus:
     """What /healthz reports about this process's learner."""
@@ -152,14 +186,16 @@ class Learner:
         (``last_error``) and retried at the next poll; decisions keep the last published
         snapshot meanwhile. Should the thread itself end any other way, the status says so
         (``running`` false, ``last_error`` set) instead of claiming a learner that is gone."""
+        repeats = FailureLog()
         try:
             while not self._stop.is_set():
                 try:
                     self.run_once()
                     self.status.last_error = None
+                    repeats.recovered()
                 except Exception as error:  # keep serving from the last good snapshot
                     self.status.last_error = describe_error(error)
-                    logger.exception("learner step failed")
+                    repeats.failed(self.status.last_error)
                 self._stop.wait(self.poll_seconds)
         except BaseException as error:  # the thread's last word: nothing above it would log
             # The lock goes first, so whoever reads the status below may already take the lead.

@@ -5,6 +5,7 @@ decisions."""
 from __future__ import annotations
 
 import itertools
+import logging
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,7 @@ from sqlmodel import Session, func, select
 
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.learner import Learner, LearnerLock
+from experiments.learner import FailureLog, Learner, LearnerLock
 from experiments.store import Outcome, PolicySnapshot, Reward, make_engine, queries
 
 START = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -269,3 +270,42 @@ def test_an_outcome_recorded_while_the_leader_joins_is_counted_or_labelled_late(
         attribution = session.exec(select(Outcome.attribution)).one()
         reward = session.exec(select(Reward.value)).one()
     assert attribution == "late" or reward == 1.0, (attribution, reward)
+
+
+def test_a_lasting_failure_is_logged_once_with_its_traceback_then_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    failures = FailureLog(every_seconds=3600)
+
+    def fail(description: str) -> None:
+        try:
+            raise RuntimeError(description)
+        except RuntimeError:
+            failures.failed(description)
+
+    with caplog.at_level(logging.INFO, logger="engage.learner"):
+        for _ in range(50):  # the database down, retried every poll
+            fail("OperationalError: connection refused")
+        fail("IntegrityError: duplicate key")  # a different cause is logged again
+        failures.recovered()
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == [
+        "learner step failed",
+        "learner step failed",
+        "learner step works again after: IntegrityError: duplicate key",
+    ]
+    assert all(record.exc_info for record in caplog.records[:2])
+
+    caplog.clear()
+    counted = FailureLog(every_seconds=0)
+    with caplog.at_level(logging.INFO, logger="engage.learner"):
+        for _ in range(3):
+            try:
+                raise RuntimeError("down")
+            except RuntimeError:
+                counted.failed("RuntimeError: down")
+    assert [record.getMessage() for record in caplog.records] == [
+        "learner step failed",
+        "learner step still failing (1 more times): RuntimeError: down",
+        "learner step still failing (1 more times): RuntimeError: down",
+    ]

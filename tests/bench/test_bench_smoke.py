@@ -62,7 +62,8 @@ def test_run_summaries_are_consistent(outcome) -> None:
                 assert len(run.curve) == rounds // 20
                 assert 0.0 <= run.expected_all <= run.optimal_all <= 1.0
                 assert 0.0 <= run.reward_all <= 1.0
-                assert run.rounds_per_second > 0
+                measured_speed = run.rounds_per_second  # measured, never judged here
+                assert measured_speed > 0
 
 
 def test_latency_memory_and_derived_results(outcome) -> None:
@@ -89,7 +90,8 @@ def test_results_are_written_as_json_and_markdown(outcome, tmp_path) -> None:
     payload = json.loads(json_path.read_text())
     assert set(payload["environments"]) == {"A", "B", "C"}
     run = payload["environments"]["A"]["agents"]["linucb"]["runs"]["1"]
-    assert {"reward_all", "expected_tail", "optimal_tail", "rounds_per_second", "curve"} <= set(run)
+    fields = {"reward_all", "expected_tail", "optimal_tail", "rounds_per_second", "curve"}
+    assert fields <= set(run)
     assert {"python", "packages", "blas", "git"} <= set(payload["machine"])
     assert len(payload["targets"]) == 5
     text = md_path.read_text()

@@ -47,6 +47,7 @@ from pydantic import (
 )
 
 from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_policy
+from experiments.text import first_text_problem
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000
@@ -778,9 +779,14 @@ def parse_spec(data: Mapping[str, Any]) -> ExperimentSpec:
     """Validate a spec given as a mapping (parsed TOML or JSON).
 
     Raises :class:`SpecError` named after the first bad field; ``errors`` lists them all.
+    Text must be storable as is on every database (:mod:`experiments.text`): no NUL, no lone
+    surrogate, in keys or values.
     """
     if not isinstance(data, Mapping):
         raise SpecError("spec", f"must be a table of spec fields; got {type(data).__name__}")
+    unstorable = first_text_problem(data)
+    if unstorable is not None:
+        raise SpecError(*unstorable)
     try:
         return ExperimentSpec.model_validate(dict(data))
     except ValidationError as error:

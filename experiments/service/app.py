@@ -50,7 +50,6 @@ from experiments.service.schemas import (
     ExperimentPatch,
     OutcomesIn,
     OutcomesOut,
-    first_text_problem,
     storable,
 )
 from experiments.settings import Settings
@@ -200,9 +199,6 @@ def create_app(
         responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 409),
     )
     def create_experiment(spec: dict[str, Any], engine: EngineDep) -> ExperimentOut:
-        problem = first_text_problem(spec)
-        if problem is not None:
-            raise InvalidInputError(problem[1], field=problem[0])
         return _experiment_out(engine.create_experiment(spec))
 
     @app.get(

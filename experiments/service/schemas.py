@@ -8,49 +8,16 @@ Anything else, markup and quotes included, is stored and returned verbatim.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from experiments.text import text_problem
+
 #: Largest magnitude of an outcome value: larger ones are unit errors, and their squares would
 #: overflow the report's variance sums.
 MAX_OUTCOME_VALUE = 1e12
-
-
-def text_problem(value: str) -> str | None:
-    """Why ``value`` cannot be stored verbatim (NUL, lone surrogate), or ``None`` if it can."""
-    if "\x00" in value:
-        return "must not contain the NUL character (U+0000)"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "must be valid Unicode (it contains a lone surrogate)"
-    return None
-
-
-def first_text_problem(value: Any, where: str = "") -> tuple[str, str] | None:
-    """``(dotted path, message)`` of the first unstorable string (key or value) in JSON-like
-    ``value``, or ``None``. Iterative, so any depth the JSON parser accepted is walked."""
-    pending: list[tuple[str, Any]] = [(where, value)]
-    while pending:
-        path, item = pending.pop()
-        if isinstance(item, str):
-            problem = text_problem(item)
-            if problem is not None:
-                return path, problem
-        elif isinstance(item, Mapping):
-            for key, child in reversed(list(item.items())):
-                name = str(key)
-                problem = text_problem(name)
-                if problem is not None:
-                    escaped = name.encode("ascii", "backslashreplace").decode()
-                    return f"{path}.{escaped}" if path else escaped, f"key {problem}"
-                pending.append((f"{path}.{name}" if path else name, child))
-        elif isinstance(item, list | tuple):
-            pending.extend((f"{path}[{i}]", child) for i, child in reversed(list(enumerate(item))))
-    return None
 
 
 def storable(value: str) -> str:

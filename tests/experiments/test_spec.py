@@ -226,6 +226,8 @@ BAD_SPECS: list[tuple[str, Mutation, str, str]] = [
     ("bad reward kind", _set("reward", "kind", value="clicks"), "reward.kind", "'clicks'"),
     ("empty event", _set("reward", "event", value=""), "reward.event", "at least 1"),
     ("NaN default", _set("reward", "default", value=math.nan), "reward.default", "finite"),
+    ("NUL in event", _set("reward", "event", value="a\x00b"), "reward.event", "NUL"),
+    ("lone surrogate", _set("description", value="\ud800"), "description", "surrogate"),
     ("string default", _set("reward", "default", value="0"), "reward.default", "got '0'"),
     ("target off change", _set("reward", "target", value=1.0), "reward.target", "only applies"),
     (

@@ -204,8 +204,10 @@ class Server:
         return sum(_cpu_of_group(self.process.pid).values())
 
 
-def _cpu_of_group(group: int) -> dict[int, float]:
-    times = {}
+def group_stat_fields(group: int) -> dict[int, list[str]]:
+    """pid -> the fields of ``/proc/<pid>/stat`` after the command (``state ppid pgrp ...``)
+    for the live processes of process group ``group``."""
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -213,11 +215,18 @@ def _cpu_of_group(group: int) -> dict[int, float]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        # Fields after the parenthesised command: state ppid pgrp session ... utime stime.
-        fields = stat[stat.rindex(")") + 2 :].split()
+        fields = stat[stat.rindex(")") + 2 :].split()  # the command may hold spaces and ")"
         if int(fields[2]) == group:
-            times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-    return times
+            found[int(entry.name)] = fields
+    return found
+
+
+def _cpu_of_group(group: int) -> dict[int, float]:
+    # utime and stime are the 12th and 13th fields after the command.
+    return {
+        pid: (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        for pid, fields in group_stat_fields(group).items()
+    }
 
 
 def machine_cpu() -> tuple[float, float]:

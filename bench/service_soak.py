@@ -52,6 +52,7 @@ from bench.service_server import (
     Server,
     create_experiment,
     database,
+    group_stat_fields,
     postgres_admin_url,
     postgres_reachable,
     prepare,
@@ -133,18 +134,11 @@ def process_group(group: int) -> dict[int, str]:
     tracker and the like.
     """
     found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in group_stat_fields(group):
         try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        # Fields after the parenthesised command: state ppid pgrp ...
-        if int(stat[stat.rindex(")") + 2 :].split()[2]) != group:
-            continue
-        pid = int(entry.name)
         if pid == group:
             found[pid] = "main"
         elif b"resource_tracker" in command or b"semaphore_tracker" in command:

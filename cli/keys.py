@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from enum import StrEnum
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -19,6 +21,9 @@ from cli.common import (
     readable_errors,
 )
 
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
 app = typer.Typer(help="API key commands.", no_args_is_help=True)
 
 
@@ -26,6 +31,23 @@ class Scope(StrEnum):
     admin = "admin"
     decide = "decide"
     read = "read"
+
+
+@contextmanager
+def _key_store(url: str | None) -> Iterator[Session]:
+    """A session on the migrated store at ``url`` (or the configured one); objects stay
+    readable after commit. Imports the store only when a command runs (fast ``--help``)."""
+    from sqlmodel import Session
+
+    from experiments.store import check_schema, make_engine
+
+    engine = make_engine(database_url(url))
+    try:
+        check_schema(engine)
+        with Session(engine, expire_on_commit=False) as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -39,18 +61,13 @@ def create(
 
     Example: engage keys create --scope decide --name checkout-service
     """
-    from sqlmodel import Session
+    from experiments.store import queries
 
-    from experiments.store import check_schema, make_engine, queries
-
-    with readable_errors():
-        engine = make_engine(database_url(url))
-        check_schema(engine)
-        with Session(engine, expire_on_commit=False) as session:
-            row, plaintext = queries.create_api_key(
-                session, scopes=[item.value for item in scope], name=name
-            )
-            session.commit()
+    with readable_errors(), _key_store(url) as session:
+        row, plaintext = queries.create_api_key(
+            session, scopes=[item.value for item in scope], name=name
+        )
+        session.commit()
     if as_json:
         print_json({"key": plaintext, "id": row.id, "scopes": row.scopes})
         return
@@ -68,25 +85,20 @@ def list_keys(
 
     Example: engage keys list --all
     """
-    from sqlmodel import Session
+    from experiments.store import queries
 
-    from experiments.store import check_schema, make_engine, queries
-
-    with readable_errors():
-        engine = make_engine(database_url(url))
-        check_schema(engine)
-        with Session(engine) as session:
-            rows = [
-                {
-                    "id": row.id,
-                    "prefix": row.prefix,
-                    "scopes": row.scopes,
-                    "name": row.name,
-                    "created_at": row.created_at.isoformat(),
-                    "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
-                }
-                for row in queries.list_api_keys(session, include_revoked=include_revoked)
-            ]
+    with readable_errors(), _key_store(url) as session:
+        rows = [
+            {
+                "id": row.id,
+                "prefix": row.prefix,
+                "scopes": row.scopes,
+                "name": row.name,
+                "created_at": row.created_at.isoformat(),
+                "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
+            }
+            for row in queries.list_api_keys(session, include_revoked=include_revoked)
+        ]
     if as_json:
         print_json(rows)
         return
@@ -109,16 +121,11 @@ def revoke(
 
     Example: engage keys revoke 3
     """
-    from sqlmodel import Session
+    from experiments.store import queries
 
-    from experiments.store import check_schema, make_engine, queries
-
-    with readable_errors():
-        engine = make_engine(database_url(url))
-        check_schema(engine)
-        with Session(engine) as session:
-            revoked = queries.revoke_api_key(session, key_id=key_id)
-            session.commit()
+    with readable_errors(), _key_store(url) as session:
+        revoked = queries.revoke_api_key(session, key_id=key_id)
+        session.commit()
     if not revoked:
         raise fail(f"no active API key with id {key_id} (see engage keys list --all)")
     if as_json:

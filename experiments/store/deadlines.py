@@ -17,6 +17,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 logger = logging.getLogger("engage.store")
@@ -103,6 +104,16 @@ def _shutdown(socket_id: tuple[int, int]) -> None:
 _DEADLINES = _Deadlines()
 
 
+@contextlib.contextmanager
+def _answer_due(connection: Any) -> Iterator[None]:
+    """The server's answer to what runs inside is due within the connection's seconds."""
+    _DEADLINES.arm(id(connection), connection.engage_socket, connection.engage_seconds)
+    try:
+        yield
+    finally:
+        _DEADLINES.disarm(id(connection))
+
+
 @functools.cache
 def _guarded_classes() -> tuple[type, type]:
     """psycopg's Connection and Cursor with every wait for the server under a deadline.
@@ -116,36 +127,22 @@ def _guarded_classes() -> tuple[type, type]:
         engage_seconds: float = 0.0
 
         def commit(self) -> None:
-            _DEADLINES.arm(id(self), self.engage_socket, self.engage_seconds)
-            try:
+            with _answer_due(self):
                 super().commit()
-            finally:
-                _DEADLINES.disarm(id(self))
 
         def rollback(self) -> None:
-            _DEADLINES.arm(id(self), self.engage_socket, self.engage_seconds)
-            try:
+            with _answer_due(self):
                 super().rollback()
-            finally:
-                _DEADLINES.disarm(id(self))
 
     class GuardedCursor(psycopg.Cursor):  # type: ignore[type-arg]
         # Client-side cursors: execute() waits for the whole result; fetches read memory.
         def execute(self, *args: Any, **kwargs: Any) -> Any:
-            connection = self.connection
-            _DEADLINES.arm(id(connection), connection.engage_socket, connection.engage_seconds)
-            try:
+            with _answer_due(self.connection):
                 return super().execute(*args, **kwargs)
-            finally:
-                _DEADLINES.disarm(id(connection))
 
         def executemany(self, *args: Any, **kwargs: Any) -> None:
-            connection = self.connection
-            _DEADLINES.arm(id(connection), connection.engage_socket, connection.engage_seconds)
-            try:
+            with _answer_due(self.connection):
                 super().executemany(*args, **kwargs)
-            finally:
-                _DEADLINES.disarm(id(connection))
 
     return GuardedConnection, GuardedCursor
 

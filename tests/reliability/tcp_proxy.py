@@ -86,12 +86,7 @@ class TcpProxy:
         """Close every connection and stop listening: new connections are refused."""
         with self._lock:
             self._mode = REFUSE
-            pairs, self._pairs = self._pairs, set()
-            listener, self._listener = self._listener, None
-            self._flowing.notify_all()
-        for pair in pairs:
-            pair.close()
-        _close_listener(listener)
+        self._drop_everything()
 
     def blackhole(self) -> None:
         """Keep connections (and accept new ones) but deliver nothing until ``forward()``."""
@@ -109,13 +104,18 @@ class TcpProxy:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+        self._drop_everything()
+        self._acceptor.join(timeout=5)
+
+    def _drop_everything(self) -> None:
+        """Close every connection and the listener (the mode says what happens next)."""
+        with self._lock:
             pairs, self._pairs = self._pairs, set()
             listener, self._listener = self._listener, None
             self._flowing.notify_all()
         for pair in pairs:
             pair.close()
         _close_listener(listener)
-        self._acceptor.join(timeout=5)
 
     def __enter__(self) -> TcpProxy:
         return self

@@ -86,6 +86,22 @@ def click_for(decision: dict) -> dict:
     }
 
 
+def export_parquet(server: Server, key: str, tmp_path: Path) -> Path:
+    """``engage export KEY --format parquet`` into a folder under ``tmp_path``; the folder."""
+    out = tmp_path / "export"
+    engage(
+        "export",
+        key,
+        "--out",
+        str(out),
+        "--format",
+        "parquet",
+        "--database-url",
+        server.database_url,
+    )
+    return out
+
+
 def counts(server: Server, key: str) -> tuple[int, int]:
     """(decisions, outcomes) stored for experiment ``key``, read through the API."""
     with server.client("read") as reader:
@@ -272,17 +288,7 @@ def test_timestamps_far_from_now_are_refused_by_name(server: Server, tmp_path: P
             assert outcome(name, when).status_code == 202, when
 
     assert counts(server, "timestamps") == (1, len(accepted))
-    out = tmp_path / "export"
-    engage(
-        "export",
-        "timestamps",
-        "--out",
-        str(out),
-        "--format",
-        "parquet",
-        "--database-url",
-        server.database_url,
-    )
+    out = export_parquet(server, "timestamps", tmp_path)
     rows = pq.read_table(out / "outcomes.parquet").to_pylist()
     stored = {row["outcome_id"]: row["occurred_at"] for row in rows}
     for name, (_, instant) in accepted.items():
@@ -452,17 +458,7 @@ def test_hostile_text_is_stored_and_returned_verbatim(server: Server, tmp_path: 
             assert "<script>" not in response.headers["content-type"]
 
     # Read back from the export and straight from the database.
-    out = tmp_path / "export"
-    engage(
-        "export",
-        "hostile",
-        "--out",
-        str(out),
-        "--format",
-        "parquet",
-        "--database-url",
-        server.database_url,
-    )
+    out = export_parquet(server, "hostile", tmp_path)
     decisions = pq.read_table(out / "decisions.parquet").to_pylist()
     assert sorted(row["customer_id"] for row in decisions) == sorted(HOSTILE)
     assert sorted(row["plan"] for row in decisions) == sorted(levels)

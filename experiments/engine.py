@@ -29,13 +29,13 @@ from sqlmodel import Session
 from bandit import BanditValueError, Policy, make_policy
 from experiments.clock import Clock, SystemClock
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
-from experiments.holdout import HOLDOUT, TREATMENT, assign_group
+from experiments.holdout import assign_group
 from experiments.reward import OutcomeEvent, evaluate_reward, window_closes_at
 from experiments.snapshots import pack_state, unpack_state
 from experiments.spec import ExperimentSpec, SpecError, parse_spec
 from experiments.store import models, queries
+from experiments.vocabulary import ExperimentStatus, Group
 
-RUNNING, PAUSED, STOPPED, DRAFT = "running", "paused", "stopped", "draft"
 #: How long a cached policy is trusted before the newest snapshot version is checked again.
 SNAPSHOT_CHECK_SECONDS = 1.0
 #: How far before the previous join a reward join looks again for fresh outcomes. A process
@@ -156,7 +156,9 @@ class DecisionEngine:
         return Session(self.engine, expire_on_commit=False)
 
     # ------------------------------------------------------------------ experiments
-    def create_experiment(self, spec: ExperimentSpec | Mapping[str, Any], *, status: str = RUNNING):
+    def create_experiment(
+        self, spec: ExperimentSpec | Mapping[str, Any], *, status: str = ExperimentStatus.RUNNING
+    ):
         """Store a new experiment; ``ConflictError`` if the key exists."""
         if not isinstance(spec, ExperimentSpec):
             try:
@@ -204,7 +206,7 @@ class DecisionEngine:
     def set_status(self, key: str, status: str) -> models.Experiment:
         """Pause, resume or stop; a stopped experiment stays stopped."""
         current = self.get_experiment(key)
-        if current.status == STOPPED and status != STOPPED:
+        if current.status == ExperimentStatus.STOPPED and status != ExperimentStatus.STOPPED:
             raise ConflictError(f"experiment '{key}' is stopped", field="status")
         return self._change(key, status=status)
 
@@ -333,7 +335,7 @@ class DecisionEngine:
 
     def _running_policy(self, key: str) -> _LoadedPolicy:
         loaded = self.loaded_policy(key)
-        if loaded.status not in (RUNNING, PAUSED):
+        if loaded.status not in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED):
             raise ConflictError(
                 f"experiment '{key}' is {loaded.status}, not running", field="experiment"
             )
@@ -373,18 +375,18 @@ class DecisionEngine:
         now = self.clock.now()
         groups = [assign_group(key, r.customer_id, spec.holdout.share) for r in requests]
         suppressed = self._suppressions(spec, key, requests, now)
-        serve_all_control = loaded.status == PAUSED or loaded.apprentice
+        serve_all_control = loaded.status == ExperimentStatus.PAUSED or loaded.apprentice
         actions = np.full(len(requests), -1, dtype=np.int64)
         propensities = np.full(len(requests), np.nan)
         for policy, wanted in (
-            (loaded.treatment, TREATMENT),
-            (loaded.control, HOLDOUT),
+            (loaded.treatment, Group.TREATMENT),
+            (loaded.control, Group.HOLDOUT),
         ):
             rows = [
                 index
                 for index, group in enumerate(groups)
                 if suppressed[index] is None
-                and (group == wanted if not serve_all_control else wanted == HOLDOUT)
+                and (group == wanted if not serve_all_control else wanted == Group.HOLDOUT)
             ]
             if not rows:
                 continue
@@ -399,7 +401,7 @@ class DecisionEngine:
             status = "open"
             if suppressed[index] is not None:
                 status = "suppressed"
-            elif loaded.status == PAUSED:
+            elif loaded.status == ExperimentStatus.PAUSED:
                 status = "paused"
             action_index = int(actions[index]) if actions[index] >= 0 else None
             decisions.append(

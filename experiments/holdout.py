@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import hashlib
 
-TREATMENT = "treatment"
-HOLDOUT = "holdout"
+from experiments.vocabulary import Group
 
 
 def unit_hash(experiment_key: str, customer_id: str) -> float:
@@ -20,6 +19,8 @@ def unit_hash(experiment_key: str, customer_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def assign_group(experiment_key: str, customer_id: str, holdout_share: float) -> str:
-    """``"holdout"`` for a stable ``holdout_share`` of customers, else ``"treatment"``."""
-    return HOLDOUT if unit_hash(experiment_key, customer_id) < holdout_share else TREATMENT
+def assign_group(experiment_key: str, customer_id: str, holdout_share: float) -> Group:
+    """``Group.HOLDOUT`` for a stable ``holdout_share`` of customers, else ``Group.TREATMENT``."""
+    if unit_hash(experiment_key, customer_id) < holdout_share:
+        return Group.HOLDOUT
+    return Group.TREATMENT

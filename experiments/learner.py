@@ -22,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, text
 from sqlmodel import Session
 
-from experiments.engine import RUNNING, DecisionEngine
+from experiments.engine import DecisionEngine
 from experiments.store import queries
+from experiments.vocabulary import ExperimentStatus
 
 logger = logging.getLogger("engage.learner")
 
@@ -214,7 +215,11 @@ class Learner:
             return []
         published = []
         with Session(self.engine.engine) as session:
-            keys = [row.key for row in queries.list_experiments(session) if row.status == RUNNING]
+            keys = [
+                row.key
+                for row in queries.list_experiments(session)
+                if row.status == ExperimentStatus.RUNNING
+            ]
         for key in keys:
             version = self._learn_if_due(key)
             if version is not None:

@@ -13,10 +13,10 @@ from sqlmodel import Session
 
 from bandit.lift import Lift, RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
-from experiments.holdout import HOLDOUT, TREATMENT
 from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import queries
+from experiments.vocabulary import Group
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,15 @@ def reward_lift(session: Session, *, experiment_key: str) -> tuple[list[GroupKpi
     """Per-group reward summaries and the Welch lift of treatment over holdout."""
     aggregates = queries.reward_aggregates(session, experiment_key=experiment_key)
     groups, moments = [], {}
-    for group in (TREATMENT, HOLDOUT):
+    for group in (Group.TREATMENT, Group.HOLDOUT):
         count, total, squares = aggregates.get(group, (0, 0.0, 0.0))
         summary = _moments(count, total, squares)
         moments[group] = summary
         variance = float(summary.variance) if count > 1 else None
         groups.append(GroupKpi(group, count, total / count if count else None, variance))
     lift = None
-    if moments[TREATMENT].count >= 2 and moments[HOLDOUT].count >= 2:
-        lift = welch_lift_from_moments(moments[TREATMENT], moments[HOLDOUT])
+    if moments[Group.TREATMENT].count >= 2 and moments[Group.HOLDOUT].count >= 2:
+        lift = welch_lift_from_moments(moments[Group.TREATMENT], moments[Group.HOLDOUT])
     return groups, lift
 
 
@@ -176,7 +176,7 @@ def off_policy_summary(
     actions = np.array([row.action_index for row in rows], dtype=np.int64)
     rewards = np.array([row.value for row in rows], dtype=np.float64)
     propensities = np.array([row.propensity for row in rows], dtype=np.float64)
-    holdout = np.array([row.group == HOLDOUT for row in rows])
+    holdout = np.array([row.group == Group.HOLDOUT for row in rows])
     model = policy.expected_rewards(X) if hasattr(policy, "expected_rewards") else None
     report = estimate_all(
         reward=rewards,
@@ -218,7 +218,7 @@ def build_live_report(database: Engine, key: str, *, period_days: int = 1) -> Li
         rows = queries.reward_rows(session, experiment_key=key)
         snapshot = queries.latest_snapshot(session, experiment_key=key)
     values = np.array([row.value for row in rows], dtype=np.float64)
-    holdout = np.array([row.group == HOLDOUT for row in rows], dtype=bool)
+    holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
     lift = None
     if (~holdout).sum() >= 2 and holdout.sum() >= 2:
         lift = lift_row(spec.reward.event, "live", welch_lift(values[~holdout], values[holdout]))

@@ -35,12 +35,13 @@ from bandit import DecisionSpace
 from bandit.lift import welch_lift
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.holdout import HOLDOUT, assign_group
+from experiments.holdout import assign_group
 from experiments.report import LiftRow, kpi_lift_rows, off_policy_summary
 from experiments.simulate import CustomerWorld, WorldConfig
 from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import make_engine, queries, upgrade
+from experiments.vocabulary import Group
 
 ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
 START = datetime(2026, 1, 5, tzinfo=UTC)
@@ -168,7 +169,7 @@ class _ArmRunner:
         self.customer_ids = np.array([f"c{index}" for index in range(options.customers)])
         self.holdout = np.array(
             [
-                assign_group(self.spec.key, customer, self.spec.holdout.share) == HOLDOUT
+                assign_group(self.spec.key, customer, self.spec.holdout.share) == Group.HOLDOUT
                 for customer in self.customer_ids
             ]
         )

@@ -22,9 +22,6 @@ from sqlmodel import Session
 
 from experiments.clock import Clock
 from experiments.engine import (
-    PAUSED,
-    RUNNING,
-    STOPPED,
     DecisionEngine,
     DecisionRequest,
     DecisionResult,
@@ -54,6 +51,7 @@ from experiments.service.schemas import (
 )
 from experiments.settings import Settings
 from experiments.store import check_schema, make_engine, queries
+from experiments.vocabulary import ExperimentStatus
 
 logger = logging.getLogger("engage.service")
 
@@ -225,7 +223,11 @@ def create_app(
 
         return change
 
-    for verb, status in (("pause", PAUSED), ("resume", RUNNING), ("stop", STOPPED)):
+    for verb, status in (
+        ("pause", ExperimentStatus.PAUSED),
+        ("resume", ExperimentStatus.RUNNING),
+        ("stop", ExperimentStatus.STOPPED),
+    ):
         app.post(
             f"/v1/experiments/{{key}}/{verb}",
             dependencies=[Depends(require_scope("admin"))],

@@ -25,17 +25,12 @@ from experiments.store.engine import (
 from experiments.store.models import (
     TABLES,
     ApiKey,
-    Attribution,
     Decision,
-    DecisionStatus,
     Experiment,
-    ExperimentStatus,
-    Group,
     LearnerLease,
     Outcome,
     PolicySnapshot,
     Reward,
-    Scope,
     UTCDateTime,
     new_decision_id,
     utcnow,
@@ -112,6 +107,13 @@ from experiments.store.schema import (
     current_revision,
     head_revision,
     upgrade,
+)
+from experiments.vocabulary import (
+    Attribution,
+    DecisionStatus,
+    ExperimentStatus,
+    Group,
+    Scope,
 )
 
 __all__ = [

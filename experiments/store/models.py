@@ -3,7 +3,7 @@
 Every timestamp is a timezone-aware UTC ``datetime``: :class:`UTCDateTime` refuses naive values on
 the way in and hands back aware UTC values on the way out, on SQLite (which keeps no zone) as on
 PostgreSQL. Status-like columns are plain strings; the allowed values are the ``StrEnum`` classes
-below, so callers can write ``DecisionStatus.OPEN`` or ``"open"`` alike.
+of :mod:`experiments.vocabulary`, so callers can write ``DecisionStatus.OPEN`` or ``"open"`` alike.
 
 Constraint and index names are spelled out so migrations name the same objects on every dialect.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -28,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
+
+from experiments.vocabulary import Attribution, DecisionStatus, ExperimentStatus, Group
 
 
 def utcnow() -> datetime:
@@ -75,40 +76,6 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 # JSON ``None`` is stored as SQL NULL (not the JSON literal ``null``), so ``IS NULL`` works.
 NullableJSON = JSON(none_as_null=True)
-
-
-class ExperimentStatus(StrEnum):
-    DRAFT = "draft"
-    RUNNING = "running"
-    PAUSED = "paused"
-    STOPPED = "stopped"
-
-
-class Group(StrEnum):
-    TREATMENT = "treatment"
-    HOLDOUT = "holdout"
-
-
-class DecisionStatus(StrEnum):
-    OPEN = "open"
-    REWARDED = "rewarded"
-    NEVER_ACTIVATED = "never_activated"
-    SUPPRESSED = "suppressed"
-    #: Served the control action while the experiment was paused: logged, never learned from.
-    PAUSED = "paused"
-
-
-class Attribution(StrEnum):
-    ATTRIBUTED = "attributed"
-    UNATTRIBUTED = "unattributed"
-    LATE = "late"
-    UNKNOWN_DECISION = "unknown_decision"
-
-
-class Scope(StrEnum):
-    ADMIN = "admin"
-    DECIDE = "decide"
-    READ = "read"
 
 
 class Experiment(SQLModel, table=True):

@@ -32,18 +32,20 @@ from sqlmodel import Session, SQLModel, col, select
 
 from experiments.store.models import (
     ApiKey,
-    Attribution,
     Decision,
-    DecisionStatus,
     Experiment,
-    ExperimentStatus,
-    Group,
     LearnerLease,
     Outcome,
     PolicySnapshot,
     Reward,
-    Scope,
     utcnow,
+)
+from experiments.vocabulary import (
+    Attribution,
+    DecisionStatus,
+    ExperimentStatus,
+    Group,
+    Scope,
 )
 
 # Ids per IN (...): well under SQLite's 32766 and PostgreSQL's 65535 bound parameters.

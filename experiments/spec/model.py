@@ -47,7 +47,7 @@ from pydantic import (
 )
 
 from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_policy
-from experiments.text import first_text_problem
+from experiments.spec.text import first_text_problem
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000

@@ -1,19 +1,15 @@
-"""The experiment spec: what an experiment decides, for whom, how it learns and what it rewards.
+"""The spec's models: its sections and :class:`ExperimentSpec`, the experiment as a whole.
 
-A spec is written in TOML (see ``examples/``) or posted as JSON with the same fields, and is
-validated here once, with errors that name the field by its dotted path and say what was
-expected and what was received::
+Each section (policy, reward, holdout, contact, learner) validates itself;
+:class:`ExperimentSpec` adds the checks that need several sections (a policy that learns
+from [0, 1] rewards needs a 0/1 reward; a fixed holdout action must be one the rules allow)
+and builds, once, the decision space and the context encoder that decisions reuse. It is
+also the one place policies are made from a spec: :meth:`ExperimentSpec.build_policy` for
+the treatment group, :meth:`ExperimentSpec.build_holdout_policy` for the control group.
 
-    reward.window: must be a duration such as '14d', '36h', '90m', '30s', ISO-8601 'P14D'
-    or a number of seconds; got '14 days'
-
-Every model is frozen and rejects unknown fields, so a typo never silently falls back to a
-default. :func:`parse_spec` is the entry point for mappings, :func:`load_spec` for files;
-both raise :class:`SpecError` and nothing else for bad input.
-
-The context schema also turns a customer's context (a mapping of field values) into the
-numeric vector the policies learn from: numeric and boolean fields take one column each,
-categorical fields one column per level (one-hot), in the schema's order.
+Every model is frozen and rejects unknown fields. Validation errors are pydantic's here;
+:func:`experiments.spec.parse_spec` turns them into :class:`SpecError`, with the help of
+:func:`model_at`.
 """
 
 from __future__ import annotations
@@ -23,231 +19,43 @@ import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from numbers import Real
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import (
-    AfterValidator,
-    AllowInfNan,
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
     PrivateAttr,
-    Strict,
-    StrictBool,
     StrictStr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
 from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_policy
+from experiments.spec.context import (
+    CONTEXT_KINDS,
+    ContextEncoder,
+    ContextField,
+    check_context_names,
+    require_numeric_field,
+)
+from experiments.spec.errors import SpecError, names, spec_error
 from experiments.spec.text import first_text_problem
+from experiments.spec.values import FROZEN, Duration, Hour, Integer, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000
-#: Largest magnitude of a numeric context value. Larger ones are unit errors, and the linear
-#: policies square their features: a value near 1e308 would overflow the model update to inf
-#: and stall learning of the whole experiment.
-MAX_CONTEXT_MAGNITUDE = 1e12
 
 _KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_CONTEXT_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
-_DURATION_PATTERN = re.compile(r"(?:\d+(?:\.\d+)?[wdhms])+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
-_UNIT_SECONDS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0}
-_DURATION_HELP = (
-    "must be a duration such as '14d', '36h', '90m', '30s', ISO-8601 'P14D' or a number of seconds"
-)
-_TIMEDELTA = TypeAdapter(timedelta)
 
 
-class SpecError(ValueError):
-    """Bad input to an experiment: a spec, a context or an outcome.
-
-    ``field`` is the dotted path of the offending value (``reward.window``, ``rules[2]``,
-    ``context.plan``); ``message`` says what was expected and what was received;
-    ``str(error)`` is ``"<field>: <message>"``. ``errors`` lists every problem found as
-    ``(field, message)`` pairs, the first being the one the error is named after.
-    """
-
-    def __init__(self, field: str, message: str, *, errors: Sequence[tuple[str, str]] = ()) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.errors: tuple[tuple[str, str], ...] = tuple(errors) or ((field, message),)
-
-
-# --------------------------------------------------------------------------- value types
-def _parse_duration(value: object) -> object:
-    """Accept '14d' / '36h' / '90m' / '30s' (also compounds like '1d12h'), ISO-8601
-    ('P14D', 'PT36H') and plain seconds; return a ``timedelta``."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError(f"{_DURATION_HELP}; got {value!r}")
-    if isinstance(value, Real):
-        seconds = float(value)
-        if not math.isfinite(seconds):
-            raise ValueError(f"{_DURATION_HELP}; got {value!r}")
-        try:
-            return timedelta(seconds=seconds)
-        except OverflowError:
-            raise ValueError(f"{_DURATION_HELP} that fits in a timedelta; got {value!r}") from None
-    if isinstance(value, str):
-        text = value.strip()
-        if _DURATION_PATTERN.fullmatch(text):
-            seconds = sum(
-                float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(text)
-            )
-            try:
-                return timedelta(seconds=seconds)
-            except OverflowError:
-                raise ValueError(
-                    f"{_DURATION_HELP} that fits in a timedelta; got {value!r}"
-                ) from None
-        if text[:1] in ("P", "-"):
-            try:
-                return _TIMEDELTA.validate_python(text)
-            except ValidationError:
-                pass
-    raise ValueError(f"{_DURATION_HELP}; got {value!r}")
-
-
-def _positive_duration(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError(f"must be a positive duration; got {value.total_seconds():g} seconds")
-    return value
-
-
-#: A length of time; serialised to JSON as seconds (a float).
-Duration = Annotated[
-    timedelta,
-    BeforeValidator(_parse_duration),
-    AfterValidator(_positive_duration),
-    PlainSerializer(lambda value: value.total_seconds(), return_type=float, when_used="json"),
-]
-#: A finite real number; ``true``/``false`` and numeric strings are refused.
-Number = Annotated[float, Strict(), AllowInfNan(False)]
-Integer = Annotated[int, Strict()]
-Hour = Annotated[int, Strict(), Field(ge=0, le=23)]
-
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
-
-
-def _names(values: Sequence[str]) -> str:
-    return "[" + ", ".join(repr(value) for value in values) + "]"
-
-
-# --------------------------------------------------------------------------- context schema
-class _ContextFieldBase(BaseModel):
-    """What the three kinds of context field share: required, or optional with a default."""
-
-    model_config = _FROZEN
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_makes_optional(cls, data: Any) -> Any:
-        # A field given a default but no 'required' is optional: writing both is redundant.
-        if isinstance(data, Mapping) and data.get("default") is not None and "required" not in data:
-            return {**data, "required": False}
-        return data
-
-    @model_validator(mode="after")
-    def _required_xor_default(self) -> _ContextFieldBase:
-        default = getattr(self, "default", None)
-        if self.required and default is not None:
-            raise SpecError(
-                "default", "a required field takes no default; set required = false or drop it"
-            )
-        if not self.required and default is None:
-            raise SpecError("default", "an optional field (required = false) needs a default")
-        return self
-
-
-class NumericField(_ContextFieldBase):
-    """A real-valued feature, optionally bounded to ``[min, max]`` (inclusive)."""
-
-    type: Literal["numeric"]
-    required: StrictBool = True
-    default: Number | None = None
-    min: Number | None = None
-    max: Number | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> NumericField:
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise SpecError("max", f"must be >= min ({self.min:g}); got {self.max:g}")
-        if self.default is not None:
-            problem = self.bound_problem(self.default)
-            if problem:
-                raise SpecError("default", problem)
-        return self
-
-    def bound_problem(self, value: float) -> str | None:
-        """Why ``value`` is outside ``[min, max]``, or None when it is inside."""
-        if (self.min is not None and value < self.min) or (
-            self.max is not None and value > self.max
-        ):
-            low = "-inf" if self.min is None else f"{self.min:g}"
-            high = "inf" if self.max is None else f"{self.max:g}"
-            return f"must be a number in [{low}, {high}]; got {value:g}"
-        return None
-
-
-class CategoricalField(_ContextFieldBase):
-    """One level out of a fixed list, encoded one-hot (one column per level)."""
-
-    type: Literal["categorical"]
-    levels: list[StrictStr] = Field(min_length=1)
-    required: StrictBool = True
-    default: StrictStr | None = None
-
-    @model_validator(mode="after")
-    def _levels(self) -> CategoricalField:
-        seen: set[str] = set()
-        for position, level in enumerate(self.levels):
-            if not level:
-                raise SpecError(f"levels[{position}]", "must be a non-empty string; got ''")
-            if level in seen:
-                raise SpecError(f"levels[{position}]", f"must be unique; {level!r} repeats")
-            seen.add(level)
-        if self.default is not None and self.default not in seen:
-            raise SpecError(
-                "default", f"must be one of the levels {_names(self.levels)}; got {self.default!r}"
-            )
-        return self
-
-
-class BooleanField(_ContextFieldBase):
-    """A true/false feature, encoded as 1.0/0.0."""
-
-    type: Literal["boolean"]
-    required: StrictBool = True
-    default: StrictBool | None = None
-
-
-ContextField = Annotated[
-    NumericField | CategoricalField | BooleanField, Field(discriminator="type")
-]
-_CONTEXT_KINDS: dict[str, type[BaseModel]] = {
-    "numeric": NumericField,
-    "categorical": CategoricalField,
-    "boolean": BooleanField,
-}
-
-
-# --------------------------------------------------------------------------- the other sections
 class PolicySpec(BaseModel):
     """The bandit algorithm (a name registered in :data:`bandit.POLICIES`) and its
     hyper-parameters, passed to :func:`bandit.make_policy` as keyword arguments."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     name: StrictStr
     params: dict[str, Any] = Field(default_factory=dict)
@@ -256,7 +64,7 @@ class PolicySpec(BaseModel):
     @classmethod
     def _known(cls, value: str) -> str:
         if value not in POLICIES:
-            raise ValueError(f"must be one of {_names(sorted(POLICIES))}; got {value!r}")
+            raise ValueError(f"must be one of {names(sorted(POLICIES))}; got {value!r}")
         return value
 
     @field_validator("params")
@@ -309,7 +117,7 @@ class RewardSpec(BaseModel):
     [-1, 1]. ``default`` applies when the window closes with nothing.
     """
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     kind: Literal["event", "sum", "retained", "change"]
     event: StrictStr = Field(min_length=1)
@@ -340,7 +148,7 @@ class HoldoutSpec(BaseModel):
     """The randomized control group: its share of customers and the policy that serves it
     (uniform random, or always the business-as-usual ``action``)."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     share: Number = Field(default=0.1, ge=0.0, lt=1.0)
     policy: Literal["uniform", "fixed"] = "uniform"
@@ -364,7 +172,7 @@ class ContactSpec(BaseModel):
     while the customer's local hour (context field ``local_hour_field``) is in
     ``quiet_hours = (start, end)``, which wraps midnight when ``start > end``."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     max_decisions: Integer | None = Field(default=None, ge=1)
     window: Duration = timedelta(days=7)
@@ -403,19 +211,18 @@ class LearnerSpec(BaseModel):
     """Publish a new policy snapshot every ``batch_size`` new rewards or every
     ``interval_seconds``, whichever comes first."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     batch_size: Integer = Field(default=100, ge=1)
     interval_seconds: Number = Field(default=60.0, gt=0.0)
 
 
-# --------------------------------------------------------------------------- the experiment
 class ExperimentSpec(BaseModel):
     """One experiment: decision space, context schema, policy, reward, holdout, exploration
     floor, contact rules and learner cadence. Build it with :func:`parse_spec` or
     :func:`load_spec`, which turn validation failures into :class:`SpecError`."""
 
-    model_config = _FROZEN
+    model_config = FROZEN
 
     key: StrictStr
     description: StrictStr = ""
@@ -431,8 +238,7 @@ class ExperimentSpec(BaseModel):
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
-    _columns: tuple[tuple[str, str, int, tuple[str, ...]], ...] = PrivateAttr()
-    _n_context: int = PrivateAttr()
+    _encoder: ContextEncoder = PrivateAttr()
 
     @field_validator("key")
     @classmethod
@@ -447,81 +253,42 @@ class ExperimentSpec(BaseModel):
     @field_validator("factors", mode="before")
     @classmethod
     def _factor_count(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            sizes = [len(levels) for levels in value.values() if isinstance(levels, list | tuple)]
-            if len(sizes) == len(value) and math.prod(sizes) > MAX_ACTIONS:
-                raise ValueError(
-                    f"must define at most {MAX_ACTIONS:,} actions; these factors define "
-                    f"{math.prod(sizes):,}"
-                )
+        _check_action_count(value)
         return value
 
     @field_validator("rules", mode="before")
     @classmethod
     def _rule_shapes(cls, value: Any) -> Any:
-        if not isinstance(value, list | tuple):
-            return value  # pydantic reports the type error
-        for position, rule in enumerate(value):
-            if not isinstance(rule, Mapping) or not rule:
-                raise SpecError(
-                    f"[{position}]",
-                    "must be a table naming at least one factor, such as "
-                    f"{{channel = 'push', timing = 'night'}}; got {rule!r}",
-                )
-            for factor, levels in rule.items():
-                if isinstance(levels, str):
-                    continue
-                if (
-                    isinstance(levels, list | tuple)
-                    and levels
-                    and all(isinstance(level, str) for level in levels)
-                ):
-                    continue
-                raise SpecError(
-                    f"[{position}].{factor}",
-                    f"must be a level name or a non-empty list of level names; got {levels!r}",
-                )
+        _check_rule_shapes(value)
         return value
 
     @field_validator("context")
     @classmethod
     def _context_names(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for name in value:
-            if not _CONTEXT_NAME_PATTERN.fullmatch(name):
-                raise SpecError(
-                    name,
-                    "context field names must be 1 to 64 letters, digits or '_', not starting "
-                    f"with a digit; got {name!r}",
-                )
+        check_context_names(value)
         return value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ExperimentSpec:
         """Checks that need several sections; runs after every section is valid by itself."""
         try:
-            space = DecisionSpace(self.factors, self.rules)
+            self._space = DecisionSpace(self.factors, self.rules)
         except BanditValueError as error:
             raise SpecError(error.field, str(error)) from None
-        columns: list[tuple[str, str, int, tuple[str, ...]]] = []
-        width = 0
-        for name, spec in self.context.items():
-            levels = tuple(spec.levels) if isinstance(spec, CategoricalField) else ()
-            columns.append((name, spec.type, width, levels))
-            width += len(levels) if levels else 1
-        self._space = space
-        self._columns = tuple(columns)
-        self._n_context = width
+        self._encoder = ContextEncoder.from_schema(self.context)
 
         self._check_policy()
         if self.reward.kind == "change":
             # Required: a baseline filled in from a default would make the change meaningless.
-            self._check_numeric_field(
-                "reward.baseline_field", self.reward.baseline_field, required=True
+            require_numeric_field(
+                self.context, "reward.baseline_field", self.reward.baseline_field, required=True
             )
         if self.holdout.action is not None:
             self._check_holdout_action(self.holdout.action)
         if self.contact.local_hour_field is not None:
-            self._check_numeric_field("contact.local_hour_field", self.contact.local_hour_field)
+            require_numeric_field(
+                self.context, "contact.local_hour_field", self.contact.local_hour_field
+            )
         return self
 
     def _check_policy(self) -> None:
@@ -546,22 +313,6 @@ class ExperimentSpec(BaseModel):
                 "policy.params", f"bad hyper-parameters for {self.policy.name!r}: {error}"
             ) from None
 
-    def _check_numeric_field(self, where: str, name: str | None, *, required: bool = False) -> None:
-        spec = self.context.get(name or "")
-        if spec is None:
-            numeric = [key for key, field in self.context.items() if field.type == "numeric"]
-            raise SpecError(
-                where,
-                f"must name a numeric field of the context schema, one of {_names(numeric)}; "
-                f"got {name!r}",
-            )
-        if spec.type != "numeric":
-            raise SpecError(where, f"must name a numeric context field; {name!r} is {spec.type}")
-        if required and not spec.required:
-            raise SpecError(
-                where, f"must name a required context field; {name!r} is optional (has a default)"
-            )
-
     def _check_holdout_action(self, action: Mapping[str, str]) -> None:
         try:
             index = self._space.index_of(action)
@@ -585,7 +336,7 @@ class ExperimentSpec(BaseModel):
         return make_policy(
             self.policy.name,
             space=self._space,
-            n_context=self._n_context,
+            n_context=self._encoder.width,
             seed=seed,
             exploration_floor=self.exploration_floor,
             **self.policy.params,
@@ -598,25 +349,22 @@ class ExperimentSpec(BaseModel):
             return make_policy(
                 "fixed",
                 space=self._space,
-                n_context=self._n_context,
+                n_context=self._encoder.width,
                 seed=seed,
                 action=self.holdout.action,
             )
-        return make_policy("uniform", space=self._space, n_context=self._n_context, seed=seed)
+        return make_policy("uniform", space=self._space, n_context=self._encoder.width, seed=seed)
 
     @property
     def n_context(self) -> int:
         """Width of the encoded context vector."""
-        return self._n_context
+        return self._encoder.width
 
     @property
     def feature_names(self) -> list[str]:
         """Name of every column of the encoded context: the field name for numeric and
         boolean fields, ``"name=level"`` for each level of a categorical field."""
-        names: list[str] = []
-        for name, _kind, _offset, levels in self._columns:
-            names.extend([f"{name}={level}" for level in levels] if levels else [name])
-        return names
+        return self._encoder.feature_names
 
     def encode_context(self, context: Mapping[str, Any]) -> np.ndarray:
         """Validate one customer's context and encode it, shape ``(n_context,)`` float64.
@@ -626,52 +374,12 @@ class ExperimentSpec(BaseModel):
         its default. Numbers must be finite reals within the field's bounds (``true`` and
         ``false`` are not numbers), categories one of the levels, booleans ``true``/``false``.
         """
-        row = np.zeros(self._n_context, dtype=np.float64)
-        self._encode_into(row, context, "context")
-        return row
+        return self._encoder.encode(context)
 
     def encode_contexts(self, contexts: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Encode a batch of contexts, shape ``(n, n_context)``; errors name
         ``contexts[i].<name>``."""
-        if isinstance(contexts, Mapping | str) or not isinstance(contexts, Sequence):
-            raise SpecError(
-                "contexts", f"must be a list of context objects; got {type(contexts).__name__}"
-            )
-        rows = np.zeros((len(contexts), self._n_context), dtype=np.float64)
-        for position, context in enumerate(contexts):
-            self._encode_into(rows[position], context, f"contexts[{position}]")
-        return rows
-
-    def _encode_into(self, row: np.ndarray, context: object, where: str) -> None:
-        if not isinstance(context, Mapping):
-            raise SpecError(
-                where, f"must be an object of context fields; got {type(context).__name__}"
-            )
-        for key in context:
-            if key not in self.context:
-                raise SpecError(
-                    f"{where}.{key}",
-                    f"unknown context field; expected one of {_names(list(self.context))}",
-                )
-        for name, kind, offset, levels in self._columns:
-            spec = self.context[name]
-            value = context.get(name)
-            if value is None:
-                if spec.required:
-                    raise SpecError(f"{where}.{name}", f"required {kind} field is missing")
-                value = spec.default
-            if kind == "numeric":
-                row[offset] = _numeric_value(spec, value, f"{where}.{name}")  # type: ignore[arg-type]
-            elif kind == "boolean":
-                if not isinstance(value, bool | np.bool_):
-                    raise SpecError(f"{where}.{name}", f"must be true or false; got {value!r}")
-                row[offset] = 1.0 if value else 0.0
-            else:
-                if not isinstance(value, str) or value not in levels:
-                    raise SpecError(
-                        f"{where}.{name}", f"must be one of {_names(levels)}; got {value!r}"
-                    )
-                row[offset + levels.index(value)] = 1.0
+        return self._encoder.encode_batch(contexts)
 
     def to_json_dict(self) -> dict[str, Any]:
         """The spec as JSON-able data (durations in seconds); :func:`parse_spec` reads it
@@ -679,33 +387,43 @@ class ExperimentSpec(BaseModel):
         return self.model_dump(mode="json")
 
 
-def _numeric_value(spec: NumericField, value: object, where: str) -> float:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, Real):
-        raise SpecError(where, f"must be a number; got {value!r}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise SpecError(where, f"must be a finite number; got {value!r}")
-    if abs(number) > MAX_CONTEXT_MAGNITUDE:
-        raise SpecError(
-            where, f"must be a number within +-{MAX_CONTEXT_MAGNITUDE:g}; got {value!r}"
-        )
-    problem = spec.bound_problem(number)
-    if problem:
-        raise SpecError(where, problem)
-    return number
+def _check_action_count(factors: Any) -> None:
+    """Refuse factors whose levels multiply to more than :data:`MAX_ACTIONS` actions,
+    before the decision space is built (its arrays have one row per action)."""
+    if isinstance(factors, Mapping):
+        sizes = [len(levels) for levels in factors.values() if isinstance(levels, list | tuple)]
+        if len(sizes) == len(factors) and math.prod(sizes) > MAX_ACTIONS:
+            raise ValueError(
+                f"must define at most {MAX_ACTIONS:,} actions; these factors define "
+                f"{math.prod(sizes):,}"
+            )
 
 
-# --------------------------------------------------------------------------- parsing
-def _dotted(parts: Sequence[str | int]) -> str:
-    text = ""
-    for part in parts:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        elif text and not str(part).startswith(("[", ".")):
-            text += f".{part}"
-        else:
-            text += str(part)
-    return text.lstrip(".")
+def _check_rule_shapes(rules: Any) -> None:
+    """Each rule must be a non-empty table of factor -> level name or list of level names.
+    Rules given as anything but a list are left to pydantic, which reports the type error."""
+    if not isinstance(rules, list | tuple):
+        return
+    for position, rule in enumerate(rules):
+        if not isinstance(rule, Mapping) or not rule:
+            raise SpecError(
+                f"[{position}]",
+                "must be a table naming at least one factor, such as "
+                f"{{channel = 'push', timing = 'night'}}; got {rule!r}",
+            )
+        for factor, levels in rule.items():
+            if isinstance(levels, str):
+                continue
+            if (
+                isinstance(levels, list | tuple)
+                and levels
+                and all(isinstance(level, str) for level in levels)
+            ):
+                continue
+            raise SpecError(
+                f"[{position}].{factor}",
+                f"must be a level name or a non-empty list of level names; got {levels!r}",
+            )
 
 
 _SECTIONS: dict[str, type[BaseModel]] = {
@@ -717,69 +435,23 @@ _SECTIONS: dict[str, type[BaseModel]] = {
 }
 
 
-def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     """The model whose fields live at ``loc`` (pydantic's raw location, tags included)."""
     if not loc:
         return ExperimentSpec
     if len(loc) == 1 and loc[0] in _SECTIONS:
         return _SECTIONS[str(loc[0])]
     if len(loc) == 3 and loc[0] == "context":
-        return _CONTEXT_KINDS.get(str(loc[2]))
+        return CONTEXT_KINDS.get(str(loc[2]))
     return None
 
 
-def _describe(error: Mapping[str, Any]) -> tuple[str, str]:
-    """One pydantic error as (dotted field path, message saying what was expected and got)."""
-    loc = list(error["loc"])
-    kind = error["type"]
-    got = error.get("input")
-    context_tagged = len(loc) >= 3 and loc[0] == "context" and loc[2] in _CONTEXT_KINDS
-    path = [part for index, part in enumerate(loc) if not (context_tagged and index == 2)]
-    if kind == "value_error":
-        cause = error.get("ctx", {}).get("error")
-        if isinstance(cause, SpecError):
-            return _dotted([*path, cause.field]), cause.message
-        return _dotted(path), str(cause) if cause is not None else error["msg"]
-    if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        known = f"; expected one of {_names(list(model.model_fields))}" if model else ""
-        return _dotted(path), f"unknown field{known}"
-    if kind == "missing":
-        return _dotted(path), "required field is missing"
-    if kind in ("union_tag_invalid", "union_tag_not_found"):
-        if not isinstance(got, Mapping):
-            return _dotted(path), (
-                f"must be a table such as {{type = 'numeric'}}; got {type(got).__name__} {got!r}"
-            )
-        expected = f"one of {_names(list(_CONTEXT_KINDS))}"
-        if got.get("type") is None:
-            return _dotted([*path, "type"]), f"required field is missing; expected {expected}"
-        return _dotted([*path, "type"]), f"must be {expected}; got {got.get('type')!r}"
-    if kind in ("too_short", "string_too_short", "too_long"):
-        ctx = error.get("ctx", {})
-        if kind == "too_long":
-            bound = f"at most {ctx.get('max_length')}"
-        else:
-            bound = f"at least {ctx.get('min_length')}"
-        unit = "character(s)" if kind == "string_too_short" else "item(s)"
-        return _dotted(path), f"must have {bound} {unit}; got {got!r}"
-    message = str(error["msg"])
-    for prefix, replacement in (("Input should be", "must be"), ("Value should", "must")):
-        if message.startswith(prefix):
-            message = replacement + message[len(prefix) :]
-            break
-    else:
-        message = message[:1].lower() + message[1:]
-    if "input" in error:
-        message += f"; got {got!r}"
-    return _dotted(path), message
-
-
+# --------------------------------------------------------------------------- parsing
 def parse_spec(data: Mapping[str, Any]) -> ExperimentSpec:
     """Validate a spec given as a mapping (parsed TOML or JSON).
 
     Raises :class:`SpecError` named after the first bad field; ``errors`` lists them all.
-    Text must be storable as is on every database (:mod:`experiments.text`): no NUL, no lone
+    Text must be storable as is on every database (:mod:`experiments.spec.text`): no NUL, no lone
     surrogate, in keys or values.
     """
     if not isinstance(data, Mapping):
@@ -790,9 +462,7 @@ def parse_spec(data: Mapping[str, Any]) -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(dict(data))
     except ValidationError as error:
-        problems = [_describe(item) for item in error.errors()]
-        field, message = problems[0]
-        raise SpecError(field, message, errors=problems) from None
+        raise spec_error(error, model_at=model_at, context_kinds=list(CONTEXT_KINDS)) from None
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:
@@ -858,23 +528,3 @@ def example_spec_text() -> str:
     """A small, valid spec to start from (what ``engage init`` writes); the same text as
     ``examples/quickstart.toml``."""
     return QUICKSTART_SPEC
-
-
-__all__ = [
-    "MAX_ACTIONS",
-    "BooleanField",
-    "CategoricalField",
-    "ContactSpec",
-    "ContextField",
-    "Duration",
-    "ExperimentSpec",
-    "HoldoutSpec",
-    "LearnerSpec",
-    "NumericField",
-    "PolicySpec",
-    "RewardSpec",
-    "SpecError",
-    "example_spec_text",
-    "load_spec",
-    "parse_spec",
-]

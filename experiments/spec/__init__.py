@@ -17,7 +17,8 @@ modules behind it each do one job:
 - ``values``: the value types fields are written in (durations, strict numbers, hours);
 - ``errors``: :class:`SpecError` and the translation of pydantic errors into it;
 - ``context``: the context schema and the encoding of a context to a vector;
-- ``model``: the sections and :class:`ExperimentSpec`, :func:`parse_spec`, :func:`load_spec`;
+- ``model``: the sections and :class:`ExperimentSpec`, which also builds the policies;
+- ``loading``: :func:`parse_spec`, :func:`load_spec`, and the packaged quickstart spec;
 - ``text``: which text the store can hold verbatim (checked on every spec parsed).
 """
 
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 from experiments.spec.context import BooleanField, CategoricalField, ContextField, NumericField
 from experiments.spec.errors import SpecError
+from experiments.spec.loading import example_spec_text, load_spec, parse_spec
 from experiments.spec.model import (
     MAX_ACTIONS,
     ContactSpec,
@@ -33,9 +35,6 @@ from experiments.spec.model import (
     LearnerSpec,
     PolicySpec,
     RewardSpec,
-    example_spec_text,
-    load_spec,
-    parse_spec,
 )
 from experiments.spec.values import Duration
 

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -28,7 +26,6 @@ from pydantic import (
     Field,
     PrivateAttr,
     StrictStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -41,8 +38,7 @@ from experiments.spec.context import (
     check_context_names,
     require_numeric_field,
 )
-from experiments.spec.errors import SpecError, names, spec_error
-from experiments.spec.text import first_text_problem
+from experiments.spec.errors import SpecError, names
 from experiments.spec.values import FROZEN, Duration, Hour, Integer, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
@@ -444,87 +440,3 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
     if len(loc) == 3 and loc[0] == "context":
         return CONTEXT_KINDS.get(str(loc[2]))
     return None
-
-
-# --------------------------------------------------------------------------- parsing
-def parse_spec(data: Mapping[str, Any]) -> ExperimentSpec:
-    """Validate a spec given as a mapping (parsed TOML or JSON).
-
-    Raises :class:`SpecError` named after the first bad field; ``errors`` lists them all.
-    Text must be storable as is on every database (:mod:`experiments.spec.text`): no NUL, no lone
-    surrogate, in keys or values.
-    """
-    if not isinstance(data, Mapping):
-        raise SpecError("spec", f"must be a table of spec fields; got {type(data).__name__}")
-    unstorable = first_text_problem(data)
-    if unstorable is not None:
-        raise SpecError(*unstorable)
-    try:
-        return ExperimentSpec.model_validate(dict(data))
-    except ValidationError as error:
-        raise spec_error(error, model_at=model_at, context_kinds=list(CONTEXT_KINDS)) from None
-
-
-def load_spec(path: str | Path) -> ExperimentSpec:
-    """Read and validate a TOML spec file; unreadable files and TOML syntax errors raise
-    :class:`SpecError` on the field ``file``."""
-    source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpecError("file", f"no spec file at {str(source)!r}") from None
-    except UnicodeDecodeError as error:
-        raise SpecError("file", f"{str(source)!r} is not UTF-8 text: {error}") from None
-    except OSError as error:
-        raise SpecError("file", f"cannot read {str(source)!r}: {error.strerror}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise SpecError("file", f"{str(source)!r} is not valid TOML: {error}") from None
-    return parse_spec(data)
-
-
-QUICKSTART_SPEC = """\
-# engage quickstart: which offer, sent by which channel, gets a click within a day?
-# Every field is described in experiments/spec.py; examples/engagement.toml shows them all.
-key = "quickstart"
-description = "Which offer, sent by which channel, gets a click within a day."
-
-# The decision space: one level per factor makes an action (3 x 3 = 9 actions).
-[factors]
-offer = ["none", "data_bundle", "discount"]
-channel = ["sms", "email", "push"]
-
-# Never offer a data bundle by email.
-[[rules]]
-offer = "data_bundle"
-channel = "email"
-
-# What we know about the customer at decision time. A field with a default is optional.
-[context]
-tenure_months = { type = "numeric", min = 0 }
-plan = { type = "categorical", levels = ["prepaid", "postpaid"] }
-is_roaming = { type = "boolean", default = false }
-
-# Clicks are 0/1, so logistic Thompson sampling fits.
-[policy]
-name = "logistic_ts"
-
-# Reward 1 when the customer clicks within a day of the decision, else 0.
-[reward]
-kind = "event"
-event = "click"
-window = "1d"
-default = 0.0
-
-# 10% of customers get a uniformly random action: the baseline for lift.
-[holdout]
-share = 0.1
-policy = "uniform"
-"""
-
-
-def example_spec_text() -> str:
-    """A small, valid spec to start from (what ``engage init`` writes); the same text as
-    ``examples/quickstart.toml``."""
-    return QUICKSTART_SPEC

@@ -10,6 +10,7 @@ import math
 import tomllib
 from collections.abc import Callable
 from datetime import timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,17 @@ def test_quickstart_example_loads_and_matches_example_spec_text() -> None:
     assert (spec.reward.kind, spec.reward.event) == ("event", "click")
     assert spec.reward.window == timedelta(days=1)
     assert spec.decision_space().n_actions == 9
+
+
+def test_packaged_quickstart_is_the_example_file_and_a_valid_spec() -> None:
+    """``engage init`` writes package data (experiments/spec/quickstart.toml), which must
+    be there in an installed package, parse, and equal the example in the repository."""
+    packaged = resources.files("experiments.spec").joinpath("quickstart.toml")
+    assert packaged.is_file()
+    text = packaged.read_text(encoding="utf-8")
+    assert text == example_spec_text() == QUICKSTART.read_text(encoding="utf-8")
+    spec = parse_spec(tomllib.loads(text))
+    assert spec == load_spec(QUICKSTART)
 
 
 @pytest.mark.parametrize("path", [ENGAGEMENT, QUICKSTART], ids=lambda p: p.name)

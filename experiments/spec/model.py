@@ -326,15 +326,23 @@ class ExperimentSpec(BaseModel):
         """The decision space of ``factors`` and ``rules`` (built once, at validation)."""
         return self._space
 
-    def build_policy(self, *, seed: int | np.random.Generator | None = None) -> Policy:
-        """A fresh policy for the treatment group: the spec's policy, hyper-parameters and
-        exploration floor over this decision space and context width."""
+    def build_policy(
+        self,
+        *,
+        seed: int | np.random.Generator | None = None,
+        exploration_floor: float | None = None,
+    ) -> Policy:
+        """A fresh policy for the treatment group: the spec's policy and hyper-parameters
+        over this decision space and context width, with ``exploration_floor`` (None: the
+        spec's own ``exploration_floor``; the engine passes an experiment's current one)."""
         return make_policy(
             self.policy.name,
             space=self._space,
             n_context=self._encoder.width,
             seed=seed,
-            exploration_floor=self.exploration_floor,
+            exploration_floor=(
+                self.exploration_floor if exploration_floor is None else exploration_floor
+            ),
             **self.policy.params,
         )
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bandit import POLICIES
+from bandit import POLICIES, make_policy
 from experiments.spec import (
     MAX_ACTIONS,
     ContactSpec,
@@ -116,6 +116,41 @@ def test_build_policy_uses_params_and_floor() -> None:
     assert (policy.ridge, policy.n_samples, policy.exploration_floor) == (2.0, 7, 0.2)
     assert policy.n_context == spec.n_context
     assert spec.build_holdout_policy(seed=0).name == "uniform"
+
+
+@pytest.mark.parametrize("floor", [None, 0.0, 0.3, 1.0])
+def test_build_policy_takes_an_exploration_floor(floor: float | None) -> None:
+    """The engine builds the treatment policy with an experiment's current floor; None
+    means the spec's own, and 0.0 is a floor like any other, not a missing one."""
+    data = quickstart_data()
+    data["exploration_floor"] = 0.2
+    spec = parse_spec(data)
+    policy = spec.build_policy(seed=0, exploration_floor=floor)
+    assert policy.exploration_floor == (0.2 if floor is None else floor)
+    assert (policy.name, policy.n_context) == ("logistic_ts", spec.n_context)
+
+
+def test_build_policy_equals_make_policy_with_the_same_arguments() -> None:
+    """``spec.build_policy(seed=rng, exploration_floor=floor)`` is the call the engine
+    spells out with make_policy today: same generator, same choices and propensities."""
+    data = quickstart_data()
+    data["policy"] = {"name": "linear_ts", "params": {"ridge": 2.0}}
+    spec = parse_spec(data)
+    contexts = spec.encode_contexts(
+        [{"tenure_months": float(month), "plan": "prepaid"} for month in range(6)]
+    )
+    built = spec.build_policy(seed=np.random.default_rng(7), exploration_floor=0.25)
+    made = make_policy(
+        "linear_ts",
+        space=spec.decision_space(),
+        n_context=spec.n_context,
+        seed=np.random.default_rng(7),
+        exploration_floor=0.25,
+        ridge=2.0,
+    )
+    ours, theirs = built.select(contexts), made.select(contexts)
+    np.testing.assert_array_equal(ours.actions, theirs.actions)
+    np.testing.assert_array_equal(ours.propensities, theirs.propensities)
 
 
 def test_fixed_holdout_serves_the_business_as_usual_action() -> None:

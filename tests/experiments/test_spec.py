@@ -3,6 +3,7 @@ names its field, and contexts encode to hand-built vectors."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import datetime
 import json
@@ -758,3 +759,47 @@ def test_deep_copy_of_example_data_is_not_mutated() -> None:
     before = copy.deepcopy(data)
     parse_spec(data)
     assert data == before
+
+
+# --------------------------------------------------------------------------- public surface
+PUBLIC = [
+    "MAX_ACTIONS",
+    "BooleanField",
+    "CategoricalField",
+    "ContactSpec",
+    "ContextField",
+    "Duration",
+    "ExperimentSpec",
+    "HoldoutSpec",
+    "LearnerSpec",
+    "NumericField",
+    "PolicySpec",
+    "RewardSpec",
+    "SpecError",
+    "example_spec_text",
+    "load_spec",
+    "parse_spec",
+]
+
+
+def test_public_names_are_pinned() -> None:
+    """The package's ``__all__`` is its public surface; changing it is a decision, not a
+    side effect of moving code between its modules."""
+    import experiments.spec
+
+    assert experiments.spec.__all__ == PUBLIC
+    assert all(getattr(experiments.spec, name, None) is not None for name in PUBLIC)
+
+
+def test_other_packages_import_only_public_names() -> None:
+    """Every ``from experiments.spec import X`` outside the package names a public name."""
+    imported: set[str] = set()
+    for package in ("experiments", "cli", "tests", "bench"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.is_relative_to(ROOT / "experiments" / "spec"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module == "experiments.spec":
+                    imported.update(alias.name for alias in node.names)
+    assert imported
+    assert imported <= set(PUBLIC)

@@ -7,9 +7,10 @@ and builds, once, the decision space and the context encoder that decisions reus
 also the one place policies are made from a spec: :meth:`ExperimentSpec.build_policy` for
 the treatment group, :meth:`ExperimentSpec.build_holdout_policy` for the control group.
 
-Every model is frozen and rejects unknown fields. Validation errors are pydantic's here;
-:func:`experiments.spec.parse_spec` turns them into :class:`SpecError`, with the help of
-:func:`model_at`.
+Every model is frozen and rejects unknown fields. Validating a model directly raises
+pydantic's ``ValidationError`` (a :class:`SpecError` raised by a validator travels inside
+it); :func:`experiments.spec.parse_spec` turns that into one :class:`SpecError`, finding
+the model at an error's location with :func:`model_at`.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from experiments.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "examples" / "engagement.toml"
@@ -118,6 +119,14 @@ def test_init_writes_a_spec_once(tmp_path: Path) -> None:
     code, output = invoke("init", str(target))
     assert code == 2
     assert one_line(output) == f"error: {target} exists; pass --force to overwrite it"
+
+
+def test_init_writes_the_packaged_quickstart_verbatim(tmp_path: Path) -> None:
+    target = tmp_path / "spec.toml"
+    code, _ = invoke("init", str(target))
+    assert code == 0
+    assert target.read_bytes() == (ROOT / "examples" / "quickstart.toml").read_bytes()
+    assert load_spec(target).key == "quickstart"
 
 
 def test_evaluate_prints_estimates_and_refuses_logs_without_propensity(tmp_path: Path) -> None:

@@ -183,3 +183,7 @@ def test_purge_and_erase(run_database: tuple[str, dict]) -> None:
     code, output = invoke("erase", "c1", "--database-url", url, "--json")
     assert code == 0, output
     assert json.loads(output)["decisions"] >= 0
+    # The store's own ValueError (it names the field) is one line and exit code 2 too.
+    code, output = invoke("erase", "", "--database-url", url)
+    assert code == 2
+    assert one_line(output) == "error: customer_id must not be empty"

@@ -29,7 +29,7 @@ def evaluate(
     The log needs columns action, reward, propensity; timestamp is optional; every other
     column is context. Example: engage evaluate log.csv --policy linucb
     """
-    from experiments.evaluate import evaluate_log
+    from experiments.analysis.evaluate import evaluate_log
 
     with readable_errors():
         evaluation = evaluate_log(log, policy=policy, target_probs=target_probs, seed=seed)

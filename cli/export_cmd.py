@@ -27,7 +27,7 @@ def export(
 
     Example: engage export promo --out export --format parquet
     """
-    from experiments.export import export_experiment
+    from experiments.analysis.export import export_experiment
     from experiments.store import check_schema, make_engine
 
     with readable_errors():

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from experiments.report import LiftRow
+    from experiments.analysis.report import LiftRow
 
 LIFT_COLUMNS = ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H")
 

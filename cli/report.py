@@ -21,7 +21,11 @@ def report(
 
     Example: engage report promo --period-days 7
     """
-    from experiments.report import build_live_report, live_report_json, live_report_markdown
+    from experiments.analysis.report import (
+        build_live_report,
+        live_report_json,
+        live_report_markdown,
+    )
     from experiments.store import check_schema, make_engine
 
     with readable_errors():
@@ -31,7 +35,7 @@ def report(
     data = live_report_json(live)
     run_id = None
     if track:
-        from experiments.tracking import log_reporting_run
+        from experiments.analysis.tracking import log_reporting_run
 
         with readable_errors():
             run_id = log_reporting_run(

@@ -14,7 +14,7 @@ from cli.common import JsonFlag, console, fail, print_json, readable_errors
 from cli.render import lift_table
 
 if TYPE_CHECKING:
-    from experiments.runs import RunResult
+    from experiments.runs.simulation import RunResult
 
 
 def run(
@@ -45,9 +45,10 @@ def run(
 
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
-    from experiments.run_report import result_json, verdict
-    from experiments.run_report import track as track_run
-    from experiments.runs import RunOptions, arm_names, run_simulation
+    from experiments.runs.arms import arm_names
+    from experiments.runs.report import result_json, verdict
+    from experiments.runs.report import track as track_run
+    from experiments.runs.simulation import RunOptions, run_simulation
     from experiments.spec import load_spec
 
     with readable_errors():
@@ -95,7 +96,7 @@ def run(
 
 
 def _print_tables(result: RunResult) -> None:
-    from experiments.run_report import arm_summary
+    from experiments.runs.report import arm_summary
 
     options = result.options
     table = Table(

@@ -20,6 +20,7 @@ from pydantic import AfterValidator
 from sqlalchemy import text
 from sqlmodel import Session
 
+from experiments.analysis.report import lift_dict, reward_lift
 from experiments.clock import Clock
 from experiments.engine import (
     DecisionEngine,
@@ -29,7 +30,6 @@ from experiments.engine import (
 )
 from experiments.errors import InvalidInputError
 from experiments.learner import Learner
-from experiments.report import lift_dict, reward_lift
 from experiments.service.auth import VerifiedKeyCache, require_scope
 from experiments.service.errors import (
     AUTHENTICATED,

@@ -15,7 +15,12 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from bandit.lift import welch_lift
-from experiments.plots import LiftRow, allocation_over_time, cumulative_curves, lift_intervals
+from experiments.analysis.plots import (
+    LiftRow,
+    allocation_over_time,
+    cumulative_curves,
+    lift_intervals,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

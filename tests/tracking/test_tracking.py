@@ -1,4 +1,4 @@
-"""Runs logged through experiments.tracking read back through MLflow's own client.
+"""Runs logged through experiments.analysis.tracking read back through MLflow's own client.
 
 A temporary SQLite store per module (MLFLOW_TRACKING_URI in tmp): one comparison run with two
 nested policy runs, checked for the experiment, the parent/child links, the flattened params,
@@ -21,15 +21,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from experiments.plots import cumulative_curves
-from experiments.tracking import (
-    MAX_PARAM_VALUE_LENGTH,
-    Tracker,
+from experiments.analysis.plots import cumulative_curves
+from experiments.analysis.tracking import Tracker, log_reporting_run
+from experiments.analysis.tracking_params import MAX_PARAM_VALUE_LENGTH, flatten_params
+from experiments.analysis.tracking_store import (
     TrackingError,
     artifact_root,
-    flatten_params,
     git_commit,
-    log_reporting_run,
     tracking_uri,
 )
 
@@ -368,7 +366,7 @@ def run_python(code: str) -> str:
 
 
 def test_importing_tracking_does_not_import_mlflow() -> None:
-    code = "import sys, experiments.tracking; print('mlflow' in sys.modules)"
+    code = "import sys, experiments.analysis.tracking; print('mlflow' in sys.modules)"
     assert run_python(code) == "False"
 
 
@@ -397,4 +395,4 @@ def test_only_the_tracking_module_imports_mlflow() -> None:
                     names = [node.module]
                 if any(name.split(".")[0] == "mlflow" for name in names):
                     importers.add(str(path.relative_to(ROOT)))
-    assert importers == {"experiments/tracking.py"}
+    assert importers == {"experiments/analysis/tracking.py"}

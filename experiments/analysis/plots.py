@@ -3,7 +3,7 @@
 Each function returns a :class:`matplotlib.figure.Figure` drawn by the Agg canvas and touches no
 pyplot state: nothing is registered with ``pyplot``'s figure manager, so nothing has to be
 closed, the process-wide backend is left alone, and figures can be made from any thread. Save
-one with ``figure.savefig(path)`` or :meth:`experiments.tracking.ChildRun.log_figure`.
+one with ``figure.savefig(path)`` or :meth:`experiments.analysis.tracking.ChildRun.log_figure`.
 """
 
 from __future__ import annotations

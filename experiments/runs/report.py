@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments.report import LiftRow, lift_table_markdown
-from experiments.runs import ArmResult, RunResult
+from experiments.analysis.report import LiftRow, lift_table_markdown
+from experiments.runs.simulation import ArmResult, RunResult
 
 
 def arm_summary(arm: ArmResult) -> dict[str, Any]:
@@ -121,8 +121,10 @@ def result_json(result: RunResult) -> dict[str, Any]:
 
 def track(result: RunResult, spec_text: str) -> str:
     """Log the run to MLflow: a parent run, one nested run per arm; returns the parent id."""
-    from experiments import plots
-    from experiments.tracking import Tracker, flatten_params, git_commit
+    from experiments.analysis import plots
+    from experiments.analysis.tracking import Tracker
+    from experiments.analysis.tracking_params import flatten_params
+    from experiments.analysis.tracking_store import git_commit
 
     options = result.options
     params = {

@@ -1,0 +1,1 @@
+"""What reads logged data and reports on it: lift, off-policy estimates, figures, MLflow."""

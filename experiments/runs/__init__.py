@@ -1,0 +1,1 @@
+"""``engage run``: arms driven through the decision engine against the simulated world."""

@@ -1,151 +1,247 @@
-"""Lift of treatment over holdout, off-policy estimates, and the live experiment report."""
+"""The report of a live experiment: one builder, one typed value, for HTTP, CLI and MLflow.
+
+:func:`build_live_report` reads an experiment's database once and returns a
+:class:`LiveReport`; ``GET /v1/experiments/{key}/report`` answers with it, ``engage report``
+prints it (``--json``: :meth:`~experiments.analysis.model.ReportModel.to_json`) and
+:func:`experiments.analysis.tracking.log_reporting_run` logs it, so the three agree by
+construction. It holds:
+
+- the counts of decisions, outcomes and rewards;
+- per group (treatment, holdout) the count, mean and variance of the reward;
+- the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`);
+- per reporting period (by decision date) the period's mean rewards and the lift so far;
+- off-policy estimates of the current policy on the logged, rewarded decisions.
+
+Every statistic comes from the reward values themselves (two-pass moments, merged across periods
+with Chan et al.'s update in :class:`bandit.lift.RunningMoments`), not from stored sums of
+squares, whose ``Σx² - n·mean²`` loses every digit when the mean is large against the spread.
+The report reads each reward once per request: O(rewards) work and memory, the off-policy part
+capped by ``max_rows``.
+"""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import numpy as np
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from bandit.lift import Lift, RunningMoments, welch_lift, welch_lift_from_moments
+from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
+from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
+from experiments.analysis.model import Number, ReportModel
 from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import queries
-from experiments.vocabulary import Group
+from experiments.vocabulary import ExperimentStatus, Group
+
+__all__ = [
+    "DecisionCounts",
+    "GroupSummary",
+    "LiveReport",
+    "OffPolicyEstimate",
+    "OffPolicySummary",
+    "OutcomeCounts",
+    "PeriodMetrics",
+    "RewardCounts",
+    "build_live_report",
+    "live_report_markdown",
+    "off_policy_summary",
+]
+
+#: The policy label of a live experiment's lift row (an ``engage run`` labels rows by arm).
+LIVE = "live"
 
 
-@dataclass(frozen=True)
-class GroupKpi:
-    """Count, mean and variance of a KPI in one group."""
+class DecisionCounts(ReportModel):
+    total: int
+    by_status: dict[str, int]
+    by_group: dict[str, int]
 
-    group: str
+
+class OutcomeCounts(ReportModel):
+    total: int
+    by_attribution: dict[str, int]
+
+
+class RewardCounts(ReportModel):
+    total: int
+    learned: int
+    unlearned: int
+
+
+class GroupSummary(ReportModel):
+    """Count, mean and sample variance of the reward in one group (None below 1 and 2 rewards)."""
+
+    group: Group
     n: int
-    mean: float | None
-    variance: float | None
+    mean: Number
+    variance: Number
+
+    @classmethod
+    def of(cls, group: Group, moments: RunningMoments) -> GroupSummary:
+        count = int(moments.count)
+        return cls(
+            group=group,
+            n=count,
+            mean=float(moments.mean) if count else None,
+            variance=float(moments.variance),
+        )
 
 
-def _moments(count: int, total: float, total_squares: float) -> RunningMoments:
-    mean = total / count if count else 0.0
-    m2 = max(total_squares - count * mean * mean, 0.0) if count else 0.0
-    return RunningMoments(count=np.array(count), mean=np.array(mean), m2=np.array(m2))
+class PeriodMetrics(ReportModel):
+    """Rewards of the decisions made in one period, and the lift of all periods up to it.
+
+    ``lift`` is the difference of mean rewards so far with Welch's interval ``lift_low,
+    lift_high``, and ``relative_lift`` its relative form; all None until both groups hold two
+    rewards.
+    """
+
+    period: int
+    rewards: int
+    mean_reward_treatment: Number
+    mean_reward_holdout: Number
+    lift: Number = None
+    lift_low: Number = None
+    lift_high: Number = None
+    relative_lift: Number = None
 
 
-def _finite(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)
+class OffPolicyEstimate(ReportModel):
+    """One estimator's value of the current policy (as :class:`bandit.ope.Estimate`)."""
+
+    estimator: str
+    value: Number
+    stderr: Number
+    ci_low: Number
+    ci_high: Number
+    n: int
+    confidence: float
+    ess: Number = None
+    max_weight: Number = None
 
 
-def lift_dict(lift: Lift | None) -> dict[str, Any] | None:
-    """A JSON-safe view of a Lift (NaN and infinity become null)."""
-    if lift is None:
-        return None
-    out: dict[str, Any] = {}
-    for name, value in asdict(lift).items():
-        if isinstance(value, tuple):
-            out[name] = [_finite(item) for item in value]
-        elif isinstance(value, float):
-            out[name] = _finite(value)
-        else:
-            out[name] = value
-    return out
+class OffPolicySummary(ReportModel):
+    """IPS, SNIPS, DM, DR of the current policy beside the measured means of what was served.
+
+    ``rows`` logged rewards were used; ``sampled`` says they are a seeded uniform sample.
+    """
+
+    estimates: dict[str, OffPolicyEstimate]
+    measured_treatment: Number
+    measured_holdout: Number
+    rows: int
+    sampled: bool
 
 
-def reward_lift(session: Session, *, experiment_key: str) -> tuple[list[GroupKpi], Lift | None]:
-    """Per-group reward summaries and the Welch lift of treatment over holdout."""
-    aggregates = queries.reward_aggregates(session, experiment_key=experiment_key)
-    groups, moments = [], {}
-    for group in (Group.TREATMENT, Group.HOLDOUT):
-        count, total, squares = aggregates.get(group, (0, 0.0, 0.0))
-        summary = _moments(count, total, squares)
-        moments[group] = summary
-        variance = float(summary.variance) if count > 1 else None
-        groups.append(GroupKpi(group, count, total / count if count else None, variance))
-    lift = None
-    if moments[Group.TREATMENT].count >= 2 and moments[Group.HOLDOUT].count >= 2:
-        lift = welch_lift_from_moments(moments[Group.TREATMENT], moments[Group.HOLDOUT])
-    return groups, lift
+class LiveReport(ReportModel):
+    """The report of a live experiment, from its database (see the module docstring).
 
+    ``kpi`` is the reward definition (``kind:event``); ``policy_version`` the newest published
+    snapshot (0 before the first); ``periods`` are ``period_days`` long, counted from the first
+    rewarded decision.
+    """
 
-@dataclass(frozen=True)
-class LiftRow:
-    """One KPI's lift of treatment over holdout for one policy (relative terms for plots)."""
-
+    experiment: str
+    status: ExperimentStatus
+    policy_version: int
     kpi: str
-    policy: str
-    n_treatment: int
-    n_holdout: int
-    mean_treatment: float
-    mean_holdout: float
-    difference: float
-    diff_low: float
-    diff_high: float
-    relative_lift: float
-    ci_low: float
-    ci_high: float
-    av_low: float | None
-    av_high: float | None
-    p_value: float
+    decisions: DecisionCounts
+    outcomes: OutcomeCounts
+    rewards: RewardCounts
+    groups: tuple[GroupSummary, ...]
+    lift: LiftRow | None
+    period_days: int
+    periods: tuple[PeriodMetrics, ...]
+    off_policy: OffPolicySummary | None
 
 
-def lift_row(kpi: str, policy: str, lift: Lift) -> LiftRow:
-    """Flatten a :class:`bandit.lift.Lift`; the always-valid interval is also made relative."""
-    base = lift.mean_holdout
-    av_low, av_high = lift.always_valid_ci
-    relative_ok = base != 0 and math.isfinite(base)
-    return LiftRow(
-        kpi=kpi,
-        policy=policy,
-        n_treatment=int(lift.n_treatment),
-        n_holdout=int(lift.n_holdout),
-        mean_treatment=float(lift.mean_treatment),
-        mean_holdout=float(base),
-        difference=float(lift.difference),
-        diff_low=float(lift.diff_ci[0]),
-        diff_high=float(lift.diff_ci[1]),
-        relative_lift=float(lift.relative_lift),
-        ci_low=float(lift.relative_ci[0]),
-        ci_high=float(lift.relative_ci[1]),
-        av_low=float(av_low / abs(base)) if relative_ok else None,
-        av_high=float(av_high / abs(base)) if relative_ok else None,
-        p_value=float(lift.p_value),
+def build_live_report(database: Engine, key: str, *, period_days: int = 1) -> LiveReport:
+    """The report of experiment ``key``; the store's ``NotFoundError`` when there is none."""
+    if period_days < 1:
+        raise ValueError(f"period_days must be at least 1; got {period_days}")
+    with Session(database) as session:
+        experiment = queries.require_experiment(session, key=key)
+        spec = parse_spec(experiment.spec)
+        counts = queries.experiment_counts(session, experiment_key=key)
+        rows = queries.reward_rows(session, experiment_key=key)
+        snapshot = queries.latest_snapshot(session, experiment_key=key)
+        status = experiment.status
+        version = snapshot.version if snapshot is not None else 0
+        state = unpack_state(snapshot.state) if snapshot is not None else None
+    values = np.array([row.value for row in rows], dtype=np.float64)
+    holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
+    treatment_values, holdout_values = values[~holdout], values[holdout]
+    kpi = f"{spec.reward.kind}:{spec.reward.event}"
+    lift = None
+    if treatment_values.size >= 2 and holdout_values.size >= 2:
+        lift = LiftRow.from_lift(kpi, LIVE, welch_lift(treatment_values, holdout_values))
+    return LiveReport.model_validate(
+        {
+            "experiment": key,
+            "status": status,
+            "policy_version": version,
+            "kpi": kpi,
+            **counts,
+            "groups": (
+                GroupSummary.of(Group.TREATMENT, RunningMoments.from_values(treatment_values)),
+                GroupSummary.of(Group.HOLDOUT, RunningMoments.from_values(holdout_values)),
+            ),
+            "lift": lift,
+            "period_days": period_days,
+            "periods": _periods(rows, values, holdout, period_days),
+            "off_policy": off_policy_summary(spec, rows, state),
+        }
     )
 
 
-def kpi_lift_rows(
-    policy: str, measures: dict[str, np.ndarray], holdout: np.ndarray
-) -> list[LiftRow]:
-    """Lift of every KPI (per-customer values) of treatment over holdout customers."""
-    rows = []
-    for kpi, values in measures.items():
-        treatment, control = values[~holdout], values[holdout]
-        if treatment.size < 2 or control.size < 2:
-            continue
-        rows.append(lift_row(kpi, policy, welch_lift(treatment, control)))
-    return rows
+def _periods(
+    rows: Sequence[queries.LearningRow],
+    values: np.ndarray,
+    holdout: np.ndarray,
+    period_days: int,
+) -> list[PeriodMetrics]:
+    """Per period of ``period_days`` (by decision date): its mean rewards and the lift so far.
 
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}%"
-
-
-def lift_table_markdown(rows: list[LiftRow]) -> str:
-    """The lift table as markdown: one row per policy and KPI."""
-    lines = [
-        "| policy | KPI | treatment | holdout | lift | 95% CI | always-valid CI | n (T/H) |",
-        "|---|---|---:|---:|---:|---|---|---:|",
-    ]
-    for row in rows:
-        lines.append(
-            f"| {row.policy} | {row.kpi} | {row.mean_treatment:.4g} | {row.mean_holdout:.4g} "
-            f"| {_percent(row.relative_lift)} | [{_percent(row.ci_low)}, {_percent(row.ci_high)}] "
-            f"| [{_percent(row.av_low)}, {_percent(row.av_high)}] "
-            f"| {row.n_treatment}/{row.n_holdout} |"
+    Each period's moments are merged into the running ones (Chan et al.), so the lift so far
+    costs one pass over the rewards whatever the number of periods.
+    """
+    if not rows:
+        return []
+    start = min(row.created_at for row in rows)
+    period = np.array([(row.created_at - start).days // period_days for row in rows])
+    treatment_so_far = holdout_so_far = RunningMoments.empty()
+    periods = []
+    for index in range(int(period.max()) + 1):
+        now = period == index
+        treatment = RunningMoments.from_values(values[now & ~holdout])
+        control = RunningMoments.from_values(values[now & holdout])
+        treatment_so_far = treatment_so_far.merge(treatment)
+        holdout_so_far = holdout_so_far.merge(control)
+        lift = {}
+        if treatment_so_far.count >= 2 and holdout_so_far.count >= 2:
+            cumulative = welch_lift_from_moments(treatment_so_far, holdout_so_far)
+            lift = {
+                "lift": cumulative.difference,
+                "lift_low": cumulative.diff_ci[0],
+                "lift_high": cumulative.diff_ci[1],
+                "relative_lift": cumulative.relative_lift,
+            }
+        periods.append(
+            PeriodMetrics(
+                period=index,
+                rewards=int(now.sum()),
+                mean_reward_treatment=_mean(treatment),
+                mean_reward_holdout=_mean(control),
+                **lift,
+            )
         )
-    return "\n".join(lines)
+    return periods
+
+
+def _mean(moments: RunningMoments) -> float | None:
+    return float(moments.mean) if moments.count else None
 
 
 def off_policy_summary(
@@ -155,8 +251,8 @@ def off_policy_summary(
     *,
     seed: int = 0,
     max_rows: int = 20_000,
-) -> dict[str, Any]:
-    """IPS/SNIPS/DM/DR of the policy in ``state`` on logged, rewarded decisions.
+) -> OffPolicySummary | None:
+    """IPS/SNIPS/DM/DR of the policy in ``state`` on logged, rewarded decisions (None below 2).
 
     Sits next to the measured treatment and holdout means of the same rewards, so a reader
     can see whether the current policy is expected to do better than what was served.
@@ -164,7 +260,7 @@ def off_policy_summary(
     stay unbiased; the intervals widen): the estimators hold ``rows x actions`` matrices.
     """
     if len(rows) < 2:
-        return {}
+        return None
     sampled = len(rows) > max_rows
     if sampled:
         keep = np.random.default_rng(seed).choice(len(rows), max_rows, replace=False)
@@ -185,106 +281,32 @@ def off_policy_summary(
         target_probs=policy.action_probabilities(X),
         expected_reward=model,
     )
-    out: dict[str, Any] = {
-        name: {"value": item.value, "ci": [item.ci_low, item.ci_high], "ess": item.ess}
-        for name, item in report.estimates().items()
-    }
-    out["measured_treatment"] = float(rewards[~holdout].mean()) if (~holdout).any() else None
-    out["measured_holdout"] = float(rewards[holdout].mean()) if holdout.any() else None
-    out["rows"] = len(rows)
-    out["sampled"] = sampled
-    return out
-
-
-@dataclass(frozen=True)
-class LiveReport:
-    """The report of a live experiment, from its database."""
-
-    key: str
-    status: str
-    policy_version: int
-    counts: dict[str, Any]
-    lift: LiftRow | None
-    periods: list[tuple[int, dict[str, float]]]
-    off_policy: dict[str, Any]
-
-
-def build_live_report(database: Engine, key: str, *, period_days: int = 1) -> LiveReport:
-    """Lift of the reward so far, per-period metrics (by decision date) and OPE estimates."""
-    with Session(database) as session:
-        experiment = queries.require_experiment(session, key=key)
-        spec = parse_spec(experiment.spec)
-        counts = queries.experiment_counts(session, experiment_key=key)
-        rows = queries.reward_rows(session, experiment_key=key)
-        snapshot = queries.latest_snapshot(session, experiment_key=key)
-    values = np.array([row.value for row in rows], dtype=np.float64)
-    holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
-    lift = None
-    if (~holdout).sum() >= 2 and holdout.sum() >= 2:
-        lift = lift_row(spec.reward.event, "live", welch_lift(values[~holdout], values[holdout]))
-    periods: list[tuple[int, dict[str, float]]] = []
-    if rows:
-        start = min(row.created_at for row in rows)
-        period = np.array(
-            [(row.created_at - start).days // period_days for row in rows], dtype=np.int64
-        )
-        for index in range(int(period.max()) + 1):
-            upto = period <= index
-            now = period == index
-            metrics = {
-                "rewards": float(now.sum()),
-                "mean_reward_treatment": _mean(values[now & ~holdout]),
-                "mean_reward_holdout": _mean(values[now & holdout]),
-            }
-            if (upto & ~holdout).sum() >= 2 and (upto & holdout).sum() >= 2:
-                cumulative = welch_lift(values[upto & ~holdout], values[upto & holdout])
-                metrics["lift"] = float(cumulative.difference)
-                metrics["lift_low"] = float(cumulative.diff_ci[0])
-                metrics["lift_high"] = float(cumulative.diff_ci[1])
-                metrics["relative_lift"] = float(cumulative.relative_lift)
-            periods.append((index, metrics))
-    state = unpack_state(snapshot.state) if snapshot is not None else None
-    return LiveReport(
-        key=key,
-        status=experiment.status,
-        policy_version=snapshot.version if snapshot is not None else 0,
-        counts=counts,
-        lift=lift,
-        periods=periods,
-        off_policy=off_policy_summary(spec, rows, state),
+    return OffPolicySummary(
+        estimates={
+            name: OffPolicyEstimate.model_validate(estimate, from_attributes=True)
+            for name, estimate in report.estimates().items()
+        },
+        measured_treatment=rewards[~holdout].mean() if (~holdout).any() else None,
+        measured_holdout=rewards[holdout].mean() if holdout.any() else None,
+        rows=len(rows),
+        sampled=sampled,
     )
 
 
-def _mean(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else math.nan
-
-
 def live_report_markdown(report: LiveReport) -> str:
+    """The report as markdown (MLflow's ``report.md``)."""
     lines = [
-        f"# engage report: {report.key}",
+        f"# engage report: {report.experiment}",
         "",
-        f"Status {report.status}; policy version {report.policy_version}.",
+        f"Status {report.status}; policy version {report.policy_version}; reward {report.kpi}.",
         "",
         lift_table_markdown([report.lift]) if report.lift else "Not enough rewards for lift.",
-        "",
-        "| estimator | value | 95% CI |",
-        "|---|---:|---|",
     ]
-    for name, item in report.off_policy.items():
-        if isinstance(item, dict):
+    if report.off_policy is not None:
+        lines += ["", "| estimator | value | 95% CI |", "|---|---:|---|"]
+        for name, estimate in report.off_policy.estimates.items():
             lines.append(
-                f"| {name} | {item['value']:.4g} | [{item['ci'][0]:.4g}, {item['ci'][1]:.4g}] |"
+                f"| {name} | {significant(estimate.value)} "
+                f"| [{significant(estimate.ci_low)}, {significant(estimate.ci_high)}] |"
             )
     return "\n".join(lines) + "\n"
-
-
-def live_report_json(report: LiveReport) -> dict[str, Any]:
-    return {
-        "experiment": report.key,
-        "status": report.status,
-        "policy_version": report.policy_version,
-        **report.counts,
-        "lift": asdict(report.lift) if report.lift else None,
-        "periods": [{"period": period, **metrics} for period, metrics in report.periods],
-        "off_policy": report.off_policy,
-    }

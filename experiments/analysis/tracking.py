@@ -27,12 +27,14 @@ import getpass
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from experiments.analysis.tracking_params import clean_key, finite_or_none, flatten_params, plain
+from experiments.analysis.model import finite_or_none
+from experiments.analysis.report import LiveReport, live_report_markdown
+from experiments.analysis.tracking_params import clean_key, flatten_params, plain
 from experiments.analysis.tracking_store import (
     TrackingError,
     artifact_location,
@@ -134,7 +136,7 @@ class _Run:
     _uri: str
     run_id: str
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int) -> None:
         """Log ``metrics`` at ``step`` (a simulated day, a reporting period).
 
         None, NaN and infinite values are skipped: MLflow would store NaN as a value and
@@ -347,23 +349,23 @@ def _log_params(client: MlflowClient, run_id: str, flat: Mapping[str, str]) -> N
 
 
 def log_reporting_run(
-    experiment_name: str,
+    report: LiveReport,
     *,
-    period_metrics: Sequence[tuple[int, Mapping[str, float]]],
     params: Mapping[str, Any],
-    report_markdown: str,
-    report_json: Mapping[str, Any],
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
     uri: str | None = None,
 ) -> str:
-    """Log one report of a live experiment as a run; return its id.
+    """Log a live experiment's report as one run of its MLflow experiment; return the run's id.
 
-    ``period_metrics`` holds ``(period, metrics)`` pairs, each logged at ``step=period``
-    (None/NaN skipped as in :meth:`ChildRun.log_metrics`); the report is saved as
-    ``report.md`` and ``report.json``. The run is named ``report <UTC time>`` unless
-    ``run_name`` is given; it is tagged ``engage.kind=report``.
+    The MLflow experiment is named after the engage experiment (``report.experiment``). Each
+    period's metrics are logged at ``step=period`` (undefined ones skipped, as in
+    :meth:`ChildRun.log_metrics`); the report is saved as ``report.md`` and as ``report.json``,
+    the JSON that ``GET /v1/experiments/{key}/report`` and ``engage report --json`` give. The
+    run is named ``report <UTC time>`` unless ``run_name`` is given; it is tagged
+    ``engage.kind=report``.
     """
+    experiment_name = report.experiment
     resolved = uri or tracking_uri()
     name = run_name or f"report {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}"
     flat = flatten_params(params)
@@ -377,8 +379,8 @@ def log_reporting_run(
     with run:
         with _translated(resolved, "log the report's params"):
             _log_params(client, run_id, flat)
-        for period, metrics in period_metrics:
-            run.log_metrics(metrics, step=period)
-        run.log_text(report_markdown, "report.md")
-        run.log_dict(report_json, "report.json")
+        for period in report.periods:
+            run.log_metrics(period.model_dump(exclude={"period"}), step=period.period)
+        run.log_text(live_report_markdown(report), "report.md")
+        run.log_dict(report.to_json(), "report.json")
     return run_id

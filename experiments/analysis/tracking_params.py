@@ -3,8 +3,7 @@
 * :func:`flatten_params` - a nested spec as MLflow's flat ``name -> text`` params;
 * :func:`plain` - any report value (dataclasses, pydantic models, numpy, enums, tuples) as plain
   JSON data, NaN and infinity as None;
-* :func:`finite_or_none`, :func:`clean_key` - one metric value and one metric name as MLflow
-  takes them.
+* :func:`clean_key` - a metric or param name as MLflow takes it.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_PARAM_VALUE_LENGTH", "clean_key", "finite_or_none", "flatten_params", "plain"]
+__all__ = ["MAX_PARAM_VALUE_LENGTH", "clean_key", "flatten_params", "plain"]
 
 # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH, copied so that flattening needs no mlflow import;
 # a test pins it to MLflow's value.
@@ -113,11 +112,3 @@ def plain(value: Any) -> Any:
     if hasattr(value, "tolist"):  # numpy arrays and scalars, without importing numpy here
         return plain(value.tolist())
     return str(value)
-
-
-def finite_or_none(value: Any) -> float | None:
-    """``value`` as a float MLflow can chart, or None for None, NaN and infinity."""
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None

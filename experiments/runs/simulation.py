@@ -24,7 +24,8 @@ import numpy as np
 from sqlmodel import Session
 
 from bandit.lift import welch_lift
-from experiments.analysis.report import LiftRow, kpi_lift_rows, off_policy_summary
+from experiments.analysis.lift import LiftRow, kpi_lift_rows
+from experiments.analysis.report import OffPolicySummary, off_policy_summary
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.holdout import assign_group
@@ -73,7 +74,7 @@ class ArmResult:
     allocation_factor: str = ""
     lifts: list[LiftRow] = field(default_factory=list)
     kpis: dict[str, dict[str, float]] = field(default_factory=dict)
-    off_policy: dict[str, Any] = field(default_factory=dict)
+    off_policy: OffPolicySummary | None = None
     policy_version: int = 0
     decisions: int = 0
 
@@ -289,7 +290,7 @@ class _ArmRunner:
         self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
         self.result.off_policy = self._off_policy()
 
-    def _off_policy(self) -> dict[str, Any]:
+    def _off_policy(self) -> OffPolicySummary | None:
         """OPE of the final policy on this arm's logged, rewarded decisions."""
         with Session(self.engine.engine) as session:
             rows = queries.reward_rows(session, experiment_key=self.spec.key)

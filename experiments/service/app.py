@@ -14,13 +14,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 from sqlalchemy import text
-from sqlmodel import Session
 
-from experiments.analysis.report import lift_dict, reward_lift
+from experiments.analysis.report import LiveReport, build_live_report
 from experiments.clock import Clock
 from experiments.engine import (
     DecisionEngine,
@@ -50,7 +49,7 @@ from experiments.service.schemas import (
     storable,
 )
 from experiments.settings import Settings
-from experiments.store import check_schema, make_engine, queries
+from experiments.store import check_schema, make_engine
 from experiments.vocabulary import ExperimentStatus
 
 logger = logging.getLogger("engage.service")
@@ -311,20 +310,13 @@ def create_app(
         tags=["reports"],
         responses=errors_doc(*AUTHENTICATED, 404, 422),
     )
-    def report(key: ExperimentKey, engine: EngineDep) -> dict[str, Any]:
-        experiment = engine.get_experiment(key)
-        loaded = engine.loaded_policy(key)
-        with Session(engine.engine) as session:
-            groups, lift = reward_lift(session, experiment_key=key)
-            counts = queries.experiment_counts(session, experiment_key=key)
-        return {
-            "experiment": key,
-            "status": experiment.status,
-            "policy_version": loaded.version,
-            **counts,
-            "kpi": loaded.spec.reward.kind + ":" + loaded.spec.reward.event,
-            "groups": [group.__dict__ for group in groups],
-            "lift": lift_dict(lift),
-        }
+    def report(
+        key: ExperimentKey,
+        engine: EngineDep,
+        period_days: Annotated[int, Query(ge=1)] = 1,
+    ) -> LiveReport:
+        """The experiment's report: the same JSON as ``engage report --json``."""
+        engine.get_experiment(key)  # 404 for an unknown key, as every route answers it
+        return build_live_report(engine.engine, key, period_days=period_days)
 
     return app

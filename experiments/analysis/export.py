@@ -23,6 +23,8 @@ from experiments.errors import InvalidInputError
 from experiments.spec import parse_spec
 from experiments.store import models, queries
 
+__all__ = ["FORMATS", "ExportResult", "export_experiment"]
+
 BATCH = 5_000
 FORMATS = ("csv", "parquet")
 DECISION_COLUMNS = (

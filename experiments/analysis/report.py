@@ -14,9 +14,9 @@ construction. It holds:
 
 Every statistic comes from the reward values themselves (two-pass moments, merged across periods
 with Chan et al.'s update in :class:`bandit.lift.RunningMoments`), not from stored sums of
-squares, whose ``Σx² - n·mean²`` loses every digit when the mean is large against the spread.
-The report reads each reward once per request: O(rewards) work and memory, the off-policy part
-capped by ``max_rows``.
+squares: ``Σx² - n·mean²`` cancels catastrophically when the mean is large against the spread,
+and the periods and off-policy estimates need the rows anyway. The cost is one read of every
+reward per report, O(rewards) time and memory; the off-policy part is capped at ``max_rows``.
 """
 
 from __future__ import annotations
@@ -55,17 +55,23 @@ LIVE = "live"
 
 
 class DecisionCounts(ReportModel):
+    """Decisions in all, by status and by group (every status and group present, 0 if none)."""
+
     total: int
     by_status: dict[str, int]
     by_group: dict[str, int]
 
 
 class OutcomeCounts(ReportModel):
+    """Outcome events in all and by attribution (attributed, late, unattributed, ...)."""
+
     total: int
     by_attribution: dict[str, int]
 
 
 class RewardCounts(ReportModel):
+    """Rewards in all, already learned into a snapshot, and not yet."""
+
     total: int
     learned: int
     unlearned: int

@@ -1,11 +1,14 @@
-"""The public names of the rooms experiments.analysis and experiments.runs, pinned.
+"""The rooms experiments.analysis and experiments.runs: public names pinned, imports one way.
 
-Each name resolves, through the package, to the very object its defining module exports, and
-importing a package (or the report module the HTTP service reads) loads nothing it does not need.
+Each public name resolves, through the package, to the very object its defining module exports;
+importing a package (or the report module the HTTP service reads) loads nothing it does not
+need; and analysis, which only reads what was logged, never imports the engine, the service,
+the simulator or the runs built on them.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import subprocess
 import sys
@@ -123,3 +126,33 @@ def test_the_report_the_service_reads_loads_no_figures_and_no_mlflow() -> None:
         "print([name for name in ('matplotlib', 'mlflow') if name in sys.modules])"
     )
     assert run_python(code) == "[]"
+
+
+def experiments_imports(path: Path) -> set[str]:
+    """The ``experiments.*`` modules a file imports, by absolute name."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {name for name in found if name.split(".")[0] == "experiments"}
+
+
+def test_analysis_reads_and_imports_nothing_that_decides_or_simulates() -> None:
+    forbidden = (
+        "experiments.engine",
+        "experiments.learner",
+        "experiments.runs",
+        "experiments.service",
+        "experiments.simulate",
+    )
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name
+            for name in experiments_imports(path)
+            if any(name == bad or name.startswith(bad + ".") for bad in forbidden)
+        )
+        for path in (ROOT / "experiments" / "analysis").rglob("*.py")
+    }
+    assert {name: bad for name, bad in offenders.items() if bad} == {}

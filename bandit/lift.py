@@ -5,7 +5,8 @@ Three pieces:
 * :func:`welch_lift` - difference of means with Welch's t interval and p-value, and the relative
   lift with a delta-method interval, all in one frozen :class:`Lift`;
 * :func:`always_valid_interval` - a confidence sequence for the same difference that stays valid
-  however often it is looked at (the normal-mixture boundary of Robbins 1970);
+  however often it is looked at (the normal-mixture boundary of Robbins 1970), and
+  :func:`relative_always_valid_interval`, the same interval on the relative-lift scale;
 * :class:`RunningMoments` - count, mean and M2 as plain arrays, merged exactly as Chan et al.
   prescribe, so a report can be computed from stored aggregates without raw data
   (:func:`welch_lift_from_moments`).
@@ -33,6 +34,7 @@ __all__ = [
     "RunningMoments",
     "always_valid_interval",
     "normal_mixture_radius",
+    "relative_always_valid_interval",
     "tuned_mixing_variance",
     "welch_lift",
     "welch_lift_from_moments",
@@ -305,6 +307,30 @@ def always_valid_interval(
     radius = float(normal_mixture_radius(variance, mixing_variance=tau2, alpha=level))
     difference = m_t - m_h
     return (difference - radius, difference + radius)
+
+
+def relative_always_valid_interval(lift: Lift) -> tuple[float, float]:
+    """``lift.always_valid_ci`` on the scale of ``relative_lift``; ``(nan, nan)`` if undefined.
+
+    ``relative_lift = difference / mean_holdout``, so each bound of the always-valid interval of
+    the difference is divided by the holdout mean, and the two are sorted (a negative holdout
+    mean swaps them)::
+
+        (low, high) = sorted((D_low / m_h, D_high / m_h))
+
+    Undefined (NaN) when ``m_h`` is 0, as ``relative_lift`` is, or when a bound is not finite.
+    A plug-in: ``m_h`` is treated as known. The delta-method ``relative_ci`` accounts for the
+    holdout mean's own uncertainty and this does not, so the band is slightly narrower than an
+    exact always-valid interval of the ratio would be.
+
+    Example: D in (-1, 3) and m_h = -2 give (-1.5, 0.5).
+    """
+    low, high = lift.always_valid_ci
+    base = lift.mean_holdout
+    if base == 0 or not (math.isfinite(base) and math.isfinite(low) and math.isfinite(high)):
+        return (math.nan, math.nan)
+    first, second = sorted((low / base, high / base))
+    return (first, second)
 
 
 def normal_mixture_radius(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -29,7 +28,8 @@ def evaluate(
     The log needs columns action, reward, propensity; timestamp is optional; every other
     column is context. Example: engage evaluate log.csv --policy linucb
     """
-    from experiments.evaluate import evaluate_log
+    from experiments.analysis.evaluate import evaluate_log
+    from experiments.analysis.report import OffPolicyEstimate
 
     with readable_errors():
         evaluation = evaluate_log(log, policy=policy, target_probs=target_probs, seed=seed)
@@ -39,7 +39,10 @@ def evaluate(
             {
                 "target": evaluation.target,
                 "rows": evaluation.n_rows,
-                "estimates": {name: asdict(item) for name, item in estimates.items()},
+                "estimates": {
+                    name: OffPolicyEstimate.model_validate(item, from_attributes=True).to_json()
+                    for name, item in estimates.items()
+                },
                 "unsupported_actions": list(evaluation.unsupported_names),
             }
         )

@@ -27,7 +27,7 @@ def export(
 
     Example: engage export promo --out export --format parquet
     """
-    from experiments.export import export_experiment
+    from experiments.analysis.export import export_experiment
     from experiments.store.connection import make_engine
     from experiments.store.schema import check_schema
 

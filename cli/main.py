@@ -53,7 +53,7 @@ def demo(
 
     Example: engage demo --rounds 5000 --seed 0
     """
-    from experiments.quickstart import run_quickstart
+    from experiments.runs.quickstart import run_quickstart
 
     policies = ("uniform", "epsilon_greedy", "linucb", "linear_ts", "logistic_ts")
     batch_size = 50

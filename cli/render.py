@@ -1,4 +1,4 @@
-"""Rich rendering shared by commands: the lift table."""
+"""Rich rendering shared by commands: the lift table and undefined-aware number formats."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ from typing import TYPE_CHECKING
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from experiments.report import LiftRow
+    from experiments.analysis.lift import LiftRow
 
 LIFT_COLUMNS = ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H")
+
+
+def fixed(value: float | None, spec: str) -> str:
+    """``value`` in the format ``spec`` (".3f", ",.0f"), or n/a when undefined."""
+    return "n/a" if value is None or not math.isfinite(value) else format(value, spec)
 
 
 def percent(value: float | None) -> str:
@@ -33,8 +38,8 @@ def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
     for label, row in rows:
         cells = [
             row.kpi,
-            f"{row.mean_treatment:.4g}",
-            f"{row.mean_holdout:.4g}",
+            fixed(row.mean_treatment, ".4g"),
+            fixed(row.mean_holdout, ".4g"),
             percent(row.relative_lift),
             f"[{percent(row.ci_low)}, {percent(row.ci_high)}]",
             f"[{percent(row.av_low)}, {percent(row.av_high)}]",

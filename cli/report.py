@@ -1,4 +1,4 @@
-"""``engage report``: the lift table of a live experiment, logged to MLflow as a report run."""
+"""``engage report``: the report of a live experiment, logged to MLflow as a report run."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ def report(
 ) -> None:
     """Print the lift of a live experiment against its holdout and log a reporting run.
 
-    Example: engage report promo --period-days 7
+    --json prints the report as GET /v1/experiments/{key}/report answers it, plus the
+    MLflow run id. Example: engage report promo --period-days 7
     """
-    from experiments.report import build_live_report, live_report_json, live_report_markdown
+    from experiments.analysis.report import build_live_report
     from experiments.store.connection import make_engine
     from experiments.store.schema import check_schema
 
@@ -29,21 +30,16 @@ def report(
         database = make_engine(database_url(url))
         check_schema(database)
         live = build_live_report(database, experiment, period_days=period_days)
-    data = live_report_json(live)
     run_id = None
     if track:
-        from experiments.tracking import log_reporting_run
+        from experiments.analysis.tracking import log_reporting_run
 
         with readable_errors():
             run_id = log_reporting_run(
-                experiment,
-                period_metrics=live.periods,
-                params={"experiment": experiment, "period_days": period_days},
-                report_markdown=live_report_markdown(live),
-                report_json=data,
+                live, params={"experiment": experiment, "period_days": period_days}
             )
     if as_json:
-        print_json({**data, "mlflow_run_id": run_id})
+        print_json({**live.to_json(), "mlflow_run_id": run_id})
         return
     rows = [(None, live.lift)] if live.lift is not None else []
     table = lift_table(
@@ -53,8 +49,8 @@ def report(
     if live.lift is None:
         console.print("not enough rewards yet in both groups to measure lift")
     console.print(
-        f"decisions {data['decisions']['total']}, outcomes {data['outcomes']['total']}, "
-        f"rewards {data['rewards']['total']}"
+        f"decisions {live.decisions.total}, outcomes {live.outcomes.total}, "
+        f"rewards {live.rewards.total}"
     )
     if run_id:
         console.print(f"logged to MLflow as run {run_id}; open it with: engage ui")

@@ -11,10 +11,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import JsonFlag, console, fail, print_json, readable_errors
-from cli.render import lift_table
+from cli.render import fixed, lift_table
 
 if TYPE_CHECKING:
-    from experiments.runs import RunResult
+    from experiments.runs.simulation import RunResult
 
 
 def run(
@@ -45,9 +45,9 @@ def run(
 
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
-    from experiments.run_report import result_json, verdict
-    from experiments.run_report import track as track_run
-    from experiments.runs import RunOptions, arm_names, run_simulation
+    from experiments.runs.arms import arm_names
+    from experiments.runs.report import result_json, track_run, verdict
+    from experiments.runs.simulation import RunOptions, run_simulation
     from experiments.spec import load_spec
 
     with readable_errors():
@@ -95,7 +95,7 @@ def run(
 
 
 def _print_tables(result: RunResult) -> None:
-    from experiments.run_report import arm_summary
+    from experiments.runs.report import arm_summary
 
     options = result.options
     table = Table(
@@ -106,15 +106,14 @@ def _print_tables(result: RunResult) -> None:
         table.add_column(column, justify="left" if column in ("arm", "reward") else "right")
     for arm in result.arms:
         row = arm_summary(arm)
-        ctr = "n/a" if row["click_through"] is None else f"{row['click_through']:.3f}"
         table.add_row(
-            row["arm"],
-            row["reward"],
-            f"{row['revenue_per_customer']:.2f}",
-            f"{row['retention']:.4f}",
-            f"{row['contacts_per_customer']:.2f}",
-            ctr,
-            f"{row['regret']:,.0f}",
+            row.arm,
+            row.reward,
+            fixed(row.revenue_per_customer, ".2f"),
+            fixed(row.retention, ".4f"),
+            fixed(row.contacts_per_customer, ".2f"),
+            fixed(row.click_through, ".3f"),
+            fixed(row.regret, ",.0f"),
         )
     console.print(table)
     lift = lift_table(

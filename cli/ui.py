@@ -25,7 +25,12 @@ def ui(
     """
     from rich.markup import escape
 
-    from experiments.tracking import redacted, tracking_uri, ui_command, ui_environment
+    from experiments.analysis.tracking_store import (
+        redacted,
+        tracking_uri,
+        ui_command,
+        ui_environment,
+    )
 
     if not _is_loopback(host) and not allow_remote:
         raise fail(f"--host {host} is not a loopback address; pass --allow-remote to bind it")

@@ -14,12 +14,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Path, Request
+from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 from sqlalchemy import text
-from sqlmodel import Session
 
+from experiments.analysis.report import LiveReport, build_live_report
 from experiments.clock import Clock
 from experiments.engine import (
     DecisionEngine,
@@ -29,7 +29,6 @@ from experiments.engine import (
 )
 from experiments.errors import InvalidInputError
 from experiments.learner import Learner
-from experiments.report import lift_dict, reward_lift
 from experiments.service.auth import VerifiedKeyCache, require_scope
 from experiments.service.errors import (
     AUTHENTICATED,
@@ -50,7 +49,6 @@ from experiments.service.schemas import (
     storable,
 )
 from experiments.settings import Settings
-from experiments.store.aggregates import experiment_counts
 from experiments.store.connection import make_engine
 from experiments.store.schema import check_schema
 from experiments.vocabulary import ExperimentStatus
@@ -313,20 +311,13 @@ def create_app(
         tags=["reports"],
         responses=errors_doc(*AUTHENTICATED, 404, 422),
     )
-    def report(key: ExperimentKey, engine: EngineDep) -> dict[str, Any]:
-        experiment = engine.get_experiment(key)
-        loaded = engine.loaded_policy(key)
-        with Session(engine.engine) as session:
-            groups, lift = reward_lift(session, experiment_key=key)
-            counts = experiment_counts(session, experiment_key=key)
-        return {
-            "experiment": key,
-            "status": experiment.status,
-            "policy_version": loaded.version,
-            **counts,
-            "kpi": loaded.spec.reward.kind + ":" + loaded.spec.reward.event,
-            "groups": [group.__dict__ for group in groups],
-            "lift": lift_dict(lift),
-        }
+    def report(
+        key: ExperimentKey,
+        engine: EngineDep,
+        period_days: Annotated[int, Query(ge=1)] = 1,
+    ) -> LiveReport:
+        """The experiment's report: the same JSON as ``engage report --json``."""
+        engine.get_experiment(key)  # 404 for an unknown key, as every route answers it
+        return build_live_report(engine.engine, key, period_days=period_days)
 
     return app

@@ -3,6 +3,7 @@ repeated peeking, and streaming moments against numpy."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
@@ -18,6 +19,7 @@ from bandit.lift import (
     RunningMoments,
     always_valid_interval,
     normal_mixture_radius,
+    relative_always_valid_interval,
     tuned_mixing_variance,
     welch_lift,
     welch_lift_from_moments,
@@ -332,3 +334,28 @@ def test_bad_input_names_the_field(call, field: str) -> None:
         call()
     assert info.value.field == field
     assert f"'{field}'" in str(info.value)
+
+
+def test_relative_always_valid_interval_by_hand() -> None:
+    """D in (-1, 3) over a holdout mean of 2 is (-0.5, 1.5); over -2 the bounds swap:
+    (3 / -2, -1 / -2) = (-1.5, 0.5)."""
+    lift = welch_lift([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    positive = dataclasses.replace(lift, always_valid_ci=(-1.0, 3.0))
+    assert relative_always_valid_interval(positive) == (-0.5, 1.5)
+    negative = dataclasses.replace(positive, mean_holdout=-2.0)
+    assert relative_always_valid_interval(negative) == (-1.5, 0.5)
+
+
+def test_relative_always_valid_interval_holds_the_relative_lift() -> None:
+    """Negative KPI values: relative_lift = D / m_h < 0 lies inside the swapped interval."""
+    rng = np.random.default_rng(3)
+    lift = welch_lift(rng.normal(-4.0, 1.0, 300), rng.normal(-5.0, 1.0, 300))
+    low, high = relative_always_valid_interval(lift)
+    assert low < lift.relative_lift < high
+    expected = sorted(bound / lift.mean_holdout for bound in lift.always_valid_ci)
+    assert [low, high] == pytest.approx(expected, rel=1e-14)
+
+
+def test_relative_always_valid_interval_is_nan_when_holdout_mean_is_zero() -> None:
+    lift = welch_lift([1.0, 2.0, 3.0], [-1.0, 0.0, 1.0])
+    assert all(math.isnan(bound) for bound in relative_always_valid_interval(lift))

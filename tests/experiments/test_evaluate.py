@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from experiments.analysis.evaluate import evaluate_log, load_log
 from experiments.errors import InvalidInputError
-from experiments.evaluate import evaluate_log, load_log
 
 MEANS = {"a": 0.2, "b": 0.5, "c": 0.8}
 

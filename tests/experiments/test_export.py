@@ -10,10 +10,10 @@ import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import Engine
 
+from experiments.analysis.evaluate import evaluate_log
+from experiments.analysis.export import export_experiment
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.evaluate import evaluate_log
-from experiments.export import export_experiment
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SPEC = {

@@ -7,13 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.runs import (
-    RunOptions,
-    allocation_factor,
-    arm_spec,
-    business_as_usual,
-    run_simulation,
-)
+from experiments.runs.arms import allocation_factor, arm_spec, business_as_usual
+from experiments.runs.simulation import RunOptions, run_simulation
 from experiments.spec import ExperimentSpec, load_spec
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "examples" / "engagement.toml"

@@ -15,9 +15,45 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from bandit.lift import welch_lift
-from experiments.plots import LiftRow, allocation_over_time, cumulative_curves, lift_intervals
+from experiments.analysis.lift import LiftRow
+from experiments.analysis.plots import allocation_over_time, cumulative_curves, lift_intervals
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def drawn_row(
+    kpi: str,
+    policy: str,
+    relative_lift: float,
+    ci_low: float,
+    ci_high: float,
+    av_low: float | None = None,
+    av_high: float | None = None,
+) -> LiftRow:
+    """A LiftRow with the fields the figure draws; the others (not drawn) are placeholders."""
+    return LiftRow(
+        kpi=kpi,
+        policy=policy,
+        n_treatment=0,
+        n_holdout=0,
+        mean_treatment=None,
+        mean_holdout=None,
+        difference=None,
+        diff_low=None,
+        diff_high=None,
+        relative_lift=relative_lift,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        av_low=av_low,
+        av_high=av_high,
+        p_value=None,
+        stderr=None,
+        df=None,
+        diff_av_low=None,
+        diff_av_high=None,
+        confidence=0.95,
+        mixing_variance=None,
+    )
 
 
 def png_bytes(figure: Figure) -> bytes:
@@ -114,11 +150,11 @@ def test_allocation_over_time_checks_shapes() -> None:
 
 def test_lift_intervals_draws_points_intervals_bands_and_zero() -> None:
     rows = [
-        LiftRow("revenue", "interaction", 0.02, -0.01, 0.05, -0.03, 0.07),
-        LiftRow("revenue", "engagement", 0.08, 0.04, 0.12, 0.01, 0.15),
-        LiftRow("retention", "interaction", -0.01, -0.03, 0.01),  # no always-valid interval
-        LiftRow("retention", "engagement", 0.03, 0.01, 0.05, -0.01, 0.07),
-        LiftRow("retention", "uniform", math.nan, math.nan, math.nan),  # holdout mean 0
+        drawn_row("revenue", "interaction", 0.02, -0.01, 0.05, -0.03, 0.07),
+        drawn_row("revenue", "engagement", 0.08, 0.04, 0.12, 0.01, 0.15),
+        drawn_row("retention", "interaction", -0.01, -0.03, 0.01),  # no always-valid interval
+        drawn_row("retention", "engagement", 0.03, 0.01, 0.05, -0.01, 0.07),
+        drawn_row("retention", "uniform", math.nan, math.nan, math.nan),  # holdout mean 0
     ]
     figure = lift_intervals(rows, title="Lift over holdout")
     revenue, retention = figure.axes
@@ -172,7 +208,7 @@ def test_lift_row_from_lift_puts_intervals_on_the_relative_scale() -> None:
 def test_lift_row_from_lift_without_holdout_mean() -> None:
     lift = welch_lift(np.array([1.0, 2.0, 3.0]), np.array([-1.0, 0.0, 1.0]))
     row = LiftRow.from_lift("revenue", "engagement", lift)
-    assert math.isnan(row.relative_lift)
+    assert row.relative_lift is None  # undefined: NaN in the Lift, None (null in JSON) here
     assert row.av_low is None
     assert row.av_high is None
 

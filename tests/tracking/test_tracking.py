@@ -1,4 +1,4 @@
-"""Runs logged through experiments.tracking read back through MLflow's own client.
+"""Runs logged through experiments.analysis.tracking read back through MLflow's own client.
 
 A temporary SQLite store per module (MLFLOW_TRACKING_URI in tmp): one comparison run with two
 nested policy runs, checked for the experiment, the parent/child links, the flattened params,
@@ -21,15 +21,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from experiments.plots import cumulative_curves
-from experiments.tracking import (
-    MAX_PARAM_VALUE_LENGTH,
-    Tracker,
+from experiments.analysis.plots import cumulative_curves
+from experiments.analysis.report import LiveReport, live_report_markdown
+from experiments.analysis.tracking import Tracker, log_reporting_run
+from experiments.analysis.tracking_params import MAX_PARAM_VALUE_LENGTH, flatten_params
+from experiments.analysis.tracking_store import (
     TrackingError,
     artifact_root,
-    flatten_params,
     git_commit,
-    log_reporting_run,
     tracking_uri,
 )
 
@@ -217,17 +216,42 @@ def test_parent_ends_children_left_open(logged: Logged) -> None:
     assert client_for(logged.uri).get_run(child.run_id).info.status == "FINISHED"
 
 
+def live_report(key: str, periods: list[tuple[int, int, float]]) -> LiveReport:
+    """A report of experiment ``key`` with ``(period, rewards, lift)`` periods, nothing else."""
+    return LiveReport.model_validate(
+        {
+            "experiment": key,
+            "status": "running",
+            "policy_version": 3,
+            "kpi": "event:revenue",
+            "decisions": {"total": 0, "by_status": {}, "by_group": {}},
+            "outcomes": {"total": 0, "by_attribution": {}},
+            "rewards": {"total": 0, "learned": 0, "unlearned": 0},
+            "groups": [],
+            "lift": None,
+            "period_days": 7,
+            "periods": [
+                {
+                    "period": period,
+                    "rewards": rewards,
+                    "mean_reward_treatment": None,
+                    "mean_reward_holdout": None,
+                    "lift": lift,
+                }
+                for period, rewards, lift in periods
+            ],
+            "off_policy": None,
+        }
+    )
+
+
 def test_reporting_run_logs_metrics_by_period(logged: Logged, tmp_path: Path) -> None:
+    report = live_report(
+        "engagement-live", [(1, 1200, 0.02), (2, 2500, 0.035), (3, 3900, math.nan)]
+    )
     run_id = log_reporting_run(
-        "engagement-live",
-        period_metrics=[
-            (1, {"lift.revenue": 0.02, "customers": 1200}),
-            (2, {"lift.revenue": 0.035, "customers": 2500}),
-            (3, {"lift.revenue": math.nan, "customers": 3900}),
-        ],
+        report,
         params={"experiment": {"key": "engagement", "holdout_share": 0.1}},
-        report_markdown="| kpi | lift |\n|---|---|\n| revenue | +3.5% |\n",
-        report_json={"kpis": [{"name": "revenue", "relative_lift": 0.035}]},
         uri=logged.uri,
     )
     client = client_for(logged.uri)
@@ -236,18 +260,18 @@ def test_reporting_run_logs_metrics_by_period(logged: Logged, tmp_path: Path) ->
     assert run.data.tags["engage.kind"] == "report"
     assert re.fullmatch(r"report \d{4}-\d\d-\d\d \d\d:\d\d UTC", run.info.run_name)
     assert run.data.params == {"experiment.key": "engagement", "experiment.holdout_share": "0.1"}
-    lift = sorted(client.get_metric_history(run_id, "lift.revenue"), key=lambda m: m.step)
+    lift = sorted(client.get_metric_history(run_id, "lift"), key=lambda m: m.step)
     assert [(m.step, m.value) for m in lift] == [(1, 0.02), (2, 0.035)]
-    customers = sorted(client.get_metric_history(run_id, "customers"), key=lambda m: m.step)
-    assert [(m.step, m.value) for m in customers] == [(1, 1200), (2, 2500), (3, 3900)]
+    rewards = sorted(client.get_metric_history(run_id, "rewards"), key=lambda m: m.step)
+    assert [(m.step, m.value) for m in rewards] == [(1, 1200), (2, 2500), (3, 3900)]
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == "engagement-live"
 
     assert {f.path for f in client.list_artifacts(run_id)} == {"report.md", "report.json"}
-    report = client.download_artifacts(run_id, "report.json", str(tmp_path))
-    assert json.loads(Path(report).read_text()) == {
-        "kpis": [{"name": "revenue", "relative_lift": 0.035}]
-    }
+    saved = client.download_artifacts(run_id, "report.json", str(tmp_path))
+    assert json.loads(Path(saved).read_text()) == report.to_json()
+    markdown = client.download_artifacts(run_id, "report.md", str(tmp_path))
+    assert Path(markdown).read_text() == live_report_markdown(report)
 
 
 def test_deleted_experiment_is_a_readable_error(logged: Logged) -> None:
@@ -368,7 +392,7 @@ def run_python(code: str) -> str:
 
 
 def test_importing_tracking_does_not_import_mlflow() -> None:
-    code = "import sys, experiments.tracking; print('mlflow' in sys.modules)"
+    code = "import sys, experiments.analysis.tracking; print('mlflow' in sys.modules)"
     assert run_python(code) == "False"
 
 
@@ -397,4 +421,4 @@ def test_only_the_tracking_module_imports_mlflow() -> None:
                     names = [node.module]
                 if any(name.split(".")[0] == "mlflow" for name in names):
                     importers.add(str(path.relative_to(ROOT)))
-    assert importers == {"experiments/tracking.py"}
+    assert importers == {"experiments/analysis/tracking.py"}

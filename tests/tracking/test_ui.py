@@ -19,7 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from experiments.tracking import Tracker, ui_command
+from experiments.analysis.tracking import Tracker
+from experiments.analysis.tracking_store import ui_command
 
 ENGAGE = str(Path(sys.executable).parent / "engage")
 STARTUP_TIMEOUT = 60.0  # mlflow server takes 10-25 s to start on a busy 2-core machine

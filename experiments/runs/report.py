@@ -1,9 +1,8 @@
 """What an ``engage run`` reports: the comparison table, the lift report, figures, MLflow.
 
-The report answers the seeds' question with the simulation's own numbers: does the
-engagement policy (rewarded on revenue or retention over a window) beat the interaction policy
-(rewarded on immediate clicks) on revenue and retention, and how does each arm do against its
-own randomized holdout?
+The report answers, with the simulation's own numbers: does the engagement policy (rewarded on
+revenue or retention over a window) beat the interaction policy (rewarded on immediate clicks)
+on revenue and retention, and how does each arm do against its own randomized holdout?
 """
 
 from __future__ import annotations
@@ -14,29 +13,57 @@ from typing import Any
 
 import numpy as np
 
-from experiments.report import LiftRow, lift_table_markdown
-from experiments.runs import ArmResult, RunResult
+from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
+from experiments.analysis.model import Number, ReportModel
+from experiments.analysis.report import OffPolicySummary
+from experiments.runs.simulation import ArmResult, RunResult
+
+__all__ = [
+    "ArmSummary",
+    "all_lift_rows",
+    "arm_summary",
+    "render_markdown",
+    "result_json",
+    "track_run",
+    "verdict",
+]
 
 
-def arm_summary(arm: ArmResult) -> dict[str, Any]:
+class ArmSummary(ReportModel):
     """One row of the comparison: per-customer KPIs of the treatment group, clicks, regret."""
+
+    arm: str
+    policy: str
+    reward: str
+    revenue_per_customer: Number
+    retention: Number
+    contacts_per_customer: Number
+    click_through: Number
+    regret: Number
+    decisions: int
+    policy_version: int
+
+
+def arm_summary(arm: ArmResult) -> ArmSummary:
+    """The comparison row of one arm (``click_through`` is None without contacts)."""
     contacts = sum(arm.daily.get("contacts", []))
     clicks = sum(arm.daily.get("clicks", []))
-    return {
-        "arm": arm.arm,
-        "policy": arm.policy,
-        "reward": arm.reward,
-        "revenue_per_customer": arm.kpis["revenue"]["treatment"],
-        "retention": arm.kpis["retention"]["treatment"],
-        "contacts_per_customer": arm.kpis["contacts"]["treatment"],
-        "click_through": clicks / contacts if contacts else None,
-        "regret": sum(arm.daily.get("regret", [])),
-        "decisions": arm.decisions,
-        "policy_version": arm.policy_version,
-    }
+    return ArmSummary(
+        arm=arm.arm,
+        policy=arm.policy,
+        reward=arm.reward,
+        revenue_per_customer=arm.kpis["revenue"]["treatment"],
+        retention=arm.kpis["retention"]["treatment"],
+        contacts_per_customer=arm.kpis["contacts"]["treatment"],
+        click_through=clicks / contacts if contacts else None,
+        regret=sum(arm.daily.get("regret", [])),
+        decisions=arm.decisions,
+        policy_version=arm.policy_version,
+    )
 
 
 def all_lift_rows(result: RunResult) -> list[LiftRow]:
+    """Every arm's KPI lift rows, arm by arm."""
     return [row for arm in result.arms for row in arm.lifts]
 
 
@@ -79,12 +106,11 @@ def render_markdown(result: RunResult) -> str:
     ]
     for arm in result.arms:
         row = arm_summary(arm)
-        ctr = "n/a" if row["click_through"] is None else f"{row['click_through']:.3f}"
         lines.append(
-            f"| {row['arm']} | {row['policy']} | {row['reward']} "
-            f"| {row['revenue_per_customer']:.3f} | {row['retention']:.4f} "
-            f"| {row['contacts_per_customer']:.2f} | {ctr} | {row['regret']:.1f} "
-            f"| {row['policy_version']} |"
+            f"| {row.arm} | {row.policy} | {row.reward} "
+            f"| {_fixed(row.revenue_per_customer, 3)} | {_fixed(row.retention, 4)} "
+            f"| {_fixed(row.contacts_per_customer, 2)} | {_fixed(row.click_through, 3)} "
+            f"| {_fixed(row.regret, 1)} | {row.policy_version} |"
         )
     lines += ["", "## Lift against each arm's randomized holdout", ""]
     lines.append(lift_table_markdown(all_lift_rows(result)))
@@ -92,17 +118,12 @@ def render_markdown(result: RunResult) -> str:
     lines.append("| arm | IPS | SNIPS | DR | measured treatment | measured holdout |")
     lines.append("|---|---:|---:|---:|---:|---:|")
     for arm in result.arms:
-        estimates = arm.off_policy
-
-        def cell(name: str, estimates: dict[str, Any] = estimates) -> str:
-            item = estimates.get(name)
-            if isinstance(item, dict):
-                return f"{item['value']:.4g} [{item['ci'][0]:.3g}, {item['ci'][1]:.3g}]"
-            return "n/a" if item is None else f"{item:.4g}"
-
+        summary = arm.off_policy
         lines.append(
-            f"| {arm.arm} | {cell('ips')} | {cell('snips')} | {cell('dr')} "
-            f"| {cell('measured_treatment')} | {cell('measured_holdout')} |"
+            f"| {arm.arm} | {_estimate(summary, 'ips')} | {_estimate(summary, 'snips')} "
+            f"| {_estimate(summary, 'dr')} "
+            f"| {significant(summary.measured_treatment if summary else None)} "
+            f"| {significant(summary.measured_holdout if summary else None)} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -113,16 +134,32 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "experiment": result.spec.key,
         "options": asdict(result.options),
         "verdict": verdict(result),
-        "arms": [arm_summary(arm) for arm in result.arms],
-        "lift": [asdict(row) for row in all_lift_rows(result)],
-        "off_policy": {arm.arm: arm.off_policy for arm in result.arms},
+        "arms": [arm_summary(arm).to_json() for arm in result.arms],
+        "lift": [row.to_json() for row in all_lift_rows(result)],
+        "off_policy": {
+            arm.arm: arm.off_policy.to_json() if arm.off_policy else None for arm in result.arms
+        },
     }
 
 
-def track(result: RunResult, spec_text: str) -> str:
+def _fixed(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _estimate(summary: OffPolicySummary | None, name: str) -> str:
+    """An estimate and its interval, "n/a" when it was not computed."""
+    estimate = summary.estimates.get(name) if summary is not None else None
+    if estimate is None or estimate.ci_low is None or estimate.ci_high is None:
+        return significant(estimate.value if estimate is not None else None)
+    return f"{significant(estimate.value)} [{estimate.ci_low:.3g}, {estimate.ci_high:.3g}]"
+
+
+def track_run(result: RunResult, spec_text: str) -> str:
     """Log the run to MLflow: a parent run, one nested run per arm; returns the parent id."""
-    from experiments import plots
-    from experiments.tracking import Tracker, flatten_params, git_commit
+    from experiments.analysis import plots
+    from experiments.analysis.tracking import Tracker
+    from experiments.analysis.tracking_params import flatten_params
+    from experiments.analysis.tracking_store import git_commit
 
     options = result.options
     params = {
@@ -147,8 +184,8 @@ def track(result: RunResult, spec_text: str) -> str:
                 params={"policy": arm.policy, "reward": arm.reward, "key": arm.key},
             ) as child:
                 _log_daily(child, arm)
-                child.log_dict(arm_summary(arm), "summary.json")
-                child.log_dict([asdict(row) for row in arm.lifts], "lift.json")
+                child.log_dict(arm_summary(arm).to_json(), "summary.json")
+                child.log_dict([row.to_json() for row in arm.lifts], "lift.json")
                 if arm.allocation is not None and arm.allocation.size:
                     child.log_figure(
                         plots.allocation_over_time(

@@ -24,6 +24,18 @@ from bandit import DecisionSpace, Policy, make_policy
 from bandit.ope import OffPolicyReport, estimate_all
 from experiments.errors import InvalidInputError
 
+__all__ = [
+    "REQUIRED",
+    "Evaluation",
+    "LoggedData",
+    "evaluate_log",
+    "load_log",
+    "read_table",
+    "read_target_probabilities",
+    "replay_policy_probabilities",
+    "reward_model_predictions",
+]
+
 REQUIRED = ("action", "reward", "propensity")
 #: Rows scored together before the policy learns them (all scored before being learned).
 REPLAY_CHUNK = 256

@@ -3,14 +3,13 @@
 Each function returns a :class:`matplotlib.figure.Figure` drawn by the Agg canvas and touches no
 pyplot state: nothing is registered with ``pyplot``'s figure manager, so nothing has to be
 closed, the process-wide backend is left alone, and figures can be made from any thread. Save
-one with ``figure.savefig(path)`` or :meth:`experiments.tracking.ChildRun.log_figure`.
+one with ``figure.savefig(path)`` or :meth:`experiments.analysis.tracking.ChildRun.log_figure`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -22,75 +21,31 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
 
-from bandit.lift import Lift
-
-__all__ = [
-    "LiftPoint",
-    "LiftRow",
-    "allocation_over_time",
-    "cumulative_curves",
-    "lift_intervals",
-]
+__all__ = ["LiftPoint", "allocation_over_time", "cumulative_curves", "lift_intervals"]
 
 
 class LiftPoint(Protocol):
-    """What :func:`lift_intervals` reads from a row: :class:`LiftRow` or any look-alike."""
+    """What :func:`lift_intervals` reads from a row: a
+    :class:`~experiments.analysis.lift.LiftRow` or any look-alike.
+
+    Fractions (0.05 = +5%): ``relative_lift`` with its 95% interval ``ci_low, ci_high`` and the
+    always-valid interval ``av_low, av_high`` on the same scale; None where undefined.
+    """
 
     @property
     def kpi(self) -> str: ...
     @property
     def policy(self) -> str: ...
     @property
-    def relative_lift(self) -> float: ...
+    def relative_lift(self) -> float | None: ...
     @property
-    def ci_low(self) -> float: ...
+    def ci_low(self) -> float | None: ...
     @property
-    def ci_high(self) -> float: ...
+    def ci_high(self) -> float | None: ...
     @property
     def av_low(self) -> float | None: ...
     @property
     def av_high(self) -> float | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class LiftRow:
-    """Relative lift of one policy over its holdout on one KPI, as fractions (0.05 = +5%).
-
-    ``ci_low, ci_high`` is the 95% interval of ``relative_lift``; ``av_low, av_high`` the
-    always-valid interval on the same relative scale, or None when there is none.
-    """
-
-    kpi: str
-    policy: str
-    relative_lift: float
-    ci_low: float
-    ci_high: float
-    av_low: float | None = None
-    av_high: float | None = None
-
-    @classmethod
-    def from_lift(cls, kpi: str, policy: str, lift: Lift) -> LiftRow:
-        """The row of a :class:`bandit.lift.Lift`.
-
-        ``Lift.always_valid_ci`` bounds the difference of means; it is put on the relative
-        scale by dividing by the holdout mean. That plug-in ignores the holdout mean's own
-        uncertainty (the delta-method ``relative_ci`` does not), so the band is slightly
-        narrower than an exact always-valid interval of the ratio would be.
-        """
-        av_low = av_high = None
-        holdout = lift.mean_holdout
-        if holdout != 0 and all(math.isfinite(bound) for bound in lift.always_valid_ci):
-            low, high = sorted(bound / holdout for bound in lift.always_valid_ci)
-            av_low, av_high = low, high
-        return cls(
-            kpi=kpi,
-            policy=policy,
-            relative_lift=lift.relative_lift,
-            ci_low=lift.relative_ci[0],
-            ci_high=lift.relative_ci[1],
-            av_low=av_low,
-            av_high=av_high,
-        )
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -192,7 +147,8 @@ def allocation_over_time(
 def lift_intervals(rows: Sequence[LiftPoint], *, title: str) -> Figure:
     """Relative lift over the holdout, one panel per KPI and one row per policy.
 
-    ``rows`` are :class:`LiftRow` or anything with the same attributes (:class:`LiftPoint`).
+    ``rows`` are :class:`~experiments.analysis.lift.LiftRow` or anything with the same
+    attributes (:class:`LiftPoint`).
 
     Each row shows the point estimate with its 95% interval as error bars, the always-valid
     interval as a lighter band behind it (when given) and the lift as text ("+3.2%"; "n/a" when
@@ -246,11 +202,11 @@ def _draw_lift_row(axes: Axes, y: int, row: LiftPoint, colour: str) -> None:
             zorder=2,
         )
     point = row.relative_lift
-    if not math.isfinite(point):
+    if point is None or not math.isfinite(point):
         axes.text(0.0, y, "n/a", ha="center", va="center", color="0.35")
         return
     low, high = row.ci_low, row.ci_high
-    if math.isfinite(low) and math.isfinite(high):
+    if low is not None and high is not None and math.isfinite(low) and math.isfinite(high):
         xerr = [[max(point - low, 0.0)], [max(high - point, 0.0)]]
         axes.errorbar([point], [y], xerr=xerr, fmt="o", color=colour, capsize=4, zorder=3)
     else:

@@ -24,6 +24,8 @@ from experiments.spec import parse_spec
 from experiments.store import models
 from experiments.store.experiments import require_experiment
 
+__all__ = ["FORMATS", "ExportResult", "export_experiment"]
+
 BATCH = 5_000
 FORMATS = ("csv", "parquet")
 DECISION_COLUMNS = (

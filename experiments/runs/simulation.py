@@ -8,21 +8,13 @@ joined when windows close, and the policy learns from snapshots. Each arm runs o
 of the same seeded population and keeps its randomized holdout, so arms compare on the same
 customers and each arm's lift is measured against its own holdout.
 
-The arms:
-
-- ``uniform``: uniform random over eligible actions;
-- ``business_as_usual``: always one action (the spec's fixed holdout action, or the first
-  eligible one);
-- ``interaction``: the spec's policy rewarded on immediate clicks (click within one day): the
-  "you are here, so take this offer" approach;
-- ``engagement``: the spec's policy and reward (revenue or retention over a window): the
-  continuous-engagement approach the seeds argue for.
+The arms and what each one runs are defined in :mod:`experiments.runs.arms`.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,12 +23,13 @@ from typing import Any
 import numpy as np
 from sqlmodel import Session
 
-from bandit import DecisionSpace
 from bandit.lift import welch_lift
+from experiments.analysis.lift import LiftRow, kpi_lift_rows
+from experiments.analysis.report import OffPolicySummary, off_policy_summary
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.holdout import assign_group
-from experiments.report import LiftRow, kpi_lift_rows, off_policy_summary
+from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
 from experiments.simulate import CustomerWorld, WorldConfig
 from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
@@ -46,7 +39,8 @@ from experiments.store.schema import upgrade
 from experiments.store.snapshots import latest_snapshot
 from experiments.vocabulary import Group
 
-ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
+__all__ = ["ArmResult", "RunOptions", "RunResult", "run_simulation"]
+
 START = datetime(2026, 1, 5, tzinfo=UTC)
 RECORD_CHUNK = 5_000
 #: Hours per decision block of a simulated day (see _ArmRunner._day).
@@ -83,7 +77,7 @@ class ArmResult:
     allocation_factor: str = ""
     lifts: list[LiftRow] = field(default_factory=list)
     kpis: dict[str, dict[str, float]] = field(default_factory=dict)
-    off_policy: dict[str, Any] = field(default_factory=dict)
+    off_policy: OffPolicySummary | None = None
     policy_version: int = 0
     decisions: int = 0
 
@@ -94,48 +88,6 @@ class RunResult:
     options: RunOptions
     arms: list[ArmResult]
     database_url: str
-
-
-def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
-    """The spec one arm of the comparison runs (its own key, policy and reward)."""
-    data = spec.to_json_dict()
-    data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
-    if arm == "uniform":
-        data["policy"] = {"name": "uniform", "params": {}}
-    elif arm == "business_as_usual":
-        data["policy"] = {"name": "fixed", "params": {"action": business_as_usual(spec)}}
-    elif arm == "interaction":
-        data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
-    elif arm != "engagement":
-        raise ValueError(f"unknown arm '{arm}'; expected one of {list(ARMS)}")
-    return parse_spec(data)
-
-
-def business_as_usual(spec: ExperimentSpec) -> dict[str, str]:
-    """The action business as usual would send: the fixed holdout action, else the first one."""
-    if spec.holdout.action is not None:
-        return dict(spec.holdout.action)
-    space = spec.decision_space()
-    return space.levels_of(int(np.flatnonzero(space.allowed)[0]))
-
-
-def allocation_factor(space: DecisionSpace) -> str:
-    """The factor whose allocation over time a run reports: the first with more than one
-    level (a one-level factor, such as the single offer of ``examples/mechanism.toml``, has
-    nothing to allocate)."""
-    varied = [name for name in space.factor_names if len(space.factors[name]) > 1]
-    return (varied or list(space.factor_names))[0]
-
-
-def _reward_kind(spec: ExperimentSpec) -> str:
-    """The simulator's expected-reward kind matching the spec's reward, for regret."""
-    reward = spec.reward
-    days = max(1, round(reward.window.total_seconds() / 86_400))
-    if reward.kind == "retained":
-        return f"retained_{days}d"
-    if reward.kind == "event" and reward.event in ("click", "accept"):
-        return reward.event
-    return f"revenue_{days}d"
 
 
 class _ArmRunner:
@@ -178,7 +130,7 @@ class _ArmRunner:
         )
         #: Latest decision per customer (id and when its window closes), for outcome routing.
         self.latest: dict[int, tuple[str, datetime]] = {}
-        self.regret_kind = _reward_kind(self.spec)
+        self.regret_kind = regret_kind(self.spec)
         self.reported_events = {self.spec.reward.event, "click", "accept", "churn"}
         self.sampler = np.random.default_rng(options.seed + 1)
         self.result = ArmResult(
@@ -341,7 +293,7 @@ class _ArmRunner:
         self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
         self.result.off_policy = self._off_policy()
 
-    def _off_policy(self) -> dict[str, Any]:
+    def _off_policy(self) -> OffPolicySummary | None:
         """OPE of the final policy on this arm's logged, rewarded decisions."""
         with Session(self.engine.engine) as session:
             rows = reward_rows(session, experiment_key=self.spec.key)
@@ -422,11 +374,3 @@ def _run_parallel(
                 if on_day is not None:
                     on_day(name, day)
         return [future.result() for future in futures]
-
-
-def arm_names(values: Sequence[str]) -> tuple[str, ...]:
-    """Validate a list of arm names."""
-    unknown = [value for value in values if value not in ARMS]
-    if unknown:
-        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(ARMS)}")
-    return tuple(values)

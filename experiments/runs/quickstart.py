@@ -15,6 +15,8 @@ import numpy as np
 from bandit import DecisionSpace, make_policy
 from bandit.synthetic import LogisticEnvironment
 
+__all__ = ["PolicyResult", "run_quickstart"]
+
 
 @dataclass(frozen=True)
 class PolicyResult:

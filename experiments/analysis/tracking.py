@@ -5,138 +5,52 @@ tracked: ``import mlflow`` costs seconds, and ``engage --help`` must not pay it.
 
 * :class:`Tracker` - one ``engage run``: a parent run holding the spec and the comparison across
   policies, with a nested :class:`ChildRun` per policy (tag ``mlflow.parentRunId``);
-* :func:`log_reporting_run` - one run of a live experiment's report, metrics by reporting period;
-* :func:`tracking_uri`, :func:`artifact_root`, :func:`ui_command` - where the runs live and how
-  ``engage ui`` serves them.
+* :func:`log_reporting_run` - one run of a live experiment's report, metrics by reporting period.
+
+Where the runs live (:func:`~experiments.analysis.tracking_store.tracking_uri`) and how params
+are flattened (:mod:`experiments.analysis.tracking_params`) are in modules of their own that do
+not import ``mlflow``.
 
 Runs are driven through :class:`mlflow.MlflowClient` with explicit run ids, never through the
 fluent API's process-wide "active run", so any number of runs can be open in one process.
 
-Where the runs live: ``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<cwd>/mlruns/mlflow.db``
-(MLflow's plain file store refuses to log without an opt-in). For any local SQLite store,
-artifacts go to ``artifacts/`` beside the database file (for the default store that is
-``mlruns/artifacts``, :func:`artifact_root`): left to itself, MLflow would put them under
-``./mlruns`` relative to whatever the working directory happens to be. For a tracking server or
-another database, the server's own artifact configuration applies.
-
-Failures of MLflow (unreachable server, unwritable store) surface as :class:`TrackingError`, a
-``ValueError``, so the CLI prints them as one line.
+Failures of MLflow (unreachable server, unwritable store) surface as
+:class:`~experiments.analysis.tracking_store.TrackingError`, a ``ValueError``, so the CLI prints
+them as one line.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import enum
 import getpass
 import json
 import logging
-import math
-import os
-import re
-import shutil
-import subprocess
-import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
+
+from experiments.analysis.model import finite_or_none
+from experiments.analysis.report import LiveReport, live_report_markdown
+from experiments.analysis.tracking_params import clean_key, flatten_params, plain
+from experiments.analysis.tracking_store import (
+    TrackingError,
+    artifact_location,
+    configure,
+    git_commit,
+    redacted,
+    tracking_uri,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
-__all__ = [
-    "MAX_PARAM_VALUE_LENGTH",
-    "ChildRun",
-    "Tracker",
-    "TrackingError",
-    "artifact_root",
-    "configure",
-    "flatten_params",
-    "git_commit",
-    "log_reporting_run",
-    "redacted",
-    "tracking_uri",
-    "ui_command",
-    "ui_environment",
-]
-
-# mlflow.utils.validation.MAX_PARAM_VAL_LENGTH, copied so that flattening needs no mlflow import;
-# a test pins it to MLflow's value.
-MAX_PARAM_VALUE_LENGTH = 6000
-_TRUNCATION_MARK = "..."
-# What MLflow accepts in metric and param names (mlflow.utils.validation, non-Windows).
-_BAD_KEY_CHARACTERS = re.compile(r"[^/\w.\- :]")
-_SERVER_SCHEMES = ("http://", "https://", "databricks")
+__all__ = ["ChildRun", "Tracker", "log_reporting_run"]
 
 _log = logging.getLogger(__name__)
-
-
-class TrackingError(ValueError):
-    """MLflow could not record or read a run; the message says where and why."""
-
-
-# --------------------------------------------------------------------------- where runs live
-
-
-def tracking_uri(cwd: Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else the SQLite store ``<cwd>/mlruns/mlflow.db``.
-
-    The default store's directories (``mlruns/`` and ``mlruns/artifacts``) are created.
-    """
-    configured = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if configured:
-        return configured
-    base = _base(cwd)
-    (base / "mlruns" / "artifacts").mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{base / 'mlruns' / 'mlflow.db'}"
-
-
-def artifact_root(cwd: Path | None = None) -> str:
-    """File URI of ``<cwd>/mlruns/artifacts``: artifacts of the default local store."""
-    return (_base(cwd) / "mlruns" / "artifacts").as_uri()
-
-
-def redacted(uri: str) -> str:
-    """``uri`` with any password replaced by ``***``, for printing."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", uri)
-
-
-def _base(cwd: Path | None) -> Path:
-    return (cwd if cwd is not None else Path.cwd()).resolve()
-
-
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (relative to the working directory), else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
-    if path in ("", ":memory:"):
-        return None
-    return Path(path).resolve()
-
-
-def _artifact_location(uri: str) -> str | None:
-    """Where new experiments keep artifacts: beside a local SQLite store, else MLflow decides."""
-    database = _sqlite_path(uri)
-    return None if database is None else (database.parent / "artifacts").as_uri()
-
-
-def configure() -> None:
-    """Set MLflow up for an offline machine and a quiet terminal (idempotent).
-
-    Telemetry is switched off (there is no internet and nobody asked for it). HTTP retries to a
-    tracking server default to 2 instead of MLflow's 7 with exponential backoff, so an
-    unreachable server fails in seconds rather than minutes (``MLFLOW_HTTP_REQUEST_MAX_RETRIES``
-    still overrides). The database initialisation chatter of a new SQLite store is silenced.
-    """
-    os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-    for name in ("mlflow.store.db.utils", "alembic"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _client(uri: str) -> MlflowClient:
@@ -171,7 +85,7 @@ def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=_artifact_location(uri))
+            return client.create_experiment(name, artifact_location=artifact_location(uri))
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -212,121 +126,6 @@ def _status(exc_type: type[BaseException] | None) -> str:
     return "FAILED"
 
 
-# --------------------------------------------------------------------------- params and values
-
-
-def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    """Flatten a nested spec into MLflow params: ``{"policy": {"params": {"scale": 0.5}}}``
-    becomes ``{"policy.params.scale": "0.5"}``.
-
-    Mappings (and dataclasses, pydantic models) nest with ``.``; lists holding mappings nest by
-    index (``rules.0.offer``); other lists become compact JSON (``["email", "sms"]``). Scalars
-    are written as in TOML/JSON (``true``, ``null``, ``0.5``), strings as they are. Characters
-    MLflow refuses in names become ``_``. Values longer than MLflow's limit
-    (:data:`MAX_PARAM_VALUE_LENGTH` characters) are cut to it, ending in ``...``.
-    """
-    flat: dict[str, str] = {}
-    for key, value in _as_mapping(params).items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        nested = _as_mapping(value) if _is_mapping_like(value) else None
-        if nested:
-            flat.update(flatten_params(nested, name))
-        elif isinstance(value, list | tuple) and any(_is_mapping_like(item) for item in value):
-            flat.update(flatten_params({str(i): item for i, item in enumerate(value)}, name))
-        else:
-            flat[_clean_key(name)] = _truncate(_param_text(value))
-    return flat
-
-
-def _is_mapping_like(value: Any) -> bool:
-    return (
-        isinstance(value, Mapping)
-        or (dataclasses.is_dataclass(value) and not isinstance(value, type))
-        or callable(getattr(value, "model_dump", None))
-    )
-
-
-def _as_mapping(value: Any) -> Mapping[str, Any]:
-    if isinstance(value, Mapping):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    if callable(getattr(value, "model_dump", None)):
-        return value.model_dump(mode="json")
-    raise TypeError(f"params must be a mapping; got {type(value).__name__}")
-
-
-def _param_text(value: Any) -> str:
-    if isinstance(value, str) and not isinstance(value, enum.Enum):
-        return value
-    plain = _plain(value)
-    if isinstance(plain, str):
-        return plain
-    return json.dumps(plain, separators=(", ", ": "), ensure_ascii=False)
-
-
-def _truncate(text: str) -> str:
-    if len(text) <= MAX_PARAM_VALUE_LENGTH:
-        return text
-    return text[: MAX_PARAM_VALUE_LENGTH - len(_TRUNCATION_MARK)] + _TRUNCATION_MARK
-
-
-def _clean_key(name: str) -> str:
-    return _BAD_KEY_CHARACTERS.sub("_", name)
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy of ``value``: numpy to Python, NaN and infinity to None, tuples to lists."""
-    if value is None or isinstance(value, bool | int | str):
-        return value.value if isinstance(value, enum.Enum) else value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, enum.Enum):
-        return _plain(value.value)
-    if isinstance(value, Mapping):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if _is_mapping_like(value):
-        return _plain(_as_mapping(value))
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    if isinstance(value, set | frozenset):
-        return sorted((_plain(item) for item in value), key=str)
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if hasattr(value, "tolist"):  # numpy arrays and scalars, without importing numpy here
-        return _plain(value.tolist())
-    return str(value)
-
-
-def _finite_float(value: Any) -> float | None:
-    if value is None:
-        return None
-    number = float(value)
-    return number if math.isfinite(number) else None
-
-
-def git_commit(cwd: Path | None = None) -> str | None:
-    """The commit checked out in ``cwd`` (default: the working directory), or None outside git."""
-    git = shutil.which("git")
-    if git is None:
-        return None
-    try:
-        done = subprocess.run(  # noqa: S603 - fixed arguments to the git found on PATH
-            [git, "rev-parse", "HEAD"],
-            cwd=_base(cwd),
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    commit = done.stdout.strip()
-    return commit if done.returncode == 0 and re.fullmatch(r"[0-9a-f]{40,64}", commit) else None
-
-
 # --------------------------------------------------------------------------- runs
 
 
@@ -337,7 +136,7 @@ class _Run:
     _uri: str
     run_id: str
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+    def log_metrics(self, metrics: Mapping[str, float | None], step: int) -> None:
         """Log ``metrics`` at ``step`` (a simulated day, a reporting period).
 
         None, NaN and infinite values are skipped: MLflow would store NaN as a value and
@@ -348,9 +147,9 @@ class _Run:
 
         batch = []
         for key, value in metrics.items():
-            number = _finite_float(value)
+            number = finite_or_none(value)
             if number is not None:
-                batch.append(Metric(_clean_key(str(key)), number, timestamp, int(step)))
+                batch.append(Metric(clean_key(str(key)), number, timestamp, int(step)))
         if batch:
             with _translated(self._uri, "log metrics"):
                 self._client.log_batch(self.run_id, metrics=batch)
@@ -370,13 +169,13 @@ class _Run:
         numpy arrays and scalars, dataclasses and tuples become plain JSON; NaN and infinity
         become null (JSON has no spelling for them).
         """
-        plain = _plain(data)
+        data_json = plain(data)
         if artifact_file.endswith((".yaml", ".yml")):
             import yaml
 
-            text = yaml.safe_dump(plain, sort_keys=False, allow_unicode=True)
+            text = yaml.safe_dump(data_json, sort_keys=False, allow_unicode=True)
         else:
-            text = json.dumps(plain, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+            text = json.dumps(data_json, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
         self.log_text(text, artifact_file)
 
     def log_text(self, text: str, artifact_file: str) -> None:
@@ -550,23 +349,23 @@ def _log_params(client: MlflowClient, run_id: str, flat: Mapping[str, str]) -> N
 
 
 def log_reporting_run(
-    experiment_name: str,
+    report: LiveReport,
     *,
-    period_metrics: Sequence[tuple[int, Mapping[str, float]]],
     params: Mapping[str, Any],
-    report_markdown: str,
-    report_json: Mapping[str, Any],
     run_name: str | None = None,
     tags: Mapping[str, str] | None = None,
     uri: str | None = None,
 ) -> str:
-    """Log one report of a live experiment as a run; return its id.
+    """Log a live experiment's report as one run of its MLflow experiment; return the run's id.
 
-    ``period_metrics`` holds ``(period, metrics)`` pairs, each logged at ``step=period``
-    (None/NaN skipped as in :meth:`ChildRun.log_metrics`); the report is saved as
-    ``report.md`` and ``report.json``. The run is named ``report <UTC time>`` unless
-    ``run_name`` is given; it is tagged ``engage.kind=report``.
+    The MLflow experiment is named after the engage experiment (``report.experiment``). Each
+    period's metrics are logged at ``step=period`` (undefined ones skipped, as in
+    :meth:`ChildRun.log_metrics`); the report is saved as ``report.md`` and as ``report.json``,
+    the JSON that ``GET /v1/experiments/{key}/report`` and ``engage report --json`` give. The
+    run is named ``report <UTC time>`` unless ``run_name`` is given; it is tagged
+    ``engage.kind=report``.
     """
+    experiment_name = report.experiment
     resolved = uri or tracking_uri()
     name = run_name or f"report {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}"
     flat = flatten_params(params)
@@ -580,43 +379,8 @@ def log_reporting_run(
     with run:
         with _translated(resolved, "log the report's params"):
             _log_params(client, run_id, flat)
-        for period, metrics in period_metrics:
-            run.log_metrics(metrics, step=period)
-        run.log_text(report_markdown, "report.md")
-        run.log_dict(report_json, "report.json")
+        for period in report.periods:
+            run.log_metrics(period.model_dump(exclude={"period"}), step=period.period)
+        run.log_text(live_report_markdown(report), "report.md")
+        run.log_dict(report.to_json(), "report.json")
     return run_id
-
-
-# --------------------------------------------------------------------------- engage ui
-
-
-def ui_command(host: str, port: int, uri: str | None = None) -> list[str]:
-    """The ``mlflow server`` command serving the tracking store on ``host:port``.
-
-    One worker (a local UI for one person). Refuses a URI that is already a tracking server:
-    there is nothing to start, open that URL instead.
-    """
-    store = uri or tracking_uri()
-    if store.startswith(_SERVER_SCHEMES):
-        raise TrackingError(
-            f"MLFLOW_TRACKING_URI is a tracking server ({redacted(store)}); "
-            "open it in a browser instead"
-        )
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store]
-    location = _artifact_location(store)
-    if location is not None:
-        command += ["--default-artifact-root", location]
-    return [*command, "--host", host, "--port", str(port), "--workers", "1"]
-
-
-def ui_environment() -> dict[str, str]:
-    """The environment for :func:`ui_command`: this one, offline, without MLflow's job runner.
-
-    The job runner (a huey consumer process) executes GenAI evaluation jobs, which engage never
-    submits; without it the server starts faster (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=true``
-    in the environment turns it back on).
-    """
-    configure()
-    environment = dict(os.environ)
-    environment.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
-    return environment

@@ -1,0 +1,124 @@
+"""What reads logged data and reports on it: lift, off-policy estimates, figures, MLflow.
+
+One room, one job: everything here reads what the decision path wrote (or a log from elsewhere)
+and writes nothing back to the experiment.
+
+=====================  ==========================================================================
+``report``             the live report: :func:`build_live_report` -> :class:`LiveReport`, served
+                       by HTTP, printed by ``engage report``, logged to MLflow
+``lift``               :class:`LiftRow`, the one row of every lift engage reports
+``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
+``plots``              figures (matplotlib Agg, no pyplot state)
+``evaluate``           off-policy evaluation of a decision log (``engage evaluate``)
+``export``             decisions, outcomes and the evaluation log as CSV/Parquet (``engage export``)
+``tracking``           MLflow runs: the only module that imports ``mlflow``
+``tracking_store``     where the runs live and how ``engage ui`` serves them
+``tracking_params``    MLflow params from nested specs
+=====================  ==========================================================================
+
+The names below are loaded from their module on first use (:pep:`562`), so importing one
+module of the package does not import the others: the HTTP service reads reports without
+loading matplotlib, and ``engage ui`` starts without the report's dependencies.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "MAX_PARAM_VALUE_LENGTH",
+    "ChildRun",
+    "DecisionCounts",
+    "Evaluation",
+    "ExportResult",
+    "GroupSummary",
+    "LiftPoint",
+    "LiftRow",
+    "LiveReport",
+    "LoggedData",
+    "Number",
+    "OffPolicyEstimate",
+    "OffPolicySummary",
+    "OutcomeCounts",
+    "PeriodMetrics",
+    "ReportModel",
+    "RewardCounts",
+    "Tracker",
+    "TrackingError",
+    "allocation_over_time",
+    "artifact_root",
+    "build_live_report",
+    "configure",
+    "cumulative_curves",
+    "evaluate_log",
+    "export_experiment",
+    "flatten_params",
+    "git_commit",
+    "kpi_lift_rows",
+    "lift_intervals",
+    "lift_table_markdown",
+    "live_report_markdown",
+    "load_log",
+    "log_reporting_run",
+    "off_policy_summary",
+    "redacted",
+    "tracking_uri",
+    "ui_command",
+    "ui_environment",
+]
+
+#: The module of the package that defines each public name.
+HOMES: dict[str, str] = {
+    **dict.fromkeys(("Evaluation", "LoggedData", "evaluate_log", "load_log"), "evaluate"),
+    **dict.fromkeys(("ExportResult", "export_experiment"), "export"),
+    **dict.fromkeys(("LiftRow", "kpi_lift_rows", "lift_table_markdown"), "lift"),
+    **dict.fromkeys(("Number", "ReportModel"), "model"),
+    **dict.fromkeys(
+        ("LiftPoint", "allocation_over_time", "cumulative_curves", "lift_intervals"), "plots"
+    ),
+    **dict.fromkeys(
+        (
+            "DecisionCounts",
+            "GroupSummary",
+            "LiveReport",
+            "OffPolicyEstimate",
+            "OffPolicySummary",
+            "OutcomeCounts",
+            "PeriodMetrics",
+            "RewardCounts",
+            "build_live_report",
+            "live_report_markdown",
+            "off_policy_summary",
+        ),
+        "report",
+    ),
+    **dict.fromkeys(("ChildRun", "Tracker", "log_reporting_run"), "tracking"),
+    **dict.fromkeys(("MAX_PARAM_VALUE_LENGTH", "flatten_params"), "tracking_params"),
+    **dict.fromkeys(
+        (
+            "TrackingError",
+            "artifact_root",
+            "configure",
+            "git_commit",
+            "redacted",
+            "tracking_uri",
+            "ui_command",
+            "ui_environment",
+        ),
+        "tracking_store",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first use (see the module docstring)."""
+    if name not in HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{HOMES[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

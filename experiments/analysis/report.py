@@ -1,0 +1,321 @@
+"""The report of a live experiment: one builder, one typed value, for HTTP, CLI and MLflow.
+
+:func:`build_live_report` reads an experiment's database once and returns a
+:class:`LiveReport`; ``GET /v1/experiments/{key}/report`` answers with it, ``engage report``
+prints it (``--json``: :meth:`~experiments.analysis.model.ReportModel.to_json`) and
+:func:`experiments.analysis.tracking.log_reporting_run` logs it, so the three agree by
+construction. It holds:
+
+- the counts of decisions, outcomes and rewards;
+- per group (treatment, holdout) the count, mean and variance of the reward;
+- the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`);
+- per reporting period (by decision date) the period's mean rewards and the lift so far;
+- off-policy estimates of the current policy on the logged, rewarded decisions.
+
+Every statistic comes from the reward values themselves (two-pass moments, merged across periods
+with Chan et al.'s update in :class:`bandit.lift.RunningMoments`), not from stored sums of
+squares: ``Σx² - n·mean²`` cancels catastrophically when the mean is large against the spread,
+and the periods and off-policy estimates need the rows anyway. The cost is one read of every
+reward per report, O(rewards) time and memory; the off-policy part is capped at ``max_rows``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
+from bandit.ope import estimate_all
+from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
+from experiments.analysis.model import Number, ReportModel
+from experiments.snapshots import unpack_state
+from experiments.spec import ExperimentSpec, parse_spec
+from experiments.store.aggregates import experiment_counts
+from experiments.store.experiments import require_experiment
+from experiments.store.rewards import LearningRow, reward_rows
+from experiments.store.snapshots import latest_snapshot
+from experiments.vocabulary import ExperimentStatus, Group
+
+__all__ = [
+    "DecisionCounts",
+    "GroupSummary",
+    "LiveReport",
+    "OffPolicyEstimate",
+    "OffPolicySummary",
+    "OutcomeCounts",
+    "PeriodMetrics",
+    "RewardCounts",
+    "build_live_report",
+    "live_report_markdown",
+    "off_policy_summary",
+]
+
+#: The policy label of a live experiment's lift row (an ``engage run`` labels rows by arm).
+LIVE = "live"
+
+
+class DecisionCounts(ReportModel):
+    """Decisions in all, by status and by group (every status and group present, 0 if none)."""
+
+    total: int
+    by_status: dict[str, int]
+    by_group: dict[str, int]
+
+
+class OutcomeCounts(ReportModel):
+    """Outcome events in all and by attribution (attributed, late, unattributed, ...)."""
+
+    total: int
+    by_attribution: dict[str, int]
+
+
+class RewardCounts(ReportModel):
+    """Rewards in all, already learned into a snapshot, and not yet."""
+
+    total: int
+    learned: int
+    unlearned: int
+
+
+class GroupSummary(ReportModel):
+    """Count, mean and sample variance of the reward in one group (None below 1 and 2 rewards)."""
+
+    group: Group
+    n: int
+    mean: Number
+    variance: Number
+
+    @classmethod
+    def of(cls, group: Group, moments: RunningMoments) -> GroupSummary:
+        count = int(moments.count)
+        return cls(
+            group=group,
+            n=count,
+            mean=float(moments.mean) if count else None,
+            variance=float(moments.variance),
+        )
+
+
+class PeriodMetrics(ReportModel):
+    """Rewards of the decisions made in one period, and the lift of all periods up to it.
+
+    ``lift`` is the difference of mean rewards so far with Welch's interval ``lift_low,
+    lift_high``, and ``relative_lift`` its relative form; all None until both groups hold two
+    rewards.
+    """
+
+    period: int
+    rewards: int
+    mean_reward_treatment: Number
+    mean_reward_holdout: Number
+    lift: Number = None
+    lift_low: Number = None
+    lift_high: Number = None
+    relative_lift: Number = None
+
+
+class OffPolicyEstimate(ReportModel):
+    """One estimator's value of the current policy (as :class:`bandit.ope.Estimate`)."""
+
+    estimator: str
+    value: Number
+    stderr: Number
+    ci_low: Number
+    ci_high: Number
+    n: int
+    confidence: float
+    ess: Number = None
+    max_weight: Number = None
+
+
+class OffPolicySummary(ReportModel):
+    """IPS, SNIPS, DM, DR of the current policy beside the measured means of what was served.
+
+    ``rows`` logged rewards were used; ``sampled`` says they are a seeded uniform sample.
+    """
+
+    estimates: dict[str, OffPolicyEstimate]
+    measured_treatment: Number
+    measured_holdout: Number
+    rows: int
+    sampled: bool
+
+
+class LiveReport(ReportModel):
+    """The report of a live experiment, from its database (see the module docstring).
+
+    ``kpi`` is the reward definition (``kind:event``); ``policy_version`` the newest published
+    snapshot (0 before the first); ``periods`` are ``period_days`` long, counted from the first
+    rewarded decision.
+    """
+
+    experiment: str
+    status: ExperimentStatus
+    policy_version: int
+    kpi: str
+    decisions: DecisionCounts
+    outcomes: OutcomeCounts
+    rewards: RewardCounts
+    groups: tuple[GroupSummary, ...]
+    lift: LiftRow | None
+    period_days: int
+    periods: tuple[PeriodMetrics, ...]
+    off_policy: OffPolicySummary | None
+
+
+def build_live_report(database: Engine, key: str, *, period_days: int = 1) -> LiveReport:
+    """The report of experiment ``key``; the store's ``NotFoundError`` when there is none."""
+    if period_days < 1:
+        raise ValueError(f"period_days must be at least 1; got {period_days}")
+    with Session(database) as session:
+        experiment = require_experiment(session, key=key)
+        spec = parse_spec(experiment.spec)
+        counts = experiment_counts(session, experiment_key=key)
+        rows = reward_rows(session, experiment_key=key)
+        snapshot = latest_snapshot(session, experiment_key=key)
+        status = experiment.status
+        version = snapshot.version if snapshot is not None else 0
+        state = unpack_state(snapshot.state) if snapshot is not None else None
+    values = np.array([row.value for row in rows], dtype=np.float64)
+    holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
+    treatment_values, holdout_values = values[~holdout], values[holdout]
+    kpi = f"{spec.reward.kind}:{spec.reward.event}"
+    lift = None
+    if treatment_values.size >= 2 and holdout_values.size >= 2:
+        lift = LiftRow.from_lift(kpi, LIVE, welch_lift(treatment_values, holdout_values))
+    return LiveReport.model_validate(
+        {
+            "experiment": key,
+            "status": status,
+            "policy_version": version,
+            "kpi": kpi,
+            **counts,
+            "groups": (
+                GroupSummary.of(Group.TREATMENT, RunningMoments.from_values(treatment_values)),
+                GroupSummary.of(Group.HOLDOUT, RunningMoments.from_values(holdout_values)),
+            ),
+            "lift": lift,
+            "period_days": period_days,
+            "periods": _periods(rows, values, holdout, period_days),
+            "off_policy": off_policy_summary(spec, rows, state),
+        }
+    )
+
+
+def _periods(
+    rows: Sequence[LearningRow],
+    values: np.ndarray,
+    holdout: np.ndarray,
+    period_days: int,
+) -> list[PeriodMetrics]:
+    """Per period of ``period_days`` (by decision date): its mean rewards and the lift so far.
+
+    Each period's moments are merged into the running ones (Chan et al.), so the lift so far
+    costs one pass over the rewards whatever the number of periods.
+    """
+    if not rows:
+        return []
+    start = min(row.created_at for row in rows)
+    period = np.array([(row.created_at - start).days // period_days for row in rows])
+    treatment_so_far = holdout_so_far = RunningMoments.empty()
+    periods = []
+    for index in range(int(period.max()) + 1):
+        now = period == index
+        treatment = RunningMoments.from_values(values[now & ~holdout])
+        control = RunningMoments.from_values(values[now & holdout])
+        treatment_so_far = treatment_so_far.merge(treatment)
+        holdout_so_far = holdout_so_far.merge(control)
+        lift = {}
+        if treatment_so_far.count >= 2 and holdout_so_far.count >= 2:
+            cumulative = welch_lift_from_moments(treatment_so_far, holdout_so_far)
+            lift = {
+                "lift": cumulative.difference,
+                "lift_low": cumulative.diff_ci[0],
+                "lift_high": cumulative.diff_ci[1],
+                "relative_lift": cumulative.relative_lift,
+            }
+        periods.append(
+            PeriodMetrics(
+                period=index,
+                rewards=int(now.sum()),
+                mean_reward_treatment=_mean(treatment),
+                mean_reward_holdout=_mean(control),
+                **lift,
+            )
+        )
+    return periods
+
+
+def _mean(moments: RunningMoments) -> float | None:
+    return float(moments.mean) if moments.count else None
+
+
+def off_policy_summary(
+    spec: ExperimentSpec,
+    rows: Sequence[LearningRow],
+    state: Mapping[str, np.ndarray] | None,
+    *,
+    seed: int = 0,
+    max_rows: int = 20_000,
+) -> OffPolicySummary | None:
+    """IPS/SNIPS/DM/DR of the policy in ``state`` on logged, rewarded decisions (None below 2).
+
+    Sits next to the measured treatment and holdout means of the same rewards, so a reader
+    can see whether the current policy is expected to do better than what was served.
+    Longer logs are estimated on a seeded uniform sample of ``max_rows`` rows (the estimates
+    stay unbiased; the intervals widen): the estimators hold ``rows x actions`` matrices.
+    """
+    if len(rows) < 2:
+        return None
+    sampled = len(rows) > max_rows
+    if sampled:
+        keep = np.random.default_rng(seed).choice(len(rows), max_rows, replace=False)
+        rows = [rows[index] for index in np.sort(keep)]
+    policy = spec.build_policy(seed=seed)
+    if state is not None:
+        policy.set_state(state)
+    X = spec.encode_contexts([row.context for row in rows])
+    actions = np.array([row.action_index for row in rows], dtype=np.int64)
+    rewards = np.array([row.value for row in rows], dtype=np.float64)
+    propensities = np.array([row.propensity for row in rows], dtype=np.float64)
+    holdout = np.array([row.group == Group.HOLDOUT for row in rows])
+    model = policy.expected_rewards(X) if hasattr(policy, "expected_rewards") else None
+    report = estimate_all(
+        reward=rewards,
+        action=actions,
+        propensity=propensities,
+        target_probs=policy.action_probabilities(X),
+        expected_reward=model,
+    )
+    return OffPolicySummary(
+        estimates={
+            name: OffPolicyEstimate.model_validate(estimate, from_attributes=True)
+            for name, estimate in report.estimates().items()
+        },
+        measured_treatment=rewards[~holdout].mean() if (~holdout).any() else None,
+        measured_holdout=rewards[holdout].mean() if holdout.any() else None,
+        rows=len(rows),
+        sampled=sampled,
+    )
+
+
+def live_report_markdown(report: LiveReport) -> str:
+    """The report as markdown (MLflow's ``report.md``)."""
+    lines = [
+        f"# engage report: {report.experiment}",
+        "",
+        f"Status {report.status}; policy version {report.policy_version}; reward {report.kpi}.",
+        "",
+        lift_table_markdown([report.lift]) if report.lift else "Not enough rewards for lift.",
+    ]
+    if report.off_policy is not None:
+        lines += ["", "| estimator | value | 95% CI |", "|---|---:|---|"]
+        for name, estimate in report.off_policy.estimates.items():
+            lines.append(
+                f"| {name} | {significant(estimate.value)} "
+                f"| [{significant(estimate.ci_low)}, {significant(estimate.ci_high)}] |"
+            )
+    return "\n".join(lines) + "\n"

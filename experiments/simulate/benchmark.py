@@ -14,8 +14,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from bandit import DecisionSpace
+from experiments.simulate.config import WorldConfig
 from experiments.simulate.fields import ContextFieldLike
-from experiments.simulate.world import CustomerWorld, WorldConfig
+from experiments.simulate.world import CustomerWorld
 
 
 def time_world(

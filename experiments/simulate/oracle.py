@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from bandit import DecisionSpace
+from experiments.simulate.config import WorldConfig
 from experiments.simulate.fields import ContextFieldLike
-from experiments.simulate.world import CustomerWorld, WorldConfig
+from experiments.simulate.world import CustomerWorld
 
 
 @dataclass(frozen=True)

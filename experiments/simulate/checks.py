@@ -37,3 +37,11 @@ def check_value(
     number = float(value)
     if not math.isfinite(number) or not low <= number <= high or (high_open and number == high):
         raise ValueError(message)
+
+
+def check_fields(value: object, limits: dict[str, tuple[float, float]]) -> None:
+    """Check every float field of a dataclass ``value`` against its ``(low, high)`` in
+    ``limits`` (``high`` is open when it is 24, the hours of a day)."""
+    owner = type(value).__name__
+    for name, (low, high) in limits.items():
+        check_value(owner, name, getattr(value, name), float, low, high, high_open=high == 24.0)

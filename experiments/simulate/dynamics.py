@@ -61,6 +61,7 @@ def settle(state: WorldState, today: Today) -> Settlement:
         c.fatigue,
         retention,
         state.gamma,
+        state.mech,
     )
     churn = alive & (u.churn < -np.expm1(-h))
     earliest = np.where(today.visiting, today.visit_world, 0.0)
@@ -73,14 +74,14 @@ def settle(state: WorldState, today: Today) -> Settlement:
         stay,
         c.base_spend
         * state.drift.spend_season(day)
-        * np.exp(model.SPEND_ENGAGEMENT * c.engagement + log_mult)
+        * np.exp(state.mech.spend_engagement * c.engagement + log_mult)
         * u.spend,
         0.0,
     )
     usage = np.where(
         stay,
         c.base_usage
-        * np.exp(model.USAGE_ENGAGEMENT * c.engagement)
+        * np.exp(state.mech.usage_engagement * c.engagement)
         * state.drift.usage_season(day)
         * u.usage
         + active @ offers.usage_add,
@@ -106,9 +107,9 @@ def _renew_and_buy(
         return
     ready = state.readiness(np.arange(cfg.n_customers), penalise_active=False)
     expiring = stay[:, None] & renewable & (c.active_until == day + 1)
-    renew = expiring & (u.offer < model.renew_probability(ready, c.engagement[:, None]))
+    renew = expiring & (u.offer < model.renew_probability(ready, c.engagement[:, None], state.mech))
     idle = stay[:, None] & renewable & ~active
-    buy = idle & (u.offer < model.organic_probability(ready, cfg.organic_rate))
+    buy = idle & (u.offer < model.organic_probability(ready, cfg.organic_rate, state.mech))
     bought = renew | buy
     who, which = np.nonzero(bought)
     c.active_until[who, which] = (
@@ -155,8 +156,8 @@ def advance(state: WorldState, today: Today, settlement: Settlement) -> None:
     level = c.engagement_level
     c.engagement = (
         level
-        + model.ENGAGEMENT_PERSISTENCE * (c.engagement - level)
-        + model.ENGAGEMENT_NOISE * u.engagement
+        + state.mech.engagement_persistence * (c.engagement - level)
+        + state.mech.engagement_noise * u.engagement
     )
     c.fatigue *= state.phi_fatigue
     c.nurture *= state.phi_nurture

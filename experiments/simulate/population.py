@@ -189,18 +189,18 @@ def draw_customers(
 def _draw_history(customers: Customers, config: WorldConfig, rng: np.random.Generator) -> None:
     """A month of history before day 0, so 7- and 30-day sums are defined from the start, and
     what accrued since each customer's last booking before day 0 (still unbooked)."""
-    c = customers
+    c, mech = customers, config.mechanism
     n = c.device.shape[0]
     for back in range(HISTORY_DAYS, 0, -1):
         row = (-back) % HISTORY_DAYS
         c.usage_history[row] = (
             c.base_usage
-            * np.exp(model.USAGE_ENGAGEMENT * c.engagement)
+            * np.exp(mech.usage_engagement * c.engagement)
             * rng.lognormal(-0.06, 0.35, n)
         )
         c.spend_history[row] = (
             c.base_spend
-            * np.exp(model.SPEND_ENGAGEMENT * c.engagement)
+            * np.exp(mech.spend_engagement * c.engagement)
             * rng.lognormal(-0.02, 0.2, n)
         )
         c.contact_history[row] = (c.last_contact == -back).astype(np.int8)

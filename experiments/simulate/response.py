@@ -74,14 +74,14 @@ def _click(
     state: WorldState, rows: np.ndarray, actions: np.ndarray
 ) -> tuple[ClickTerms, np.ndarray, _Levels, np.ndarray]:
     """The click terms, the click logit, the per-level quantities and the relevance bonus."""
-    sem, cfg, cust, day = state.semantics, state.config, state.customers, state.day
+    sem, cust, day, mech = state.semantics, state.customers, state.day, state.mech
     offers, messages, channels, act = sem.offers, sem.messages, sem.channels, sem.actions
     e = cust.engagement[rows][:, None]
     F = cust.fatigue[rows][:, None]
 
     # Per customer and level.
     ready = state.readiness(rows)  # (n, K)
-    fitness = np.tanh(ready + model.RELEVANCE_CENTRE) * offers.is_offer
+    fitness = np.tanh(ready + mech.relevance_centre) * offers.is_offer
     channel_fit = (
         cust.channel_preference[rows]
         + channels.device_fit.T[cust.device[rows]]
@@ -89,7 +89,7 @@ def _click(
         + state.drift.channel_drift(day)[None, :]
     )
     preferred = (cust.preferred_hour[rows] + state.drift.hour_shift(day))[:, None]
-    slot = sem.timing_hour[None, :]
+    slot = sem.timings.hour[None, :]
     at_visit = np.isnan(slot)
     distance = np.where(at_visit, 0.0, model.circular_distance(slot, preferred))
     night = ~at_visit & is_night(np.nan_to_num(slot))
@@ -107,12 +107,12 @@ def _click(
     relevance = messages.relevance[m]
 
     bonus = relevance * _pick(fitness, k)
-    click_logit = _pick(model.CLICK_INTEREST * ready, k)
+    click_logit = _pick(mech.click_interest * ready, k)
     click_logit += _pick(channel_fit, c)
-    click_logit += _pick(model.timing_fit(distance, night), t)
+    click_logit += _pick(model.timing_fit(distance, night, mech) + sem.timings.click, t)
     click_logit += bonus
     click_logit += click_const
-    click_logit += model.CLICK_BASE + model.CLICK_ENGAGEMENT * e - cfg.fatigue_response * F
+    click_logit += mech.click_base + mech.click_engagement * e - mech.fatigue_response * F
     terms = ClickTerms(offer=k, message=m, timing=t, p_click=model.sigmoid(click_logit))
     return terms, click_logit, _Levels(e, F, ready, distance, night), bonus
 
@@ -125,7 +125,7 @@ def response_terms(state: WorldState, rows: np.ndarray, actions: np.ndarray) -> 
     row); the terms have the broadcast shape. Everything that depends on the customer and
     one factor is computed per level first (``(n, levels)``) and gathered once.
     """
-    sem, cfg = state.semantics, state.config
+    sem, cfg, mech = state.semantics, state.config, state.mech
     offers, messages, channels, act = sem.offers, sem.messages, sem.channels, sem.actions
     click, click_logit, levels, bonus = _click(state, rows, actions)
     k, t = click.offer, click.timing
@@ -134,17 +134,22 @@ def response_terms(state: WorldState, rows: np.ndarray, actions: np.ndarray) -> 
     accept_logit = _pick(levels.ready, k)
     accept_logit += bonus
     accept_logit += accept_const
-    accept_logit += model.ACCEPT_BASE + model.ACCEPT_ENGAGEMENT * e - 0.5 * cfg.fatigue_response * F
+    accept_logit += (
+        mech.accept_base
+        + mech.accept_engagement * e
+        - mech.accept_fatigue_share * mech.fatigue_response * F
+    )
     p_accept_given_click = model.sigmoid(accept_logit) * offers.is_offer[k]
     p_accept = click.p_click * p_accept_given_click
-    click_logit += model.ATTENTION_SHIFT
+    click_logit += mech.attention_shift
     attention = model.sigmoid(click_logit)
     if cfg.fatigue:
         fatigue_const = (
             channels.fatigue[act.channel] * messages.fatigue[act.message] * act.extra_fatigue
         )[actions]
-        unwanted = model.irrelevance_fatigue(levels.ready, offers.is_offer[None, :])
-        d_fatigue = _pick(model.timing_fatigue(levels.distance, levels.night), t)
+        unwanted = model.irrelevance_fatigue(levels.ready, offers.is_offer[None, :], mech)
+        timing = model.timing_fatigue(levels.distance, levels.night, mech) * sem.timings.fatigue
+        d_fatigue = _pick(timing, t)
         d_fatigue *= _pick(unwanted, k)
         d_fatigue *= fatigue_const
     else:
@@ -172,7 +177,7 @@ def contact(state: WorldState, today: Today, rows: np.ndarray, actions: np.ndarr
     accepted = clicked & (u.accept[rows] < terms.p_accept_given_click[:, 0])
 
     # When things happen, in hours after the start of today.
-    slot = sem.timing_hour[t]
+    slot = sem.timings.hour[t]
     local = today.visit_local[rows]
     wait = np.where(np.isnan(slot), 0.1, (np.nan_to_num(slot) - local) % 24.0)
     delivered = today.visit_world[rows] + wait
@@ -191,8 +196,8 @@ def contact(state: WorldState, today: Today, rows: np.ndarray, actions: np.ndarr
         cust.fatigue[rows] += terms.d_fatigue[:, 0]
     if cfg.nurturing:
         read = terms.attention[:, 0]
-        gain = cfg.nurture_gain * messages.nurture[m] * read
-        room = np.maximum(1.0 - cust.nurture[rows] / cfg.nurture_cap, 0.0)
+        gain = state.mech.nurture_gain * messages.nurture[m] * read
+        room = np.maximum(1.0 - cust.nurture[rows] / state.mech.nurture_cap, 0.0)
         cust.nurture[rows] += gain[:, None] * offers.spill[k] * room
         cust.engagement[rows] += messages.engagement[m] * read
     took = rows[accepted]

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from experiments.simulate import model
 from experiments.simulate.config import WorldConfig
 from experiments.simulate.drift import Drift
 from experiments.simulate.events import Pending
@@ -27,6 +26,7 @@ class WorldState:
     """A world's state on ``day``.
 
     Attributes:
+        mech: the configuration's :class:`~experiments.simulate.model.Mechanism`.
         phi_fatigue: the share of fatigue left after a day.
         phi_nurture: the share of the nurture stock left after a day.
         gamma: relative churn hazard per unit of fatigue (0 with fatigue off).
@@ -40,10 +40,11 @@ class WorldState:
     pending: Pending = field(default_factory=Pending)
 
     def __post_init__(self) -> None:
-        config = self.config
-        self.phi_fatigue = 0.5 ** (1.0 / config.fatigue_half_life)
-        self.phi_nurture = 0.5 ** (1.0 / config.nurture_half_life)
-        self.gamma = config.fatigue_churn if config.fatigue else 0.0
+        config, mech = self.config, self.config.mechanism
+        self.mech = mech
+        self.phi_fatigue = 0.5 ** (1.0 / mech.fatigue_half_life)
+        self.phi_nurture = 0.5 ** (1.0 / mech.nurture_half_life)
+        self.gamma = mech.fatigue_churn if config.fatigue else 0.0
 
     @property
     def n_actions(self) -> int:
@@ -60,7 +61,7 @@ class WorldState:
             + self.drift.offer_drift(self.day, c.region[rows])
         )
         if penalise_active:
-            ready += model.ALREADY_ACTIVE * (c.active_until[rows] > self.day)
+            ready += self.mech.already_active * (c.active_until[rows] > self.day)
         ready[:, ~offers.is_offer] = 0.0
         return ready
 

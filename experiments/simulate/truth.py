@@ -103,9 +103,10 @@ def projection(state: WorldState, rows: np.ndarray, days: int) -> Outlook:
     are first order in the nurture increment.
     """
     cfg, offers, c, day = state.config, state.semantics.offers, state.customers, state.day
+    mech = state.mech
     n = rows.shape[0]
     d = np.arange(days)
-    phi = model.ENGAGEMENT_PERSISTENCE**d
+    phi = mech.engagement_persistence**d
     delta = state.phi_fatigue**d
     nu = state.phi_nurture**d
     e0 = c.engagement[rows][:, None]
@@ -118,12 +119,12 @@ def projection(state: WorldState, rows: np.ndarray, days: int) -> Outlook:
     log_mult_path = np.einsum("nkw,k->nw", on, np.log1p(offers.spend_change))
     gamma = state.gamma
     h0 = state.hazard_prefactor(rows)[:, None] * state.drift.churn_season(day, d)
-    hazard0 = model.hazard(h0, e_path, f_path, retention_path, gamma)
+    hazard0 = model.hazard(h0, e_path, f_path, retention_path, gamma, mech)
     spend0 = (c.base_spend[rows][:, None] * state.drift.spend_season(day, d)) * np.exp(
-        model.SPEND_ENGAGEMENT * e_path + log_mult_path
+        mech.spend_engagement * e_path + log_mult_path
     )
     fatigue_weight = gamma * delta / (1.0 + gamma * f_path)
-    engagement_weight = model.HAZARD_ENGAGEMENT * phi
+    engagement_weight = mech.hazard_engagement * phi
 
     def moments(hz: np.ndarray, sp: np.ndarray, fw: np.ndarray) -> tuple[np.ndarray, ...]:
         cumulative = np.cumsum(hz, axis=-1)
@@ -136,7 +137,7 @@ def projection(state: WorldState, rows: np.ndarray, days: int) -> Outlook:
             *last,
             earned.sum(-1),
             (earned * a_fatigue).sum(-1),
-            (earned * (model.SPEND_ENGAGEMENT * phi + a_engage)).sum(-1),
+            (earned * (mech.spend_engagement * phi + a_engage)).sum(-1),
             survive,
         )
 
@@ -151,7 +152,7 @@ def projection(state: WorldState, rows: np.ndarray, days: int) -> Outlook:
     spend_k = spend0[:, None, :] * np.exp(np.log1p(offers.spend_change)[None, :, None] * added)
     accepted = moments(hazard_k, spend_k, fatigue_weight[:, None, :])  # (n, K) each
     ready = state.readiness(rows, penalise_active=False)  # (n, K)
-    renew_p = model.renew_probability(ready, e0)
+    renew_p = model.renew_probability(ready, e0, mech)
     # A renewal happens on the offer's last day, d = end - 1, if the customer stays.
     expires_inside = (end <= days) & (offers.renewable & offers.is_offer)[None, :]
     at = np.clip(end - 1, 0, days - 1)
@@ -167,16 +168,16 @@ def projection(state: WorldState, rows: np.ndarray, days: int) -> Outlook:
 
     # Unprompted purchases: their level, and their first-order gain per unit of nurture.
     buyable = (offers.renewable & offers.is_offer)[None, :, None] * (1.0 - on)  # (n, K, W)
-    p_buy = model.organic_probability(ready, cfg.organic_rate)  # (n, K)
+    p_buy = model.organic_probability(ready, cfg.organic_rate, mech)  # (n, K)
     slope = (
         cfg.organic_rate
-        * model.sigmoid(ready + model.ORGANIC_SHIFT)
-        * (1.0 - model.sigmoid(ready + model.ORGANIC_SHIFT))
+        * model.sigmoid(ready + mech.organic_shift)
+        * (1.0 - model.sigmoid(ready + mech.organic_shift))
     )
     exposure = (buyable * survive0[:, None, :]).sum(-1)  # (n, K)
     decayed = (buyable * (survive0[:, None, :] * nu)).sum(-1)
     organic_level = (p_buy * offers.price[None, :] * exposure).sum(axis=1)
-    room = np.maximum(1.0 - c.nurture[rows] / cfg.nurture_cap, 0.0)
+    room = np.maximum(1.0 - c.nurture[rows] / mech.nurture_cap, 0.0)
     organic_slope = slope * offers.price[None, :] * decayed * room  # (n, K)
     return Outlook(
         base=base[:-1],
@@ -223,6 +224,6 @@ def window_value(
     revenue_k += (offers.price[None, :] + p.renewal)[:, k]
     value = revenue + P * (revenue_k - revenue) + p.constant[:, None]
     if cfg.nurturing:
-        read = cfg.nurture_gain * messages.nurture[m][None, :] * terms.attention
+        read = state.mech.nurture_gain * messages.nurture[m][None, :] * terms.attention
         value += read * p.nurture_value[:, k]
     return value

@@ -92,7 +92,7 @@ class CustomerWorld:
             raise ValueError(f"'space' must be a bandit.DecisionSpace; got {type(space).__name__}")
         self.config = config
         self.space = space
-        self.semantics = build_semantics(space, config.seed)
+        self.semantics = build_semantics(space, config.seed, config.levels)
         self.n_actions = space.n_actions
         self._fields: tuple[FieldPlan, ...] = plan_fields(
             context_fields, config.n_customers, config.seed

@@ -7,10 +7,16 @@ import experiments.simulate as simulate
 
 PUBLIC = [
     "EVENT_NAMES",
+    "ChannelSemantics",
+    "ContactRules",
     "ContextFieldLike",
     "CustomerWorld",
     "Events",
+    "LevelSemantics",
+    "Mechanism",
+    "MessageSemantics",
     "RolloutResult",
+    "TimingSemantics",
     "WorldConfig",
     "greedy_rollout",
 ]

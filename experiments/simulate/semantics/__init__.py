@@ -13,30 +13,37 @@ Modules:
     offers    offer levels: price, duration, renewals, spend and usage, retention, readiness
     messages  message levels: click and accept shifts, relevance, nurture, fatigue, wear-out
     channels  channel levels: device fit, engagement weight, fatigue, trend
-    timing    timing levels: the local delivery hour
+    timing    timing levels: the local delivery hour (and optional click shift, fatigue)
+    overrides LevelSemantics: a world's own semantics for some levels, by name
     actions   roles of factors, per-action level indices, other factors' seeded effects
 """
 
 from experiments.simulate.semantics.actions import ActionTable, Semantics, build_semantics
-from experiments.simulate.semantics.channels import ChannelTable, channel_table
+from experiments.simulate.semantics.channels import ChannelSemantics, ChannelTable, channel_table
 from experiments.simulate.semantics.common import DEVICES, FEATURES, is_night
-from experiments.simulate.semantics.messages import MessageTable, message_table
+from experiments.simulate.semantics.messages import MessageSemantics, MessageTable, message_table
 from experiments.simulate.semantics.offers import OfferTable, offer_kind, offer_table
-from experiments.simulate.semantics.timing import timing_hours
+from experiments.simulate.semantics.overrides import LevelSemantics
+from experiments.simulate.semantics.timing import TimingSemantics, TimingTable, timing_table
 
 __all__ = [
     "DEVICES",
     "FEATURES",
     "ActionTable",
+    "ChannelSemantics",
     "ChannelTable",
+    "LevelSemantics",
+    "MessageSemantics",
     "MessageTable",
     "OfferTable",
     "Semantics",
+    "TimingSemantics",
+    "TimingTable",
     "build_semantics",
     "channel_table",
     "is_night",
     "message_table",
     "offer_kind",
     "offer_table",
-    "timing_hours",
+    "timing_table",
 ]

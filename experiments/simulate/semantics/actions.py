@@ -9,7 +9,9 @@ click shift, an accept shift and a fatigue multiplier drawn by a generator seede
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +20,8 @@ from experiments.simulate.semantics.channels import ChannelTable, channel_table
 from experiments.simulate.semantics.common import named_rng
 from experiments.simulate.semantics.messages import MessageTable, message_table
 from experiments.simulate.semantics.offers import OfferTable, offer_table
-from experiments.simulate.semantics.timing import timing_hours
+from experiments.simulate.semantics.overrides import LevelSemantics
+from experiments.simulate.semantics.timing import TimingTable, timing_table
 
 FACTOR_ALIASES = {
     "offer": ("offer", "offers", "product"),
@@ -52,7 +55,7 @@ class Semantics:
     offers: OfferTable
     messages: MessageTable
     channels: ChannelTable
-    timing_hour: np.ndarray  # (T,)
+    timings: TimingTable
     actions: ActionTable
     factor_roles: dict[str, str]  # factor name -> role ("offer", ..., or "other")
 
@@ -64,8 +67,27 @@ def _role_of(name: str) -> str:
     return "other"
 
 
-def build_semantics(space: DecisionSpace, seed: int) -> Semantics:
-    """Read a decision space's factors and levels into effect tables."""
+def _checked(
+    levels: LevelSemantics, role: str, factor: str | None, names: Sequence[str] | None
+) -> Mapping[str, Any]:
+    """The overrides of ``role``, each naming a level of the space's factor in that role."""
+    overrides = levels.for_role(role)
+    unknown = sorted(set(overrides) - set(names or ()))
+    if unknown:
+        has = (
+            f"the {role} factor {factor!r} has levels {list(names or ())}"
+            if factor
+            else (f"the decision space has no {role} factor")
+        )
+        raise ValueError(f"LevelSemantics gives semantics to {role} levels {unknown}, but {has}")
+    return overrides
+
+
+def build_semantics(
+    space: DecisionSpace, seed: int, levels: LevelSemantics | None = None
+) -> Semantics:
+    """Read a decision space's factors and levels into effect tables; ``levels`` gives some
+    message, channel or timing levels other semantics than their names'."""
     roles: dict[str, str] = {}
     taken: set[str] = set()
     for name in space.factor_names:
@@ -84,14 +106,18 @@ def build_semantics(space: DecisionSpace, seed: int) -> Semantics:
             return zeros
         return index[:, space.factor_names.index(by_role[role])].copy()
 
-    offer_levels = space.factors[by_role["offer"]] if "offer" in by_role else ("offer",)
-    offers = offer_table(offer_levels, seed, by_role.get("offer", "offer"))
-    if "offer" not in by_role:
-        # Without an offer factor every action carries one generic product.
+    if "offer" in by_role:
+        offers = offer_table(space.factors[by_role["offer"]], seed, by_role["offer"])
+    else:  # every action carries one generic product
         offers = offer_table(("(generic)",), seed, "offer")
-    messages = message_table(space.factors.get(by_role.get("message", "")), seed)
-    channels = channel_table(space.factors.get(by_role.get("channel", "")), seed)
-    hours = timing_hours(space.factors.get(by_role.get("timing", "")), seed)
+    levels = levels if levels is not None else LevelSemantics()
+    own = {
+        role: space.factors.get(by_role.get(role, "")) for role in ("message", "channel", "timing")
+    }
+    overrides = {role: _checked(levels, role, by_role.get(role), own[role]) for role in own}
+    messages = message_table(own["message"], seed, overrides=overrides["message"])
+    channels = channel_table(own["channel"], seed, overrides=overrides["channel"])
+    timings = timing_table(own["timing"], seed, overrides=overrides["timing"])
 
     extra_click = np.zeros(n_actions)
     extra_accept = np.zeros(n_actions)
@@ -99,7 +125,6 @@ def build_semantics(space: DecisionSpace, seed: int) -> Semantics:
     for position, name in enumerate(space.factor_names):
         if roles[name] != "other":
             continue
-        levels = space.factors[name]
         effects = np.array(
             [
                 (
@@ -107,7 +132,7 @@ def build_semantics(space: DecisionSpace, seed: int) -> Semantics:
                     rng.normal(0.0, 0.25),
                     rng.lognormal(0.0, 0.2),
                 )
-                for level in levels
+                for level in space.factors[name]
             ]
         )
         codes = index[:, position]
@@ -123,4 +148,4 @@ def build_semantics(space: DecisionSpace, seed: int) -> Semantics:
         extra_accept=extra_accept,
         extra_fatigue=extra_fatigue,
     )
-    return Semantics(offers, messages, channels, hours, actions, roles)
+    return Semantics(offers, messages, channels, timings, actions, roles)

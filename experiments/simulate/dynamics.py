@@ -64,6 +64,8 @@ def settle(state: WorldState, today: Today) -> Settlement:
         state.mech,
     )
     churn = alive & (u.churn < -np.expm1(-h))
+    if day < 0:  # a burn-in day: the population is who is a customer on day 0
+        churn[:] = False
     earliest = np.where(today.visiting, today.visit_world, 0.0)
     churn_hour = earliest + u.churn_hour * (24.0 - earliest)
     stay = alive & ~churn

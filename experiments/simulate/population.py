@@ -101,6 +101,13 @@ class Customers:
         """Which offers are active on ``day``, ``(n, K)`` bool."""
         return self.active_until[rows] > day
 
+    def clear_truth(self) -> None:
+        """Forget the revenue, contacts, clicks and accepts counted so far."""
+        self.revenue_total[:] = 0.0
+        self.contacts_total[:] = 0
+        self.clicks_total[:] = 0
+        self.accepts_total[:] = 0
+
     def hazard_prefactor(self, rows: np.ndarray | slice, churn_scale: float) -> np.ndarray:
         """``h0`` without the season: plan x frailty x new-customer risk x churn_scale."""
         tenure_risk = 1.0 + 1.5 * np.exp(-self.tenure[rows] / 6.0)
@@ -112,11 +119,15 @@ def draw_customers(
     semantics: Semantics,
     rng: np.random.Generator,
     noise: np.random.Generator,
+    *,
+    start: int = 0,
 ) -> Customers:
-    """A population of ``config.n_customers`` with a month of usage, spend and contact
-    history before day 0 and the spend accrued since each one's last booking. Holdings of
-    renewable offers are drawn next, from the same generator, by :func:`hold_offers` (they
-    depend on readiness, which needs the drift)."""
+    """A population of ``config.n_customers`` as it is on day ``start`` (0, or earlier when
+    a burn-in precedes day 0), with a month of usage, spend and contact history before it and
+    the spend accrued since each one's last booking. Holdings of renewable offers are drawn
+    next, from the same generator, by :func:`hold_offers` (they depend on readiness, which
+    needs the drift). The draws do not depend on ``start``: a burn-in changes what the
+    customers live through, not who they are."""
     n = config.n_customers
     offers = semantics.offers
     K = len(offers.names)
@@ -142,7 +153,7 @@ def draw_customers(
     bill_hour = rng.uniform(0.0, 24.0, n)
     usage_hour = rng.uniform(0.0, 24.0, n)
     roaming = rng.random(n) < 0.02
-    last_contact = -rng.integers(3, 90, n).astype(np.int64)
+    last_contact = start - rng.integers(3, 90, n).astype(np.int64)
     customers = Customers(
         device=device,
         plan=plan,
@@ -182,17 +193,19 @@ def draw_customers(
         clicks_total=np.zeros(n, dtype=np.int64),
         accepts_total=np.zeros(n, dtype=np.int64),
     )
-    _draw_history(customers, config, rng)
+    _draw_history(customers, config, rng, start)
     return customers
 
 
-def _draw_history(customers: Customers, config: WorldConfig, rng: np.random.Generator) -> None:
-    """A month of history before day 0, so 7- and 30-day sums are defined from the start, and
-    what accrued since each customer's last booking before day 0 (still unbooked)."""
+def _draw_history(
+    customers: Customers, config: WorldConfig, rng: np.random.Generator, start: int
+) -> None:
+    """A month of history before day ``start``, so 7- and 30-day sums are defined from the
+    start, and what accrued since each customer's last booking before it (still unbooked)."""
     c, mech = customers, config.mechanism
     n = c.device.shape[0]
     for back in range(HISTORY_DAYS, 0, -1):
-        row = (-back) % HISTORY_DAYS
+        row = (start - back) % HISTORY_DAYS
         c.usage_history[row] = (
             c.base_usage
             * np.exp(mech.usage_engagement * c.engagement)
@@ -203,23 +216,29 @@ def _draw_history(customers: Customers, config: WorldConfig, rng: np.random.Gene
             * np.exp(mech.spend_engagement * c.engagement)
             * rng.lognormal(-0.02, 0.2, n)
         )
-        c.contact_history[row] = (c.last_contact == -back).astype(np.int8)
-    since = c.bill_phase % config.billing_period
+        c.contact_history[row] = (c.last_contact == start - back).astype(np.int8)
+    # Bookings fall on the days with (day + bill_phase) % billing_period == 0.
+    since = (start + c.bill_phase) % config.billing_period
     since = np.where(since == 0, config.billing_period, since) - 1  # days accrued, unbooked
     for back in range(1, config.billing_period):
-        row = (-back) % HISTORY_DAYS
+        row = (start - back) % HISTORY_DAYS
         unbooked = back <= since
         c.unbilled += np.where(unbooked, c.spend_history[row], 0.0)
         c.unreported_usage += np.where(unbooked, c.usage_history[row], 0.0)
 
 
 def hold_offers(
-    customers: Customers, readiness: np.ndarray, offers: OfferTable, rng: np.random.Generator
+    customers: Customers,
+    readiness: np.ndarray,
+    offers: OfferTable,
+    rng: np.random.Generator,
+    *,
+    start: int = 0,
 ) -> None:
-    """Some customers already hold renewable offers on day 0 (more of those ready for them),
-    each with a random part of its duration left; ``readiness`` is ``(n, K)``."""
+    """Some customers already hold renewable offers on day ``start`` (more of those ready for
+    them), each with a random part of its duration left; ``readiness`` is ``(n, K)``."""
     n, K = readiness.shape
     holds = offers.renewable & offers.is_offer
-    start = rng.random((n, K)) < 0.3 * model.sigmoid(readiness) * holds
+    held = rng.random((n, K)) < 0.3 * model.sigmoid(readiness) * holds
     remaining = rng.integers(1, np.maximum(offers.duration, 2), size=(n, K))
-    customers.active_until = np.where(start, remaining, 0).astype(np.int64)
+    customers.active_until = np.where(held, start + remaining, start).astype(np.int64)

@@ -56,6 +56,7 @@ from experiments.simulate.events import Events
 from experiments.simulate.fields import ContextFieldLike, FieldPlan, plan_fields
 from experiments.simulate.outcomes import day_events
 from experiments.simulate.response import contact
+from experiments.simulate.rules import ContactLedger
 from experiments.simulate.semantics import build_semantics
 from experiments.simulate.state import WorldState
 from experiments.simulate.visits import Today, begin_day
@@ -100,18 +101,43 @@ class CustomerWorld:
         root = np.random.SeedSequence([config.seed, 0x5EED])
         people, drift, daily, static_noise = (np.random.default_rng(s) for s in root.spawn(4))
         self._daily_rng = daily
-        self.customers = population.draw_customers(config, self.semantics, people, static_noise)
+        start = -config.burn_in_days
+        self.customers = population.draw_customers(
+            config, self.semantics, people, static_noise, start=start
+        )
         self._state = WorldState(
-            config, self.semantics, self.customers, Drift(config, self.semantics, drift)
+            config, self.semantics, self.customers, Drift(config, self.semantics, drift), start
         )
         everyone = np.arange(config.n_customers)
         ready = self._state.readiness(everyone, penalise_active=False)
-        population.hold_offers(self.customers, ready, self.semantics.offers, people)
+        population.hold_offers(self.customers, ready, self.semantics.offers, people, start=start)
         self._today: Today = begin_day(self._state, self._daily_rng)
+        if config.burn_in_days:
+            self._burn_in()
+
+    def _burn_in(self) -> None:
+        """Live the days before day 0 under business as usual: each visitor the burn-in rules
+        allow gets an eligible action drawn uniformly (from a generator of its own, so the
+        world's other draws stay common to every world of the seed). Nobody churns: the
+        population is who is a customer on day 0. The days' events, the responses still
+        pending and the truth counted so far are dropped, so day 0 starts with a history of
+        contacts (fatigue, nurture, offers, contact counts) but with no outcomes of its own."""
+        config = self.config
+        rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0xB0B]))
+        ledger = ContactLedger(config.burn_in_rules, config.n_customers)
+        eligible = np.flatnonzero(self.space.allowed)
+        while self.day < 0:
+            ids = self.visitors()
+            ids = ids[ledger.allows(ids, self._today.visit_local[ids], self.day)]
+            ledger.record(ids, self.day)
+            self.act(ids, rng.choice(eligible, size=ids.size))
+            self.end_day()
+        self._state.pending.clear()
+        self.customers.clear_truth()
 
     @property
     def day(self) -> int:
-        """Index of the current day (0 at creation)."""
+        """Index of the current day (0 at creation, after any burn-in)."""
         return self._state.day
 
     @property
@@ -123,6 +149,11 @@ class CustomerWorld:
     def visitors(self) -> np.ndarray:
         """Ids (int64, ascending) of active customers reachable for a decision today."""
         return np.flatnonzero(self._today.visiting).astype(np.int64)
+
+    def visit_local_hours(self, customers: np.ndarray) -> np.ndarray:
+        """Local hour (the customer's time zone, [0, 24)) of each customer's visit today: the
+        hour contact rules' quiet hours are judged on."""
+        return self._today.visit_local[self._rows(customers, "customers")].copy()
 
     def visit_hours(self, customers: np.ndarray) -> np.ndarray:
         """Hour of today (world time, [0, 24)) at which each customer visits; responses to

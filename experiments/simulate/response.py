@@ -9,7 +9,7 @@ reporting lag); responses are scheduled on the world's queue of pending events.
 Effects land on hidden state at once: fatigue (channel x message x timing x irrelevance)
 with ``WorldConfig.fatigue``; with ``WorldConfig.nurturing`` a read message raises readiness
 for the offer it carries (some for its kind, a little for all offers; the stock saturates at
-``nurture_cap``) and engagement; an accepted offer becomes active for its duration.
+``Mechanism.nurture_cap``) and engagement; an accepted offer becomes active for its duration.
 """
 
 from __future__ import annotations

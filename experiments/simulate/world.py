@@ -31,13 +31,23 @@ A day, as the runner drives it::
 - :mod:`~experiments.simulate.truth`: every action's true expected value, for regret.
 
 **Mechanisms.** Fatigue (``WorldConfig.fatigue``): every contact adds channel x message x
-timing x irrelevance fatigue; it halves every ``fatigue_half_life`` days, lowers responses
-and raises the churn hazard linearly. Off: contacts add none, so contacting cannot raise
-churn. Nurturing (``WorldConfig.nurturing``): informational, educational (and a little
+timing x irrelevance fatigue; it halves every ``Mechanism.fatigue_half_life`` days, lowers
+responses and raises the churn hazard linearly. Off: contacts add none, so contacting cannot
+raise churn. Nurturing (``WorldConfig.nurturing``): informational, educational (and a little
 personalised) messages that are read raise readiness for the offer they carry and
 engagement; readiness drives later accepts, renewals and unprompted purchases, so nurturing
 pays later, not now. Off: messages change no hidden state, so they have no effect on later
 accepts. Drift (``WorldConfig.drift``): a model trained early goes stale.
+
+**Other worlds.** ``WorldConfig.levels`` gives levels other meanings than their names
+(urgency harmless and informational tiring, say), ``WorldConfig.mechanism`` other constants,
+so a learner can be checked on worlds where a different level does the harm. The defaults
+are today's world.
+
+**Burn-in.** ``WorldConfig.burn_in_days`` days of business as usual (uniform eligible
+actions under ``WorldConfig.burn_in_rules``) are lived before day 0, so customers start with
+fatigue, nurture, contact counts and offers of their own; nobody churns in them and none of
+their outcomes is reported. With 0 (the default) every customer starts fresh.
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ traits as a world without burn-in; no burn-in is today's world."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ SPACE = MECHANISM.decision_space()
 ENGINE_RULES = ContactRules(max_decisions=3, per_days=7, quiet_hours=(22, 8))
 
 
-def world(n: int = 2_000, **knobs: object) -> CustomerWorld:
+def world(n: int = 2_000, **knobs: Any) -> CustomerWorld:
     return CustomerWorld(WorldConfig(n_customers=n, **knobs), SPACE, MECHANISM.context)
 
 

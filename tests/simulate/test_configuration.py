@@ -11,6 +11,7 @@ own walk.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,7 +34,7 @@ SPACE = MECHANISM.decision_space()
 MESSAGES = SPACE.factors["message"]
 
 
-def world(n: int = 2_000, seed: int = 0, **knobs: object) -> CustomerWorld:
+def world(n: int = 2_000, seed: int = 0, **knobs: Any) -> CustomerWorld:
     return CustomerWorld(WorldConfig(n_customers=n, seed=seed, **knobs), SPACE, MECHANISM.context)
 
 
@@ -66,9 +67,10 @@ def run(target: CustomerWorld, choose: dict[int, int], days: int) -> list[Events
 
 def clicks_by_group(events: list[Events], groups: int) -> np.ndarray:
     """Clicks per customer group ``id % groups``."""
-    return sum(
-        np.bincount(day.customer[day.event == "click"] % groups, minlength=groups) for day in events
-    )
+    clicks = np.zeros(groups, dtype=np.int64)
+    for day in events:
+        clicks += np.bincount(day.customer[day.event == "click"] % groups, minlength=groups)
+    return clicks
 
 
 # --------------------------------------------------------------------------- defaults

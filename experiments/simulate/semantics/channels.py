@@ -80,8 +80,11 @@ def known_channel(name: str) -> ChannelSemantics | None:
 
 def _drawn(seed: int, factor: str, name: str) -> ChannelSemantics:
     rng = named_rng(seed, factor, name)
+    android, ios, feature_phone = rng.normal(0.0, 0.4, 3)
     return ChannelSemantics(
-        *rng.normal(0.0, 0.4, 3),
+        android,
+        ios,
+        feature_phone,
         rng.normal(0.2, 0.2),
         rng.uniform(0.3, 1.0),
         rng.normal(0.0, 0.003),

@@ -18,6 +18,8 @@ mapping sets some fields (of :class:`MessageSemantics`, :class:`ChannelSemantics
 :class:`TimingSemantics`) over the level's own, built-in or seeded; a semantics value replaces
 them all. Values are checked here; that each name is a level of the decision space is checked
 when a world is built on one (:func:`~experiments.simulate.semantics.actions.build_semantics`).
+Semantics travel with the override, including the wear-out under drift; the drift's random
+walks belong to a level's position in its factor, not to its semantics.
 """
 
 from __future__ import annotations

@@ -131,12 +131,14 @@ def profile_endpoints(database_url: str, *, requests: int, spec_path: Path) -> l
 
     from experiments.service.app import create_app
     from experiments.settings import Settings
-    from experiments.store import make_engine, queries, upgrade
+    from experiments.store.api_keys import create_api_key
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import upgrade
 
     upgrade(database_url)
     store = make_engine(database_url)
     with Session(store) as session:
-        _, token = queries.create_api_key(session, scopes=["admin"], name="bench-profile")
+        _, token = create_api_key(session, scopes=["admin"], name="bench-profile")
         session.commit()
     store.dispose()
     spec = tomllib.loads(spec_path.read_text())

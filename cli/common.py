@@ -49,7 +49,7 @@ def readable_errors() -> Iterator[None]:
     reached or a URL that cannot be parsed, into one line and exit code 2."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from experiments.store import StoreError
+    from experiments.store.errors import StoreError
 
     try:
         yield

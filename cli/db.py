@@ -15,7 +15,7 @@ def upgrade(url: DatabaseUrl = None) -> None:
 
     Example: engage db upgrade --database-url sqlite:///engage.db
     """
-    from experiments.store import upgrade as apply
+    from experiments.store.schema import upgrade as apply
 
     with readable_errors():
         revision = apply(database_url(url))

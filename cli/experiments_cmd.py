@@ -15,7 +15,8 @@ Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
 def _engine(url: str | None):
     from experiments.engine import DecisionEngine
-    from experiments.store import check_schema, make_engine
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import check_schema
 
     database = make_engine(database_url(url))
     try:

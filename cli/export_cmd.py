@@ -28,7 +28,8 @@ def export(
     Example: engage export promo --out export --format parquet
     """
     from experiments.export import export_experiment
-    from experiments.store import check_schema, make_engine
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import check_schema
 
     with readable_errors():
         database = make_engine(database_url(url))

@@ -39,7 +39,8 @@ def _key_store(url: str | None) -> Iterator[Session]:
     readable after commit. Imports the store only when a command runs (fast ``--help``)."""
     from sqlmodel import Session
 
-    from experiments.store import check_schema, make_engine
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import check_schema
 
     engine = make_engine(database_url(url))
     try:
@@ -61,12 +62,10 @@ def create(
 
     Example: engage keys create --scope decide --name checkout-service
     """
-    from experiments.store import queries
+    from experiments.store.api_keys import create_api_key
 
     with readable_errors(), _key_store(url) as session:
-        row, plaintext = queries.create_api_key(
-            session, scopes=[item.value for item in scope], name=name
-        )
+        row, plaintext = create_api_key(session, scopes=[item.value for item in scope], name=name)
         session.commit()
     if as_json:
         print_json({"key": plaintext, "id": row.id, "scopes": row.scopes})
@@ -85,7 +84,7 @@ def list_keys(
 
     Example: engage keys list --all
     """
-    from experiments.store import queries
+    from experiments.store.api_keys import list_api_keys
 
     with readable_errors(), _key_store(url) as session:
         rows = [
@@ -97,7 +96,7 @@ def list_keys(
                 "created_at": row.created_at.isoformat(),
                 "revoked_at": row.revoked_at.isoformat() if row.revoked_at else None,
             }
-            for row in queries.list_api_keys(session, include_revoked=include_revoked)
+            for row in list_api_keys(session, include_revoked=include_revoked)
         ]
     if as_json:
         print_json(rows)
@@ -121,10 +120,10 @@ def revoke(
 
     Example: engage keys revoke 3
     """
-    from experiments.store import queries
+    from experiments.store.api_keys import revoke_api_key
 
     with readable_errors(), _key_store(url) as session:
-        revoked = queries.revoke_api_key(session, key_id=key_id)
+        revoked = revoke_api_key(session, key_id=key_id)
         session.commit()
     if not revoked:
         raise fail(f"no active API key with id {key_id} (see engage keys list --all)")

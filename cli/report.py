@@ -22,7 +22,8 @@ def report(
     Example: engage report promo --period-days 7
     """
     from experiments.report import build_live_report, live_report_json, live_report_markdown
-    from experiments.store import check_schema, make_engine
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import check_schema
 
     with readable_errors():
         database = make_engine(database_url(url))

@@ -29,8 +29,9 @@ def purge(
     """
     from datetime import UTC
 
-    from experiments.retention import purge_contexts
-    from experiments.store import check_schema, make_engine
+    from experiments.store.connection import make_engine
+    from experiments.store.retention import purge_contexts
+    from experiments.store.schema import check_schema
 
     try:
         moment = datetime.fromisoformat(before)
@@ -59,8 +60,9 @@ def erase(
 
     Example: engage erase customer-42
     """
-    from experiments.retention import erase_customer
-    from experiments.store import check_schema, make_engine
+    from experiments.store.connection import make_engine
+    from experiments.store.retention import erase_customer
+    from experiments.store.schema import check_schema
 
     with readable_errors():
         database = make_engine(database_url(url))

@@ -37,7 +37,8 @@ def serve(
     Example: engage serve --port 8000 --database-url sqlite:///engage.db
     """
     from experiments.service.server import run_server
-    from experiments.store import check_schema, make_engine
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import check_schema
 
     if not _is_loopback(host) and not allow_remote:
         raise fail(f"--host {host} is not a loopback address; pass --allow-remote to bind it")

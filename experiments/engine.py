@@ -33,7 +33,33 @@ from experiments.holdout import assign_group
 from experiments.reward import OutcomeEvent, evaluate_reward, window_closes_at
 from experiments.snapshots import pack_state, unpack_state
 from experiments.spec import ExperimentSpec, SpecError, parse_spec
-from experiments.store import models, queries
+from experiments.store import experiments as experiment_queries
+from experiments.store import models
+from experiments.store.decisions import (
+    DecisionHead,
+    activate_decision,
+    count_recent_decisions_by_customer,
+    decision_heads,
+    decisions_due_for_reward,
+    decisions_with_outcomes_since,
+    expired_deferred_decisions,
+    find_decision_by_request,
+    get_decision,
+    insert_decision,
+    insert_decisions,
+    latest_open_decision,
+    lock_decision_statuses,
+    set_decision_status,
+)
+from experiments.store.errors import DuplicateError, DuplicateRequestError
+from experiments.store.outcomes import insert_outcomes, mark_outcomes_late, outcomes_for_decisions
+from experiments.store.rewards import (
+    LearningRow,
+    insert_rewards,
+    mark_rewards_learned,
+    unlearned_rewards,
+)
+from experiments.store.snapshots import insert_snapshot, latest_snapshot
 from experiments.vocabulary import ExperimentStatus, Group
 
 #: How long a cached policy is trusted before the newest snapshot version is checked again.
@@ -107,8 +133,8 @@ class _LoadedPolicy:
 
 
 def _learnable(
-    spec: ExperimentSpec, rows: Sequence[queries.LearningRow]
-) -> tuple[np.ndarray, list[queries.LearningRow]]:
+    spec: ExperimentSpec, rows: Sequence[LearningRow]
+) -> tuple[np.ndarray, list[LearningRow]]:
     """Encoded contexts of the rows that can be learned, and those rows.
 
     A row whose context was erased (right to erasure: stored as ``{}``) and no longer
@@ -136,7 +162,7 @@ class DecisionEngine:
     """Decide / record / join / learn over one database.
 
     Args:
-        engine: a SQLAlchemy engine from :func:`experiments.store.make_engine`.
+        engine: a SQLAlchemy engine from :func:`experiments.store.connection.make_engine`.
         clock: the source of "now" for decisions and reward windows.
         seed: seed of the policies' random generators (None: fresh entropy).
     """
@@ -178,8 +204,8 @@ class DecisionEngine:
         )
         with self._session() as session:
             try:
-                queries.create_experiment(session, experiment=row)
-            except queries.DuplicateError:
+                experiment_queries.create_experiment(session, experiment=row)
+            except DuplicateError:
                 raise ConflictError(
                     f"experiment '{spec.key}' already exists", field="key"
                 ) from None
@@ -190,7 +216,7 @@ class DecisionEngine:
 
     def get_experiment(self, key: str) -> models.Experiment:
         with self._session() as session:
-            row = queries.get_experiment(session, key=key)
+            row = experiment_queries.get_experiment(session, key=key)
             if row is None:
                 raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
             session.expunge(row)
@@ -198,7 +224,7 @@ class DecisionEngine:
 
     def list_experiments(self) -> list[models.Experiment]:
         with self._session() as session:
-            rows = queries.list_experiments(session)
+            rows = experiment_queries.list_experiments(session)
             for row in rows:
                 session.expunge(row)
             return rows
@@ -223,7 +249,7 @@ class DecisionEngine:
 
     def _change(self, key: str, **values: Any) -> models.Experiment:
         with self._session() as session:
-            row = queries.get_experiment(session, key=key)
+            row = experiment_queries.get_experiment(session, key=key)
             if row is None:
                 raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
             for name, value in values.items():
@@ -263,10 +289,10 @@ class DecisionEngine:
         if loaded is not None and monotonic - loaded.checked_at < SNAPSHOT_CHECK_SECONDS:
             return loaded
         with self._session() as session:
-            experiment = queries.get_experiment(session, key=key)
+            experiment = experiment_queries.get_experiment(session, key=key)
             if experiment is None:
                 raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
-            latest = queries.latest_snapshot(session, experiment_key=key)
+            latest = latest_snapshot(session, experiment_key=key)
             if loaded is not None and latest is not None and latest.version == loaded.version:
                 loaded.checked_at = monotonic
                 loaded.status = experiment.status
@@ -306,8 +332,8 @@ class DecisionEngine:
         row = models.Decision(**values)
         with self._session() as session:
             try:
-                queries.insert_decision(session, decision=row)
-            except queries.DuplicateRequestError as duplicate:
+                insert_decision(session, decision=row)
+            except DuplicateRequestError as duplicate:
                 # A concurrent retry with the same request id won the race: answer as it did.
                 return self._result(duplicate.existing, replayed=True)
             session.commit()
@@ -329,7 +355,7 @@ class DecisionEngine:
         loaded = self._running_policy(key)
         rows = self._choose(key, loaded, requests, field_prefix="contexts")
         with self._session() as session:
-            queries.insert_decisions(session, decisions=rows)
+            insert_decisions(session, decisions=rows)
             session.commit()
         return [self._result_of(row) for row in rows]
 
@@ -431,9 +457,7 @@ class DecisionEngine:
 
     def _replay(self, key: str, request_id: str) -> DecisionResult | None:
         with self._session() as session:
-            row = queries.find_decision_by_request(
-                session, experiment_key=key, request_id=request_id
-            )
+            row = find_decision_by_request(session, experiment_key=key, request_id=request_id)
             if row is None:
                 return None
             return self._result(row, replayed=True)
@@ -483,7 +507,7 @@ class DecisionEngine:
                     reasons[index] = "quiet_hours"
         if contact.max_decisions is not None:
             with self._session() as session:
-                counts = queries.count_recent_decisions_by_customer(
+                counts = count_recent_decisions_by_customer(
                     session,
                     experiment_key=key,
                     customer_ids=[request.customer_id for request in requests],
@@ -503,7 +527,7 @@ class DecisionEngine:
         """Activate a deferred decision: its reward window starts now (idempotent)."""
         now = self.clock.now()
         with self._session() as session:
-            row = queries.get_decision(session, decision_id=decision_id)
+            row = get_decision(session, decision_id=decision_id)
             if row is None:
                 raise NotFoundError(f"unknown decision '{decision_id}'", field="decision_id")
             if not row.deferred:
@@ -516,7 +540,7 @@ class DecisionEngine:
                         f"decision '{decision_id}' is {row.status}", field="decision_id"
                     )
                 spec = self.loaded_policy(row.experiment_key).spec
-                queries.activate_decision(
+                activate_decision(
                     session,
                     decision_id=decision_id,
                     activated_at=now,
@@ -538,12 +562,12 @@ class DecisionEngine:
         received = self.clock.now()
         items = list(outcomes)
         with self._session() as session:
-            named = queries.decision_heads(
+            named = decision_heads(
                 session,
                 decision_ids=[item.decision_id for item in items if item.decision_id is not None],
             )
             rows = [self._attribute(session, item, received, named) for item in items]
-            result = queries.insert_outcomes(session, outcomes=rows)
+            result = insert_outcomes(session, outcomes=rows)
             # Only the rows written here: a duplicate's stored row was labelled (and maybe
             # counted in a reward) by the request that stored it, and a retry changes nothing.
             first: dict[str, dict[str, Any]] = {}
@@ -567,29 +591,29 @@ class DecisionEngine:
         }
         if not attributed:
             return
-        statuses = queries.lock_decision_statuses(
+        statuses = lock_decision_statuses(
             session, decision_ids=list(set(attributed.values())), shared=True
         )
         raced = [
             outcome for outcome, decision in attributed.items() if statuses.get(decision) != "open"
         ]
-        queries.mark_outcomes_late(session, outcome_ids=raced)
+        mark_outcomes_late(session, outcome_ids=raced)
 
     def _attribute(
         self,
         session: Session,
         outcome: OutcomeInput,
         received: datetime,
-        named: Mapping[str, queries.DecisionHead],
+        named: Mapping[str, DecisionHead],
     ) -> dict[str, Any]:
-        decision: models.Decision | queries.DecisionHead | None = None
+        decision: models.Decision | DecisionHead | None = None
         attribution = "attributed"
         if outcome.decision_id is not None:
             decision = named.get(outcome.decision_id)
             if decision is None:
                 attribution = "unknown_decision"
         elif outcome.experiment is not None and outcome.customer_id is not None:
-            decision = queries.latest_open_decision(
+            decision = latest_open_decision(
                 session,
                 experiment_key=outcome.experiment,
                 customer_id=outcome.customer_id,
@@ -641,35 +665,31 @@ class DecisionEngine:
             else last_join - FRESH_OUTCOMES_OVERLAP
         )
         with self._session() as session:
-            expired = queries.expired_deferred_decisions(
+            expired = expired_deferred_decisions(
                 session, experiment_key=key, created_before=now - spec.reward.window, limit=limit
             )
-            queries.set_decision_status(
+            set_decision_status(
                 session, decision_ids=[row.id for row in expired], status="never_activated"
             )
-            due = queries.decisions_due_for_reward(
-                session, experiment_key=key, now=now, limit=limit
-            )
+            due = decisions_due_for_reward(session, experiment_key=key, now=now, limit=limit)
             # Only rewards that can become final early (an event fired, a churn) need the
             # decisions with fresh outcomes; sums and changes wait for the window to close.
             fresh = (
-                queries.decisions_with_outcomes_since(
-                    session, experiment_key=key, since=since, limit=limit
-                )
+                decisions_with_outcomes_since(session, experiment_key=key, since=since, limit=limit)
                 if spec.reward.kind in ("event", "retained")
                 else []
             )
             candidates = {row.id: row for row in (*due, *fresh) if row.activated_at is not None}
             # Lock before reading outcomes: an outcome insert racing this join waits, or is
             # seen; see DecisionEngine._relabel_raced for the other side.
-            still_open = queries.lock_decision_statuses(
+            still_open = lock_decision_statuses(
                 session, decision_ids=list(candidates), shared=False
             )
             candidates = {
                 key_: row for key_, row in candidates.items() if still_open.get(key_) == "open"
             }
             by_decision: dict[str, list[OutcomeEvent]] = {key_: [] for key_ in candidates}
-            for outcome in queries.outcomes_for_decisions(
+            for outcome in outcomes_for_decisions(
                 session, decision_ids=list(candidates), attributions=["attributed"]
             ):
                 by_decision[outcome.decision_id].append(
@@ -699,8 +719,8 @@ class DecisionEngine:
                     )
                 )
                 rewarded.append(decision.id)
-            written = queries.insert_rewards(session, rewards=rewards)
-            queries.set_decision_status(session, decision_ids=rewarded, status="rewarded")
+            written = insert_rewards(session, rewards=rewards)
+            set_decision_status(session, decision_ids=rewarded, status="rewarded")
             session.commit()
         self._last_join[key] = now
         return written
@@ -714,15 +734,15 @@ class DecisionEngine:
         the learner lock around this call.
         """
         with self._session() as session:
-            experiment = queries.get_experiment(session, key=key)
+            experiment = experiment_queries.get_experiment(session, key=key)
             if experiment is None:
                 raise NotFoundError(f"unknown experiment '{key}'", field="experiment")
             spec = parse_spec(experiment.spec)
-            rows = queries.unlearned_rewards(session, experiment_key=key, limit=limit)
+            rows = unlearned_rewards(session, experiment_key=key, limit=limit)
             if not rows:
                 return None
             treatment, _ = self._build_policies(spec, experiment.exploration_floor)
-            latest = queries.latest_snapshot(session, experiment_key=key)
+            latest = latest_snapshot(session, experiment_key=key)
             version, learned = 0, 0
             if latest is not None:
                 treatment.set_state(unpack_state(latest.state))
@@ -733,7 +753,7 @@ class DecisionEngine:
             propensities = np.array([row.propensity for row in usable], dtype=np.float64)
             treatment.update(X, actions, rewards, propensities)
             new_version = version + 1
-            queries.insert_snapshot(
+            insert_snapshot(
                 session,
                 snapshot=models.PolicySnapshot(
                     experiment_key=key,
@@ -743,7 +763,7 @@ class DecisionEngine:
                     created_at=self.clock.now(),
                 ),
             )
-            queries.mark_rewards_learned(
+            mark_rewards_learned(
                 session, decision_ids=[row.decision_id for row in rows], version=new_version
             )
             session.commit()

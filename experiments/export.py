@@ -21,7 +21,8 @@ from sqlmodel import Session, col, select
 
 from experiments.errors import InvalidInputError
 from experiments.spec import parse_spec
-from experiments.store import models, queries
+from experiments.store import models
+from experiments.store.experiments import require_experiment
 
 BATCH = 5_000
 FORMATS = ("csv", "parquet")
@@ -115,7 +116,7 @@ def export_experiment(
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     with Session(database) as session:
-        experiment = queries.require_experiment(session, key=key)
+        experiment = require_experiment(session, key=key)
         spec = parse_spec(experiment.spec)
         fields = list(spec.context)
         space = spec.decision_space()

@@ -23,7 +23,9 @@ from sqlalchemy import Connection, text
 from sqlmodel import Session
 
 from experiments.engine import DecisionEngine
-from experiments.store import queries
+from experiments.store.experiments import list_experiments
+from experiments.store.leases import acquire_lease, release_lease
+from experiments.store.rewards import count_unlearned_rewards
 from experiments.vocabulary import ExperimentStatus
 
 logger = logging.getLogger("engage.learner")
@@ -71,7 +73,7 @@ class LearnerLock:
 
     def _acquire_lease(self) -> bool:
         with Session(self.engine.engine) as session:
-            taken = queries.acquire_lease(
+            taken = acquire_lease(
                 session,
                 name=LEASE_NAME,
                 holder=self.holder,
@@ -93,7 +95,7 @@ class LearnerLock:
             self._connection = None
         elif not self.postgres:
             with contextlib.suppress(Exception), Session(self.engine.engine) as session:
-                queries.release_lease(session, name=LEASE_NAME, holder=self.holder)
+                release_lease(session, name=LEASE_NAME, holder=self.holder)
                 session.commit()
 
 
@@ -217,7 +219,7 @@ class Learner:
         with Session(self.engine.engine) as session:
             keys = [
                 row.key
-                for row in queries.list_experiments(session)
+                for row in list_experiments(session)
                 if row.status == ExperimentStatus.RUNNING
             ]
         for key in keys:
@@ -231,7 +233,7 @@ class Learner:
         spec = self.engine.loaded_policy(key).spec
         self.engine.join_rewards(key)
         with Session(self.engine.engine) as session:
-            pending = queries.count_unlearned_rewards(session, experiment_key=key)
+            pending = count_unlearned_rewards(session, experiment_key=key)
         if not pending:
             return None
         last = self._last_publish.setdefault(key, time.monotonic())

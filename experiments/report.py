@@ -15,7 +15,10 @@ from bandit.lift import Lift, RunningMoments, welch_lift, welch_lift_from_moment
 from bandit.ope import estimate_all
 from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
-from experiments.store import queries
+from experiments.store.aggregates import experiment_counts, reward_aggregates
+from experiments.store.experiments import require_experiment
+from experiments.store.rewards import LearningRow, reward_rows
+from experiments.store.snapshots import latest_snapshot
 from experiments.vocabulary import Group
 
 
@@ -56,7 +59,7 @@ def lift_dict(lift: Lift | None) -> dict[str, Any] | None:
 
 def reward_lift(session: Session, *, experiment_key: str) -> tuple[list[GroupKpi], Lift | None]:
     """Per-group reward summaries and the Welch lift of treatment over holdout."""
-    aggregates = queries.reward_aggregates(session, experiment_key=experiment_key)
+    aggregates = reward_aggregates(session, experiment_key=experiment_key)
     groups, moments = [], {}
     for group in (Group.TREATMENT, Group.HOLDOUT):
         count, total, squares = aggregates.get(group, (0, 0.0, 0.0))
@@ -150,7 +153,7 @@ def lift_table_markdown(rows: list[LiftRow]) -> str:
 
 def off_policy_summary(
     spec: ExperimentSpec,
-    rows: Sequence[queries.LearningRow],
+    rows: Sequence[LearningRow],
     state: Mapping[str, np.ndarray] | None,
     *,
     seed: int = 0,
@@ -212,11 +215,11 @@ class LiveReport:
 def build_live_report(database: Engine, key: str, *, period_days: int = 1) -> LiveReport:
     """Lift of the reward so far, per-period metrics (by decision date) and OPE estimates."""
     with Session(database) as session:
-        experiment = queries.require_experiment(session, key=key)
+        experiment = require_experiment(session, key=key)
         spec = parse_spec(experiment.spec)
-        counts = queries.experiment_counts(session, experiment_key=key)
-        rows = queries.reward_rows(session, experiment_key=key)
-        snapshot = queries.latest_snapshot(session, experiment_key=key)
+        counts = experiment_counts(session, experiment_key=key)
+        rows = reward_rows(session, experiment_key=key)
+        snapshot = latest_snapshot(session, experiment_key=key)
     values = np.array([row.value for row in rows], dtype=np.float64)
     holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
     lift = None

@@ -40,7 +40,10 @@ from experiments.report import LiftRow, kpi_lift_rows, off_policy_summary
 from experiments.simulate import CustomerWorld, WorldConfig
 from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
-from experiments.store import make_engine, queries, upgrade
+from experiments.store.connection import make_engine
+from experiments.store.rewards import reward_rows
+from experiments.store.schema import upgrade
+from experiments.store.snapshots import latest_snapshot
 from experiments.vocabulary import Group
 
 ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
@@ -341,8 +344,8 @@ class _ArmRunner:
     def _off_policy(self) -> dict[str, Any]:
         """OPE of the final policy on this arm's logged, rewarded decisions."""
         with Session(self.engine.engine) as session:
-            rows = queries.reward_rows(session, experiment_key=self.spec.key)
-            snapshot = queries.latest_snapshot(session, experiment_key=self.spec.key)
+            rows = reward_rows(session, experiment_key=self.spec.key)
+            snapshot = latest_snapshot(session, experiment_key=self.spec.key)
         state = unpack_state(snapshot.state) if snapshot is not None else None
         return off_policy_summary(self.spec, rows, state, seed=self.options.seed)
 

@@ -27,7 +27,8 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from experiments.store import make_engine, upgrade
+from experiments.store.connection import make_engine
+from experiments.store.schema import upgrade
 
 POSTGRES_URL_ENV = "ENGAGE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,4 +1,5 @@
-"""Imports point one way: cli -> experiments -> bandit, and bandit stays pure math."""
+"""Imports point one way: cli -> experiments -> bandit, bandit stays pure math, and the store
+and the simulator stand on their own inside experiments."""
 
 from __future__ import annotations
 
@@ -45,36 +46,106 @@ def test_bandit_imports_only_numpy_scipy_and_stdlib() -> None:
     assert {name: bad for name, bad in extra.items() if bad} == {}
 
 
+def imported_names(path: Path, package: str) -> set[str]:
+    """What each import in ``path`` (a module of ``package``) brings in, dotted: ``import a.b``
+    gives ``a.b``, ``from a import b`` gives ``a.b`` (``b`` a submodule or a name of ``a``) and
+    relative imports are resolved against ``package``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, *([base] if base else [])])
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def store_may_import(name: str) -> bool:
+    """Of ``experiments``, the store may use only the vocabulary and its own modules."""
+    if name != "experiments" and not name.startswith("experiments."):
+        return True
+    return name.startswith(("experiments.vocabulary.", "experiments.store.")) or name in {
+        "experiments.vocabulary",
+        "experiments.store",
+    }
+
+
+def package_of(path: Path) -> str:
+    return ".".join(path.relative_to(ROOT).parent.parts)
+
+
+def test_store_imports_only_the_vocabulary_and_itself() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in imported_names(path, package_of(path)) if not store_may_import(name)
+        )
+        for path in (ROOT / "experiments" / "store").rglob("*.py")
+    }
+    assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_the_store_rule_notices_an_offender(tmp_path: Path) -> None:
+    """The check above is not vacuous: the imports it must refuse are refused."""
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import experiments\n"
+        "import experiments.engine\n"
+        "from experiments import errors, vocabulary\n"
+        "from experiments.errors import InvalidInputError\n"
+        "from experiments.store import models\n"
+        "from experiments.store.errors import StoreError\n"
+        "from experiments.vocabulary import Group\n"
+        "from . import models, schema\n"
+        "from .. import engine\n"
+        "from ..spec import parse_spec\n"
+        "import sqlalchemy\n"
+    )
+    names = imported_names(sample, "experiments.store")
+    refused = sorted(name for name in names if not store_may_import(name))
+    assert refused == [
+        "experiments",
+        "experiments.engine",
+        "experiments.errors",
+        "experiments.errors.InvalidInputError",
+        "experiments.spec.parse_spec",
+    ]
+    assert {"experiments.store.models", "experiments.store.schema"} <= names
+
+
 #: What ``experiments/simulate`` may import of ``experiments``: the simulator is a world of
 #: its own that the engine drives, so it shares only the vocabulary.
 SIMULATE_MAY_IMPORT = ("experiments.vocabulary", "experiments.simulate")
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Dotted names of every module ``path`` imports (``from a import b`` gives ``a.b``, which
-    may be a name inside ``a``), relative imports resolved against the file's package."""
-    package = list(path.relative_to(ROOT).with_suffix("").parts[:-1])
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package[: len(package) - node.level + 1] if node.level else []
-            module = ".".join([*base, *([node.module] if node.module else [])])
-            names.update(f"{module}.{alias.name}" for alias in node.names)
-    return names
+def simulate_may_import(name: str) -> bool:
+    """Of ``experiments``, the simulator may use only the vocabulary and its own modules."""
+    if name != "experiments" and not name.startswith("experiments."):
+        return True
+    return any(name == root or name.startswith(f"{root}.") for root in SIMULATE_MAY_IMPORT)
 
 
-def test_simulate_imports_nothing_of_experiments_but_the_vocabulary() -> None:
-    def allowed(name: str) -> bool:
-        return any(name == root or name.startswith(f"{root}.") for root in SIMULATE_MAY_IMPORT)
-
+def test_simulate_imports_only_the_vocabulary_and_itself() -> None:
     offenders = {
         str(path.relative_to(ROOT)): sorted(
-            name
-            for name in imported_modules(path)
-            if name.split(".")[0] == "experiments" and not allowed(name)
+            name for name in imported_names(path, package_of(path)) if not simulate_may_import(name)
         )
         for path in (ROOT / "experiments" / "simulate").rglob("*.py")
     }
     assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_the_simulate_rule_notices_an_offender() -> None:
+    names = [
+        "experiments",
+        "experiments.spec.load_spec",
+        "experiments.simulatex",
+        "experiments.simulate.model.Mechanism",
+        "experiments.vocabulary.Group",
+        "numpy",
+    ]
+    refused = [name for name in names if not simulate_may_import(name)]
+    assert refused == ["experiments", "experiments.spec.load_spec", "experiments.simulatex"]

@@ -50,7 +50,9 @@ from experiments.service.schemas import (
     storable,
 )
 from experiments.settings import Settings
-from experiments.store import check_schema, make_engine, queries
+from experiments.store.aggregates import experiment_counts
+from experiments.store.connection import make_engine
+from experiments.store.schema import check_schema
 from experiments.vocabulary import ExperimentStatus
 
 logger = logging.getLogger("engage.service")
@@ -316,7 +318,7 @@ def create_app(
         loaded = engine.loaded_policy(key)
         with Session(engine.engine) as session:
             groups, lift = reward_lift(session, experiment_key=key)
-            counts = queries.experiment_counts(session, experiment_key=key)
+            counts = experiment_counts(session, experiment_key=key)
         return {
             "experiment": key,
             "status": experiment.status,

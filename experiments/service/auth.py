@@ -20,7 +20,7 @@ from fastapi import HTTPException, Request
 from sqlmodel import Session
 
 from experiments.service.ratelimit import retry_after_header
-from experiments.store import queries
+from experiments.store.api_keys import verify_api_key
 
 SCOPES = ("admin", "decide", "read")
 
@@ -80,7 +80,7 @@ def require_scope(scope: str) -> Callable[[Request], None]:
         cached = cache.get(token)
         if cached is None:
             with Session(request.app.state.engine.engine) as session:
-                key = queries.verify_api_key(session, key=token)
+                key = verify_api_key(session, key=token)
             if key is None:
                 raise _unauthorized("invalid or revoked API key")
             cached = (int(key.id), frozenset(key.scopes.split(",")))

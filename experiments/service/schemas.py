@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
-from experiments.text import text_problem
+from experiments.spec.text import text_problem
 
 #: Largest magnitude of an outcome value: larger ones are unit errors, and their squares would
 #: overflow the report's variance sums.

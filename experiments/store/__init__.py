@@ -1,211 +1,34 @@
-"""engage's store: SQLModel tables, queries, engines (SQLite or PostgreSQL) and migrations.
+"""engage's store: SQLModel tables, the queries on them, engines (SQLite or PostgreSQL),
+migrations and data retention.
 
-Nothing connects at import. An entry point builds an engine with :func:`make_engine`, checks the
-schema with :func:`check_schema` (or applies migrations with :func:`upgrade`), then opens
-``sqlmodel.Session(engine)`` and calls the query functions, which never commit.
+Nothing connects at import, and nothing is re-exported here: import each name from its module,
+for example ``from experiments.store.decisions import insert_decision``. An entry point builds an
+engine with :func:`~experiments.store.connection.make_engine`, checks the schema with
+:func:`~experiments.store.schema.check_schema` (or applies migrations with
+:func:`~experiments.store.schema.upgrade`), then opens ``sqlmodel.Session(engine)`` and calls the
+query functions: plain functions taking a ``Session`` and keyword-only arguments, which never
+commit (``with Session(engine) as session, session.begin(): ...``).
 
-Errors::
+The store imports nothing of ``experiments`` but :mod:`experiments.vocabulary` and its own
+modules, so it can be used, tested and moved on its own.
 
-    StoreError
-    ├── DuplicateError             a row with this key exists
-    │   ├── DuplicateRequestError  a decision for this request id exists (.existing)
-    │   └── SnapshotVersionError   a snapshot version not above the newest
-    ├── NotFoundError              (also a LookupError) no row with this key
-    └── SchemaMismatchError        (also a RuntimeError) the database is not at this engage's head
+Modules:
+
+- :mod:`~experiments.store.connection`: database URLs and :func:`make_engine`.
+- :mod:`~experiments.store.deadlines`: client-side deadlines on PostgreSQL connections.
+- :mod:`~experiments.store.models`: the tables, as SQLModel table models.
+- :mod:`~experiments.store.schema`: migrations (``engage db upgrade``) and the schema check.
+- :mod:`~experiments.store.errors`: the store's error tree (drawn in its docstring).
+- :mod:`~experiments.store.experiments`: the ``experiment`` table.
+- :mod:`~experiments.store.decisions`: the ``decision`` table.
+- :mod:`~experiments.store.outcomes`: the ``outcome`` table.
+- :mod:`~experiments.store.rewards`: the ``reward`` table and the learner's rows.
+- :mod:`~experiments.store.snapshots`: the ``policy_snapshot`` table.
+- :mod:`~experiments.store.leases`: the ``learner_lease`` table (one learner at a time).
+- :mod:`~experiments.store.api_keys`: the ``api_key`` table.
+- :mod:`~experiments.store.key_hashing`: API key text and its salted PBKDF2 hashes (no queries).
+- :mod:`~experiments.store.aggregates`: the counts and reward sums reports need.
+- :mod:`~experiments.store.retention`: purging old contexts, erasing a customer.
+- ``_sql`` (private): what the query modules share (chunked ``IN`` lists, idempotent inserts).
+- ``migrations/``: the alembic scripts, shipped with the package.
 """
-
-from experiments.store.engine import (
-    DATABASE_URL_ENV,
-    DEFAULT_DATABASE_URL,
-    database_url_from_env,
-    dialect_name,
-    make_engine,
-    normalize_url,
-)
-from experiments.store.models import (
-    TABLES,
-    ApiKey,
-    Decision,
-    Experiment,
-    LearnerLease,
-    Outcome,
-    PolicySnapshot,
-    Reward,
-    UTCDateTime,
-    new_decision_id,
-    utcnow,
-)
-from experiments.store.queries import (
-    API_KEY_PREFIX,
-    DecisionHead,
-    DuplicateError,
-    DuplicateRequestError,
-    InsertResult,
-    LearningRow,
-    NotFoundError,
-    RewardAggregate,
-    SnapshotVersionError,
-    StoreError,
-    acquire_lease,
-    activate_decision,
-    advisory_lock_key,
-    count_recent_decisions,
-    count_recent_decisions_by_customer,
-    count_rewards,
-    count_unlearned_rewards,
-    create_api_key,
-    create_experiment,
-    decision_counts_by_group,
-    decision_counts_by_status,
-    decision_heads,
-    decisions_due_for_reward,
-    decisions_with_outcomes_since,
-    experiment_counts,
-    expired_deferred_decisions,
-    find_decision_by_request,
-    get_decision,
-    get_decisions,
-    get_experiment,
-    get_lease,
-    get_outcome,
-    get_snapshot,
-    hash_api_key,
-    insert_decision,
-    insert_decisions,
-    insert_outcomes,
-    insert_reward,
-    insert_rewards,
-    insert_snapshot,
-    latest_open_decision,
-    latest_snapshot,
-    latest_snapshot_version,
-    list_api_keys,
-    list_experiments,
-    lock_decision_statuses,
-    mark_outcomes_late,
-    mark_rewards_learned,
-    normalize_scopes,
-    outcome_counts_by_attribution,
-    outcomes_for_decisions,
-    release_lease,
-    require_experiment,
-    revoke_api_key,
-    reward_aggregates,
-    reward_aggregates_by_action,
-    reward_rows,
-    set_decision_status,
-    set_experiment_status,
-    try_advisory_xact_lock,
-    unlearned_rewards,
-    update_experiment,
-    verify_api_key,
-)
-from experiments.store.schema import (
-    SchemaMismatchError,
-    alembic_config,
-    check_schema,
-    current_revision,
-    head_revision,
-    upgrade,
-)
-from experiments.vocabulary import (
-    Attribution,
-    DecisionStatus,
-    ExperimentStatus,
-    Group,
-    Scope,
-)
-
-__all__ = [
-    "API_KEY_PREFIX",
-    "DATABASE_URL_ENV",
-    "DEFAULT_DATABASE_URL",
-    "TABLES",
-    "ApiKey",
-    "Attribution",
-    "Decision",
-    "DecisionHead",
-    "DecisionStatus",
-    "DuplicateError",
-    "DuplicateRequestError",
-    "Experiment",
-    "ExperimentStatus",
-    "Group",
-    "InsertResult",
-    "LearnerLease",
-    "LearningRow",
-    "NotFoundError",
-    "Outcome",
-    "PolicySnapshot",
-    "Reward",
-    "RewardAggregate",
-    "SchemaMismatchError",
-    "Scope",
-    "SnapshotVersionError",
-    "StoreError",
-    "UTCDateTime",
-    "acquire_lease",
-    "activate_decision",
-    "advisory_lock_key",
-    "alembic_config",
-    "check_schema",
-    "count_recent_decisions",
-    "count_recent_decisions_by_customer",
-    "count_rewards",
-    "count_unlearned_rewards",
-    "create_api_key",
-    "create_experiment",
-    "current_revision",
-    "database_url_from_env",
-    "decision_counts_by_group",
-    "decision_counts_by_status",
-    "decision_heads",
-    "decisions_due_for_reward",
-    "decisions_with_outcomes_since",
-    "dialect_name",
-    "experiment_counts",
-    "expired_deferred_decisions",
-    "find_decision_by_request",
-    "get_decision",
-    "get_decisions",
-    "get_experiment",
-    "get_lease",
-    "get_outcome",
-    "get_snapshot",
-    "hash_api_key",
-    "head_revision",
-    "insert_decision",
-    "insert_decisions",
-    "insert_outcomes",
-    "insert_reward",
-    "insert_rewards",
-    "insert_snapshot",
-    "latest_open_decision",
-    "latest_snapshot",
-    "latest_snapshot_version",
-    "list_api_keys",
-    "list_experiments",
-    "lock_decision_statuses",
-    "make_engine",
-    "mark_outcomes_late",
-    "mark_rewards_learned",
-    "new_decision_id",
-    "normalize_scopes",
-    "normalize_url",
-    "outcome_counts_by_attribution",
-    "outcomes_for_decisions",
-    "release_lease",
-    "require_experiment",
-    "revoke_api_key",
-    "reward_aggregates",
-    "reward_aggregates_by_action",
-    "reward_rows",
-    "set_decision_status",
-    "set_experiment_status",
-    "try_advisory_xact_lock",
-    "unlearned_rewards",
-    "update_experiment",
-    "upgrade",
-    "utcnow",
-    "verify_api_key",
-]

@@ -20,6 +20,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+__all__ = ["guarded_connect"]
+
 logger = logging.getLogger("engage.store")
 
 

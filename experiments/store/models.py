@@ -30,6 +30,21 @@ from sqlmodel import Field, SQLModel
 
 from experiments.vocabulary import Attribution, DecisionStatus, ExperimentStatus, Group
 
+__all__ = [
+    "TABLES",
+    "ApiKey",
+    "Decision",
+    "Experiment",
+    "LearnerLease",
+    "NullableJSON",
+    "Outcome",
+    "PolicySnapshot",
+    "Reward",
+    "UTCDateTime",
+    "new_decision_id",
+    "utcnow",
+]
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC."""

@@ -14,14 +14,20 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
-from experiments.store.engine import make_engine
-from experiments.store.queries import StoreError
+from experiments.store.connection import make_engine
+from experiments.store.errors import SchemaMismatchError
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "check_schema",
+    "current_revision",
+    "head_revision",
+    "known_revisions",
+    "upgrade",
+]
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-
-
-class SchemaMismatchError(StoreError, RuntimeError):
-    """The database's schema revision is not the one this engage was built for."""
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -78,7 +84,8 @@ def _upgrade(engine: Engine, revision: str) -> str:
 
 
 def check_schema(engine: Engine) -> None:
-    """Raise :class:`SchemaMismatchError` unless the database is at :func:`head_revision`."""
+    """Raise :class:`~experiments.store.errors.SchemaMismatchError` unless the database is at
+    :func:`head_revision`."""
     current = current_revision(engine)
     head = head_revision()
     if current == head:

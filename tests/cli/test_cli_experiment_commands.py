@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from experiments.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "examples" / "engagement.toml"
@@ -120,6 +121,14 @@ def test_init_writes_a_spec_once(tmp_path: Path) -> None:
     assert one_line(output) == f"error: {target} exists; pass --force to overwrite it"
 
 
+def test_init_writes_the_packaged_quickstart_verbatim(tmp_path: Path) -> None:
+    target = tmp_path / "spec.toml"
+    code, _ = invoke("init", str(target))
+    assert code == 0
+    assert target.read_bytes() == (ROOT / "examples" / "quickstart.toml").read_bytes()
+    assert load_spec(target).key == "quickstart"
+
+
 def test_evaluate_prints_estimates_and_refuses_logs_without_propensity(tmp_path: Path) -> None:
     log = tmp_path / "log.csv"
     with log.open("w", newline="") as handle:
@@ -174,3 +183,7 @@ def test_purge_and_erase(run_database: tuple[str, dict]) -> None:
     code, output = invoke("erase", "c1", "--database-url", url, "--json")
     assert code == 0, output
     assert json.loads(output)["decisions"] >= 0
+    # The store's own ValueError (it names the field) is one line and exit code 2 too.
+    code, output = invoke("erase", "", "--database-url", url)
+    assert code == 2
+    assert one_line(output) == "error: customer_id must not be empty"

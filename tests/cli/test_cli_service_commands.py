@@ -15,13 +15,11 @@ from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from cli.main import app
-from experiments.store import (
-    ApiKey,
-    current_revision,
-    head_revision,
-    make_engine,
-    queries,
-)
+from experiments.store.api_keys import verify_api_key
+from experiments.store.connection import make_engine
+from experiments.store.key_hashing import API_KEY_PREFIX
+from experiments.store.models import ApiKey
+from experiments.store.schema import current_revision, head_revision
 
 runner = CliRunner()
 
@@ -109,7 +107,7 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(database_url: 
     )
     assert shown.exit_code == 0, shown.output
     plain_key = shown.stdout.splitlines()[0].strip()
-    assert plain_key.startswith(queries.API_KEY_PREFIX)
+    assert plain_key.startswith(API_KEY_PREFIX)
     assert shown.stdout.count(plain_key) == 1
     assert "not shown again" in shown.stdout
 
@@ -142,8 +140,8 @@ def test_keys_create_prints_the_key_once_and_stores_only_its_hash(database_url: 
                 stored = " ".join(str(value) for value in row.model_dump().values())
                 assert plain_key not in stored
                 assert created["key"] not in stored
-            assert queries.verify_api_key(session, key=plain_key).id == rows[0].id
-            assert queries.verify_api_key(session, key=created["key"]).id == created["id"]
+            assert verify_api_key(session, key=plain_key).id == rows[0].id
+            assert verify_api_key(session, key=created["key"]).id == created["id"]
     finally:
         engine.dispose()
 
@@ -269,8 +267,8 @@ def test_keys_list_and_revoke(tmp_path) -> None:
     engine = make_engine(url)
     try:
         with Session(engine) as session:
-            assert queries.verify_api_key(session, key=created[0]["key"]) is None
-            assert queries.verify_api_key(session, key=created[1]["key"]) is not None
+            assert verify_api_key(session, key=created[0]["key"]) is None
+            assert verify_api_key(session, key=created[1]["key"]) is not None
     finally:
         engine.dispose()
     active = json.loads(

@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 from sqlmodel import Session
 
-from experiments.store import make_engine, queries, upgrade
+from experiments.store.api_keys import create_api_key
+from experiments.store.connection import make_engine
+from experiments.store.schema import upgrade
 
 ENGAGE = str(Path(sys.executable).parent / "engage")
 
@@ -127,7 +129,7 @@ def prepare_in_process(database_url: str) -> dict[str, str]:
     try:
         with Session(engine) as session:
             keys = {
-                scope: queries.create_api_key(session, scopes=[scope])[1]
+                scope: create_api_key(session, scopes=[scope])[1]
                 for scope in ("admin", "decide", "read")
             }
             session.commit()

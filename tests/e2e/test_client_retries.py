@@ -16,7 +16,8 @@ from sqlmodel import Session, select
 from test_service_http import context, quick_spec
 
 from experiments.client import EngageClient
-from experiments.store import Decision, Outcome, make_engine
+from experiments.store.connection import make_engine
+from experiments.store.models import Decision, Outcome
 
 
 class LosesResponses(httpx.BaseTransport):

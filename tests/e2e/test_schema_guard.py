@@ -11,7 +11,8 @@ import subprocess
 from e2e_support import ENGAGE, free_port
 from sqlalchemy import text
 
-from experiments.store import current_revision, make_engine, upgrade
+from experiments.store.connection import make_engine
+from experiments.store.schema import current_revision, upgrade
 
 
 def serve(database_url: str) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,9 @@ from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
 from experiments.holdout import assign_group
 from experiments.snapshots import unpack_state
-from experiments.store import models, queries
+from experiments.store import models
+from experiments.store.decisions import get_decision
+from experiments.store.snapshots import latest_snapshot
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -65,7 +67,7 @@ def test_decide_logs_before_answering_with_stable_group(
     assert set(first.action) == {"offer", "channel"}
     assert 0 < first.propensity <= 1
     with Session(engine) as session:
-        stored = queries.get_decision(session, decision_id=first.decision_id)
+        stored = get_decision(session, decision_id=first.decision_id)
     assert stored is not None
     assert stored.action == first.action
     assert stored.propensity == pytest.approx(first.propensity)
@@ -159,7 +161,7 @@ def test_window_close_gives_default_and_learning_publishes_versions(
     assert decisions.learn("promo") == 1
     assert decisions.learn("promo") is None  # nothing new
     with Session(engine) as session:
-        snapshot = queries.latest_snapshot(session, experiment_key="promo")
+        snapshot = latest_snapshot(session, experiment_key="promo")
         values = sorted(row.value for row in session.exec(select(models.Reward)))
     assert snapshot is not None
     assert snapshot.rows_learned == 12

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,7 +18,9 @@ from sqlmodel import Session, func, select
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.learner import FailureLog, Learner, LearnerLock
-from experiments.store import Outcome, PolicySnapshot, Reward, make_engine, queries
+from experiments.store.connection import make_engine
+from experiments.store.models import Outcome, PolicySnapshot, Reward
+from experiments.store.outcomes import insert_outcomes
 
 START = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
 KEY = "nudge"
@@ -257,15 +260,20 @@ def test_an_outcome_recorded_while_the_leader_joins_is_counted_or_labelled_late(
     occurred = clock.now() + WINDOW - timedelta(minutes=1)
     clock.advance(WINDOW + timedelta(seconds=1))
 
-    insert_outcomes = queries.insert_outcomes
+    joined_first: list[bool] = []
 
     def leader_joins_first(session: Session, **kwargs: object):
         assert leader.run_once() == [1]  # commits between attribution and insert
+        joined_first.append(True)
         return insert_outcomes(session, **kwargs)
 
-    monkeypatch.setattr(queries, "insert_outcomes", leader_joins_first)
+    # The engine imports insert_outcomes by name: patch the name where the engine looks it up.
+    monkeypatch.setattr(
+        sys.modules[DecisionEngine.__module__], "insert_outcomes", leader_joins_first
+    )
     server.record([OutcomeInput("o-1", "click", 1.0, occurred, decision_id=decision.decision_id)])
     leader.stop()
+    assert joined_first, "the patch must sit where the engine looks insert_outcomes up"
     with Session(server.engine) as session:
         attribution = session.exec(select(Outcome.attribution)).one()
         reward = session.exec(select(Reward.value)).one()

@@ -3,6 +3,7 @@ names its field, and contexts encode to hand-built vectors."""
 
 from __future__ import annotations
 
+import ast
 import copy
 import datetime
 import json
@@ -10,6 +11,7 @@ import math
 import tomllib
 from collections.abc import Callable
 from datetime import timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bandit import POLICIES
+from bandit import POLICIES, make_policy
 from experiments.spec import (
     MAX_ACTIONS,
     ContactSpec,
@@ -76,6 +78,17 @@ def test_quickstart_example_loads_and_matches_example_spec_text() -> None:
     assert spec.decision_space().n_actions == 9
 
 
+def test_packaged_quickstart_is_the_example_file_and_a_valid_spec() -> None:
+    """``engage init`` writes package data (experiments/spec/quickstart.toml), which must
+    be there in an installed package, parse, and equal the example in the repository."""
+    packaged = resources.files("experiments.spec").joinpath("quickstart.toml")
+    assert packaged.is_file()
+    text = packaged.read_text(encoding="utf-8")
+    assert text == example_spec_text() == QUICKSTART.read_text(encoding="utf-8")
+    spec = parse_spec(tomllib.loads(text))
+    assert spec == load_spec(QUICKSTART)
+
+
 @pytest.mark.parametrize("path", [ENGAGEMENT, QUICKSTART], ids=lambda p: p.name)
 def test_round_trip_through_json(path: Path) -> None:
     spec = load_spec(path)
@@ -104,6 +117,41 @@ def test_build_policy_uses_params_and_floor() -> None:
     assert (policy.ridge, policy.n_samples, policy.exploration_floor) == (2.0, 7, 0.2)
     assert policy.n_context == spec.n_context
     assert spec.build_holdout_policy(seed=0).name == "uniform"
+
+
+@pytest.mark.parametrize("floor", [None, 0.0, 0.3, 1.0])
+def test_build_policy_takes_an_exploration_floor(floor: float | None) -> None:
+    """The engine builds the treatment policy with an experiment's current floor; None
+    means the spec's own, and 0.0 is a floor like any other, not a missing one."""
+    data = quickstart_data()
+    data["exploration_floor"] = 0.2
+    spec = parse_spec(data)
+    policy = spec.build_policy(seed=0, exploration_floor=floor)
+    assert policy.exploration_floor == (0.2 if floor is None else floor)
+    assert (policy.name, policy.n_context) == ("logistic_ts", spec.n_context)
+
+
+def test_build_policy_equals_make_policy_with_the_same_arguments() -> None:
+    """``spec.build_policy(seed=rng, exploration_floor=floor)`` is the call the engine
+    spells out with make_policy today: same generator, same choices and propensities."""
+    data = quickstart_data()
+    data["policy"] = {"name": "linear_ts", "params": {"ridge": 2.0}}
+    spec = parse_spec(data)
+    contexts = spec.encode_contexts(
+        [{"tenure_months": float(month), "plan": "prepaid"} for month in range(6)]
+    )
+    built = spec.build_policy(seed=np.random.default_rng(7), exploration_floor=0.25)
+    made = make_policy(
+        "linear_ts",
+        space=spec.decision_space(),
+        n_context=spec.n_context,
+        seed=np.random.default_rng(7),
+        exploration_floor=0.25,
+        ridge=2.0,
+    )
+    ours, theirs = built.select(contexts), made.select(contexts)
+    np.testing.assert_array_equal(ours.actions, theirs.actions)
+    np.testing.assert_array_equal(ours.propensities, theirs.propensities)
 
 
 def test_fixed_holdout_serves_the_business_as_usual_action() -> None:
@@ -711,3 +759,47 @@ def test_deep_copy_of_example_data_is_not_mutated() -> None:
     before = copy.deepcopy(data)
     parse_spec(data)
     assert data == before
+
+
+# --------------------------------------------------------------------------- public surface
+PUBLIC = [
+    "MAX_ACTIONS",
+    "BooleanField",
+    "CategoricalField",
+    "ContactSpec",
+    "ContextField",
+    "Duration",
+    "ExperimentSpec",
+    "HoldoutSpec",
+    "LearnerSpec",
+    "NumericField",
+    "PolicySpec",
+    "RewardSpec",
+    "SpecError",
+    "example_spec_text",
+    "load_spec",
+    "parse_spec",
+]
+
+
+def test_public_names_are_pinned() -> None:
+    """The package's ``__all__`` is its public surface; changing it is a decision, not a
+    side effect of moving code between its modules."""
+    import experiments.spec
+
+    assert experiments.spec.__all__ == PUBLIC
+    assert all(getattr(experiments.spec, name, None) is not None for name in PUBLIC)
+
+
+def test_other_packages_import_only_public_names() -> None:
+    """Every ``from experiments.spec import X`` outside the package names a public name."""
+    imported: set[str] = set()
+    for package in ("experiments", "cli", "tests", "bench"):
+        for path in (ROOT / package).rglob("*.py"):
+            if path.is_relative_to(ROOT / "experiments" / "spec"):
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.ImportFrom) and node.module == "experiments.spec":
+                    imported.update(alias.name for alias in node.names)
+    assert imported
+    assert imported <= set(PUBLIC)

@@ -37,7 +37,15 @@ from sqlmodel import Session
 
 from experiments.service import auth
 from experiments.service.errors import JsonServerErrors
-from experiments.store import make_engine, queries
+from experiments.store import key_hashing
+from experiments.store.api_keys import revoke_api_key, verify_api_key
+from experiments.store.connection import make_engine
+from experiments.store.key_hashing import (
+    API_KEY_PREFIX,
+    KEY_PREFIX_LENGTH,
+    hash_api_key,
+    hash_matches,
+)
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -146,8 +154,8 @@ def test_missing_wrong_revoked_and_unscoped_keys(logged_server: Server) -> None:
     engine = make_engine(logged_server.database_url)
     try:
         with Session(engine) as session:
-            prefix = decide[len(queries.API_KEY_PREFIX) :][: queries.KEY_PREFIX_LENGTH]
-            assert queries.revoke_api_key(session, prefix=prefix)
+            prefix = decide[len(API_KEY_PREFIX) :][:KEY_PREFIX_LENGTH]
+            assert revoke_api_key(session, prefix=prefix)
             session.commit()
     finally:
         engine.dispose()
@@ -175,7 +183,7 @@ def test_keys_are_salted_hashes_compared_in_constant_time(
             everything = "\n".join(dump)
             stored = connection.execute(text("SELECT prefix, salt, key_hash FROM api_key")).all()
         for key in server.keys.values():
-            secret = key[len(queries.API_KEY_PREFIX) + queries.KEY_PREFIX_LENGTH :]
+            secret = key[len(API_KEY_PREFIX) + KEY_PREFIX_LENGTH :]
             assert key not in everything
             assert secret not in everything
             assert hashlib.sha256(key.encode()).hexdigest() not in everything  # not bare SHA
@@ -198,27 +206,28 @@ def test_keys_are_salted_hashes_compared_in_constant_time(
             compared.append((left, right))
             return real_compare(left, right)
 
-        monkeypatch.setattr(queries.hmac, "compare_digest", spy)
+        monkeypatch.setattr(hmac, "compare_digest", spy)
         hashed: list[str] = []
-        real_hash = queries.hash_api_key
+        real_hash = hash_api_key
 
         def counting_hash(key: str, **kwargs: object) -> str:
             hashed.append(key)
             return real_hash(key, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(queries, "hash_api_key", counting_hash)
+        # Every check hashes through key_hashing.hash_api_key: count the calls there.
+        monkeypatch.setattr(key_hashing, "hash_api_key", counting_hash)
         admin = server.keys["admin"]
         near_miss = admin[:-1] + ("a" if admin[-1] != "a" else "b")
         with Session(engine) as session:
-            assert queries.verify_api_key(session, key=admin) is not None
-            assert queries.verify_api_key(session, key=near_miss) is None
+            assert verify_api_key(session, key=admin) is not None
+            assert verify_api_key(session, key=near_miss) is None
             assert len(compared) == 2
             assert len(hashed) == 2
-            assert queries.verify_api_key(session, key="egk_" + "Z" * 40) is None
+            assert verify_api_key(session, key="egk_" + "Z" * 40) is None
             assert len(hashed) == 3, "an unknown prefix must cost a hash too"
     finally:
         engine.dispose()
-    assert "compare_digest" in inspect.getsource(queries._hash_matches)
+    assert "compare_digest" in inspect.getsource(hash_matches)
     # The service keeps only digests of verified tokens in its cache, never tokens.
     cache = auth.VerifiedKeyCache(ttl=60)
     cache.put(admin, 1, frozenset({"admin"}))

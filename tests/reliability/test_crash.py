@@ -39,7 +39,8 @@ from bandit import make_policy
 from experiments.engine import DecisionEngine
 from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
-from experiments.store import Decision, Outcome, PolicySnapshot, Reward, make_engine
+from experiments.store.connection import make_engine
+from experiments.store.models import Decision, Outcome, PolicySnapshot, Reward
 
 KILLS = 2
 WORKERS = 2

@@ -29,7 +29,7 @@ from e2e_support import Server, engage
 from sqlalchemy import inspect as sql_inspect
 from sqlalchemy import text
 
-from experiments.store import make_engine
+from experiments.store.connection import make_engine
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 JSON_TYPE = {"content-type": "application/json"}

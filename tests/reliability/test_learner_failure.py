@@ -31,7 +31,8 @@ from experiments.engine import DecisionEngine
 from experiments.learner import Learner, LearnerLock
 from experiments.service.app import create_app
 from experiments.settings import Settings
-from experiments.store import make_engine, upgrade
+from experiments.store.connection import make_engine
+from experiments.store.schema import upgrade
 
 REFUSE_SNAPSHOTS = {
     "postgresql": [

@@ -32,14 +32,8 @@ from sqlmodel import Session, col, select
 from test_service_http import context, quick_spec
 
 from experiments.learner import ADVISORY_LOCK_ID, LEASE_NAME
-from experiments.store import (
-    Decision,
-    Outcome,
-    PolicySnapshot,
-    Reward,
-    get_lease,
-    make_engine,
-)
+from experiments.store.connection import make_engine
+from experiments.store.models import Decision, LearnerLease, Outcome, PolicySnapshot, Reward
 
 CUSTOMERS = 200  # per phase: one decision each, and one outcome each
 THREADS = 8
@@ -246,7 +240,7 @@ def lock_holders(engine: Engine) -> list[str]:
             rows = session.exec(query, params={"id": ADVISORY_LOCK_ID}).all()
             assert {state for _, state in rows} <= {"idle", "active"}, rows
             return [str(pid) for pid, _ in rows]
-        lease = get_lease(session, name=LEASE_NAME)
+        lease = session.get(LearnerLease, LEASE_NAME)
     if lease is None or lease.expires_at <= datetime.now(UTC):
         return []
     return [lease.holder.split("-")[0]]

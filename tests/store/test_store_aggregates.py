@@ -9,20 +9,17 @@ import numpy as np
 import pytest
 from sqlmodel import Session
 
-from experiments.store import (
-    Decision,
-    Experiment,
-    Outcome,
-    Reward,
+from experiments.store.aggregates import (
     RewardAggregate,
-    create_experiment,
     decision_counts_by_group,
     decision_counts_by_status,
     experiment_counts,
     outcome_counts_by_attribution,
     reward_aggregates,
-    reward_aggregates_by_action,
 )
+from experiments.store.experiments import create_experiment
+from experiments.store.models import Decision, Experiment, Outcome, Reward
+from experiments.store.rewards import reward_rows
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 STATUSES = np.array(["open", "rewarded", "never_activated", "suppressed", "paused"])
@@ -99,7 +96,14 @@ def test_aggregates_match_numpy(session: Session, seed: int) -> None:
         assert agg.mean == pytest.approx(x.mean(), rel=1e-12)
         assert agg.variance == pytest.approx(x.var(ddof=1), rel=1e-9)
 
-    by_action = reward_aggregates_by_action(session, experiment_key="exp")
+    # Per (group, action) cells from the learner's rows: the same rewards, joined in SQL.
+    cells: dict[tuple[str, int], list[float]] = {}
+    for row in reward_rows(session, experiment_key="exp"):
+        cells.setdefault((row.group, row.action_index), []).append(row.value)
+    by_action = {
+        cell: RewardAggregate(len(xs), sum(xs), sum(x * x for x in xs))
+        for cell, xs in cells.items()
+    }
     expected_cells = {
         (str(g), int(a)) for g, a in zip(group[has_reward], action[has_reward], strict=True)
     }

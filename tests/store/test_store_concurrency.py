@@ -9,15 +9,10 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from experiments.store import (
-    Decision,
-    Experiment,
-    Outcome,
-    count_recent_decisions,
-    create_experiment,
-    insert_decision,
-    insert_outcomes,
-)
+from experiments.store.decisions import count_recent_decisions_by_customer, insert_decision
+from experiments.store.experiments import create_experiment
+from experiments.store.models import Decision, Experiment, Outcome
+from experiments.store.outcomes import insert_outcomes
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 THREADS = 4
@@ -42,10 +37,10 @@ def test_concurrent_writers(engine: Engine) -> None:
             for round_ in range(ROUNDS):
                 now = T0 + timedelta(seconds=round_)
                 with Session(engine) as session:
-                    count_recent_decisions(
+                    count_recent_decisions_by_customer(
                         session,
                         experiment_key="exp",
-                        customer_id=f"c{round_ % 5}",
+                        customer_ids=[f"c{round_ % 5}"],
                         since=now - timedelta(days=1),
                     )
                     insert_decision(

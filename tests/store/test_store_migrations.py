@@ -15,24 +15,22 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel
 
-import experiments.store as store
-from experiments.store import (
-    TABLES,
-    Experiment,
-    SchemaMismatchError,
+from experiments.store import schema as schema_module
+from experiments.store.connection import (
+    DEFAULT_DATABASE_URL,
+    database_url_from_env,
+    dialect_name,
+    make_engine,
+    normalize_url,
+)
+from experiments.store.errors import SchemaMismatchError
+from experiments.store.models import TABLES, Experiment
+from experiments.store.schema import (
     alembic_config,
     check_schema,
     current_revision,
     head_revision,
-    make_engine,
     upgrade,
-)
-from experiments.store import schema as schema_module
-from experiments.store.engine import (
-    DEFAULT_DATABASE_URL,
-    database_url_from_env,
-    dialect_name,
-    normalize_url,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -206,105 +204,3 @@ def test_in_memory_sqlite_shares_one_database() -> None:
         check_schema(engine)
     finally:
         engine.dispose()
-
-
-PUBLIC_NAMES = {
-    "API_KEY_PREFIX",
-    "ApiKey",
-    "Attribution",
-    "DATABASE_URL_ENV",
-    "DEFAULT_DATABASE_URL",
-    "Decision",
-    "DecisionHead",
-    "DecisionStatus",
-    "DuplicateError",
-    "DuplicateRequestError",
-    "Experiment",
-    "ExperimentStatus",
-    "Group",
-    "InsertResult",
-    "LearnerLease",
-    "LearningRow",
-    "NotFoundError",
-    "Outcome",
-    "PolicySnapshot",
-    "Reward",
-    "RewardAggregate",
-    "SchemaMismatchError",
-    "Scope",
-    "SnapshotVersionError",
-    "StoreError",
-    "TABLES",
-    "UTCDateTime",
-    "acquire_lease",
-    "activate_decision",
-    "advisory_lock_key",
-    "alembic_config",
-    "check_schema",
-    "count_recent_decisions",
-    "count_recent_decisions_by_customer",
-    "count_rewards",
-    "count_unlearned_rewards",
-    "create_api_key",
-    "create_experiment",
-    "current_revision",
-    "database_url_from_env",
-    "decision_counts_by_group",
-    "decision_counts_by_status",
-    "decision_heads",
-    "decisions_due_for_reward",
-    "decisions_with_outcomes_since",
-    "dialect_name",
-    "experiment_counts",
-    "expired_deferred_decisions",
-    "find_decision_by_request",
-    "get_decision",
-    "get_decisions",
-    "get_experiment",
-    "get_lease",
-    "get_outcome",
-    "get_snapshot",
-    "hash_api_key",
-    "head_revision",
-    "insert_decision",
-    "insert_decisions",
-    "insert_outcomes",
-    "insert_reward",
-    "insert_rewards",
-    "insert_snapshot",
-    "latest_open_decision",
-    "latest_snapshot",
-    "latest_snapshot_version",
-    "list_api_keys",
-    "list_experiments",
-    "lock_decision_statuses",
-    "make_engine",
-    "mark_outcomes_late",
-    "mark_rewards_learned",
-    "new_decision_id",
-    "normalize_scopes",
-    "normalize_url",
-    "outcome_counts_by_attribution",
-    "outcomes_for_decisions",
-    "release_lease",
-    "require_experiment",
-    "revoke_api_key",
-    "reward_aggregates",
-    "reward_aggregates_by_action",
-    "set_decision_status",
-    "set_experiment_status",
-    "try_advisory_xact_lock",
-    "reward_rows",
-    "unlearned_rewards",
-    "update_experiment",
-    "upgrade",
-    "utcnow",
-    "verify_api_key",
-}
-
-
-def test_public_names_are_pinned() -> None:
-    """Adding or removing a public name is a decision: update this list with it."""
-    assert set(store.__all__) == PUBLIC_NAMES
-    assert len(store.__all__) == len(PUBLIC_NAMES)
-    assert all(hasattr(store, name) for name in store.__all__)

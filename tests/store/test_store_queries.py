@@ -12,60 +12,59 @@ from sqlalchemy import Engine, func, text
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from experiments.store import (
-    API_KEY_PREFIX,
-    ApiKey,
-    Decision,
-    DuplicateError,
-    DuplicateRequestError,
-    Experiment,
-    NotFoundError,
-    Outcome,
-    PolicySnapshot,
-    Reward,
-    SnapshotVersionError,
-    StoreError,
-    acquire_lease,
-    activate_decision,
-    count_recent_decisions,
-    count_rewards,
-    count_unlearned_rewards,
+from experiments.store.api_keys import (
     create_api_key,
-    create_experiment,
+    list_api_keys,
+    normalize_scopes,
+    revoke_api_key,
+    verify_api_key,
+)
+from experiments.store.decisions import (
+    activate_decision,
+    count_recent_decisions_by_customer,
+    decision_heads,
     decisions_due_for_reward,
     decisions_with_outcomes_since,
-    dialect_name,
     expired_deferred_decisions,
     find_decision_by_request,
     get_decision,
-    get_decisions,
-    get_experiment,
-    get_lease,
-    get_outcome,
-    get_snapshot,
     insert_decision,
-    insert_outcomes,
-    insert_reward,
-    insert_rewards,
-    insert_snapshot,
     latest_open_decision,
-    latest_snapshot,
-    latest_snapshot_version,
-    list_api_keys,
-    list_experiments,
-    mark_rewards_learned,
-    normalize_scopes,
-    outcomes_for_decisions,
-    release_lease,
-    require_experiment,
-    revoke_api_key,
     set_decision_status,
-    set_experiment_status,
-    try_advisory_xact_lock,
-    unlearned_rewards,
-    update_experiment,
-    verify_api_key,
 )
+from experiments.store.errors import (
+    DuplicateError,
+    DuplicateRequestError,
+    NotFoundError,
+    SnapshotVersionError,
+)
+from experiments.store.experiments import (
+    create_experiment,
+    get_experiment,
+    list_experiments,
+    require_experiment,
+    update_experiment,
+)
+from experiments.store.key_hashing import API_KEY_PREFIX
+from experiments.store.leases import acquire_lease, release_lease
+from experiments.store.models import (
+    ApiKey,
+    Decision,
+    Experiment,
+    LearnerLease,
+    Outcome,
+    PolicySnapshot,
+    Reward,
+)
+from experiments.store.outcomes import insert_outcomes, outcomes_for_decisions
+from experiments.store.rewards import (
+    count_rewards,
+    count_unlearned_rewards,
+    insert_rewards,
+    mark_rewards_learned,
+    unlearned_rewards,
+)
+from experiments.store.snapshots import insert_snapshot, latest_snapshot, latest_snapshot_version
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -139,7 +138,7 @@ def test_experiment_create_get_list_and_duplicate(session: Session) -> None:
 def test_experiment_status_and_updates(session: Session) -> None:
     add_experiment(session)
     later = T0 + DAY
-    set_experiment_status(session, key="exp", status="paused", now=later)
+    require_experiment(session, key="exp").status = "paused"
     update_experiment(session, key="exp", exploration_floor=0.05, apprentice=True, now=later)
     session.commit()
     session.expire_all()
@@ -152,9 +151,9 @@ def test_experiment_status_and_updates(session: Session) -> None:
     with pytest.raises(
         ValueError, match=re.escape("one of draft|running|paused|stopped. Got 'finished'")
     ):
-        set_experiment_status(session, key="exp", status="finished")
+        list_experiments(session, status="finished")
     with pytest.raises(NotFoundError):
-        set_experiment_status(session, key="nope", status="paused")
+        update_experiment(session, key="nope", apprentice=True)
 
 
 # ------------------------------------------------------------------------------------ decisions
@@ -180,8 +179,8 @@ def test_decision_round_trip(session: Session) -> None:
     session.commit()
     session.expire_all()
     assert get_decision(session, decision_id=decision.id).status == "rewarded"  # type: ignore[union-attr]
-    assert get_decisions(session, decision_ids=[decision.id, "missing", decision.id]) == {
-        decision.id: loaded
+    assert decision_heads(session, decision_ids=[decision.id, "missing", decision.id]) == {
+        decision.id: (decision.id, "exp", "c1", "rewarded", loaded.window_closes_at)
     }
 
 
@@ -251,9 +250,10 @@ def test_contact_count_on_a_timeline(session: Session) -> None:
     )
 
     def count(customer: str, since: datetime, experiment: str = "exp") -> int:
-        return count_recent_decisions(
-            session, experiment_key=experiment, customer_id=customer, since=since
+        counts = count_recent_decisions_by_customer(
+            session, experiment_key=experiment, customer_ids=[customer], since=since
         )
+        return counts.get(customer, 0)
 
     assert count("c1", T0 - DAY) == 3
     assert count("c1", T0) == 3
@@ -371,6 +371,10 @@ def test_decisions_due_for_reward_and_expired_deferred(session: Session) -> None
 
 
 # ------------------------------------------------------------------------------------ outcomes
+
+
+def get_outcome(session: Session, *, outcome_id: str) -> Outcome | None:
+    return session.exec(select(Outcome).where(Outcome.outcome_id == outcome_id)).first()
 
 
 def test_outcomes_are_idempotent_by_outcome_id(session: Session) -> None:
@@ -492,8 +496,8 @@ def test_rewards_are_idempotent_and_learned_once(session: Session) -> None:
         at = T0 + 14 * DAY + timedelta(minutes=minutes)
         return Reward(decision_id=decision.id, experiment_key="exp", value=value, computed_at=at)
 
-    assert insert_reward(session, reward=reward(d1, 1.0, 1))
-    assert not insert_reward(session, reward=reward(d1, 5.0, 2))
+    assert insert_rewards(session, rewards=[reward(d1, 1.0, 1)]) == 1
+    assert insert_rewards(session, rewards=[reward(d1, 5.0, 2)]) == 0
     assert (
         insert_rewards(
             session, rewards=[reward(d2, 0.0, 3), reward(holdout, 2.0, 4), reward(d2, 9.0, 5)]
@@ -531,6 +535,13 @@ def test_rewards_are_idempotent_and_learned_once(session: Session) -> None:
 
 
 # ------------------------------------------------------------------------------------ snapshots
+
+
+def get_snapshot(session: Session, *, experiment_key: str, version: int) -> PolicySnapshot | None:
+    stmt = select(PolicySnapshot).where(
+        PolicySnapshot.experiment_key == experiment_key, PolicySnapshot.version == version
+    )
+    return session.exec(stmt).first()
 
 
 def snapshot(version: int, experiment: str = "exp", state: bytes = b"npz") -> PolicySnapshot:
@@ -584,33 +595,20 @@ def test_learner_lease(engine: Engine) -> None:
     assert not acquire("b", T0 + timedelta(seconds=45))
     assert acquire("b", T0 + timedelta(seconds=50))  # expired: taken over
     with Session(engine) as session:
-        lease = get_lease(session, name="exp")
+        lease = session.get(LearnerLease, "exp")
         assert lease is not None
         assert (lease.holder, lease.expires_at) == ("b", T0 + timedelta(seconds=80))
         assert not release_lease(session, name="exp", holder="a")
         assert release_lease(session, name="exp", holder="b")
         session.commit()
-        assert get_lease(session, name="exp") is None
+        assert session.get(LearnerLease, "exp") is None
     assert acquire("a", T0 + timedelta(seconds=51))
     # Within one session, a lease loaded before a takeover is refreshed, not served stale.
     with Session(engine) as session:
-        assert get_lease(session, name="exp").holder == "a"  # type: ignore[union-attr]
+        assert session.get(LearnerLease, "exp").holder == "a"  # type: ignore[union-attr]
         later = T0 + timedelta(seconds=200)
         assert acquire_lease(session, name="exp", holder="c", now=later, ttl=ttl)
-        assert get_lease(session, name="exp").holder == "c"  # type: ignore[union-attr]
-
-
-def test_advisory_lock(engine: Engine) -> None:
-    if dialect_name(engine) != "postgresql":
-        with Session(engine) as session, pytest.raises(StoreError, match="PostgreSQL"):
-            try_advisory_xact_lock(session, name="exp")
-        return
-    with Session(engine) as first, Session(engine) as second:
-        assert try_advisory_xact_lock(first, name="exp")
-        assert not try_advisory_xact_lock(second, name="exp")
-        assert try_advisory_xact_lock(second, name="other")
-        first.commit()  # ends the transaction, releasing the lock
-        assert try_advisory_xact_lock(second, name="exp")
+        assert session.get(LearnerLease, "exp").holder == "c"  # type: ignore[union-attr]
 
 
 # ------------------------------------------------------------------------------------ API keys

@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
 from experiments.store import models
-from experiments.store.engine import database_url_from_env, make_engine
+from experiments.store.connection import database_url_from_env, make_engine
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -7,6 +7,9 @@ off-policy aggregates still add up; what goes is what identifies or describes a 
   nothing needs it any more: the decision is closed and its reward (if any) was learned.
 - :func:`erase_customer` replaces a customer's id with an opaque token in decisions and
   outcomes and empties their contexts (right to erasure), whatever their age.
+
+Bad arguments raise :class:`~experiments.store.errors.InvalidFieldError` (a ``ValueError``
+naming the field).
 """
 
 from __future__ import annotations
@@ -16,14 +19,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine, exists, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
-from experiments.errors import InvalidInputError
 from experiments.store import models
+from experiments.store.errors import InvalidFieldError
+from experiments.vocabulary import DecisionStatus
+
+__all__ = ["ErasureResult", "erase_customer", "purge_contexts"]
 
 
 @dataclass(frozen=True)
 class ErasureResult:
+    """What :func:`erase_customer` changed, and the token that now stands for the customer."""
+
     decisions: int
     outcomes: int
     token: str
@@ -32,7 +40,7 @@ class ErasureResult:
 def purge_contexts(database: Engine, *, before: datetime) -> int:
     """Empty the contexts of closed decisions made before ``before``; returns how many."""
     if before.tzinfo is None:
-        raise InvalidInputError(
+        raise InvalidFieldError(
             "'before' needs a timezone (e.g. 2026-01-01T00:00Z)", field="before"
         )
     unlearned = exists().where(
@@ -43,7 +51,7 @@ def purge_contexts(database: Engine, *, before: datetime) -> int:
         update(models.Decision)
         .where(
             col(models.Decision.created_at) < before,
-            col(models.Decision.status) != "open",
+            col(models.Decision.status) != DecisionStatus.OPEN.value,
             ~unlearned,
         )
         .values(context={})
@@ -58,7 +66,7 @@ def purge_contexts(database: Engine, *, before: datetime) -> int:
 def erase_customer(database: Engine, *, customer_id: str) -> ErasureResult:
     """Replace ``customer_id`` by an opaque token everywhere and empty their contexts."""
     if not customer_id:
-        raise InvalidInputError("customer_id must not be empty", field="customer_id")
+        raise InvalidFieldError("customer_id must not be empty", field="customer_id")
     token = f"erased-{secrets.token_hex(8)}"
     with Session(database) as session:
         decisions = session.exec(
@@ -75,12 +83,3 @@ def erase_customer(database: Engine, *, customer_id: str) -> ErasureResult:
         ).rowcount
         session.commit()
     return ErasureResult(decisions=int(decisions), outcomes=int(outcomes), token=token)
-
-
-def remaining_for(database: Engine, *, customer_id: str) -> int:
-    """How many decisions still carry ``customer_id`` (0 after an erasure)."""
-    with Session(database) as session:
-        rows = session.exec(
-            select(models.Decision.id).where(models.Decision.customer_id == customer_id)
-        ).all()
-    return len(rows)

@@ -1,5 +1,5 @@
-"""Database engines for engage: SQLite (the default, a file under the working directory) or
-PostgreSQL by URL.
+"""Connections to engage's database: database URLs and SQLAlchemy engines for SQLite (the
+default, a file under the working directory) or PostgreSQL by URL.
 
 Nothing connects at import; :func:`make_engine` builds an engine when an entry point asks.
 
@@ -28,6 +28,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from experiments.store.deadlines import guarded_connect
+
+__all__ = [
+    "DATABASE_URL_ENV",
+    "DEFAULT_DATABASE_URL",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "database_url_from_env",
+    "dialect_name",
+    "make_engine",
+    "normalize_url",
+]
 
 DEFAULT_DATABASE_URL = "sqlite:///engage.db"
 """``./engage.db`` relative to the working directory."""

@@ -10,9 +10,11 @@ from sqlmodel import Session, select
 
 from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.errors import InvalidInputError
-from experiments.retention import erase_customer, purge_contexts, remaining_for
-from experiments.store import models, queries
+from experiments.store import models
+from experiments.store.aggregates import experiment_counts, reward_aggregates
+from experiments.store.errors import InvalidFieldError
+from experiments.store.retention import erase_customer, purge_contexts
+from experiments.store.snapshots import latest_snapshot
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SPEC = {
@@ -28,8 +30,8 @@ SPEC = {
 def snapshot_of_counts(engine: Engine) -> tuple:
     with Session(engine) as session:
         return (
-            queries.experiment_counts(session, experiment_key="promo"),
-            queries.reward_aggregates(session, experiment_key="promo"),
+            experiment_counts(session, experiment_key="promo"),
+            reward_aggregates(session, experiment_key="promo"),
         )
 
 
@@ -62,8 +64,10 @@ def test_purge_empties_only_closed_learned_contexts(history: tuple[Engine, Manua
         contexts = [row.context for row in session.exec(select(models.Decision))]
     assert sorted(map(len, contexts)) == [0] * 10 + [1]  # the open decision keeps its context
     assert snapshot_of_counts(engine) == before
-    with pytest.raises(InvalidInputError):
+    with pytest.raises(InvalidFieldError, match="needs a timezone") as info:
         purge_contexts(engine, before=datetime(2026, 1, 1))
+    assert isinstance(info.value, ValueError)
+    assert info.value.field == "before"
 
 
 def test_erasure_removes_the_customer_and_the_report_adds_up(
@@ -73,12 +77,19 @@ def test_erasure_removes_the_customer_and_the_report_adds_up(
     before = snapshot_of_counts(engine)
     result = erase_customer(engine, customer_id="c1")
     assert (result.decisions, result.outcomes) == (2, 0)
-    assert remaining_for(engine, customer_id="c1") == 0
+    with Session(engine) as session:
+        remaining = session.exec(
+            select(models.Decision.id).where(models.Decision.customer_id == "c1")
+        ).all()
+    assert len(remaining) == 0
     assert erase_customer(engine, customer_id="c2").outcomes == 1
     with Session(engine) as session:
         outcome_customers = {row.customer_id for row in session.exec(select(models.Outcome))}
     assert "c2" not in outcome_customers
     assert snapshot_of_counts(engine) == before
+    with pytest.raises(InvalidFieldError, match="must not be empty") as info:
+        erase_customer(engine, customer_id="")
+    assert info.value.field == "customer_id"
 
 
 def test_an_erased_open_decision_is_not_learned_but_still_counted(
@@ -91,8 +102,8 @@ def test_an_erased_open_decision_is_not_learned_but_still_counted(
     assert core.join_rewards("promo") == 1
     assert core.learn("promo") == 2
     with Session(engine) as session:
-        snapshot = queries.latest_snapshot(session, experiment_key="promo")
-        counts = queries.experiment_counts(session, experiment_key="promo")
+        snapshot = latest_snapshot(session, experiment_key="promo")
+        counts = experiment_counts(session, experiment_key="promo")
     assert snapshot is not None
     assert snapshot.rows_learned == 10  # the erased row was skipped
     assert counts["rewards"] == {"total": 11, "learned": 11, "unlearned": 0}

@@ -1,0 +1,314 @@
+"""Queries on the ``decision`` table: store decisions (idempotent by request id), find them,
+count a customer's recent contacts, activate deferred ones, move their status, and pick those
+whose reward is due.
+
+Plain functions taking a ``Session`` and keyword-only arguments; none commits (the caller owns
+the transaction). Insert functions take new (transient) model instances; the instance that ends
+up stored becomes persistent in ``session`` so later attribute changes are flushed as UPDATEs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import ColumnElement, and_, func, or_, update
+from sqlmodel import Session, col, select
+
+from experiments.store._sql import attach, check_choice, chunks, insert_ignoring_conflicts, row_of
+from experiments.store.errors import DuplicateRequestError, StoreError
+from experiments.store.models import Decision, Outcome
+from experiments.vocabulary import Attribution, DecisionStatus
+
+__all__ = [
+    "DecisionHead",
+    "activate_decision",
+    "count_recent_decisions_by_customer",
+    "decision_heads",
+    "decisions_due_for_reward",
+    "decisions_with_outcomes_since",
+    "expired_deferred_decisions",
+    "find_decision_by_request",
+    "get_decision",
+    "insert_decision",
+    "insert_decisions",
+    "latest_open_decision",
+    "lock_decision_statuses",
+    "set_decision_status",
+]
+
+
+def insert_decision(session: Session, *, decision: Decision) -> Decision:
+    """Store a new decision and return it (persistent in ``session``).
+
+    When ``decision.request_id`` was already used in this experiment nothing is written and
+    :class:`DuplicateRequestError` carries the earlier decision as ``existing``: a retried request
+    gets the same answer. The transaction stays usable (no IntegrityError is raised).
+    """
+    inserted = insert_ignoring_conflicts(
+        session,
+        Decision,
+        [row_of(decision)],
+        conflict=["experiment_key", "request_id"],
+        returning="id",
+    )
+    if inserted:
+        return attach(session, decision)
+    existing = (
+        None
+        if decision.request_id is None
+        else find_decision_by_request(
+            session, experiment_key=decision.experiment_key, request_id=decision.request_id
+        )
+    )
+    if existing is None:  # pragma: no cover - only a request id can conflict, and rows stay
+        raise StoreError(f"decision {decision.id!r} was not stored")
+    raise DuplicateRequestError(existing)
+
+
+def insert_decisions(session: Session, *, decisions: Sequence[Decision | Mapping[str, Any]]) -> int:
+    """Store many new decisions at once (no request ids: simulations and bulk loads).
+
+    Returns how many were written; a decision whose ``(experiment, request_id)`` already exists
+    is skipped, exactly as :func:`insert_decision` would refuse it.
+    """
+    inserted = insert_ignoring_conflicts(
+        session,
+        Decision,
+        [decision if isinstance(decision, Mapping) else row_of(decision) for decision in decisions],
+        conflict=["experiment_key", "request_id"],
+        returning="id",
+    )
+    return len(inserted)
+
+
+def lock_decision_statuses(
+    session: Session, *, decision_ids: Sequence[str], shared: bool
+) -> dict[str, str]:
+    """Lock the decisions' rows until the transaction ends and return their statuses.
+
+    PostgreSQL: ``FOR SHARE`` (``shared``, when recording outcomes) or ``FOR UPDATE`` (when
+    joining rewards), so a reward join and an outcome insert on the same decision serialise.
+    SQLite has no row locks (the clause is dropped); there a transaction that has written
+    holds the database's single write lock, which serialises the two just the same.
+    """
+    statuses: dict[str, str] = {}
+    for chunk in chunks(sorted(set(decision_ids))):
+        stmt = (
+            select(Decision.id, Decision.status)
+            .where(col(Decision.id).in_(chunk))
+            .order_by(col(Decision.id))
+            .with_for_update(read=shared)
+        )
+        statuses.update(dict(session.exec(stmt).all()))
+    return statuses
+
+
+def get_decision(session: Session, *, decision_id: str) -> Decision | None:
+    """The decision ``decision_id``, or ``None``."""
+    return session.get(Decision, decision_id)
+
+
+class DecisionHead(NamedTuple):
+    """The columns outcome attribution needs, without the decision's JSON payloads."""
+
+    id: str
+    experiment_key: str
+    customer_id: str
+    status: str
+    window_closes_at: datetime | None
+
+
+def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str, DecisionHead]:
+    """The decisions among ``decision_ids`` that exist, by id, with only the columns outcome
+    attribution needs (no context, action or exclusions): cheap in bulk."""
+    found: dict[str, DecisionHead] = {}
+    for chunk in chunks(list(dict.fromkeys(decision_ids))):
+        stmt = select(
+            Decision.id,
+            Decision.experiment_key,
+            Decision.customer_id,
+            Decision.status,
+            Decision.window_closes_at,
+        ).where(col(Decision.id).in_(chunk))
+        for row in session.exec(stmt):
+            found[row[0]] = DecisionHead(*row)
+    return found
+
+
+def find_decision_by_request(
+    session: Session, *, experiment_key: str, request_id: str
+) -> Decision | None:
+    """The decision made for ``request_id`` in ``experiment_key``, or ``None``."""
+    stmt = select(Decision).where(
+        Decision.experiment_key == experiment_key, Decision.request_id == request_id
+    )
+    return session.exec(stmt).first()
+
+
+def count_recent_decisions_by_customer(
+    session: Session, *, experiment_key: str, customer_ids: Sequence[str], since: datetime
+) -> dict[str, int]:
+    """How many decisions (not suppressed ones) each of ``customer_ids`` got in
+    ``experiment_key`` at or after ``since``, in one query per chunk: the counts behind contact
+    limits. A customer with none is absent from the result."""
+    counts: dict[str, int] = {}
+    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+        stmt = (
+            select(Decision.customer_id, func.count())
+            .where(
+                Decision.experiment_key == experiment_key,
+                col(Decision.customer_id).in_(chunk),
+                Decision.created_at >= since,
+                Decision.status != DecisionStatus.SUPPRESSED.value,
+            )
+            .group_by(Decision.customer_id)
+        )
+        counts.update({customer: int(count) for customer, count in session.exec(stmt)})
+    return counts
+
+
+def latest_open_decision(
+    session: Session,
+    *,
+    experiment_key: str,
+    customer_id: str,
+    before: datetime,
+    include_unactivated: bool = False,
+) -> Decision | None:
+    """The customer's newest open decision in ``experiment_key`` made at or before ``before``
+    (an outcome's ``occurred_at``): where an outcome naming only the customer is attributed.
+
+    Deferred decisions count only once activated at or before ``before`` (the customer cannot
+    react to an offer never shown), unless ``include_unactivated``.
+    """
+    conditions: list[ColumnElement[bool]] = [
+        Decision.experiment_key == experiment_key,
+        Decision.customer_id == customer_id,
+        Decision.status == DecisionStatus.OPEN.value,
+        Decision.created_at <= before,
+    ]
+    if not include_unactivated:
+        conditions.append(
+            or_(
+                col(Decision.deferred).is_(False),
+                and_(col(Decision.activated_at).is_not(None), Decision.activated_at <= before),  # type: ignore[operator]
+            )
+        )
+    stmt = (
+        select(Decision)
+        .where(*conditions)
+        .order_by(col(Decision.created_at).desc(), col(Decision.id).desc())
+        .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def activate_decision(
+    session: Session, *, decision_id: str, activated_at: datetime, window_closes_at: datetime
+) -> bool:
+    """Activate a deferred, open, not yet activated decision; ``False`` if it was not one
+    (already activated, not deferred, not open, or unknown). Safe against concurrent calls."""
+    stmt = (
+        update(Decision)
+        .where(
+            col(Decision.id) == decision_id,
+            col(Decision.deferred).is_(True),
+            col(Decision.activated_at).is_(None),
+            col(Decision.status) == DecisionStatus.OPEN.value,
+        )
+        .values(activated_at=activated_at, window_closes_at=window_closes_at)
+        .execution_options(synchronize_session="fetch")
+    )
+    return session.exec(stmt).rowcount == 1
+
+
+def set_decision_status(
+    session: Session,
+    *,
+    decision_ids: Sequence[str],
+    status: str,
+    from_status: str | None = DecisionStatus.OPEN.value,
+) -> int:
+    """Set ``status`` on the decisions among ``decision_ids`` whose status is ``from_status``
+    (any status if ``None``); returns how many changed."""
+    check_choice(status, DecisionStatus, "status")
+    changed = 0
+    for chunk in chunks(list(dict.fromkeys(decision_ids))):
+        conditions: list[ColumnElement[bool]] = [col(Decision.id).in_(chunk)]
+        if from_status is not None:
+            conditions.append(col(Decision.status) == from_status)
+        stmt = (
+            update(Decision)
+            .where(*conditions)
+            .values(status=status)
+            .execution_options(synchronize_session="fetch")
+        )
+        changed += session.exec(stmt).rowcount
+    return changed
+
+
+def decisions_due_for_reward(
+    session: Session, *, experiment_key: str, now: datetime, limit: int = 1000
+) -> list[Decision]:
+    """Open decisions whose reward window has closed (``window_closes_at <= now``), oldest window
+    first. Deferred decisions qualify only once activated."""
+    stmt = (
+        select(Decision)
+        .where(
+            Decision.experiment_key == experiment_key,
+            Decision.status == DecisionStatus.OPEN.value,
+            col(Decision.window_closes_at).is_not(None),
+            Decision.window_closes_at <= now,  # type: ignore[operator]
+            or_(col(Decision.deferred).is_(False), col(Decision.activated_at).is_not(None)),
+        )
+        .order_by(col(Decision.window_closes_at), col(Decision.id))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def decisions_with_outcomes_since(
+    session: Session, *, experiment_key: str, since: datetime, limit: int = 1000
+) -> list[Decision]:
+    """Open decisions with an attributed outcome received at or after ``since``: candidates for
+    an early reward when the definition cannot change any more (an ``event`` reward that fired).
+    """
+    fresh = select(Outcome.decision_id).where(
+        Outcome.experiment_key == experiment_key,
+        Outcome.attribution == Attribution.ATTRIBUTED.value,
+        Outcome.received_at >= since,
+        col(Outcome.decision_id).is_not(None),
+    )
+    stmt = (
+        select(Decision)
+        .where(
+            Decision.experiment_key == experiment_key,
+            Decision.status == DecisionStatus.OPEN.value,
+            col(Decision.id).in_(fresh),
+        )
+        .order_by(col(Decision.created_at), col(Decision.id))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def expired_deferred_decisions(
+    session: Session, *, experiment_key: str, created_before: datetime, limit: int = 1000
+) -> list[Decision]:
+    """Open deferred decisions never activated and created before ``created_before``: to be
+    marked ``never_activated`` (not learned from, reported as such)."""
+    stmt = (
+        select(Decision)
+        .where(
+            Decision.experiment_key == experiment_key,
+            Decision.status == DecisionStatus.OPEN.value,
+            col(Decision.deferred).is_(True),
+            col(Decision.activated_at).is_(None),
+            Decision.created_at < created_before,
+        )
+        .order_by(col(Decision.created_at), col(Decision.id))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))

@@ -1,0 +1,102 @@
+"""Queries on the ``outcome`` table: store outcomes idempotently by the client's
+``outcome_id``, read a decision's outcomes, and relabel those that arrived too late.
+
+Plain functions taking a ``Session`` and keyword-only arguments; none commits (the caller owns
+the transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from experiments.store._sql import chunks, fill_defaults, insert_ignoring_conflicts, row_of
+from experiments.store.models import Outcome
+from experiments.vocabulary import Attribution
+
+__all__ = [
+    "InsertResult",
+    "insert_outcomes",
+    "mark_outcomes_late",
+    "outcomes_for_decisions",
+]
+
+
+@dataclass(frozen=True)
+class InsertResult:
+    """What an idempotent batch insert did: ``accepted`` new rows and ``duplicates`` skipped
+    (already stored, or repeated earlier in the batch). Unpacks as ``accepted, duplicates``.
+
+    ``inserted`` holds the keys of the rows this insert wrote: a caller that goes on to change
+    rows of the batch in the same transaction must change only those, since the duplicates
+    are rows stored (and settled) by an earlier request.
+    """
+
+    accepted: int
+    duplicates: int
+    inserted: tuple[str, ...] = ()
+
+    def __iter__(self) -> Iterator[int]:
+        return iter((self.accepted, self.duplicates))
+
+
+def insert_outcomes(
+    session: Session, *, outcomes: Sequence[Outcome | Mapping[str, Any]]
+) -> InsertResult:
+    """Store outcomes, idempotent by ``outcome_id``: an id seen before (or earlier in the same
+    batch) is skipped and counted as a duplicate. Accepts models or mappings of their fields.
+    The result's ``inserted`` lists the outcome ids written."""
+    rows: dict[str, dict[str, Any]] = {}
+    for item in outcomes:
+        row = (
+            row_of(item, exclude=("id",))
+            if isinstance(item, Outcome)
+            else fill_defaults(Outcome, item, exclude=("id",))
+        )
+        rows.setdefault(row["outcome_id"], row)
+    inserted = insert_ignoring_conflicts(
+        session, Outcome, list(rows.values()), conflict=["outcome_id"], returning="outcome_id"
+    )
+    return InsertResult(
+        accepted=len(inserted), duplicates=len(outcomes) - len(inserted), inserted=tuple(inserted)
+    )
+
+
+def outcomes_for_decisions(
+    session: Session,
+    *,
+    decision_ids: Sequence[str],
+    attributions: Collection[str] | None = None,
+) -> list[Outcome]:
+    """The outcomes of these decisions, ordered by decision id, then ``occurred_at``.
+
+    All attributions by default; pass ``attributions=("attributed",)`` to leave out the late
+    ones (kept for the report, but they do not change a reward).
+    """
+    ids = list(dict.fromkeys(decision_ids))
+    found: list[Outcome] = []
+    for chunk in chunks(ids):
+        stmt = select(Outcome).where(col(Outcome.decision_id).in_(chunk))
+        if attributions is not None:
+            stmt = stmt.where(col(Outcome.attribution).in_([str(a) for a in attributions]))
+        found.extend(session.exec(stmt))
+    found.sort(key=lambda o: (o.decision_id or "", o.occurred_at, o.id or 0))
+    return found
+
+
+def mark_outcomes_late(session: Session, *, outcome_ids: Sequence[str]) -> int:
+    """Relabel outcomes ``late``: their decision's reward was computed without them."""
+    changed = 0
+    for chunk in chunks(list(dict.fromkeys(outcome_ids))):
+        stmt = (
+            update(Outcome)
+            .where(col(Outcome.outcome_id).in_(chunk))
+            .values(attribution=Attribution.LATE.value)
+            .execution_options(synchronize_session=False)
+        )
+        changed += session.exec(stmt).rowcount
+    return changed

@@ -1,0 +1,133 @@
+"""Queries on the ``reward`` table: store each decision's reward once, read rewards joined with
+their decisions for the learner, and record which snapshot folded them in.
+
+Plain functions taking a ``Session`` and keyword-only arguments; none commits (the caller owns
+the transaction). Setting a decision's status to ``rewarded`` is the caller's, in the same
+transaction as its reward.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlmodel import Session, col, select
+
+from experiments.store._sql import chunks, insert_ignoring_conflicts, row_of
+from experiments.store.models import Decision, Reward
+
+__all__ = [
+    "LearningRow",
+    "count_rewards",
+    "count_unlearned_rewards",
+    "insert_rewards",
+    "mark_rewards_learned",
+    "reward_rows",
+    "unlearned_rewards",
+]
+
+
+def insert_rewards(session: Session, *, rewards: Sequence[Reward]) -> int:
+    """Store rewards, skipping decisions that already have one; returns how many were new."""
+    rows: dict[str, dict[str, Any]] = {}
+    for reward in rewards:
+        rows.setdefault(reward.decision_id, row_of(reward))
+    inserted = insert_ignoring_conflicts(
+        session, Reward, list(rows.values()), conflict=["decision_id"], returning="decision_id"
+    )
+    return len(inserted)
+
+
+@dataclass(frozen=True)
+class LearningRow:
+    """One reward not yet learned, with the decision fields a policy update needs."""
+
+    decision_id: str
+    value: float
+    computed_at: datetime
+    context: dict[str, Any]
+    action_index: int
+    propensity: float | None
+    group: str
+    policy_version: int
+    customer_id: str
+    created_at: datetime
+
+
+def reward_rows(
+    session: Session,
+    *,
+    experiment_key: str,
+    learned: bool | None = None,
+    limit: int | None = None,
+) -> list[LearningRow]:
+    """Rewards joined with their decisions, oldest first (suppressed decisions have no reward).
+
+    ``learned``: only rewards already folded into a snapshot (True), only those not yet
+    (False), or all (None).
+    """
+    stmt = (
+        select(
+            Reward.decision_id,
+            Reward.value,
+            Reward.computed_at,
+            Decision.context,
+            Decision.action_index,
+            Decision.propensity,
+            Decision.group,
+            Decision.policy_version,
+            Decision.customer_id,
+            Decision.created_at,
+        )
+        .select_from(Reward)
+        .join(Decision, col(Decision.id) == col(Reward.decision_id))
+        .where(Reward.experiment_key == experiment_key, col(Decision.action_index).is_not(None))
+        .order_by(col(Reward.computed_at), col(Reward.decision_id))
+    )
+    if learned is not None:
+        column = col(Reward.learned_version)
+        stmt = stmt.where(column.is_not(None) if learned else column.is_(None))
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [LearningRow(*row) for row in session.exec(stmt)]
+
+
+def unlearned_rewards(
+    session: Session, *, experiment_key: str, limit: int = 10_000
+) -> list[LearningRow]:
+    """Rewards with no ``learned_version`` yet, oldest first, joined with their decisions
+    (decisions without an action, i.e. suppressed ones, are skipped)."""
+    return reward_rows(session, experiment_key=experiment_key, learned=False, limit=limit)
+
+
+def mark_rewards_learned(session: Session, *, decision_ids: Sequence[str], version: int) -> int:
+    """Record that snapshot ``version`` folded in these rewards (only those not yet learned);
+    returns how many changed."""
+    changed = 0
+    for chunk in chunks(list(dict.fromkeys(decision_ids))):
+        stmt = (
+            update(Reward)
+            .where(col(Reward.decision_id).in_(chunk), col(Reward.learned_version).is_(None))
+            .values(learned_version=version)
+            .execution_options(synchronize_session="fetch")
+        )
+        changed += session.exec(stmt).rowcount
+    return changed
+
+
+def count_rewards(session: Session, *, experiment_key: str, learned: bool | None = None) -> int:
+    """How many rewards ``experiment_key`` has (only learned or unlearned ones if given)."""
+    stmt = select(func.count()).select_from(Reward).where(Reward.experiment_key == experiment_key)
+    if learned is True:
+        stmt = stmt.where(col(Reward.learned_version).is_not(None))
+    elif learned is False:
+        stmt = stmt.where(col(Reward.learned_version).is_(None))
+    return int(session.exec(stmt).one())
+
+
+def count_unlearned_rewards(session: Session, *, experiment_key: str) -> int:
+    """How many rewards of ``experiment_key`` no snapshot has folded in yet."""
+    return count_rewards(session, experiment_key=experiment_key, learned=False)

@@ -11,4 +11,5 @@ Modules:
     core          the loop, the summaries, latency and memory measurement
     report        tables (rich and markdown), targets, machine description, JSON
     policies      the command line and the orchestration of one benchmark run
+    world         the customer simulator's speed at scale (``python -m bench.world``)
 """

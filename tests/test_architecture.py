@@ -1,5 +1,5 @@
 """Imports point one way: cli -> experiments -> bandit, bandit stays pure math, and the store
-stands on its own inside experiments."""
+and the simulator stand on their own inside experiments."""
 
 from __future__ import annotations
 
@@ -114,3 +114,38 @@ def test_the_store_rule_notices_an_offender(tmp_path: Path) -> None:
         "experiments.spec.parse_spec",
     ]
     assert {"experiments.store.models", "experiments.store.schema"} <= names
+
+
+#: What ``experiments/simulate`` may import of ``experiments``: the simulator is a world of
+#: its own that the engine drives, so it shares only the vocabulary.
+SIMULATE_MAY_IMPORT = ("experiments.vocabulary", "experiments.simulate")
+
+
+def simulate_may_import(name: str) -> bool:
+    """Of ``experiments``, the simulator may use only the vocabulary and its own modules."""
+    if name != "experiments" and not name.startswith("experiments."):
+        return True
+    return any(name == root or name.startswith(f"{root}.") for root in SIMULATE_MAY_IMPORT)
+
+
+def test_simulate_imports_only_the_vocabulary_and_itself() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            name for name in imported_names(path, package_of(path)) if not simulate_may_import(name)
+        )
+        for path in (ROOT / "experiments" / "simulate").rglob("*.py")
+    }
+    assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_the_simulate_rule_notices_an_offender() -> None:
+    names = [
+        "experiments",
+        "experiments.spec.load_spec",
+        "experiments.simulatex",
+        "experiments.simulate.model.Mechanism",
+        "experiments.vocabulary.Group",
+        "numpy",
+    ]
+    refused = [name for name in names if not simulate_may_import(name)]
+    assert refused == ["experiments", "experiments.spec.load_spec", "experiments.simulatex"]

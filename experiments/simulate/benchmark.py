@@ -1,21 +1,22 @@
 """How fast the world runs at scale, with no decisions and contexts built for visitors only.
 
-Run ``python -m experiments.simulate.benchmark [SPEC.toml] [N_CUSTOMERS] [N_DAYS]``
-(defaults: ``examples/engagement.toml``, 100,000 customers, 90 days); it prints one line of
-timings. The issue's budget is 10 minutes for 100,000 x 90 on a 2-core machine.
+:func:`time_world` takes a decision space and a context schema, so the simulator needs no
+spec loader; the command line (``python -m bench.world [SPEC.toml] [N_CUSTOMERS] [N_DAYS]``)
+lives with the other benchmarks in :mod:`bench.world`. The budget is 10 minutes for
+100,000 customers x 90 days on a 2-core machine.
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import numpy as np
 
 from bandit import DecisionSpace
+from experiments.simulate.config import WorldConfig
 from experiments.simulate.fields import ContextFieldLike
-from experiments.simulate.world import CustomerWorld, WorldConfig
+from experiments.simulate.world import CustomerWorld
 
 
 def time_world(
@@ -54,23 +55,3 @@ def time_world(
         "events": float(events),
         "retained": float(world.kpis()["retained"].mean()),
     }
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    from experiments.spec import load_spec
-
-    args = list(sys.argv[1:] if argv is None else argv)
-    spec = load_spec(args[0] if args else "examples/engagement.toml")
-    n_customers = int(args[1]) if len(args) > 1 else 100_000
-    n_days = int(args[2]) if len(args) > 2 else 90
-    result = time_world(spec.decision_space(), spec.context, n_customers=n_customers, n_days=n_days)
-    print(
-        f"{n_customers:,} customers x {n_days} days: {result['total_seconds']:.1f} s "
-        f"(build {result['build_seconds']:.1f} s, contexts {result['context_seconds']:.1f} s, "
-        f"end_day {result['end_day_seconds']:.1f} s); {int(result['visitors']):,} visitors, "
-        f"{int(result['events']):,} events, {result['retained']:.1%} retained"
-    )
-
-
-if __name__ == "__main__":
-    main()

@@ -67,7 +67,8 @@ class ContextFieldLike(Protocol):
     """What the world reads from a context field: ``type`` ('numeric', 'boolean' or
     'categorical'), ``levels`` for categorical fields and optional ``min``/``max``."""
 
-    type: str
+    @property
+    def type(self) -> str: ...
 
 
 @dataclass(frozen=True)

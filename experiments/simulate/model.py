@@ -1,9 +1,10 @@
 """The simulated customers' behaviour as small pure functions shared by the world's daily
-step and its expected-value projection, so the truth used for regret is the dynamics.
+step and its expected-value projection, so the truth used for regret is the dynamics, and
+the constants they use as one validated value, :class:`Mechanism`.
 
 Notation (per customer): ``e`` engagement, ``F`` fatigue, ``R`` readiness (a logit) for the
-offer in question, ``fit`` the channel and timing fit, ``rho = relevance x tanh(R + 1.5)``
-the personalisation bonus.
+offer in question, ``fit`` the channel and timing fit, ``rho = relevance x tanh(R +
+relevance_centre)`` the personalisation bonus. With the default :class:`Mechanism`:
 
 - click:            ``P(click) = sigmoid(-2.2 + 0.5 e + message + offer appeal + 0.35 R
                     + rho + fit + other factors - fatigue_response F)``
@@ -19,33 +20,122 @@ the personalisation bonus.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass, fields
+
 import numpy as np
 
-CLICK_BASE = -2.2
-CLICK_ENGAGEMENT = 0.5
-CLICK_INTEREST = 0.35
-ACCEPT_BASE = 0.3
-ACCEPT_ENGAGEMENT = 0.2
-ATTENTION_SHIFT = 3.0
-RELEVANCE_CENTRE = 1.5
-#: Readiness lost for an offer the customer already has (less need for a second one).
-ALREADY_ACTIVE = -1.5
+from experiments.simulate.checks import check_value
 
-HAZARD_ENGAGEMENT = 0.6
-SPEND_ENGAGEMENT = 0.2
-USAGE_ENGAGEMENT = 0.3
-ENGAGEMENT_PERSISTENCE = 0.97
-ENGAGEMENT_NOISE = 0.06
+_INF = math.inf
 
-TIMING_CURVATURE = 0.05  # click logit lost per squared hour between slot and preference
-TIMING_FLOOR = -2.5
-NIGHT_CLICK = -0.4
-TIMING_FATIGUE = 0.08  # fatigue multiplier gained per hour off the preference
-NIGHT_FATIGUE = 1.0  # ... and at night (doubles it)
-IRRELEVANCE_FATIGUE = 0.5  # an unwanted offer annoys up to 50% more
 
-RENEW_BASE = 1.0
-ORGANIC_SHIFT = 1.0
+@dataclass(frozen=True)
+class Mechanism:
+    """The constants of the customers' behaviour (a value; hashable). The defaults are the
+    world every test and measurement was made on.
+
+    Response (logit terms):
+        click_base, click_engagement, click_interest: the click logit's intercept and its
+            weights on engagement and on readiness.
+        accept_base, accept_engagement: the accept-given-click logit's intercept and its
+            weight on engagement.
+        attention_shift: the read logit is the click logit plus this.
+        relevance_centre: readiness at which a personalised framing's bonus changes sign.
+        already_active: readiness lost for an offer the customer already holds.
+        timing_curvature, timing_floor: click logit lost per squared hour between slot and
+            preferred hour, and its floor.
+        night_click: click logit shift of a night slot.
+
+    Fatigue:
+        fatigue_response: click logit lost per unit of fatigue.
+        accept_fatigue_share: the share of it the accept logit loses.
+        fatigue_churn: relative churn hazard added per unit of fatigue.
+        fatigue_half_life: days for fatigue to halve.
+        timing_fatigue: fatigue multiplier gained per hour between slot and preferred hour.
+        night_fatigue: ... and at night (1 doubles it).
+        irrelevance_fatigue: how much more an unwanted offer tires (0.5: up to 50% more).
+
+    Nurturing:
+        nurture_gain: readiness logit an educational message adds when read (others in
+            proportion to their ``nurture``), before saturation.
+        nurture_half_life: days for the nurture stock to halve.
+        nurture_cap: the nurture stock's ceiling (gains shrink as it fills).
+
+    Lifetime:
+        hazard_engagement, spend_engagement, usage_engagement: weights of engagement in the
+            log churn hazard (negative sign applied), log spend and log usage.
+        engagement_persistence, engagement_noise: engagement's daily reversion factor to
+            the customer's level and its noise.
+        renew_base: the renewal logit's intercept (``R + 0.5 e + renew_base``).
+        organic_shift: the unprompted purchase logit's intercept (``R + organic_shift``).
+    """
+
+    click_base: float = -2.2
+    click_engagement: float = 0.5
+    click_interest: float = 0.35
+    accept_base: float = 0.3
+    accept_engagement: float = 0.2
+    attention_shift: float = 3.0
+    relevance_centre: float = 1.5
+    already_active: float = -1.5
+    timing_curvature: float = 0.05
+    timing_floor: float = -2.5
+    night_click: float = -0.4
+    fatigue_response: float = 0.3
+    accept_fatigue_share: float = 0.5
+    fatigue_churn: float = 0.15
+    fatigue_half_life: float = 7.0
+    timing_fatigue: float = 0.08
+    night_fatigue: float = 1.0
+    irrelevance_fatigue: float = 0.5
+    nurture_gain: float = 0.8
+    nurture_half_life: float = 30.0
+    nurture_cap: float = 2.5
+    hazard_engagement: float = 0.6
+    spend_engagement: float = 0.2
+    usage_engagement: float = 0.3
+    engagement_persistence: float = 0.97
+    engagement_noise: float = 0.06
+    renew_base: float = 1.0
+    organic_shift: float = 1.0
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            low, high = _MECHANISM_LIMITS[item.name]
+            check_value("Mechanism", item.name, getattr(self, item.name), float, low, high)
+
+
+_MECHANISM_LIMITS: dict[str, tuple[float, float]] = {
+    "click_base": (-20.0, 20.0),
+    "click_engagement": (-5.0, 5.0),
+    "click_interest": (-5.0, 5.0),
+    "accept_base": (-20.0, 20.0),
+    "accept_engagement": (-5.0, 5.0),
+    "attention_shift": (-20.0, 20.0),
+    "relevance_centre": (-10.0, 10.0),
+    "already_active": (-20.0, 0.0),
+    "timing_curvature": (0.0, 10.0),
+    "timing_floor": (-20.0, 0.0),
+    "night_click": (-20.0, 20.0),
+    "fatigue_response": (0.0, _INF),
+    "accept_fatigue_share": (0.0, _INF),
+    "fatigue_churn": (0.0, _INF),
+    "fatigue_half_life": (1e-3, _INF),
+    "timing_fatigue": (0.0, _INF),
+    "night_fatigue": (0.0, _INF),
+    "irrelevance_fatigue": (0.0, _INF),
+    "nurture_gain": (0.0, _INF),
+    "nurture_half_life": (1e-3, _INF),
+    "nurture_cap": (1e-3, _INF),
+    "hazard_engagement": (-5.0, 5.0),
+    "spend_engagement": (-5.0, 5.0),
+    "usage_engagement": (-5.0, 5.0),
+    "engagement_persistence": (0.0, 1.0),
+    "engagement_noise": (0.0, _INF),
+    "renew_base": (-20.0, 20.0),
+    "organic_shift": (-20.0, 20.0),
+}
 
 
 def sigmoid(x: np.ndarray | float) -> np.ndarray:
@@ -63,25 +153,21 @@ def circular_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.minimum(gap, 24.0 - gap)
 
 
-def relevance_bonus(relevance: np.ndarray, readiness: np.ndarray) -> np.ndarray:
-    """``relevance x tanh(R + 1.5)``: personalised framing pays where the offer fits."""
-    return relevance * np.tanh(readiness + RELEVANCE_CENTRE)
-
-
-def timing_fit(distance: np.ndarray, night: np.ndarray) -> np.ndarray:
+def timing_fit(distance: np.ndarray, night: np.ndarray, mech: Mechanism) -> np.ndarray:
     """Click logit shift of a slot ``distance`` hours from the preferred hour."""
-    return np.maximum(-TIMING_CURVATURE * distance**2, TIMING_FLOOR) + NIGHT_CLICK * night
+    curve = np.maximum(-mech.timing_curvature * distance**2, mech.timing_floor)
+    return curve + mech.night_click * night
 
 
-def timing_fatigue(distance: np.ndarray, night: np.ndarray) -> np.ndarray:
+def timing_fatigue(distance: np.ndarray, night: np.ndarray, mech: Mechanism) -> np.ndarray:
     """Fatigue multiplier of a slot: badly timed and night contacts tire more."""
-    return 1.0 + TIMING_FATIGUE * distance + NIGHT_FATIGUE * night
+    return 1.0 + mech.timing_fatigue * distance + mech.night_fatigue * night
 
 
-def irrelevance_fatigue(readiness: np.ndarray, is_offer: np.ndarray) -> np.ndarray:
+def irrelevance_fatigue(readiness: np.ndarray, is_offer: np.ndarray, mech: Mechanism) -> np.ndarray:
     """Fatigue multiplier of pushing an offer the customer is not ready for."""
-    unwanted = 1.0 - sigmoid(readiness + RELEVANCE_CENTRE)
-    return np.where(is_offer, 1.0 + IRRELEVANCE_FATIGUE * unwanted, 1.0)
+    unwanted = 1.0 - sigmoid(readiness + mech.relevance_centre)
+    return np.where(is_offer, 1.0 + mech.irrelevance_fatigue * unwanted, 1.0)
 
 
 def hazard(
@@ -90,20 +176,23 @@ def hazard(
     fatigue: np.ndarray,
     retention: np.ndarray,
     fatigue_churn: float,
+    mech: Mechanism,
 ) -> np.ndarray:
-    """Daily churn hazard ``h0 (1 + gamma F) exp(-0.6 e - retention)``."""
+    """Daily churn hazard ``h0 (1 + gamma F) exp(-hazard_engagement e - retention)``
+    (``gamma`` is ``fatigue_churn``, passed apart: 0 with fatigue off)."""
     return (
         prefactor
         * (1.0 + fatigue_churn * fatigue)
-        * np.exp(-HAZARD_ENGAGEMENT * engagement - retention)
+        * np.exp(-mech.hazard_engagement * engagement - retention)
     )
 
 
-def renew_probability(readiness: np.ndarray, engagement: np.ndarray) -> np.ndarray:
-    """Chance an expiring renewable offer renews: ``sigmoid(R + 0.5 e + 1)``."""
-    return sigmoid(readiness + 0.5 * engagement + RENEW_BASE)
+def renew_probability(readiness: np.ndarray, engagement: np.ndarray, mech: Mechanism) -> np.ndarray:
+    """Chance an expiring renewable offer renews: ``sigmoid(R + 0.5 e + renew_base)``."""
+    return sigmoid(readiness + 0.5 * engagement + mech.renew_base)
 
 
-def organic_probability(readiness: np.ndarray, rate: float) -> np.ndarray:
-    """Daily chance of buying an inactive renewable offer unprompted: ``rate sigmoid(R + 1)``."""
-    return rate * sigmoid(readiness + ORGANIC_SHIFT)
+def organic_probability(readiness: np.ndarray, rate: float, mech: Mechanism) -> np.ndarray:
+    """Daily chance of buying an inactive renewable offer unprompted:
+    ``rate sigmoid(R + organic_shift)``."""
+    return rate * sigmoid(readiness + mech.organic_shift)

@@ -9,6 +9,7 @@ the same random numbers (common random numbers): differences come from what was 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +24,7 @@ SPACE = SPEC.decision_space()
 ALLOWED = np.flatnonzero(SPACE.allowed)
 
 
-def make_world(n: int = 2_000, seed: int = 0, **knobs: object) -> CustomerWorld:
+def make_world(n: int = 2_000, seed: int = 0, **knobs: Any) -> CustomerWorld:
     return CustomerWorld(WorldConfig(n_customers=n, seed=seed, **knobs), SPACE, SPEC.context)
 
 

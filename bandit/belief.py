@@ -42,13 +42,25 @@ class JointBelief:
         return self.features.action_variance(self.features.slot_covariance(Z, self.cov))
 
     def draw_scores(
-        self, Z: np.ndarray, n_samples: int, scale: float, rng: np.random.Generator
+        self,
+        Z: np.ndarray,
+        n_samples: int,
+        scale: float,
+        rng: np.random.Generator,
+        draw_scale: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``n_samples`` posterior draws of every action's score per row, ``(n, M, A)``."""
+        """``n_samples`` posterior draws of every action's score per row, ``(n, M, A)``.
+
+        ``draw_scale`` (n, M), if given, multiplies each draw's deviation from the mean: a
+        scale mixture, e.g. ``sigma`` drawn per draw under an unknown noise variance.
+        """
         mean = self.features.slot_mean(Z, self.mean)
         lower = stable_cholesky(self.features.slot_covariance(Z, self.cov)) * scale
         noise = rng.standard_normal((Z.shape[0], n_samples, mean.shape[1]))
-        return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
+        if draw_scale is None:
+            return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
+        deviation = (noise @ np.swapaxes(lower, 1, 2)) * draw_scale[:, :, None]
+        return self.features.action_scores(mean[:, None, :] + deviation)
 
     def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return self.features.design(Z, actions) @ self.mean
@@ -81,11 +93,20 @@ class BlockBelief:
         return (np.matmul(Z, self.cov) * Z).sum(axis=2).T
 
     def draw_scores(
-        self, Z: np.ndarray, n_samples: int, scale: float, rng: np.random.Generator
+        self,
+        Z: np.ndarray,
+        n_samples: int,
+        scale: float,
+        rng: np.random.Generator,
+        draw_scale: np.ndarray | None = None,
     ) -> np.ndarray:
+        """As :meth:`JointBelief.draw_scores`, arm by arm."""
         spread = scale * np.sqrt(np.clip(self.score_variance(Z), 0.0, None))
         noise = rng.standard_normal((Z.shape[0], n_samples, self.mean.shape[0]))
-        return self.mean_scores(Z)[:, None, :] + noise * spread[:, None, :]
+        if draw_scale is None:
+            return self.mean_scores(Z)[:, None, :] + noise * spread[:, None, :]
+        deviation = noise * spread[:, None, :] * draw_scale[:, :, None]
+        return self.mean_scores(Z)[:, None, :] + deviation
 
     def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return (Z * self.mean[actions]).sum(axis=1)

@@ -8,6 +8,7 @@ from bandit._validation import BanditValueError
 from bandit.policies.base import Decision, Policy
 from bandit.policies.beta_ts import BetaTSPolicy, GaussianTSPolicy
 from bandit.policies.epsilon_greedy import EpsilonGreedyPolicy
+from bandit.policies.fitted_q import FittedQPolicy
 from bandit.policies.fixed import FixedPolicy
 from bandit.policies.kalman_ts import KalmanTSPolicy
 from bandit.policies.linear_ts import LinearTSPolicy
@@ -28,6 +29,7 @@ POLICIES: dict[str, type[Policy]] = {
         KalmanTSPolicy,
         BetaTSPolicy,
         GaussianTSPolicy,
+        FittedQPolicy,
     )
 }
 
@@ -61,6 +63,7 @@ __all__ = [
     "BetaTSPolicy",
     "Decision",
     "EpsilonGreedyPolicy",
+    "FittedQPolicy",
     "FixedPolicy",
     "GaussianTSPolicy",
     "KalmanTSPolicy",

@@ -15,7 +15,9 @@ class KalmanTSPolicy(ThompsonLinearPolicy):
     measurement update. Old evidence therefore fades and the policy keeps up when customer
     behaviour drifts (West & Harrison 1997, "Bayesian Forecasting and Dynamic Models";
     the seeds' "state-space modeling"). With ``process_noise = 0`` and ``forgetting = 1`` it
-    equals linear Thompson sampling.
+    equals linear Thompson sampling. With ``noise_variance="auto"`` the belief is kept in units
+    of the unknown noise variance, so ``process_noise`` is a signal-to-noise ratio (West &
+    Harrison 1997, sec. 4.5, "unknown observational variance").
 
     Args:
         process_noise: variance ``q`` added to every weight per observed reward.

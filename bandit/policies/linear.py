@@ -5,17 +5,49 @@ The posterior mean is the ridge solution ``(ridge I + X^T X / s2)^-1 X^T r / s2`
 posterior covariance is kept directly and updated incrementally (:mod:`bandit.linalg`).
 Subclasses decide how to turn the belief into choice probabilities, and may override the
 likelihood (logistic) or add a predict step (Kalman).
+
+With ``noise_variance="auto"`` the noise variance is learned instead of given: the
+Normal-inverse-gamma model (O'Hagan & Forster 2004, *Kendall's Advanced Theory of
+Statistics* 2B, sec. 9.7-9.14; Murphy 2012, *Machine Learning: A Probabilistic Perspective*,
+sec. 7.6.3; used for linear Thompson sampling by Riquelme, Tucker & Snoek 2018, "Deep
+Bayesian Bandits Showdown", LinFullPost)::
+
+    sigma^2 ~ InvGamma(a0, b0),   w | sigma^2 ~ N(0, sigma^2 I / ridge),
+    r = phi(x, a) . w + e,        e ~ N(0, sigma^2)
+
+The belief then holds ``w | sigma^2 ~ N(mu, sigma^2 V)``: ``mu`` and ``V`` follow the same
+incremental update with unit noise (so ``mu`` is the ridge solution with penalty ``ridge``,
+as with ``noise_variance = 1``), and each batch adds ``a += n / 2`` and
+``b += e^T (r - X mu') / 2`` with ``e = r - X mu`` the residual before the update. By the
+Woodbury identity ``r - X mu' = (I + X V X^T)^-1 e``, so this is the conjugate
+``b_n = b_0 + (r^T r - mu_n^T V_n^-1 mu_n) / 2`` accumulated batch by batch (for the
+Kalman model, the unknown-variance dynamic linear model of West & Harrison 1997, sec. 4.5,
+where ``V`` is the predicted covariance and the process noise is in units of ``sigma^2``).
+Thompson sampling draws ``sigma^2`` from ``InvGamma(a, b)`` for every Monte Carlo draw and
+then ``w``, so the draws follow the multivariate Student t marginal; LinUCB uses the plug-in
+``sigma^2 = b / a`` (the reciprocal of the posterior mean precision), which tends to the
+residual variance of the rewards. An explicit number keeps the known-variance model exactly.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar, Literal
+
 import numpy as np
 
-from bandit._validation import check_int, check_matrix, check_real
+from bandit._validation import BanditValueError, check_int, check_matrix, check_real
 from bandit.belief import BlockBelief, JointBelief
 from bandit.features import ActionFeatures
 from bandit.policies.base import MAX_DRAW_CELLS, Policy, winner_frequencies
 from bandit.space import DecisionSpace
+
+#: Prior ``sigma^2 ~ InvGamma(a0, b0)`` under ``noise_variance="auto"``: worth ``2 a0 = 2``
+#: pseudo-observations of variance ``b0 / a0 = 1``, so a few dozen rewards outweigh it.
+NOISE_PRIOR_SHAPE = 1.0
+NOISE_PRIOR_SCALE = 1.0
+
+#: The ``noise_variance`` value that learns the noise variance from the rewards.
+AUTO_NOISE = "auto"
 
 
 class LinearPolicy(Policy):
@@ -27,10 +59,15 @@ class LinearPolicy(Policy):
 
     Args:
         ridge: prior precision of every weight (> 0); the ridge penalty.
-        noise_variance: reward noise variance ``s2`` (> 0).
+        noise_variance: reward noise variance ``s2`` (> 0), or ``"auto"`` to learn it under
+            the Normal-inverse-gamma model of the module docstring (state then also holds
+            ``noise_shape`` and ``noise_scale``, the posterior ``a`` and ``b``).
         fit_intercept: add a constant context feature.
         interactions: add factor-pair bias features.
     """
+
+    #: The likelihood is Gaussian, so ``noise_variance="auto"`` applies.
+    gaussian_likelihood: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -38,7 +75,7 @@ class LinearPolicy(Policy):
         n_context: int,
         *,
         ridge: float = 1.0,
-        noise_variance: float = 1.0,
+        noise_variance: float | Literal["auto"] = 1.0,
         fit_intercept: bool = True,
         interactions: bool = False,
         seed: int | np.random.Generator | None = None,
@@ -47,9 +84,27 @@ class LinearPolicy(Policy):
         super().__init__(space, n_context, seed=seed, exploration_floor=exploration_floor)
         owner = type(self).__name__
         self.ridge = check_real(ridge, "ridge", owner, low=0.0, closed="right")
-        self.noise_variance = check_real(
-            noise_variance, "noise_variance", owner, low=0.0, closed="right"
-        )
+        self.noise_variance: float | str
+        if isinstance(noise_variance, str) and noise_variance == AUTO_NOISE:
+            if not self.gaussian_likelihood:
+                raise BanditValueError(
+                    "noise_variance",
+                    f"The 'noise_variance' parameter of {owner} cannot be 'auto': its "
+                    "likelihood is not Gaussian.",
+                )
+            self.noise_variance = AUTO_NOISE
+            self.noise_shape_ = np.array(NOISE_PRIOR_SHAPE)
+            self.noise_scale_ = np.array(NOISE_PRIOR_SCALE)
+        elif isinstance(noise_variance, str):
+            raise BanditValueError(
+                "noise_variance",
+                f"The 'noise_variance' parameter of {owner} must be a float in (0, inf) or "
+                f"'auto'. Got {noise_variance!r}.",
+            )
+        else:
+            self.noise_variance = check_real(
+                noise_variance, "noise_variance", owner, low=0.0, closed="right"
+            )
         self.fit_intercept = bool(fit_intercept)
         self.interactions = bool(interactions)
         self.features = ActionFeatures(
@@ -78,8 +133,30 @@ class LinearPolicy(Policy):
     def cov_(self, value: np.ndarray) -> None:
         self.belief_.cov = value
 
+    @property
+    def learns_noise(self) -> bool:
+        """Whether the noise variance is learned (``noise_variance="auto"``)."""
+        return self.noise_variance == AUTO_NOISE
+
+    @property
+    def noise_variance_(self) -> float:
+        """The noise variance in use: the given number, or ``b / a`` when learned."""
+        if self.learns_noise:
+            return float(self.noise_scale_) / float(self.noise_shape_)
+        return float(self.noise_variance)
+
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return self.belief_.state_shapes()
+        shapes = self.belief_.state_shapes()
+        if self.learns_noise:
+            shapes.update(noise_shape=(), noise_scale=())
+        return shapes
+
+    def _score_variance(self, Z: np.ndarray) -> np.ndarray:
+        """Posterior variance of every action's score, ``(n, A)``, clipped at zero."""
+        variance = np.clip(self.belief_.score_variance(Z), 0.0, None)
+        if self.learns_noise:
+            return variance * self.noise_variance_
+        return variance
 
     def expected_rewards(self, X: object) -> np.ndarray:
         """Posterior mean score of every action, ``(n, A)`` (a reward model for DM/DR)."""
@@ -90,7 +167,8 @@ class LinearPolicy(Policy):
         self, predictor: np.ndarray, rewards: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per-row curvature and score of the log-likelihood at the linear predictor."""
-        precision = 1.0 / self.noise_variance
+        # Under "auto" the belief is kept in units of sigma^2 (V rather than sigma^2 V).
+        precision = 1.0 if self.learns_noise else 1.0 / float(self.noise_variance)
         return np.full(rewards.shape[0], precision), (rewards - predictor) * precision
 
     def _before_update(self, n_rows: int) -> None:
@@ -102,6 +180,12 @@ class LinearPolicy(Policy):
         predictor = self.belief_.linear_predictor(Z, actions)
         curvature, score = self._likelihood_terms(predictor, rewards)
         self.belief_.update(Z, actions, curvature, score)
+        if self.learns_noise:
+            after = self.belief_.linear_predictor(Z, actions)
+            self.noise_shape_ = self.noise_shape_ + 0.5 * rewards.shape[0]
+            self.noise_scale_ = self.noise_scale_ + 0.5 * float(
+                (rewards - predictor) @ (rewards - after)
+            )
 
 
 class ThompsonLinearPolicy(LinearPolicy):
@@ -138,6 +222,17 @@ class ThompsonLinearPolicy(LinearPolicy):
         parts = []
         for start in range(0, X.shape[0], rows_per_chunk):
             Z = self.features.augment(X[start : start + rows_per_chunk])
-            draws = self.belief_.draw_scores(Z, self.n_samples, self.scale, self.rng_)
+            if self.learns_noise:
+                draws = self.belief_.draw_scores(
+                    Z, self.n_samples, self.scale, self.rng_, self._draw_noise_sd(Z.shape[0])
+                )
+            else:
+                draws = self.belief_.draw_scores(Z, self.n_samples, self.scale, self.rng_)
             parts.append(winner_frequencies(draws, mask[start : start + rows_per_chunk]))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def _draw_noise_sd(self, n_rows: int) -> np.ndarray:
+        """``sigma`` for every row and Monte Carlo draw, ``(n, M)``: ``sigma^2 = b / G``,
+        ``G ~ Gamma(a, 1)``, i.e. ``sigma^2 ~ InvGamma(a, b)``."""
+        precision = self.rng_.gamma(float(self.noise_shape_), size=(n_rows, self.n_samples))
+        return np.sqrt(float(self.noise_scale_) / precision)

@@ -34,8 +34,7 @@ class LinUCBPolicy(LinearPolicy):
 
     def _upper_bounds(self, X: np.ndarray) -> np.ndarray:
         Z = self.features.augment(X)
-        variance = np.clip(self.belief_.score_variance(Z), 0.0, None)
-        return self.belief_.mean_scores(Z) + self.alpha * np.sqrt(variance)
+        return self.belief_.mean_scores(Z) + self.alpha * np.sqrt(self._score_variance(Z))
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return greedy_probabilities(self._upper_bounds(X), mask)

@@ -21,6 +21,7 @@ class LogisticTSPolicy(ThompsonLinearPolicy):
 
     name = "logistic_ts"
     binary_rewards = True
+    gaussian_likelihood = False
 
     def _likelihood_terms(
         self, predictor: np.ndarray, rewards: np.ndarray

@@ -425,6 +425,7 @@ def test_registry_names_and_classes() -> None:
             "kalman_ts",
             "beta_ts",
             "gaussian_ts",
+            "fitted_q",
         ]
     )
     for name, cls in POLICIES.items():

@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from bandit.lift import Lift, RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
-from experiments.snapshots import unpack_state
+from experiments.engine.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import queries
 from experiments.vocabulary import Group

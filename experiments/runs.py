@@ -33,12 +33,12 @@ from sqlmodel import Session
 
 from bandit import DecisionSpace
 from bandit.lift import welch_lift
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.holdout import assign_group
+from experiments.engine.clock import ManualClock
+from experiments.engine.holdout import assign_group
+from experiments.engine.snapshots import unpack_state
 from experiments.report import LiftRow, kpi_lift_rows, off_policy_summary
 from experiments.simulate import CustomerWorld, WorldConfig
-from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import make_engine, queries, upgrade
 from experiments.vocabulary import Group

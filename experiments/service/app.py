@@ -20,15 +20,15 @@ from pydantic import AfterValidator
 from sqlalchemy import text
 from sqlmodel import Session
 
-from experiments.clock import Clock
 from experiments.engine import (
     DecisionEngine,
     DecisionRequest,
     DecisionResult,
     OutcomeInput,
 )
+from experiments.engine.clock import Clock
+from experiments.engine.learner import Learner
 from experiments.errors import InvalidInputError
-from experiments.learner import Learner
 from experiments.report import lift_dict, reward_lift
 from experiments.service.auth import VerifiedKeyCache, require_scope
 from experiments.service.errors import (

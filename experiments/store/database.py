@@ -87,9 +87,7 @@ class Database:
         ``None`` when another session holds it."""
         connection = self.connect()
         try:
-            got = connection.execute(
-                text("SELECT pg_try_advisory_lock(:id)"), {"id": key}
-            ).scalar()
+            got = connection.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": key}).scalar()
         except BaseException:
             connection.close()
             raise

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine.clock import ManualClock
+from experiments.engine.holdout import assign_group
+from experiments.engine.snapshots import unpack_state
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
-from experiments.holdout import assign_group
-from experiments.snapshots import unpack_state
 from experiments.store import models, queries
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

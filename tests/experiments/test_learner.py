@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, func, select
 
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.learner import FailureLog, Learner, LearnerLock
+from experiments.engine.clock import ManualClock
+from experiments.engine.learner import FailureLog, Learner, LearnerLock
 from experiments.store import Outcome, PolicySnapshot, Reward, make_engine, queries
 
 START = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -40,7 +40,7 @@ def spec(*, batch_size: int, interval_seconds: float) -> dict:
 @pytest.fixture(autouse=True)
 def fresh_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
     """Decisions check for a newer snapshot on every call, not once a second."""
-    monkeypatch.setattr("experiments.engine.SNAPSHOT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr("experiments.engine.facade.SNAPSHOT_CHECK_SECONDS", 0.0)
 
 
 @pytest.fixture

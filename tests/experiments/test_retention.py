@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine.clock import ManualClock
 from experiments.errors import InvalidInputError
 from experiments.retention import erase_customer, purge_contexts, remaining_for
 from experiments.store import models, queries

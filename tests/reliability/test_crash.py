@@ -37,7 +37,7 @@ from test_service_http import context, quick_spec
 
 from bandit import make_policy
 from experiments.engine import DecisionEngine
-from experiments.snapshots import unpack_state
+from experiments.engine.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import Decision, Outcome, PolicySnapshot, Reward, make_engine
 

@@ -28,7 +28,7 @@ from sqlalchemy import text
 from test_service_http import context, quick_spec
 
 from experiments.engine import DecisionEngine
-from experiments.learner import Learner, LearnerLock
+from experiments.engine.learner import Learner, LearnerLock
 from experiments.service.app import create_app
 from experiments.settings import Settings
 from experiments.store import make_engine, upgrade

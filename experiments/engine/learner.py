@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import Connection, text
 from sqlmodel import Session
 
-from experiments.engine import DecisionEngine
+from experiments.engine.facade import DecisionEngine
 from experiments.store import queries
 from experiments.vocabulary import ExperimentStatus
 

@@ -27,11 +27,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from bandit import BanditValueError, Policy, make_policy
-from experiments.clock import Clock, SystemClock
+from experiments.engine.clock import Clock, SystemClock
+from experiments.engine.holdout import assign_group
+from experiments.engine.reward import OutcomeEvent, evaluate_reward, window_closes_at
+from experiments.engine.snapshots import pack_state, unpack_state
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
-from experiments.holdout import assign_group
-from experiments.reward import OutcomeEvent, evaluate_reward, window_closes_at
-from experiments.snapshots import pack_state, unpack_state
 from experiments.spec import ExperimentSpec, SpecError, parse_spec
 from experiments.store import models, queries
 from experiments.vocabulary import ExperimentStatus, Group

@@ -15,11 +15,11 @@ Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
 def _engine(url: str | None):
     from experiments.engine import DecisionEngine
-    from experiments.store import check_schema, make_engine
+    from experiments.store.database import open_database
 
-    database = make_engine(database_url(url))
+    database = open_database(database_url(url))
     try:
-        check_schema(database)
+        database.check_schema()
     except RuntimeError as error:
         raise ValueError(str(error)) from None
     return DecisionEngine(database)

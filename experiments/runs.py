@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlmodel import Session
 
 from bandit import DecisionSpace
 from bandit.lift import welch_lift
@@ -40,7 +39,8 @@ from experiments.engine.snapshots import unpack_state
 from experiments.report import LiftRow, kpi_lift_rows, off_policy_summary
 from experiments.simulate import CustomerWorld, WorldConfig
 from experiments.spec import ExperimentSpec, parse_spec
-from experiments.store import make_engine, queries, upgrade
+from experiments.store import queries, upgrade
+from experiments.store.database import open_database
 from experiments.vocabulary import Group
 
 ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
@@ -150,7 +150,9 @@ class _ArmRunner:
         self.arm = arm
         self.options = options
         self.clock = ManualClock(START)
-        self.engine = DecisionEngine(make_engine(database_url), clock=self.clock, seed=options.seed)
+        self.engine = DecisionEngine(
+            open_database(database_url), clock=self.clock, seed=options.seed
+        )
         self.engine.create_experiment(self.spec)
         self.world = CustomerWorld(
             WorldConfig(
@@ -196,7 +198,7 @@ class _ArmRunner:
                 self.on_day(self.arm, day)
         self.result.allocation = np.array(allocation)
         self._finish()
-        self.engine.engine.dispose()
+        self.engine.database.dispose()
         return self.result
 
     def _log(self, name: str, value: float) -> None:
@@ -340,7 +342,7 @@ class _ArmRunner:
 
     def _off_policy(self) -> dict[str, Any]:
         """OPE of the final policy on this arm's logged, rewarded decisions."""
-        with Session(self.engine.engine) as session:
+        with self.engine.database.session() as session:
             rows = queries.reward_rows(session, experiment_key=self.spec.key)
             snapshot = queries.latest_snapshot(session, experiment_key=self.spec.key)
         state = unpack_state(snapshot.state) if snapshot is not None else None

@@ -17,8 +17,6 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
-from sqlalchemy import text
-from sqlmodel import Session
 
 from experiments.engine import (
     DecisionEngine,
@@ -50,7 +48,8 @@ from experiments.service.schemas import (
     storable,
 )
 from experiments.settings import Settings
-from experiments.store import check_schema, make_engine, queries
+from experiments.store import queries
+from experiments.store.database import open_database
 from experiments.vocabulary import ExperimentStatus
 
 logger = logging.getLogger("engage.service")
@@ -125,8 +124,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = make_engine(settings.database_url, timeout=settings.database_timeout_seconds)
-        check_schema(database)
+        database = open_database(settings.database_url, timeout=settings.database_timeout_seconds)
+        database.check_schema()
         engine = DecisionEngine(database, clock=clock)
         app.state.engine = engine
         learner = None
@@ -165,8 +164,7 @@ def create_app(
         engine: DecisionEngine = request.app.state.engine
         database = "ok"
         try:
-            with engine.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            engine.database.ping()
         except Exception:
             database = "down"
         learner = request.app.state.learner
@@ -314,7 +312,7 @@ def create_app(
     def report(key: ExperimentKey, engine: EngineDep) -> dict[str, Any]:
         experiment = engine.get_experiment(key)
         loaded = engine.loaded_policy(key)
-        with Session(engine.engine) as session:
+        with engine.database.session() as session:
             groups, lift = reward_lift(session, experiment_key=key)
             counts = queries.experiment_counts(session, experiment_key=key)
         return {

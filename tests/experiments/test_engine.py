@@ -15,6 +15,7 @@ from experiments.engine.holdout import assign_group
 from experiments.engine.snapshots import unpack_state
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
 from experiments.store import models, queries
+from experiments.store.database import Database
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -44,7 +45,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def decisions(engine: Engine, clock: ManualClock) -> DecisionEngine:
-    core = DecisionEngine(engine, clock=clock, seed=7)
+    core = DecisionEngine(Database(engine), clock=clock, seed=7)
     core.create_experiment(spec_dict())
     return core
 
@@ -166,7 +167,7 @@ def test_window_close_gives_default_and_learning_publishes_versions(
     assert values == [0.0] * 8 + [3.0] * 4
     state = unpack_state(snapshot.state)
     assert np.isfinite(state["mean"]).all()
-    decisions_after = DecisionEngine(engine, clock=clock, seed=1)
+    decisions_after = DecisionEngine(Database(engine), clock=clock, seed=1)
     assert decisions_after.loaded_policy("promo").version == 1
     assert ask(decisions_after, "c99").policy_version == 1
 
@@ -201,7 +202,7 @@ def test_pause_serves_control_and_stop_refuses(decisions: DecisionEngine) -> Non
 
 
 def test_contact_limit_and_quiet_hours_suppress(engine: Engine, clock: ManualClock) -> None:
-    core = DecisionEngine(engine, clock=clock, seed=0)
+    core = DecisionEngine(Database(engine), clock=clock, seed=0)
     core.create_experiment(
         spec_dict(
             contact={
@@ -235,7 +236,7 @@ def test_duplicate_experiment_is_a_conflict(decisions: DecisionEngine) -> None:
 def test_decide_many_logs_every_row_and_applies_contact_limits_within_the_batch(
     engine: Engine, clock: ManualClock
 ) -> None:
-    core = DecisionEngine(engine, clock=clock, seed=3)
+    core = DecisionEngine(Database(engine), clock=clock, seed=3)
     core.create_experiment(spec_dict(contact={"max_decisions": 1, "window": "7d"}))
     requests = [
         DecisionRequest(customer_id=customer, context={"tenure": 2, "plan": "postpaid"})

@@ -32,7 +32,9 @@ LEASE_NAME = "learner"
 
 
 class LearnerLock:
-    """Cross-process mutual exclusion for the learner.
+    """Cross-process mutual exclusion for the learner: on PostgreSQL the session-level
+    advisory lock :data:`ADVISORY_LOCK_ID` (:meth:`Database.try_session_lock`), on SQLite the
+    store's lease row :data:`LEASE_NAME`.
 
     Args:
         database: the database the competing learners share.

@@ -25,6 +25,7 @@ from experiments.engine.registry import find_experiment
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import models, queries
 from experiments.store.database import Database
+from experiments.vocabulary import ExperimentStatus
 
 #: How long a cached policy is trusted before the newest snapshot version is checked again.
 SNAPSHOT_CHECK_SECONDS = 1.0
@@ -89,7 +90,7 @@ class LoadedPolicy:
     """
 
     spec: ExperimentSpec
-    status: str
+    status: ExperimentStatus
     exploration_floor: float
     apprentice: bool
     treatment: Policy
@@ -125,13 +126,13 @@ class PolicyCache:
             latest = queries.latest_snapshot(session, experiment_key=key)
             if loaded is not None and latest is not None and latest.version == loaded.version:
                 loaded.checked_at = monotonic
-                loaded.status = experiment.status
+                loaded.status = ExperimentStatus(experiment.status)
                 return loaded
             spec = parse_spec(experiment.spec)
             treatment, control = self._factory.build(spec, experiment.exploration_floor)
             fresh = LoadedPolicy(
                 spec=spec,
-                status=experiment.status,
+                status=ExperimentStatus(experiment.status),
                 exploration_floor=experiment.exploration_floor,
                 apprentice=experiment.apprentice,
                 treatment=treatment,

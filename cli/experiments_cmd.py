@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+from experiments.vocabulary import ExperimentStatus
 
 app = typer.Typer(help="Experiment commands.", no_args_is_help=True)
 Key = Annotated[str, typer.Argument(help="Experiment key.")]
@@ -15,12 +16,11 @@ Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
 def _engine(url: str | None):
     from experiments.engine import DecisionEngine
-    from experiments.store.connection import make_engine
-    from experiments.store.schema import check_schema
+    from experiments.store.database import open_database
 
-    database = make_engine(database_url(url))
+    database = open_database(database_url(url))
     try:
-        check_schema(database)
+        database.check_schema()
     except RuntimeError as error:
         raise ValueError(str(error)) from None
     return DecisionEngine(database)
@@ -72,7 +72,7 @@ def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
     print_json(row.spec)
 
 
-def _set_status(key: str, status: str, url: str | None, as_json: bool) -> None:
+def _set_status(key: str, status: ExperimentStatus, url: str | None, as_json: bool) -> None:
     with readable_errors():
         row = _engine(url).set_status(key, status)
     if as_json:
@@ -84,16 +84,16 @@ def _set_status(key: str, status: str, url: str | None, as_json: bool) -> None:
 @app.command()
 def pause(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
     """Serve the control action while still logging. Example: engage experiments pause promo"""
-    _set_status(key, "paused", url, as_json)
+    _set_status(key, ExperimentStatus.PAUSED, url, as_json)
 
 
 @app.command()
 def resume(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
     """Resume a paused experiment. Example: engage experiments resume promo"""
-    _set_status(key, "running", url, as_json)
+    _set_status(key, ExperimentStatus.RUNNING, url, as_json)
 
 
 @app.command()
 def stop(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
     """Stop an experiment for good. Example: engage experiments stop promo"""
-    _set_status(key, "stopped", url, as_json)
+    _set_status(key, ExperimentStatus.STOPPED, url, as_json)

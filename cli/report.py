@@ -23,12 +23,11 @@ def report(
     MLflow run id. Example: engage report promo --period-days 7
     """
     from experiments.analysis.report import build_live_report
-    from experiments.store.connection import make_engine
-    from experiments.store.schema import check_schema
+    from experiments.store.database import open_database
 
     with readable_errors():
-        database = make_engine(database_url(url))
-        check_schema(database)
+        database = open_database(database_url(url))
+        database.check_schema()
         live = build_live_report(database, experiment, period_days=period_days)
     run_id = None
     if track:

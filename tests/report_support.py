@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Engine
 
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine.clock import ManualClock
+from experiments.store.database import Database
 from experiments.vocabulary import Group
 
 KEY = "reported"
@@ -30,7 +31,7 @@ def populate(
     two in three (holdout customers pay nothing unless ``holdout_pays``), then close every
     window, join every reward and learn once: nothing is left for a learner to do."""
     clock = ManualClock(START)
-    core = DecisionEngine(database, clock=clock, seed=0)
+    core = DecisionEngine(Database(database), clock=clock, seed=0)
     core.create_experiment(SPEC)
     for day in range(days):
         made = [

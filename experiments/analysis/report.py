@@ -24,19 +24,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from sqlalchemy import Engine
-from sqlmodel import Session
 
 from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
 from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
-from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.aggregates import experiment_counts
+from experiments.store.database import Database
 from experiments.store.experiments import require_experiment
 from experiments.store.rewards import LearningRow, reward_rows
-from experiments.store.snapshots import latest_snapshot
+from experiments.store.snapshots import latest_snapshot, unpack_state
 from experiments.vocabulary import ExperimentStatus, Group
 
 __all__ = [
@@ -166,11 +164,11 @@ class LiveReport(ReportModel):
     off_policy: OffPolicySummary | None
 
 
-def build_live_report(database: Engine, key: str, *, period_days: int = 1) -> LiveReport:
+def build_live_report(database: Database, key: str, *, period_days: int = 1) -> LiveReport:
     """The report of experiment ``key``; the store's ``NotFoundError`` when there is none."""
     if period_days < 1:
         raise ValueError(f"period_days must be at least 1; got {period_days}")
-    with Session(database) as session:
+    with database.session() as session:
         experiment = require_experiment(session, key=key)
         spec = parse_spec(experiment.spec)
         counts = experiment_counts(session, experiment_key=key)

@@ -21,22 +21,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlmodel import Session
 
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
 from experiments.analysis.report import OffPolicySummary, off_policy_summary
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.holdout import assign_group
+from experiments.engine.clock import ManualClock
+from experiments.engine.holdout import assign_group
 from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
 from experiments.simulate import CustomerWorld, WorldConfig
-from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
-from experiments.store.connection import make_engine
+from experiments.store.database import open_database
 from experiments.store.rewards import reward_rows
 from experiments.store.schema import upgrade
-from experiments.store.snapshots import latest_snapshot
+from experiments.store.snapshots import latest_snapshot, unpack_state
 from experiments.vocabulary import Group
 
 __all__ = ["ArmResult", "RunOptions", "RunResult", "run_simulation"]
@@ -105,7 +103,9 @@ class _ArmRunner:
         self.arm = arm
         self.options = options
         self.clock = ManualClock(START)
-        self.engine = DecisionEngine(make_engine(database_url), clock=self.clock, seed=options.seed)
+        self.engine = DecisionEngine(
+            open_database(database_url), clock=self.clock, seed=options.seed
+        )
         self.engine.create_experiment(self.spec)
         self.world = CustomerWorld(
             WorldConfig(
@@ -151,7 +151,7 @@ class _ArmRunner:
                 self.on_day(self.arm, day)
         self.result.allocation = np.array(allocation)
         self._finish()
-        self.engine.engine.dispose()
+        self.engine.database.dispose()
         return self.result
 
     def _log(self, name: str, value: float) -> None:
@@ -295,7 +295,7 @@ class _ArmRunner:
 
     def _off_policy(self) -> OffPolicySummary | None:
         """OPE of the final policy on this arm's logged, rewarded decisions."""
-        with Session(self.engine.engine) as session:
+        with self.engine.database.session() as session:
             rows = reward_rows(session, experiment_key=self.spec.key)
             snapshot = latest_snapshot(session, experiment_key=self.spec.key)
         state = unpack_state(snapshot.state) if snapshot is not None else None

@@ -17,18 +17,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
-from sqlalchemy import text
 
 from experiments.analysis.report import LiveReport, build_live_report
-from experiments.clock import Clock
-from experiments.engine import (
-    DecisionEngine,
-    DecisionRequest,
-    DecisionResult,
-    OutcomeInput,
-)
+from experiments.engine import DecisionEngine
+from experiments.engine.clock import Clock
+from experiments.engine.learner import Learner
 from experiments.errors import InvalidInputError
-from experiments.learner import Learner
 from experiments.service.auth import VerifiedKeyCache, require_scope
 from experiments.service.errors import (
     AUTHENTICATED,
@@ -49,9 +43,8 @@ from experiments.service.schemas import (
     storable,
 )
 from experiments.settings import Settings
-from experiments.store.connection import make_engine
-from experiments.store.schema import check_schema
-from experiments.vocabulary import ExperimentStatus
+from experiments.store.database import open_database
+from experiments.vocabulary import ExperimentStatus, Scope
 
 logger = logging.getLogger("engage.service")
 
@@ -63,31 +56,6 @@ MAX_OCCURRED_AHEAD = timedelta(days=366)
 
 ExperimentKey = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(storable)]
 DecisionId = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(storable)]
-
-
-def _experiment_out(row: Any) -> ExperimentOut:
-    return ExperimentOut(
-        key=row.key,
-        description=row.description,
-        status=row.status,
-        exploration_floor=row.exploration_floor,
-        apprentice=row.apprentice,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        spec=row.spec,
-    )
-
-
-def _decision_out(result: DecisionResult) -> DecisionOut:
-    return DecisionOut(
-        decision_id=result.decision_id,
-        action=result.action,
-        propensity=result.propensity,
-        group=result.group,
-        policy_version=result.policy_version,
-        deferred=result.deferred,
-        suppressed=result.suppressed_reason,
-    )
 
 
 def _check_occurred_at(body: OutcomesIn, now: datetime) -> None:
@@ -125,8 +93,8 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = make_engine(settings.database_url, timeout=settings.database_timeout_seconds)
-        check_schema(database)
+        database = open_database(settings.database_url, timeout=settings.database_timeout_seconds)
+        database.check_schema()
         engine = DecisionEngine(database, clock=clock)
         app.state.engine = engine
         learner = None
@@ -165,8 +133,7 @@ def create_app(
         engine: DecisionEngine = request.app.state.engine
         database = "ok"
         try:
-            with engine.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
+            engine.database.ping()
         except Exception:
             database = "down"
         learner = request.app.state.learner
@@ -192,34 +159,34 @@ def create_app(
     @app.post(
         "/v1/experiments",
         status_code=201,
-        dependencies=[Depends(require_scope("admin"))],
+        dependencies=[Depends(require_scope(Scope.ADMIN))],
         tags=["experiments"],
         responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 409),
     )
     def create_experiment(spec: dict[str, Any], engine: EngineDep) -> ExperimentOut:
-        return _experiment_out(engine.create_experiment(spec))
+        return ExperimentOut.model_validate(engine.create_experiment(spec))
 
     @app.get(
         "/v1/experiments",
-        dependencies=[Depends(require_scope("read"))],
+        dependencies=[Depends(require_scope(Scope.READ))],
         tags=["experiments"],
         responses=errors_doc(*AUTHENTICATED),
     )
     def list_experiments(engine: EngineDep) -> list[ExperimentOut]:
-        return [_experiment_out(row) for row in engine.list_experiments()]
+        return [ExperimentOut.model_validate(row) for row in engine.list_experiments()]
 
     @app.get(
         "/v1/experiments/{key}",
-        dependencies=[Depends(require_scope("read"))],
+        dependencies=[Depends(require_scope(Scope.READ))],
         tags=["experiments"],
         responses=errors_doc(*AUTHENTICATED, 404, 422),
     )
     def get_experiment(key: ExperimentKey, engine: EngineDep) -> ExperimentOut:
-        return _experiment_out(engine.get_experiment(key))
+        return ExperimentOut.model_validate(engine.get_experiment(key))
 
-    def status_route(status: str) -> Callable[[str, DecisionEngine], ExperimentOut]:
+    def status_route(status: ExperimentStatus) -> Callable[[str, DecisionEngine], ExperimentOut]:
         def change(key: ExperimentKey, engine: EngineDep) -> ExperimentOut:
-            return _experiment_out(engine.set_status(key, status))
+            return ExperimentOut.model_validate(engine.set_status(key, status))
 
         return change
 
@@ -230,7 +197,7 @@ def create_app(
     ):
         app.post(
             f"/v1/experiments/{{key}}/{verb}",
-            dependencies=[Depends(require_scope("admin"))],
+            dependencies=[Depends(require_scope(Scope.ADMIN))],
             tags=["experiments"],
             name=f"{verb}_experiment",
             responses=errors_doc(*AUTHENTICATED, 404, 409, 422),
@@ -238,7 +205,7 @@ def create_app(
 
     @app.patch(
         "/v1/experiments/{key}",
-        dependencies=[Depends(require_scope("admin"))],
+        dependencies=[Depends(require_scope(Scope.ADMIN))],
         tags=["experiments"],
         responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404),
     )
@@ -251,59 +218,36 @@ def create_app(
             row = engine.set_exploration_floor(key, body.exploration_floor)
         if body.apprentice is not None:
             row = engine.set_apprentice(key, body.apprentice)
-        return _experiment_out(row)
+        return ExperimentOut.model_validate(row)
 
     @app.post(
         "/v1/experiments/{key}/decisions",
-        dependencies=[Depends(require_scope("decide"))],
+        dependencies=[Depends(require_scope(Scope.DECIDE))],
         tags=["decisions"],
         responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404, 409),
     )
     def decide(key: ExperimentKey, body: DecisionIn, engine: EngineDep) -> DecisionOut:
-        result = engine.decide(
-            key,
-            DecisionRequest(
-                customer_id=body.customer_id,
-                context=body.context,
-                exclude=body.exclude or (),
-                request_id=body.request_id,
-                defer=body.defer,
-            ),
-        )
-        return _decision_out(result)
+        return DecisionOut.model_validate(engine.decide(key, body.as_request()))
 
     @app.post(
         "/v1/decisions/{decision_id}/activate",
-        dependencies=[Depends(require_scope("decide"))],
+        dependencies=[Depends(require_scope(Scope.DECIDE))],
         tags=["decisions"],
         responses=errors_doc(*AUTHENTICATED, 404, 409, 422),
     )
     def activate(decision_id: DecisionId, engine: EngineDep) -> DecisionOut:
-        result = engine.activate(decision_id)
-        return _decision_out(result)
+        return DecisionOut.model_validate(engine.activate(decision_id))
 
     @app.post(
         "/v1/outcomes",
         status_code=202,
-        dependencies=[Depends(require_scope("decide"))],
+        dependencies=[Depends(require_scope(Scope.DECIDE))],
         tags=["outcomes"],
         responses=errors_doc(*AUTHENTICATED, *WITH_BODY),
     )
     def outcomes(body: OutcomesIn, engine: EngineDep) -> OutcomesOut:
         _check_occurred_at(body, engine.clock.now())
-        result = engine.record(
-            OutcomeInput(
-                outcome_id=item.outcome_id,
-                event=item.event,
-                value=item.value,
-                occurred_at=item.occurred_at,
-                decision_id=item.decision_id,
-                experiment=item.experiment,
-                customer_id=item.customer_id,
-            )
-            for item in body.outcomes
-        )
-        return OutcomesOut(accepted=result.accepted, duplicates=result.duplicates)
+        return OutcomesOut.model_validate(engine.record(item.as_input() for item in body.outcomes))
 
     @app.get(
         "/v1/experiments/{key}/report",
@@ -318,6 +262,6 @@ def create_app(
     ) -> LiveReport:
         """The experiment's report: the same JSON as ``engage report --json``."""
         engine.get_experiment(key)  # 404 for an unknown key, as every route answers it
-        return build_live_report(engine.engine, key, period_days=period_days)
+        return build_live_report(engine.database, key, period_days=period_days)
 
     return app

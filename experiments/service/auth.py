@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 
 from fastapi import HTTPException, Request
-from sqlmodel import Session
 
 from experiments.service.ratelimit import retry_after_header
 from experiments.store.api_keys import verify_api_key
@@ -79,7 +78,7 @@ def require_scope(scope: str) -> Callable[[Request], None]:
         cache: VerifiedKeyCache = request.app.state.key_cache
         cached = cache.get(token)
         if cached is None:
-            with Session(request.app.state.engine.engine) as session:
+            with request.app.state.engine.database.session() as session:
                 key = verify_api_key(session, key=token)
             if key is None:
                 raise _unauthorized("invalid or revoked API key")

@@ -4,16 +4,30 @@ Unknown fields are rejected (``extra="forbid"``), numbers must be finite, timest
 carry a timezone, and text must be storable as is on every database: no NUL character
 (PostgreSQL text cannot hold it) and no lone surrogate (not Unicode, cannot be encoded).
 Anything else, markup and quotes included, is stored and returned verbatim.
+
+Each boundary has one converter: a request body becomes the engine's input with
+:meth:`DecisionIn.as_request` or :meth:`OutcomeIn.as_input`, and the engine's answer becomes a
+response body with ``model_validate`` (the response models read attributes: ``from_attributes``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
 
+from experiments.engine import DecisionRequest, OutcomeInput
 from experiments.spec.text import text_problem
+from experiments.vocabulary import ExperimentStatus, Group
 
 #: Largest magnitude of an outcome value: larger ones are unit errors, and their squares would
 #: overflow the report's variance sums.
@@ -51,7 +65,15 @@ ShortText = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(st
 
 
 class Strict(BaseModel):
+    """A request body: unknown fields and non-finite numbers are refused."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Answer(BaseModel):
+    """A response body, read from the attributes of what the engine returned."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 class DecisionIn(Strict):
@@ -62,15 +84,28 @@ class DecisionIn(Strict):
     request_id: Text | None = None
     defer: bool = False
 
+    def as_request(self) -> DecisionRequest:
+        """The engine's request for this body."""
+        return DecisionRequest(
+            customer_id=self.customer_id,
+            context=self.context,
+            exclude=self.exclude or (),
+            request_id=self.request_id,
+            defer=self.defer,
+        )
 
-class DecisionOut(BaseModel):
+
+class DecisionOut(Answer):
     decision_id: str
     action: dict[str, str] | None
     propensity: float | None
-    group: Literal["treatment", "holdout"]
+    group: Group
     policy_version: int
     deferred: bool = False
-    suppressed: str | None = None
+    #: Why a contact rule suppressed the decision (the engine's ``suppressed_reason``).
+    suppressed: str | None = Field(
+        default=None, validation_alias=AliasChoices("suppressed_reason", "suppressed")
+    )
 
 
 class OutcomeIn(Strict):
@@ -83,20 +118,24 @@ class OutcomeIn(Strict):
     #: When it happened; the service refuses instants implausibly far from now (see app.py).
     occurred_at: IsoDatetime
 
+    def as_input(self) -> OutcomeInput:
+        """The engine's outcome for this body."""
+        return OutcomeInput(**self.model_dump())
+
 
 class OutcomesIn(Strict):
     outcomes: list[OutcomeIn] = Field(min_length=1, max_length=1000)
 
 
-class OutcomesOut(BaseModel):
+class OutcomesOut(Answer):
     accepted: int
     duplicates: int
 
 
-class ExperimentOut(BaseModel):
+class ExperimentOut(Answer):
     key: str
     description: str
-    status: str
+    status: ExperimentStatus
     exploration_floor: float
     apprentice: bool
     created_at: datetime

@@ -104,7 +104,7 @@ def _json_problem(value: object, where: str) -> str | None:
 
 
 class RewardSpec(BaseModel):
-    """How a decision's outcomes become its reward (see :mod:`experiments.reward`).
+    """How a decision's outcomes become its reward (see :mod:`experiments.engine.reward`).
 
     ``event``: 1 when the named event occurs within the window. ``sum``: the sum of the
     named event's values within the window. ``retained``: 0 when the named (churn) event

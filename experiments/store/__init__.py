@@ -2,18 +2,20 @@
 migrations and data retention.
 
 Nothing connects at import, and nothing is re-exported here: import each name from its module,
-for example ``from experiments.store.decisions import insert_decision``. An entry point builds an
-engine with :func:`~experiments.store.connection.make_engine`, checks the schema with
-:func:`~experiments.store.schema.check_schema` (or applies migrations with
-:func:`~experiments.store.schema.upgrade`), then opens ``sqlmodel.Session(engine)`` and calls the
-query functions: plain functions taking a ``Session`` and keyword-only arguments, which never
-commit (``with Session(engine) as session, session.begin(): ...``).
+for example ``from experiments.store.decisions import insert_decision``. An entry point opens a
+:class:`~experiments.store.database.Database` with
+:func:`~experiments.store.database.open_database`, checks the schema with
+``database.check_schema()`` (or applies migrations with :func:`~experiments.store.schema.upgrade`),
+then opens ``database.session()`` and calls the query functions: plain functions taking a
+``Session`` and keyword-only arguments, which never commit (the caller owns the transaction).
 
 The store imports nothing of ``experiments`` but :mod:`experiments.vocabulary` and its own
 modules, so it can be used, tested and moved on its own.
 
 Modules:
 
+- :mod:`~experiments.store.database`: :class:`Database` (sessions, ping, schema check, the
+  session-level advisory lock) over one SQLAlchemy engine.
 - :mod:`~experiments.store.connection`: database URLs and :func:`make_engine`.
 - :mod:`~experiments.store.deadlines`: client-side deadlines on PostgreSQL connections.
 - :mod:`~experiments.store.models`: the tables, as SQLModel table models.
@@ -23,7 +25,7 @@ Modules:
 - :mod:`~experiments.store.decisions`: the ``decision`` table.
 - :mod:`~experiments.store.outcomes`: the ``outcome`` table.
 - :mod:`~experiments.store.rewards`: the ``reward`` table and the learner's rows.
-- :mod:`~experiments.store.snapshots`: the ``policy_snapshot`` table.
+- :mod:`~experiments.store.snapshots`: the ``policy_snapshot`` table and its state format.
 - :mod:`~experiments.store.leases`: the ``learner_lease`` table (one learner at a time).
 - :mod:`~experiments.store.api_keys`: the ``api_key`` table.
 - :mod:`~experiments.store.key_hashing`: API key text and its salted PBKDF2 hashes (no queries).

@@ -65,9 +65,17 @@ def update_experiment(
     spec: dict[str, Any] | None = None,
     exploration_floor: float | None = None,
     apprentice: bool | None = None,
+    status: str | None = None,
 ) -> Experiment:
-    """Change the given fields (``None`` leaves a field as it is) and ``updated_at``."""
+    """Change the given fields (``None`` leaves a field as it is) and ``updated_at``.
+
+    This is the one path by which an experiment's row changes: ``status`` is checked against
+    :class:`~experiments.vocabulary.ExperimentStatus` (``InvalidFieldError`` naming ``status``);
+    which transitions are allowed is the engine's business.
+    """
     experiment = require_experiment(session, key=key)
+    if status is not None:
+        experiment.status = check_choice(status, ExperimentStatus, "status")
     changes = {
         "description": description,
         "spec": spec,

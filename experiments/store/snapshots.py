@@ -1,5 +1,6 @@
 """Queries on the ``policy_snapshot`` table: publish a policy's learned state under a new
-version and read the newest one.
+version and read the newest one, and the format of the stored state (a plain ``.npz``
+archive of named arrays: :func:`pack_state` / :func:`unpack_state`, never pickle).
 
 Plain functions taking a ``Session`` and keyword-only arguments; none commits (the caller owns
 the transaction). The unique ``(experiment, version)`` key settles races between learners.
@@ -7,6 +8,10 @@ the transaction). The unique ``(experiment, version)`` key settles races between
 
 from __future__ import annotations
 
+import io
+from collections.abc import Mapping
+
+import numpy as np
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -18,7 +23,22 @@ __all__ = [
     "insert_snapshot",
     "latest_snapshot",
     "latest_snapshot_version",
+    "pack_state",
+    "unpack_state",
 ]
+
+
+def pack_state(state: Mapping[str, np.ndarray]) -> bytes:
+    """Serialise a policy state (name -> array) to ``.npz`` bytes."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **{name: np.asarray(value) for name, value in state.items()})
+    return buffer.getvalue()
+
+
+def unpack_state(blob: bytes) -> dict[str, np.ndarray]:
+    """Read ``.npz`` bytes back; object arrays are refused (``allow_pickle=False``)."""
+    with np.load(io.BytesIO(blob), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
 
 
 def latest_snapshot(session: Session, *, experiment_key: str) -> PolicySnapshot | None:

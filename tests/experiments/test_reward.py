@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from experiments.reward import (
+from experiments.engine.reward import (
     OutcomeEvent,
     RewardResult,
     change_reward,

@@ -37,10 +37,11 @@ from test_service_http import context, quick_spec
 
 from bandit import make_policy
 from experiments.engine import DecisionEngine
-from experiments.snapshots import unpack_state
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.connection import make_engine
+from experiments.store.database import Database
 from experiments.store.models import Decision, Outcome, PolicySnapshot, Reward
+from experiments.store.snapshots import unpack_state
 
 KILLS = 2
 WORKERS = 2
@@ -188,7 +189,7 @@ def check_recovered(
     ``crashed`` (the engine loads it), and replays of acknowledged requests get their first
     answer without writing anything. (Its learner may already publish newer ones, which a
     process picks up within ``SNAPSHOT_CHECK_SECONDS``.)"""
-    assert DecisionEngine(engine).loaded_policy(key).version >= crashed
+    assert DecisionEngine(Database(engine)).loaded_policy(key).version >= crashed
     health = httpx.get(f"{server.base_url}/healthz", timeout=10)
     assert health.status_code == 200, health.text
     assert health.json()["learner"]["running"]

@@ -27,11 +27,11 @@ import pytest
 from sqlalchemy import text
 from test_service_http import context, quick_spec
 
-from experiments.engine import DecisionEngine
-from experiments.learner import Learner, LearnerLock
+from experiments.engine.learner import Learner, LearnerLock
 from experiments.service.app import create_app
 from experiments.settings import Settings
 from experiments.store.connection import make_engine
+from experiments.store.database import Database
 from experiments.store.schema import upgrade
 
 REFUSE_SNAPSHOTS = {
@@ -167,7 +167,7 @@ def test_a_dead_learner_thread_shows_in_healthz_and_frees_the_lock(
             # for as long as the process lives).
             other = make_engine(database_url)
             try:
-                body["other_process_leads"] = LearnerLock(DecisionEngine(other)).acquire()
+                body["other_process_leads"] = LearnerLock(Database(other)).acquire()
             finally:
                 other.dispose()
             return body

@@ -31,7 +31,7 @@ from sqlalchemy import Engine, func, text
 from sqlmodel import Session, col, select
 from test_service_http import context, quick_spec
 
-from experiments.learner import ADVISORY_LOCK_ID, LEASE_NAME
+from experiments.engine.learner import ADVISORY_LOCK_ID, LEASE_NAME
 from experiments.store.connection import make_engine
 from experiments.store.models import Decision, LearnerLease, Outcome, PolicySnapshot, Reward
 

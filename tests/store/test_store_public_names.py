@@ -142,7 +142,10 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "insert_snapshot",
         "latest_snapshot",
         "latest_snapshot_version",
+        "pack_state",
+        "unpack_state",
     },
+    "experiments.store.database": {"Database", "SessionLock", "open_database"},
 }
 
 

@@ -8,10 +8,11 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-from experiments.clock import ManualClock
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine.clock import ManualClock
 from experiments.store import models
 from experiments.store.aggregates import experiment_counts, reward_aggregates
+from experiments.store.database import Database
 from experiments.store.errors import InvalidFieldError
 from experiments.store.retention import erase_customer, purge_contexts
 from experiments.store.snapshots import latest_snapshot
@@ -39,7 +40,7 @@ def snapshot_of_counts(engine: Engine) -> tuple:
 def history(engine: Engine) -> tuple[Engine, ManualClock]:
     """Old decisions (rewarded and learned) for c0..c9, then a fresh open one for c1."""
     clock = ManualClock(START)
-    core = DecisionEngine(engine, clock=clock, seed=0)
+    core = DecisionEngine(Database(engine), clock=clock, seed=0)
     core.create_experiment(SPEC)
     made = [
         core.decide("promo", DecisionRequest(customer_id=f"c{i}", context={"tenure": i}))
@@ -98,7 +99,7 @@ def test_an_erased_open_decision_is_not_learned_but_still_counted(
     engine, clock = history
     erase_customer(engine, customer_id="c1")  # c1's newest decision is still open
     clock.advance(timedelta(days=2))
-    core = DecisionEngine(engine, clock=clock, seed=0)
+    core = DecisionEngine(Database(engine), clock=clock, seed=0)
     assert core.join_rewards("promo") == 1
     assert core.learn("promo") == 2
     with Session(engine) as session:

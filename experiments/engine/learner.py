@@ -19,10 +19,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, text
-from sqlmodel import Session
-
-from experiments.engine import DecisionEngine
+from experiments.engine.facade import DecisionEngine
+from experiments.store.database import Database, SessionLock
 from experiments.store.experiments import list_experiments
 from experiments.store.leases import acquire_lease, release_lease
 from experiments.store.rewards import count_unlearned_rewards
@@ -36,14 +34,21 @@ LEASE_NAME = "learner"
 
 
 class LearnerLock:
-    """Cross-process mutual exclusion for the learner."""
+    """Cross-process mutual exclusion for the learner: on PostgreSQL the session-level
+    advisory lock :data:`ADVISORY_LOCK_ID` (:meth:`Database.try_session_lock`), on SQLite the
+    store's lease row :data:`LEASE_NAME`.
 
-    def __init__(self, engine: DecisionEngine, *, lease_seconds: float = 10.0) -> None:
-        self.engine = engine
+    Args:
+        database: the database the competing learners share.
+        lease_seconds: SQLite only: how long a lease lasts without renewal.
+    """
+
+    def __init__(self, database: Database, *, lease_seconds: float = 10.0) -> None:
+        self.database = database
         self.holder = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.lease = timedelta(seconds=lease_seconds)
-        self._connection: Connection | None = None
-        self.postgres = engine.engine.dialect.name == "postgresql"
+        self._held: SessionLock | None = None
+        self.postgres = database.dialect == "postgresql"
 
     def acquire(self) -> bool:
         """Try to become (or stay) the leader; never blocks."""
@@ -52,27 +57,15 @@ class LearnerLock:
         return self._acquire_lease()
 
     def _acquire_advisory(self) -> bool:
-        if self._connection is not None:
-            try:
-                self._connection.execute(text("SELECT 1"))
+        if self._held is not None:
+            if self._held.alive():
                 return True
-            except Exception:  # the connection died: so did the lock
-                self.release()
-        # Autocommit: the connection is kept for as long as the lock, and must not sit idle
-        # in an open transaction meanwhile (the liveness check above would open one), which
-        # idle_in_transaction_session_timeout ends, taking the lock with it.
-        connection = self.engine.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
-        got = connection.execute(
-            text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID}
-        ).scalar()
-        if got:
-            self._connection = connection
-            return True
-        connection.close()
-        return False
+            self.release()
+        self._held = self.database.try_session_lock(ADVISORY_LOCK_ID)
+        return self._held is not None
 
     def _acquire_lease(self) -> bool:
-        with Session(self.engine.engine) as session:
+        with self.database.session() as session:
             taken = acquire_lease(
                 session,
                 name=LEASE_NAME,
@@ -84,17 +77,11 @@ class LearnerLock:
         return taken
 
     def release(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                self._connection.execute(
-                    text("SELECT pg_advisory_unlock(:id)"), {"id": ADVISORY_LOCK_ID}
-                )
-                self._connection.commit()
-            with contextlib.suppress(Exception):
-                self._connection.close()
-            self._connection = None
+        if self._held is not None:
+            self._held.release()
+            self._held = None
         elif not self.postgres:
-            with contextlib.suppress(Exception), Session(self.engine.engine) as session:
+            with contextlib.suppress(Exception), self.database.session() as session:
                 release_lease(session, name=LEASE_NAME, holder=self.holder)
                 session.commit()
 
@@ -166,7 +153,7 @@ class Learner:
     ) -> None:
         self.engine = engine
         self.poll_seconds = poll_seconds
-        self.lock = lock or LearnerLock(engine)
+        self.lock = lock or LearnerLock(engine.database)
         self.status = LearnerStatus()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -216,7 +203,7 @@ class Learner:
         if not self.status.leader:
             return []
         published = []
-        with Session(self.engine.engine) as session:
+        with self.engine.database.session() as session:
             keys = [
                 row.key
                 for row in list_experiments(session)
@@ -232,7 +219,7 @@ class Learner:
     def _learn_if_due(self, key: str) -> int | None:
         spec = self.engine.loaded_policy(key).spec
         self.engine.join_rewards(key)
-        with Session(self.engine.engine) as session:
+        with self.engine.database.session() as session:
             pending = count_unlearned_rewards(session, experiment_key=key)
         if not pending:
             return None

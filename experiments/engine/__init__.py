@@ -1,0 +1,34 @@
+"""The decision engine: decide, record outcomes, join rewards, learn, publish snapshots.
+
+:class:`DecisionEngine` is the one entry point (the HTTP service and simulations both drive it);
+the modules behind it each do one job:
+
+=================  ===============================================================
+``registry``       stored experiments; the one validated path for status changes
+``snapshots``      policy state <-> bytes, the policy factory, the policy cache
+``planning``       a decision planned in memory: contexts, contact rules, groups
+``decide``         decide / activate: store the planned rows, answer from them
+``outcomes``       outcomes stored and attributed to decisions
+``reward``         a reward from a decision's outcomes (pure)
+``join``           the reward join: rewards written once known
+``learning``       rewards folded into the policy, the next snapshot published
+``learner``        the background learner, one at a time across processes
+``holdout``        stable assignment of customers to the holdout
+``clock``          injectable time
+=================  ===============================================================
+"""
+
+from experiments.engine.decide import DecisionResult
+from experiments.engine.facade import DecisionEngine
+from experiments.engine.outcomes import OutcomeInput, RecordResult
+from experiments.engine.planning import DecisionRequest
+from experiments.engine.snapshots import LoadedPolicy
+
+__all__ = [
+    "DecisionEngine",
+    "DecisionRequest",
+    "DecisionResult",
+    "LoadedPolicy",
+    "OutcomeInput",
+    "RecordResult",
+]

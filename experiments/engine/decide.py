@@ -1,0 +1,193 @@
+"""Deciding: a decision is answered only after it is stored, and a retried request gets its
+first answer.
+
+:class:`Decider` loads what planning needs (the cached policy, the customers' recent contacts),
+plans in memory (:func:`~experiments.engine.planning.plan_decisions`), then stores the planned
+rows in one transaction and answers from them. :class:`DecisionResult` is the one shape of an
+answer, built by :meth:`DecisionResult.of` from a planned row or a stored one alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from experiments.engine.clock import Clock
+from experiments.engine.planning import (
+    DecisionRequest,
+    Encoded,
+    PlannedDecision,
+    encode_batch,
+    encode_single,
+    plan_decisions,
+)
+from experiments.engine.reward import window_closes_at
+from experiments.engine.snapshots import LoadedPolicy, PolicyCache
+from experiments.errors import ConflictError, InvalidInputError, NotFoundError
+from experiments.store import models
+from experiments.store.database import Database
+from experiments.store.decisions import (
+    activate_decision,
+    count_recent_decisions_by_customer,
+    find_decision_by_request,
+    get_decision,
+    insert_decision,
+    insert_decisions,
+)
+from experiments.store.errors import DuplicateRequestError
+from experiments.vocabulary import DecisionStatus, ExperimentStatus, Group
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """What the engine decided, as logged."""
+
+    decision_id: str
+    action: dict[str, str] | None
+    action_index: int | None
+    propensity: float | None
+    group: Group
+    policy_version: int
+    deferred: bool = False
+    suppressed_reason: str | None = None
+    replayed: bool = False
+
+    @classmethod
+    def of(
+        cls, row: PlannedDecision | models.Decision, *, replayed: bool = False
+    ) -> DecisionResult:
+        """The answer for a decision row; ``deferred`` while it awaits activation."""
+        return cls(
+            decision_id=row.id,
+            action=row.action,
+            action_index=row.action_index,
+            propensity=row.propensity,
+            group=Group(row.group),
+            policy_version=row.policy_version,
+            deferred=row.deferred and row.activated_at is None,
+            suppressed_reason=row.suppressed_reason,
+            replayed=replayed,
+        )
+
+
+class Decider:
+    """Decide and activate over one database.
+
+    Args:
+        database: where decisions are stored.
+        clock: the source of decision times.
+        policies: the process's cache of loaded policies.
+    """
+
+    def __init__(self, database: Database, clock: Clock, policies: PolicyCache) -> None:
+        self._database = database
+        self._clock = clock
+        self._policies = policies
+
+    def decide(self, key: str, request: DecisionRequest) -> DecisionResult:
+        """Choose an action for one customer and store it before answering.
+
+        A request whose ``request_id`` was seen before gets the first answer again.
+        """
+        loaded = self._running_policy(key)
+        if request.request_id is not None:
+            replay = self._replay(key, request.request_id)
+            if replay is not None:
+                return replay
+        encoded = encode_single(loaded.spec, request)
+        (planned,) = self._plan(key, loaded, [request], encoded)
+        with self._database.session() as session:
+            try:
+                insert_decision(session, decision=models.Decision(**planned.as_row()))
+            except DuplicateRequestError as duplicate:
+                # A concurrent retry with the same request id won the race: answer as it did.
+                return DecisionResult.of(duplicate.existing, replayed=True)
+            session.commit()
+        return DecisionResult.of(planned)
+
+    def decide_many(self, key: str, requests: Sequence[DecisionRequest]) -> list[DecisionResult]:
+        """Decide for a batch of customers in one transaction (simulations, bulk scoring).
+
+        Same rules as :meth:`decide`; requests must not carry request ids (bulk calls are not
+        retried one by one). Context errors name ``contexts[i].<field>``.
+        """
+        if any(request.request_id is not None for request in requests):
+            raise InvalidInputError(
+                "decide_many takes no request ids; use decide for retried requests",
+                field="request_id",
+            )
+        if not requests:
+            return []
+        loaded = self._running_policy(key)
+        planned = self._plan(key, loaded, requests, encode_batch(loaded.spec, requests))
+        with self._database.session() as session:
+            insert_decisions(session, decisions=[row.as_row() for row in planned])
+            session.commit()
+        return [DecisionResult.of(row) for row in planned]
+
+    def activate(self, decision_id: str) -> DecisionResult:
+        """Activate a deferred decision: its reward window starts now (idempotent)."""
+        now = self._clock.now()
+        with self._database.session() as session:
+            row = get_decision(session, decision_id=decision_id)
+            if row is None:
+                raise NotFoundError(f"unknown decision '{decision_id}'", field="decision_id")
+            if not row.deferred:
+                raise ConflictError(
+                    f"decision '{decision_id}' was not deferred", field="decision_id"
+                )
+            if row.activated_at is None:
+                if row.status != DecisionStatus.OPEN:
+                    raise ConflictError(
+                        f"decision '{decision_id}' is {row.status}", field="decision_id"
+                    )
+                spec = self._policies.get(row.experiment_key).spec
+                activate_decision(
+                    session,
+                    decision_id=decision_id,
+                    activated_at=now,
+                    window_closes_at=window_closes_at(spec.reward, now),
+                )
+                session.commit()
+                session.refresh(row)
+            return DecisionResult.of(row)
+
+    def _running_policy(self, key: str) -> LoadedPolicy:
+        loaded = self._policies.get(key)
+        if loaded.status not in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED):
+            raise ConflictError(
+                f"experiment '{key}' is {loaded.status}, not running", field="experiment"
+            )
+        return loaded
+
+    def _replay(self, key: str, request_id: str) -> DecisionResult | None:
+        with self._database.session() as session:
+            row = find_decision_by_request(session, experiment_key=key, request_id=request_id)
+            return None if row is None else DecisionResult.of(row, replayed=True)
+
+    def _plan(
+        self,
+        key: str,
+        loaded: LoadedPolicy,
+        requests: Sequence[DecisionRequest],
+        encoded: Encoded,
+    ) -> list[PlannedDecision]:
+        """Load the customers' recent contacts when a contact limit applies, then plan."""
+        now = self._clock.now()
+        contact = loaded.spec.contact
+        recent: dict[str, int] = {}
+        if contact.max_decisions is not None:
+            recent = self._recent_contacts(key, requests, since=now - contact.window)
+        return plan_decisions(key, loaded, requests, encoded, now=now, recent=recent)
+
+    def _recent_contacts(
+        self, key: str, requests: Sequence[DecisionRequest], *, since: datetime
+    ) -> dict[str, int]:
+        with self._database.session() as session:
+            return count_recent_decisions_by_customer(
+                session,
+                experiment_key=key,
+                customer_ids=[request.customer_id for request in requests],
+                since=since,
+            )

@@ -1,0 +1,149 @@
+"""The decision engine: decide, record outcomes, join rewards, learn, publish snapshots.
+
+The same engine serves the HTTP API and in-process simulations. Every method opens its own
+short database session, so one engine is safe to share across threads and several engines
+(in several processes) can share one database.
+
+The loop::
+
+    decide(context) --> decision row (written before answering)
+    record(outcomes) --> outcome rows (idempotent by outcome_id), attributed to decisions
+    join_rewards()   --> reward rows when a decision's window closes (or at once when final)
+    learn()          --> fold unlearned rewards into the policy, publish snapshot version+1
+
+:class:`DecisionEngine` only wires the rooms that do the work and keeps their shared state
+(the policy cache) consistent: experiments (:mod:`~experiments.engine.registry`), policies and
+snapshots (:mod:`~experiments.engine.snapshots`), deciding (:mod:`~experiments.engine.decide`
+over :mod:`~experiments.engine.planning`), outcomes (:mod:`~experiments.engine.outcomes`), the
+reward join (:mod:`~experiments.engine.join`) and learning (:mod:`~experiments.engine.learning`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from experiments.engine.clock import Clock, SystemClock
+from experiments.engine.decide import Decider, DecisionResult
+from experiments.engine.join import RewardJoin
+from experiments.engine.learning import SnapshotPublisher
+from experiments.engine.outcomes import OutcomeInput, OutcomeRecorder, RecordResult
+from experiments.engine.planning import DecisionRequest
+from experiments.engine.registry import ExperimentRegistry
+from experiments.engine.snapshots import LoadedPolicy, PolicyCache, PolicyFactory
+from experiments.spec import ExperimentSpec
+from experiments.store import models
+from experiments.store.database import Database
+from experiments.vocabulary import ExperimentStatus
+
+
+class DecisionEngine:
+    """Decide / record / join / learn over one database.
+
+    Args:
+        database: the database (:func:`experiments.store.database.open_database`).
+        clock: the source of "now" for decisions and reward windows.
+        seed: seed of the policies' random generators (None: fresh entropy).
+    """
+
+    def __init__(
+        self, database: Database, *, clock: Clock | None = None, seed: int | None = None
+    ) -> None:
+        self.database = database
+        self.clock = clock or SystemClock()
+        factory = PolicyFactory(seed)
+        self._policies = PolicyCache(database, factory)
+        self._experiments = ExperimentRegistry(database, self.clock)
+        self._decider = Decider(database, self.clock, self._policies)
+        self._outcomes = OutcomeRecorder(database, self.clock)
+        self._rewards = RewardJoin(database, self.clock, self._policies)
+        self._publisher = SnapshotPublisher(database, self.clock, factory)
+
+    # ------------------------------------------------------------------ experiments
+    def create_experiment(
+        self, spec: ExperimentSpec | Mapping[str, Any], *, status: str = ExperimentStatus.RUNNING
+    ) -> models.Experiment:
+        """Store a new experiment; ``ConflictError`` if the key exists."""
+        return self._experiments.create(spec, status=status)
+
+    def get_experiment(self, key: str) -> models.Experiment:
+        """The experiment ``key``; ``NotFoundError`` if there is none."""
+        return self._experiments.get(key)
+
+    def list_experiments(self) -> list[models.Experiment]:
+        """Every experiment, by key."""
+        return self._experiments.list()
+
+    def set_status(self, key: str, status: str) -> models.Experiment:
+        """Pause, resume or stop; a stopped experiment stays stopped."""
+        row = self._experiments.set_status(key, status)
+        self._policies.forget(key)
+        return row
+
+    def set_exploration_floor(self, key: str, floor: float) -> models.Experiment:
+        """Set the treatment policy's exploration floor, in [0, 1]."""
+        row = self._experiments.set_exploration_floor(key, floor)
+        self._policies.forget(key)
+        return row
+
+    def set_apprentice(self, key: str, apprentice: bool) -> models.Experiment:
+        """Apprentice mode: serve business as usual while learning from it."""
+        row = self._experiments.set_apprentice(key, apprentice)
+        self._policies.forget(key)
+        return row
+
+    # ------------------------------------------------------------------ policies
+    def loaded_policy(self, key: str) -> LoadedPolicy:
+        """The cached policy of an experiment, reloaded when a newer snapshot exists."""
+        return self._policies.get(key)
+
+    # ------------------------------------------------------------------ decide
+    def decide(self, key: str, request: DecisionRequest) -> DecisionResult:
+        """Choose an action for one customer and log it before answering.
+
+        A request whose ``request_id`` was seen before gets the first answer again.
+        """
+        return self._decider.decide(key, request)
+
+    def decide_many(self, key: str, requests: Sequence[DecisionRequest]) -> list[DecisionResult]:
+        """Decide for a batch of customers in one transaction (simulations, bulk scoring);
+        requests carry no request ids, and context errors name ``contexts[i].<field>``."""
+        return self._decider.decide_many(key, requests)
+
+    def activate(self, decision_id: str) -> DecisionResult:
+        """Activate a deferred decision: its reward window starts now (idempotent)."""
+        return self._decider.activate(decision_id)
+
+    # ------------------------------------------------------------------ outcomes
+    def record(self, outcomes: Iterable[OutcomeInput]) -> RecordResult:
+        """Store outcome events, idempotent by ``outcome_id``; nothing is dropped.
+
+        Each outcome is attributed to the decision it names, or to the customer's latest
+        decision in the experiment made before the event. Outcomes naming an unknown
+        decision, arriving after the decision's window, or matching no decision are kept and
+        labelled (``unknown_decision``, ``late``, ``unattributed``) for the report.
+        """
+        return self._outcomes.record(outcomes)
+
+    # ------------------------------------------------------------------ rewards
+    def join_rewards(self, key: str, *, limit: int = 10_000) -> int:
+        """Compute the rewards that are now known; returns how many were written.
+
+        Deferred decisions never activated within one window are marked ``never_activated``.
+        """
+        return self._rewards.join(key, limit=limit)
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, key: str, *, limit: int = 100_000) -> int | None:
+        """Fold unlearned rewards into the policy and publish the next snapshot version.
+
+        Returns the new version, or None when there was nothing to learn. Callers that may
+        run in several processes go through :class:`experiments.engine.learner.Learner`, which
+        holds the learner lock around this call.
+        """
+        return self._publisher.learn(key, limit=limit)
+
+    def step(self, key: str) -> int | None:
+        """Join due rewards, then learn from them: one turn of the loop."""
+        self.join_rewards(key)
+        return self.learn(key)

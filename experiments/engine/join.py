@@ -1,0 +1,135 @@
+"""The reward join: decisions whose reward is now known get a reward row.
+
+A decision's reward comes from its attributed outcomes by the experiment's definition
+(:func:`~experiments.engine.reward.evaluate_reward`, pure). The join finds the candidates (open
+decisions whose window closed, and open decisions with fresh outcomes when the reward can be
+final early), locks them, computes what is known and marks them ``rewarded``. Deferred decisions
+never activated within one window are marked ``never_activated``: not learned from, and
+reported as such.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from experiments.engine.clock import Clock
+from experiments.engine.reward import OutcomeEvent, evaluate_reward
+from experiments.engine.snapshots import PolicyCache
+from experiments.store import models
+from experiments.store.database import Database
+from experiments.store.decisions import (
+    decisions_due_for_reward,
+    decisions_with_outcomes_since,
+    expired_deferred_decisions,
+    lock_decision_statuses,
+    set_decision_status,
+)
+from experiments.store.outcomes import outcomes_for_decisions
+from experiments.store.rewards import insert_rewards
+from experiments.vocabulary import Attribution, DecisionStatus
+
+#: How far before the previous join a reward join looks again for fresh outcomes. A process
+#: stamps an outcome's ``received_at`` before its transaction commits (after waiting for
+#: locks, on SQLite for the write lock), so an outcome committed just after a join read it
+#: can carry a time before that join; processes' clocks also differ a little. Without the
+#: overlap such an outcome is never fresh again and its reward waits for the window to close.
+FRESH_OUTCOMES_OVERLAP = timedelta(seconds=30)
+
+#: Reward kinds that can be final before the window closes (an event fired, a churn).
+_FINAL_EARLY = ("event", "retained")
+
+
+class RewardJoin:
+    """Joins rewards in one database; remembers each experiment's last join in this process.
+
+    Args:
+        database: where decisions, outcomes and rewards are stored.
+        clock: the source of "now" (which windows have closed).
+        policies: the process's cache of loaded policies (for the experiments' specs).
+    """
+
+    def __init__(self, database: Database, clock: Clock, policies: PolicyCache) -> None:
+        self._database = database
+        self._clock = clock
+        self._policies = policies
+        self._last_join: dict[str, datetime] = {}
+
+    def join(self, key: str, *, limit: int = 10_000) -> int:
+        """Compute the rewards that are now known; returns how many were written.
+
+        Candidates are open decisions whose window closed, plus open decisions with outcomes
+        received since the last join, less :data:`FRESH_OUTCOMES_OVERLAP` (an ``event`` or
+        ``retained`` reward can be final before its window closes).
+        """
+        spec = self._policies.get(key).spec
+        now = self._clock.now()
+        last_join = self._last_join.get(key)
+        since = (
+            datetime.min.replace(tzinfo=now.tzinfo)
+            if last_join is None
+            else last_join - FRESH_OUTCOMES_OVERLAP
+        )
+        with self._database.session() as session:
+            expired = expired_deferred_decisions(
+                session, experiment_key=key, created_before=now - spec.reward.window, limit=limit
+            )
+            set_decision_status(
+                session,
+                decision_ids=[row.id for row in expired],
+                status=DecisionStatus.NEVER_ACTIVATED,
+            )
+            due = decisions_due_for_reward(session, experiment_key=key, now=now, limit=limit)
+            # Only rewards that can become final early need the decisions with fresh outcomes;
+            # sums and changes wait for the window to close.
+            fresh = (
+                decisions_with_outcomes_since(session, experiment_key=key, since=since, limit=limit)
+                if spec.reward.kind in _FINAL_EARLY
+                else []
+            )
+            candidates = {row.id: row for row in (*due, *fresh) if row.activated_at is not None}
+            # Lock before reading outcomes: an outcome insert racing this join waits, or is
+            # seen; see experiments.engine.outcomes.relabel_raced for the other side.
+            still_open = lock_decision_statuses(
+                session, decision_ids=list(candidates), shared=False
+            )
+            candidates = {
+                id_: row
+                for id_, row in candidates.items()
+                if still_open.get(id_) == DecisionStatus.OPEN
+            }
+            by_decision: dict[str, list[OutcomeEvent]] = {id_: [] for id_ in candidates}
+            for outcome in outcomes_for_decisions(
+                session, decision_ids=list(candidates), attributions=[Attribution.ATTRIBUTED]
+            ):
+                by_decision[outcome.decision_id].append(
+                    OutcomeEvent(outcome.event, outcome.value, outcome.occurred_at)
+                )
+            rewards, rewarded = [], []
+            for decision in candidates.values():
+                baseline = None
+                if spec.reward.baseline_field is not None:
+                    baseline = decision.context.get(spec.reward.baseline_field)
+                result = evaluate_reward(
+                    spec.reward,
+                    decided_at=decision.activated_at,
+                    now=now,
+                    outcomes=by_decision[decision.id],
+                    baseline=baseline,
+                )
+                if result is None:
+                    continue
+                rewards.append(
+                    models.Reward(
+                        decision_id=decision.id,
+                        experiment_key=key,
+                        value=result.value,
+                        computed_at=now,
+                        learned_version=None,
+                    )
+                )
+                rewarded.append(decision.id)
+            written = insert_rewards(session, rewards=rewards)
+            set_decision_status(session, decision_ids=rewarded, status=DecisionStatus.REWARDED)
+            session.commit()
+        self._last_join[key] = now
+        return written

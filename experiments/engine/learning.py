@@ -1,0 +1,97 @@
+"""Learning: fold the rewards not yet learned into the treatment policy and publish the next
+snapshot version.
+
+One call reads the newest snapshot, updates the policy with a batch of ``(context, action,
+reward, propensity)`` and writes snapshot ``version + 1`` with the rewards marked learned, in
+one transaction. Several processes may call it; only one at a time should (the background
+learner, :mod:`experiments.engine.learner`, holds the learner lock around it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from experiments.engine.clock import Clock
+from experiments.engine.registry import find_experiment
+from experiments.engine.snapshots import PolicyFactory, restore
+from experiments.spec import ExperimentSpec, SpecError, parse_spec
+from experiments.store import models
+from experiments.store.database import Database
+from experiments.store.rewards import LearningRow, mark_rewards_learned, unlearned_rewards
+from experiments.store.snapshots import insert_snapshot, latest_snapshot, pack_state
+
+
+def learnable(
+    spec: ExperimentSpec, rows: Sequence[LearningRow]
+) -> tuple[np.ndarray, list[LearningRow]]:
+    """Encoded contexts ``(n, d)`` of the rows that can be learned, and those rows.
+
+    A row whose context was erased (right to erasure: stored as ``{}``) and no longer
+    encodes is not learned from; it is still marked learned with the batch, and still counts
+    in reports. Any other bad context is an error.
+    """
+    encoded, usable = [], []
+    for row in rows:
+        try:
+            encoded.append(spec.encode_context(row.context))
+        except SpecError:
+            if row.context:
+                raise
+            continue
+        usable.append(row)
+    X = np.array(encoded) if encoded else np.zeros((0, spec.n_context))
+    return X, usable
+
+
+class SnapshotPublisher:
+    """Learns and publishes snapshots in one database.
+
+    Args:
+        database: where rewards and snapshots are stored.
+        clock: the source of the snapshots' ``created_at``.
+        factory: builds the policy the newest snapshot is loaded into.
+    """
+
+    def __init__(self, database: Database, clock: Clock, factory: PolicyFactory) -> None:
+        self._database = database
+        self._clock = clock
+        self._factory = factory
+
+    def learn(self, key: str, *, limit: int = 100_000) -> int | None:
+        """Fold up to ``limit`` unlearned rewards into the policy and publish the next version.
+
+        Returns the new version, or None when there was nothing to learn.
+        """
+        with self._database.session() as session:
+            experiment = find_experiment(session, key)
+            spec = parse_spec(experiment.spec)
+            rows = unlearned_rewards(session, experiment_key=key, limit=limit)
+            if not rows:
+                return None
+            treatment, _ = self._factory.build(spec, experiment.exploration_floor)
+            latest = latest_snapshot(session, experiment_key=key)
+            version = restore(treatment, latest)
+            learned = 0 if latest is None else latest.rows_learned
+            X, usable = learnable(spec, rows)
+            actions = np.array([row.action_index for row in usable], dtype=np.int64)
+            rewards = np.array([row.value for row in usable], dtype=np.float64)
+            propensities = np.array([row.propensity for row in usable], dtype=np.float64)
+            treatment.update(X, actions, rewards, propensities)
+            new_version = version + 1
+            insert_snapshot(
+                session,
+                snapshot=models.PolicySnapshot(
+                    experiment_key=key,
+                    version=new_version,
+                    state=pack_state(treatment.get_state()),
+                    rows_learned=learned + len(usable),
+                    created_at=self._clock.now(),
+                ),
+            )
+            mark_rewards_learned(
+                session, decision_ids=[row.decision_id for row in rows], version=new_version
+            )
+            session.commit()
+        return new_version

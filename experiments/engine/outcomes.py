@@ -1,0 +1,160 @@
+"""Outcomes: store reported events, idempotent by ``outcome_id``, each labelled with how it was
+attributed to a decision.
+
+An outcome names its decision, or names the experiment and the customer (then it goes to the
+customer's latest open decision made before the event). Nothing is dropped: an outcome naming
+an unknown decision, arriving after its decision's window or reward, or matching no decision is
+stored with its :class:`~experiments.vocabulary.Attribution` label for the report. Only
+``attributed`` outcomes count in rewards (:mod:`experiments.engine.join`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel import Session
+
+from experiments.engine.clock import Clock
+from experiments.errors import InvalidInputError
+from experiments.store import models
+from experiments.store.database import Database
+from experiments.store.decisions import (
+    DecisionHead,
+    decision_heads,
+    latest_open_decision,
+    lock_decision_statuses,
+)
+from experiments.store.outcomes import insert_outcomes, mark_outcomes_late
+from experiments.vocabulary import Attribution, DecisionStatus
+
+
+@dataclass(frozen=True)
+class OutcomeInput:
+    """An outcome event as a client reports it."""
+
+    outcome_id: str
+    event: str
+    value: float
+    occurred_at: datetime
+    decision_id: str | None = None
+    experiment: str | None = None
+    customer_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    """How many outcomes were stored, and how many were repeats of stored ones."""
+
+    accepted: int
+    duplicates: int
+
+
+def attribute(
+    session: Session,
+    outcome: OutcomeInput,
+    received: datetime,
+    named: Mapping[str, DecisionHead],
+) -> dict[str, Any]:
+    """The outcome row to store: ``outcome`` with its decision and its attribution label.
+
+    ``named`` holds the decisions the batch names by id; an outcome naming none is matched to
+    the customer's latest open decision in the experiment made before it occurred.
+    """
+    decision: models.Decision | DecisionHead | None = None
+    attribution = Attribution.ATTRIBUTED
+    if outcome.decision_id is not None:
+        decision = named.get(outcome.decision_id)
+        if decision is None:
+            attribution = Attribution.UNKNOWN_DECISION
+    elif outcome.experiment is not None and outcome.customer_id is not None:
+        decision = latest_open_decision(
+            session,
+            experiment_key=outcome.experiment,
+            customer_id=outcome.customer_id,
+            before=outcome.occurred_at,
+        )
+        if decision is None:
+            attribution = Attribution.UNATTRIBUTED
+    else:
+        raise InvalidInputError(
+            "an outcome needs 'decision_id' or both 'experiment' and 'customer_id'",
+            field="decision_id",
+        )
+    if decision is not None:
+        closes = decision.window_closes_at
+        if decision.status != DecisionStatus.OPEN or (
+            closes is not None and outcome.occurred_at >= closes
+        ):
+            attribution = Attribution.LATE
+    return {
+        "outcome_id": outcome.outcome_id,
+        "decision_id": decision.id if decision is not None else outcome.decision_id,
+        "experiment_key": (decision.experiment_key if decision is not None else outcome.experiment),
+        "customer_id": decision.customer_id if decision is not None else outcome.customer_id,
+        "event": outcome.event,
+        "value": float(outcome.value),
+        "occurred_at": outcome.occurred_at,
+        "received_at": received,
+        "attribution": attribution,
+    }
+
+
+def relabel_raced(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Outcomes attributed to a decision whose reward was joined meanwhile become late.
+
+    The decision rows are share-locked first, so a concurrent reward join either finished
+    before (then its status shows here) or starts after this commit (then it sees them); see
+    :meth:`experiments.engine.join.RewardJoin.join` for the other side.
+    """
+    attributed = {
+        row["outcome_id"]: row["decision_id"]
+        for row in rows
+        if row["attribution"] == Attribution.ATTRIBUTED
+    }
+    if not attributed:
+        return
+    statuses = lock_decision_statuses(
+        session, decision_ids=list(set(attributed.values())), shared=True
+    )
+    raced = [
+        outcome
+        for outcome, decision in attributed.items()
+        if statuses.get(decision) != DecisionStatus.OPEN
+    ]
+    mark_outcomes_late(session, outcome_ids=raced)
+
+
+class OutcomeRecorder:
+    """Records outcomes in one database.
+
+    Args:
+        database: where outcomes are stored.
+        clock: the source of ``received_at``.
+    """
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self._database = database
+        self._clock = clock
+
+    def record(self, outcomes: Iterable[OutcomeInput]) -> RecordResult:
+        """Store outcome events, idempotent by ``outcome_id``, in one transaction."""
+        received = self._clock.now()
+        items = list(outcomes)
+        with self._database.session() as session:
+            named = decision_heads(
+                session,
+                decision_ids=[item.decision_id for item in items if item.decision_id is not None],
+            )
+            rows = [attribute(session, item, received, named) for item in items]
+            result = insert_outcomes(session, outcomes=rows)
+            # Only the rows written here: a duplicate's stored row was labelled (and maybe
+            # counted in a reward) by the request that stored it, and a retry changes nothing.
+            first: dict[str, dict[str, Any]] = {}
+            for row in rows:
+                first.setdefault(row["outcome_id"], row)
+            relabel_raced(session, [first[outcome] for outcome in result.inserted])
+            session.commit()
+        return RecordResult(accepted=result.accepted, duplicates=result.duplicates)

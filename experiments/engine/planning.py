@@ -1,0 +1,230 @@
+"""Planning decisions in memory: validated contexts, contact rules, holdout groups and the
+policies' choices, without the database.
+
+The decision path plans first and stores after (:mod:`experiments.engine.decide`): everything
+here takes what the store said beforehand (the loaded policy, recent contact counts) and returns
+:class:`PlannedDecision` rows, so the store is touched once per request, to write them.
+
+Single requests and batches differ only in how errors name the context (``context.<field>``
+versus ``contexts[i].<field>``), hence two encoders, :func:`encode_single` and
+:func:`encode_batch`, feeding one :func:`plan_decisions`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from bandit import BanditValueError
+from experiments.engine.holdout import assign_group
+from experiments.engine.registry import invalid_input
+from experiments.engine.reward import window_closes_at
+from experiments.engine.snapshots import LoadedPolicy
+from experiments.spec import ContactSpec, ExperimentSpec, SpecError
+from experiments.vocabulary import DecisionStatus, ExperimentStatus, Group
+
+
+class SuppressionReason(StrEnum):
+    """Why a contact rule kept a customer from being contacted (``suppressed_reason``)."""
+
+    QUIET_HOURS = "quiet_hours"
+    CONTACT_LIMIT = "contact_limit"
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One request for a decision."""
+
+    customer_id: str
+    context: Mapping[str, Any]
+    exclude: Sequence[Mapping[str, str]] = ()
+    request_id: str | None = None
+    defer: bool = False
+
+
+class PlannedDecision(NamedTuple):
+    """A decision row to store, one field per column of the decision table.
+
+    A named tuple rather than an ORM object: building those costs more than the choice itself
+    in bulk, and :meth:`as_row` is the plain mapping the store inserts.
+    """
+
+    id: str
+    experiment_key: str
+    customer_id: str
+    request_id: str | None
+    created_at: datetime
+    context: dict[str, Any]
+    eligible_count: int
+    excluded: list[dict[str, str]]
+    action_index: int | None
+    action: dict[str, str] | None
+    propensity: float | None
+    group: Group
+    policy_version: int
+    deferred: bool
+    activated_at: datetime | None
+    window_closes_at: datetime | None
+    status: DecisionStatus
+    suppressed_reason: SuppressionReason | None
+
+    def as_row(self) -> dict[str, Any]:
+        """The row as a column -> value mapping."""
+        return self._asdict()
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Validated requests: the context matrix ``(n, d)`` and the eligibility mask ``(n, A)``."""
+
+    contexts: np.ndarray
+    eligible: np.ndarray
+
+
+def _eligibility(spec: ExperimentSpec, requests: Sequence[DecisionRequest]) -> np.ndarray:
+    space = spec.decision_space()
+    mask = np.empty((len(requests), space.n_actions), dtype=bool)
+    for row, request in enumerate(requests):
+        mask[row] = space.eligibility(1, request.exclude or None)[0]
+    return mask
+
+
+def encode_single(spec: ExperimentSpec, request: DecisionRequest) -> Encoded:
+    """One request, validated; context errors name ``context.<field>``."""
+    try:
+        contexts = spec.encode_context(request.context)[None, :]
+        return Encoded(contexts, _eligibility(spec, [request]))
+    except (SpecError, BanditValueError) as error:
+        raise invalid_input(error) from None
+
+
+def encode_batch(spec: ExperimentSpec, requests: Sequence[DecisionRequest]) -> Encoded:
+    """A batch of requests, validated; context errors name ``contexts[i].<field>``."""
+    try:
+        contexts = spec.encode_contexts([request.context for request in requests])
+        return Encoded(contexts, _eligibility(spec, requests))
+    except (SpecError, BanditValueError) as error:
+        raise invalid_input(error) from None
+
+
+def contact_suppressions(
+    contact: ContactSpec, requests: Sequence[DecisionRequest], recent: Mapping[str, int]
+) -> list[SuppressionReason | None]:
+    """Per request, why the customer must not be contacted now, or None.
+
+    Quiet hours come first (the context's local hour); then the contact limit, counting the
+    customer's ``recent`` decisions within the contact window (loaded by the caller when
+    ``contact.max_decisions`` is set) plus the earlier requests of this batch that are served.
+    """
+    reasons: list[SuppressionReason | None] = [None] * len(requests)
+    if contact.local_hour_field is not None:
+        for index, request in enumerate(requests):
+            hour = request.context.get(contact.local_hour_field)
+            if hour is not None and contact.is_quiet(float(hour)):
+                reasons[index] = SuppressionReason.QUIET_HOURS
+    if contact.max_decisions is not None:
+        counts = dict(recent)
+        for index, request in enumerate(requests):
+            if reasons[index] is not None:
+                continue
+            seen = counts.get(request.customer_id, 0)
+            if seen >= contact.max_decisions:
+                reasons[index] = SuppressionReason.CONTACT_LIMIT
+            else:
+                counts[request.customer_id] = seen + 1
+    return reasons
+
+
+def _choose(
+    loaded: LoadedPolicy,
+    encoded: Encoded,
+    groups: Sequence[Group],
+    suppressed: Sequence[SuppressionReason | None],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Actions ``(n,)`` (-1: none) and their propensities ``(n,)`` (NaN: none).
+
+    Treatment rows go to the treatment policy and holdout rows to the control policy; while
+    the experiment is paused or in apprentice mode, every row goes to the control.
+    """
+    serve_all_control = loaded.status == ExperimentStatus.PAUSED or loaded.apprentice
+    actions = np.full(len(groups), -1, dtype=np.int64)
+    propensities = np.full(len(groups), np.nan)
+    for policy, wanted in ((loaded.treatment, Group.TREATMENT), (loaded.control, Group.HOLDOUT)):
+        rows = [
+            index
+            for index, group in enumerate(groups)
+            if suppressed[index] is None
+            and (group == wanted if not serve_all_control else wanted == Group.HOLDOUT)
+        ]
+        if not rows:
+            continue
+        with loaded.lock:
+            chosen = policy.select(encoded.contexts[rows], encoded.eligible[rows])
+        actions[rows] = chosen.actions
+        propensities[rows] = chosen.propensities
+    return actions, propensities
+
+
+def plan_decisions(
+    key: str,
+    loaded: LoadedPolicy,
+    requests: Sequence[DecisionRequest],
+    encoded: Encoded,
+    *,
+    now: datetime,
+    recent: Mapping[str, int],
+) -> list[PlannedDecision]:
+    """Apply contact rules, assign holdout groups and choose: the decision rows to store.
+
+    Args:
+        key: the experiment.
+        loaded: its policy at the newest snapshot, with the experiment's status.
+        requests: the requests, in order; ``encoded`` is their validated form.
+        now: the decision time (``created_at``, start of the reward window).
+        recent: decisions per customer within the contact window (see
+            :func:`contact_suppressions`).
+    """
+    spec = loaded.spec
+    groups = [assign_group(key, request.customer_id, spec.holdout.share) for request in requests]
+    suppressed = contact_suppressions(spec.contact, requests, recent)
+    actions, propensities = _choose(loaded, encoded, groups, suppressed)
+    space = spec.decision_space()
+    closes = window_closes_at(spec.reward, now)
+    planned = []
+    for index, request in enumerate(requests):
+        status = DecisionStatus.OPEN
+        if suppressed[index] is not None:
+            status = DecisionStatus.SUPPRESSED
+        elif loaded.status == ExperimentStatus.PAUSED:
+            status = DecisionStatus.PAUSED
+        action_index = int(actions[index]) if actions[index] >= 0 else None
+        planned.append(
+            PlannedDecision(
+                id=uuid.uuid4().hex,
+                experiment_key=key,
+                customer_id=request.customer_id,
+                request_id=request.request_id,
+                created_at=now,
+                context=dict(request.context),
+                eligible_count=int(encoded.eligible[index].sum()),
+                excluded=[dict(rule) for rule in request.exclude],
+                action_index=action_index,
+                action=None if action_index is None else space.levels_of(action_index),
+                propensity=None if action_index is None else float(propensities[index]),
+                group=groups[index],
+                policy_version=loaded.version,
+                deferred=request.defer,
+                activated_at=None if request.defer else now,
+                # A deferred decision not activated within one window is reported unused.
+                window_closes_at=closes if status == DecisionStatus.OPEN else None,
+                status=status,
+                suppressed_reason=suppressed[index],
+            )
+        )
+    return planned

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from experiments.engine.clock import Clock
+from experiments.engine.customer_state import customer_state
 from experiments.engine.planning import (
     DecisionRequest,
     Encoded,
@@ -173,13 +174,18 @@ class Decider:
         requests: Sequence[DecisionRequest],
         encoded: Encoded,
     ) -> list[PlannedDecision]:
-        """Load the customers' recent contacts when a contact limit applies, then plan."""
+        """Load the customers' recent contacts when a contact limit applies, and their state
+        when the spec adds one (appended to the contexts and logged), then plan."""
         now = self._clock.now()
         contact = loaded.spec.contact
         recent: dict[str, int] = {}
         if contact.max_decisions is not None:
             recent = self._recent_contacts(key, requests, since=now - contact.window)
-        return plan_decisions(key, loaded, requests, encoded, now=now, recent=recent)
+        state = customer_state(self._database, key, loaded.spec, requests, now)
+        if state is not None:
+            encoded = state.augment(encoded)
+        planned = plan_decisions(key, loaded, requests, encoded, now=now, recent=recent)
+        return planned if state is None else state.log(planned)
 
     def _recent_contacts(
         self, key: str, requests: Sequence[DecisionRequest], *, since: datetime

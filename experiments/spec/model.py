@@ -40,6 +40,8 @@ from experiments.spec.context import (
     require_numeric_field,
 )
 from experiments.spec.errors import SpecError, names
+from experiments.spec.state import StateSpec, encode_logged
+from experiments.spec.surrogate import SurrogateSpec, check_surrogate_reward
 from experiments.spec.values import FROZEN, Duration, Hour, Integer, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
@@ -116,12 +118,13 @@ class RewardSpec(BaseModel):
 
     model_config = FROZEN
 
-    kind: Literal["event", "sum", "retained", "change"]
+    kind: Literal["event", "sum", "retained", "change", "surrogate"]
     event: StrictStr = Field(min_length=1)
     window: Duration
     default: Number = 0.0
     target: Number | None = None
     baseline_field: StrictStr | None = None
+    surrogate: SurrogateSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +141,7 @@ class RewardSpec(BaseModel):
                 raise SpecError(name, "is required when kind = 'change'")
             if self.kind != "change" and given:
                 raise SpecError(name, f"only applies to kind = 'change'; kind is {self.kind!r}")
+        check_surrogate_reward(self.kind, self.window, self.surrogate)
         return self
 
 
@@ -232,6 +236,7 @@ class ExperimentSpec(BaseModel):
     exploration_floor: Number = Field(default=0.01, ge=0.0, le=1.0)
     contact: ContactSpec = Field(default_factory=ContactSpec)
     learner: LearnerSpec = Field(default_factory=LearnerSpec)
+    state: StateSpec | None = None
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
@@ -286,6 +291,8 @@ class ExperimentSpec(BaseModel):
             require_numeric_field(
                 self.context, "contact.local_hour_field", self.contact.local_hour_field
             )
+        for name in self.reward.surrogate.covariates if self.reward.surrogate else ():
+            require_numeric_field(self.context, "reward.surrogate.covariates", name)
         return self
 
     def _check_policy(self) -> None:
@@ -339,7 +346,7 @@ class ExperimentSpec(BaseModel):
         return make_policy(
             self.policy.name,
             space=self._space,
-            n_context=self._encoder.width,
+            n_context=self.n_features,
             seed=seed,
             exploration_floor=(
                 self.exploration_floor if exploration_floor is None else exploration_floor
@@ -354,16 +361,34 @@ class ExperimentSpec(BaseModel):
             return make_policy(
                 "fixed",
                 space=self._space,
-                n_context=self._encoder.width,
+                n_context=self.n_features,
                 seed=seed,
                 action=self.holdout.action,
             )
-        return make_policy("uniform", space=self._space, n_context=self._encoder.width, seed=seed)
+        return make_policy("uniform", space=self._space, n_context=self.n_features, seed=seed)
 
     @property
     def n_context(self) -> int:
         """Width of the encoded context vector."""
         return self._encoder.width
+
+    @property
+    def state_feature_names(self) -> list[str]:
+        """Names of the customer-state columns appended to the encoded context (``[state]``
+        with ``contact_half_life``; none otherwise)."""
+        return self.state.feature_names(self._space) if self.state is not None else []
+
+    @property
+    def n_features(self) -> int:
+        """Width of what the policies see and decisions log: the encoded context, then the
+        customer-state columns."""
+        return self._encoder.width + len(self.state_feature_names)
+
+    def encode_logged(self, contexts: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Logged decisions' contexts as the policies saw them, ``(n, n_features)``: the
+        encoded request fields, then the logged customer state (key ``@state``, required when
+        the spec adds state). Errors name ``contexts[i].<field>``."""
+        return encode_logged(self.encode_contexts, len(self.state_feature_names), contexts)
 
     @property
     def feature_names(self) -> list[str]:
@@ -437,6 +462,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "holdout": HoldoutSpec,
     "contact": ContactSpec,
     "learner": LearnerSpec,
+    "state": StateSpec,
 }
 
 
@@ -446,6 +472,8 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return ExperimentSpec
     if len(loc) == 1 and loc[0] in _SECTIONS:
         return _SECTIONS[str(loc[0])]
+    if tuple(loc) == ("reward", "surrogate"):
+        return SurrogateSpec
     if len(loc) == 3 and loc[0] == "context":
         return CONTEXT_KINDS.get(str(loc[2]))
     return None

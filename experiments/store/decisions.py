@@ -22,9 +22,12 @@ from experiments.store.models import Decision, Outcome
 from experiments.vocabulary import Attribution, DecisionStatus
 
 __all__ = [
+    "ContactRow",
     "DecisionHead",
+    "NextDecision",
     "activate_decision",
     "count_recent_decisions_by_customer",
+    "customer_contacts",
     "decision_heads",
     "decisions_due_for_reward",
     "decisions_with_outcomes_since",
@@ -35,6 +38,7 @@ __all__ = [
     "insert_decisions",
     "latest_open_decision",
     "lock_decision_statuses",
+    "next_decisions",
     "set_decision_status",
 ]
 
@@ -312,3 +316,86 @@ def expired_deferred_decisions(
         .limit(limit)
     )
     return list(session.exec(stmt))
+
+
+#: Statuses of decisions that reached their customer (an action was served).
+_SERVED = (
+    DecisionStatus.OPEN.value,
+    DecisionStatus.REWARDED.value,
+    DecisionStatus.PAUSED.value,
+)
+
+
+class ContactRow(NamedTuple):
+    """A decision that reached its customer: who, when (activation time) and which action."""
+
+    customer_id: str
+    at: datetime
+    action_index: int
+
+
+def customer_contacts(
+    session: Session, *, experiment_key: str, customer_ids: Sequence[str], since: datetime
+) -> list[ContactRow]:
+    """The contacts of ``customer_ids`` in ``experiment_key`` made at or after ``since``, in
+    one query per chunk: decisions with an action served (open, rewarded or paused; not
+    suppressed or never activated; deferred ones once activated), timed at activation."""
+    found: list[ContactRow] = []
+    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+        stmt = select(
+            Decision.customer_id,
+            Decision.activated_at,
+            Decision.created_at,
+            Decision.action_index,
+        ).where(
+            Decision.experiment_key == experiment_key,
+            col(Decision.customer_id).in_(chunk),
+            Decision.created_at >= since,
+            col(Decision.action_index).is_not(None),
+            col(Decision.status).in_(_SERVED),
+            or_(col(Decision.deferred).is_(False), col(Decision.activated_at).is_not(None)),
+        )
+        for customer, activated, created, action in session.exec(stmt):
+            found.append(ContactRow(customer, activated or created, int(action or 0)))
+    return found
+
+
+class NextDecision(NamedTuple):
+    """A later decision of a customer: the next state a value-function learner bootstraps from."""
+
+    id: str
+    customer_id: str
+    created_at: datetime
+    context: dict[str, Any]
+    excluded: list[Any]
+
+
+def next_decisions(
+    session: Session,
+    *,
+    experiment_key: str,
+    customer_ids: Sequence[str],
+    after: datetime,
+    until: datetime,
+) -> list[NextDecision]:
+    """Decisions with an action served (as :func:`customer_contacts`) of ``customer_ids`` made
+    in ``(after, until]``, oldest first (ties by id), in one query per chunk."""
+    found: list[NextDecision] = []
+    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+        stmt = select(
+            Decision.id,
+            Decision.customer_id,
+            Decision.created_at,
+            Decision.context,
+            Decision.excluded,
+        ).where(
+            Decision.experiment_key == experiment_key,
+            col(Decision.customer_id).in_(chunk),
+            Decision.created_at > after,
+            Decision.created_at <= until,
+            col(Decision.action_index).is_not(None),
+            col(Decision.status).in_(_SERVED),
+        )
+        found.extend(NextDecision(*row) for row in session.exec(stmt))
+    found.sort(key=lambda row: (row.created_at, row.id))
+    return found

@@ -55,9 +55,12 @@ PUBLIC_NAMES: dict[str, set[str]] = {
     },
     "experiments.store.deadlines": {"guarded_connect"},
     "experiments.store.decisions": {
+        "ContactRow",
         "DecisionHead",
+        "NextDecision",
         "activate_decision",
         "count_recent_decisions_by_customer",
+        "customer_contacts",
         "decision_heads",
         "decisions_due_for_reward",
         "decisions_with_outcomes_since",
@@ -68,6 +71,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "insert_decisions",
         "latest_open_decision",
         "lock_decision_statuses",
+        "next_decisions",
         "set_decision_status",
     },
     "experiments.store.errors": {

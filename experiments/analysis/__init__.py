@@ -7,6 +7,7 @@ and writes nothing back to the experiment.
 ``report``             the live report: :func:`build_live_report` -> :class:`LiveReport`, served
                        by HTTP, printed by ``engage report``, logged to MLflow
 ``lift``               :class:`LiftRow`, the one row of every lift engage reports
+``surrogate``          a surrogate reward beside the matured KPI of the same decisions
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)
 ``evaluate``           off-policy evaluation of a decision log (``engage evaluate``)
@@ -44,6 +45,7 @@ __all__ = [
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
+    "SurrogateCheck",
     "Tracker",
     "TrackingError",
     "allocation_over_time",
@@ -63,6 +65,7 @@ __all__ = [
     "log_reporting_run",
     "off_policy_summary",
     "redacted",
+    "surrogate_check",
     "tracking_uri",
     "ui_command",
     "ui_environment",
@@ -93,6 +96,7 @@ HOMES: dict[str, str] = {
         ),
         "report",
     ),
+    **dict.fromkeys(("SurrogateCheck", "surrogate_check"), "surrogate"),
     **dict.fromkeys(("ChildRun", "Tracker", "log_reporting_run"), "tracking"),
     **dict.fromkeys(("MAX_PARAM_VALUE_LENGTH", "flatten_params"), "tracking_params"),
     **dict.fromkeys(

@@ -30,15 +30,24 @@ Example::
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Literal
+import math
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
 
+import numpy as np
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
 from experiments.spec.errors import SpecError
 from experiments.spec.values import FROZEN, Duration, Integer, Number
 
-__all__ = ["SurrogateSpec", "check_surrogate_reward"]
+__all__ = [
+    "EventLike",
+    "SurrogateSpec",
+    "check_surrogate_reward",
+    "signal_values",
+    "window_total",
+]
 
 
 class SurrogateSpec(BaseModel):
@@ -96,3 +105,38 @@ def check_surrogate_reward(
             f"must exceed the index's {surrogate.n_coefficients} coefficients; got "
             f"{surrogate.min_matured}",
         )
+
+
+class EventLike(Protocol):
+    """An outcome as far as the surrogate needs it (an engine ``OutcomeEvent``, a stored
+    ``Outcome``)."""
+
+    @property
+    def event(self) -> str: ...
+
+    @property
+    def value(self) -> float: ...
+
+    @property
+    def occurred_at(self) -> datetime: ...
+
+
+def window_total(
+    events: Sequence[EventLike], name: str, start: datetime, length: timedelta
+) -> float | None:
+    """The sum of the values of ``name`` events in ``[start, start + length)`` (exactly
+    rounded, so independent of order), or None when there is none."""
+    values = [
+        item.value
+        for item in events
+        if item.event == name and start <= item.occurred_at < start + length
+    ]
+    return math.fsum(values) if values else None
+
+
+def signal_values(spec: SurrogateSpec, events: Sequence[EventLike], start: datetime) -> np.ndarray:
+    """The surrogates of a decision made at ``start``, ``(m,)``: per signal, the sum of its
+    events' values over the short window (0 when none)."""
+    return np.array(
+        [window_total(events, name, start, spec.window) or 0.0 for name in spec.signals]
+    )

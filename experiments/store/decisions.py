@@ -18,7 +18,7 @@ from sqlmodel import Session, col, select
 
 from experiments.store._sql import attach, check_choice, chunks, insert_ignoring_conflicts, row_of
 from experiments.store.errors import DuplicateRequestError, StoreError
-from experiments.store.models import Decision, Outcome
+from experiments.store.models import Decision, Outcome, Reward
 from experiments.vocabulary import Attribution, DecisionStatus
 
 __all__ = [
@@ -29,8 +29,10 @@ __all__ = [
     "count_recent_decisions_by_customer",
     "customer_contacts",
     "decision_heads",
+    "decisions_due_for_early_reward",
     "decisions_due_for_reward",
     "decisions_with_outcomes_since",
+    "decisions_with_status",
     "expired_deferred_decisions",
     "find_decision_by_request",
     "get_decision",
@@ -399,3 +401,40 @@ def next_decisions(
         found.extend(NextDecision(*row) for row in session.exec(stmt))
     found.sort(key=lambda row: (row.created_at, row.id))
     return found
+
+
+def decisions_due_for_early_reward(
+    session: Session, *, experiment_key: str, activated_before: datetime, limit: int = 1000
+) -> list[Decision]:
+    """Open decisions activated at or before ``activated_before`` that have no reward yet,
+    oldest activation first: a reward known before the window closes (a surrogate reward
+    after its short window) is due for them; the decision stays open for its window."""
+    rewarded = select(Reward.decision_id).where(Reward.experiment_key == experiment_key)
+    stmt = (
+        select(Decision)
+        .where(
+            Decision.experiment_key == experiment_key,
+            Decision.status == DecisionStatus.OPEN.value,
+            col(Decision.activated_at).is_not(None),
+            Decision.activated_at <= activated_before,  # type: ignore[operator]
+            col(Decision.id).not_in(rewarded),
+        )
+        .order_by(col(Decision.activated_at), col(Decision.id))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def decisions_with_status(
+    session: Session, *, experiment_key: str, status: str, limit: int | None = None
+) -> list[Decision]:
+    """The decisions of ``experiment_key`` with ``status``, oldest first (ties by id)."""
+    check_choice(status, DecisionStatus, "status")
+    stmt = (
+        select(Decision)
+        .where(Decision.experiment_key == experiment_key, Decision.status == status)
+        .order_by(col(Decision.created_at), col(Decision.id))
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.exec(stmt))

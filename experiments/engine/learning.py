@@ -37,6 +37,10 @@ def learnable(
     encodes is not learned from; it is still marked learned with the batch, and still counts
     in reports. Any other bad context is an error.
     """
+    try:
+        return spec.encode_logged([row.context for row in rows]), list(rows)
+    except SpecError:
+        pass  # find the rows at fault, one by one
     encoded, usable = [], []
     for row in rows:
         try:

@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.customer_state import contact_features
+from experiments.engine.learner import Learner
 from experiments.engine.transitions import LinkKind, link
 from experiments.spec import SpecError, parse_spec
 from experiments.spec.state import STATE_KEY
@@ -316,3 +317,29 @@ def test_engine_learning_step_equals_a_fitted_q_step_by_hand(
         )
     assert marks[day0[2].decision_id] == 2
     assert marks[again.decision_id] is None
+
+
+def test_learner_counts_waiting_rewards_once(engine: Engine, clock: ManualClock) -> None:
+    """Batch size 2. Four rewards wait for their customers' next decisions: the learner tries
+    once, then waits for 2 new rewards (or its interval) before trying again."""
+    core = DecisionEngine(Database(engine), clock=clock, seed=3)
+    core.create_experiment(spec_dict(learner={"batch_size": 2, "interval_seconds": 3600}))
+    calls: list[int | None] = []
+    learn = core.learn
+
+    def counted(key: str, *, limit: int = 100_000) -> int | None:
+        calls.append(learn(key, limit=limit))
+        return calls[-1]
+
+    core.learn = counted  # type: ignore[method-assign]
+    learner = Learner(core)
+    decide(core, "c1", "c2", "c3", "c4")
+    clock.advance(2 * DAY + timedelta(hours=1))
+    assert learner.run_once() == []
+    assert learner.run_once() == []
+    assert calls == [None]
+    decide(core, "c5", "c6")
+    clock.advance(2 * DAY + timedelta(hours=1))
+    assert learner.run_once() == []
+    assert calls == [None, None]
+    learner.stop()

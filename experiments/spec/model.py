@@ -113,7 +113,9 @@ class RewardSpec(BaseModel):
     occurs within the window, else the default, which is 1 unless given. ``change``: the
     share of the way from ``baseline_field`` (the KPI at decision time, a numeric context
     field) to ``target`` that the last named KPI event within the window reached, in
-    [-1, 1]. ``default`` applies when the window closes with nothing.
+    [-1, 1]. ``surrogate``: the index of the ``sum`` KPI predicted from early signals
+    (the ``[reward.surrogate]`` table, :mod:`experiments.spec.surrogate`). ``default``
+    applies when the window closes with nothing.
     """
 
     model_config = FROZEN
@@ -220,7 +222,8 @@ class LearnerSpec(BaseModel):
 
 class ExperimentSpec(BaseModel):
     """One experiment: decision space, context schema, policy, reward, holdout, exploration
-    floor, contact rules and learner cadence. Build it with :func:`parse_spec` or
+    floor, contact rules, learner cadence and, optionally, the customer state decisions see
+    (``[state]``, :mod:`experiments.spec.state`). Build it with :func:`parse_spec` or
     :func:`load_spec`, which turn validation failures into :class:`SpecError`."""
 
     model_config = FROZEN
@@ -413,8 +416,14 @@ class ExperimentSpec(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The spec as JSON-able data (durations in seconds); :func:`parse_spec` reads it
-        back to an equal spec."""
-        return self.model_dump(mode="json")
+        back to an equal spec. Sections a spec does not use (``state``, ``reward.surrogate``)
+        are left out, so a spec's stored form does not change with the sections engage has."""
+        data = self.model_dump(mode="json")
+        if data["state"] is None:
+            del data["state"]
+        if data["reward"]["surrogate"] is None:
+            del data["reward"]["surrogate"]
+        return data
 
 
 def _check_action_count(factors: Any) -> None:

@@ -67,6 +67,17 @@ def test_state_section_widens_what_policies_see() -> None:
         spec.encode_logged([{"spend": 2.0, STATE_KEY: [1.0]}])
 
 
+def test_state_round_trips_and_is_left_out_when_unused() -> None:
+    spec = parse_spec(spec_dict())
+    data = spec.to_json_dict()
+    assert data["state"]["contact_half_life"] == 7 * 86_400
+    assert parse_spec(data) == spec
+    plain = {key: value for key, value in spec_dict().items() if key != "state"}
+    plain["policy"] = {"name": "linear_ts", "params": {}}
+    assert "state" not in parse_spec(plain).to_json_dict()
+    assert "surrogate" not in parse_spec(plain).to_json_dict()["reward"]
+
+
 def test_state_without_half_life_adds_nothing() -> None:
     spec = parse_spec(spec_dict(state={"horizon": "3d"}))
     assert spec.n_features == spec.n_context == 1

@@ -68,6 +68,12 @@ def test_bad_surrogate_rewards_are_refused_by_name() -> None:
         parse_spec(data)
 
 
+def test_surrogate_reward_round_trips() -> None:
+    spec = parse_spec(spec_dict(covariates=["spend"]))
+    assert parse_spec(spec.to_json_dict()) == spec
+    assert spec.to_json_dict()["reward"]["surrogate"]["window"] == 7 * 86_400
+
+
 def test_refresh_rule() -> None:
     """min_matured 20, refresh 30: no fit at 15 units; the first at 25; none at 45 (< 25 + 30);
     the next at 55."""

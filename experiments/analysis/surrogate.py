@@ -17,6 +17,7 @@ surrogate's bias is visible in the live report:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from statistics import NormalDist
 
 import numpy as np
@@ -32,7 +33,19 @@ from experiments.store.outcomes import outcomes_for_decisions
 from experiments.store.rewards import LearningRow
 from experiments.vocabulary import Attribution, DecisionStatus, Group
 
-__all__ = ["SurrogateCheck", "surrogate_check", "surrogate_markdown"]
+__all__ = ["SurrogateCheck", "SurrogatePeriod", "surrogate_check", "surrogate_markdown"]
+
+
+class SurrogatePeriod(ReportModel):
+    """The matured decisions made in one period (by decision date, counted from the first):
+    their mean reward, mean KPI and the bias between them. Rewards given before the first
+    fit are the fallback, so early periods show the fallback's bias, later ones the index's."""
+
+    period: int
+    n: int
+    mean_reward: Number
+    mean_kpi: Number
+    bias: Number
 
 
 class SurrogateCheck(ReportModel):
@@ -52,6 +65,8 @@ class SurrogateCheck(ReportModel):
     correlation: Number
     lift_reward: LiftRow | None
     lift_kpi: LiftRow | None
+    period_days: int = 7
+    periods: tuple[SurrogatePeriod, ...] = ()
 
 
 def surrogate_check(
@@ -61,6 +76,7 @@ def surrogate_check(
     *,
     policy: str = "live",
     confidence: float = 0.95,
+    period_days: int = 7,
 ) -> SurrogateCheck | None:
     """The check of ``spec``'s surrogate reward on its matured decisions, given the experiment's
     reward ``rows``; None when the reward is not a surrogate."""
@@ -126,7 +142,31 @@ def surrogate_check(
         **summary,
         lift_reward=_lift(f"surrogate:{reward.event}", policy, values, holdout),
         lift_kpi=_lift(kpi_name, policy, kpi, holdout),
+        period_days=period_days,
+        periods=_periods([d.created_at for d in matured], values, kpi, period_days),
     )
+
+
+def _periods(
+    created: Sequence[datetime], values: np.ndarray, kpi: np.ndarray, period_days: int
+) -> tuple[SurrogatePeriod, ...]:
+    if not created:
+        return ()
+    start = min(created)
+    period = np.array([(moment - start).days // period_days for moment in created])
+    rows = []
+    for index in np.unique(period):
+        now = period == index
+        rows.append(
+            SurrogatePeriod(
+                period=int(index),
+                n=int(now.sum()),
+                mean_reward=values[now].mean(),
+                mean_kpi=kpi[now].mean(),
+                bias=(values[now] - kpi[now]).mean(),
+            )
+        )
+    return tuple(rows)
 
 
 def _or_default(value: float | None, default: float) -> float:
@@ -162,4 +202,15 @@ def surrogate_markdown(check: SurrogateCheck) -> str:
                 f"| {label} | {significant(mean)} | {significant(lift.difference)} "
                 f"| [{significant(lift.diff_low)}, {significant(lift.diff_high)}] |"
             )
+    if check.periods:
+        lines += [
+            "",
+            f"| decisions of period ({check.period_days} days) | n | reward | KPI | bias |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {row.period} | {row.n} | {significant(row.mean_reward)} "
+            f"| {significant(row.mean_kpi)} | {significant(row.bias)} |"
+            for row in check.periods
+        ]
     return "\n".join(lines)

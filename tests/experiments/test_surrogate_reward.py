@@ -172,6 +172,11 @@ def test_index_fitted_on_matured_decisions_has_the_known_answer(
     assert check.bias_high is not None
     assert check.bias_low < -10.0 < check.bias_high
     assert check.correlation == pytest.approx(np.corrcoef(early, kpi)[0, 1])
+    ((period, n, mean_reward, mean_kpi, bias),) = [
+        (row.period, row.n, row.mean_reward, row.mean_kpi, row.bias) for row in check.periods
+    ]
+    assert (period, n) == (0, 40)
+    assert (mean_reward, mean_kpi, bias) == pytest.approx((4.0, 14.0, -10.0))
     holdout = np.array([r.group == Group.HOLDOUT for r in first])
     assert check.lift_kpi is not None
     assert check.lift_kpi.mean_holdout == pytest.approx(kpi[holdout].mean())

@@ -384,7 +384,7 @@ def next_decisions(
     in ``(after, until]``, oldest first (ties by id), in one query per chunk."""
     found: list[NextDecision] = []
     for chunk in chunks(list(dict.fromkeys(customer_ids))):
-        stmt = select(
+        stmt = select(  # type: ignore[call-overload]  # sqlmodel types up to 4 columns
             Decision.id,
             Decision.customer_id,
             Decision.created_at,

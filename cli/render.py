@@ -11,7 +11,16 @@ from rich.table import Table
 if TYPE_CHECKING:
     from experiments.analysis.lift import LiftRow
 
-LIFT_COLUMNS = ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H")
+LIFT_COLUMNS = (
+    "KPI",
+    "treatment",
+    "holdout",
+    "lift",
+    "95% CI",
+    "always-valid",
+    "n T/H",
+    "reading",
+)
 
 
 def fixed(value: float | None, spec: str) -> str:
@@ -34,7 +43,7 @@ def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
     table = Table(title=title)
     columns = (("arm",) if labelled else ()) + LIFT_COLUMNS
     for column in columns:
-        table.add_column(column, justify="left" if column in ("arm", "KPI") else "right")
+        table.add_column(column, justify="left" if column in ("arm", "KPI", "reading") else "right")
     for label, row in rows:
         cells = [
             row.kpi,
@@ -44,6 +53,7 @@ def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
             f"[{percent(row.ci_low)}, {percent(row.ci_high)}]",
             f"[{percent(row.av_low)}, {percent(row.av_high)}]",
             f"{row.n_treatment}/{row.n_holdout}",
+            row.reading,
         ]
         table.add_row(*(([label or ""] if labelled else []) + cells))
     return table

@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ANALYSIS = [
     "MAX_PARAM_VALUE_LENGTH",
+    "NO_DIFFERENCE",
     "ChildRun",
     "DecisionCounts",
     "Evaluation",
@@ -33,6 +34,7 @@ ANALYSIS = [
     "OffPolicyEstimate",
     "OffPolicySummary",
     "OutcomeCounts",
+    "PairedDifference",
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
@@ -54,6 +56,8 @@ ANALYSIS = [
     "load_log",
     "log_reporting_run",
     "off_policy_summary",
+    "paired_difference",
+    "reading",
     "redacted",
     "tracking_uri",
     "ui_command",
@@ -61,8 +65,12 @@ ANALYSIS = [
 ]
 RUNS = [
     "ARMS",
+    "SHARE_DEFINITION",
+    "ArmComparison",
     "ArmResult",
     "ArmSummary",
+    "OracleResult",
+    "OutcomeRouter",
     "PolicyResult",
     "RunOptions",
     "RunResult",
@@ -72,13 +80,21 @@ RUNS = [
     "arm_spec",
     "arm_summary",
     "business_as_usual",
+    "compare_arms",
+    "comparison_markdown",
+    "comparison_metrics",
+    "contact_rules",
+    "holdout_mask",
     "regret_kind",
     "render_markdown",
     "result_json",
+    "revenue_objective",
+    "run_oracles",
     "run_quickstart",
     "run_simulation",
     "track_run",
     "verdict",
+    "world_config",
 ]
 
 

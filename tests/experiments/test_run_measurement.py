@@ -98,6 +98,26 @@ def test_arms_with_the_same_policy_land_on_the_same_outcomes(mechanism: Experime
     assert first.daily == second.daily
 
 
+def test_a_run_does_not_depend_on_how_often_the_engine_checks_for_snapshots(
+    mechanism: ExperimentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy a seeded run serves is a function of its calls, not of wall-clock time:
+    checking the store for a newer snapshot at every decision or never gives the same run
+    (before the first snapshot, and after the publishing process's own learn)."""
+    from experiments.engine import snapshots
+
+    data = mechanism.to_json_dict()
+    data["simulation"] = {"burn_in_days": 2}
+    spec = parse_spec(data)
+    options = RunOptions(customers=300, days=5, seed=1, arms=("interaction",), oracles=False)
+    monkeypatch.setattr(snapshots, "SNAPSHOT_CHECK_SECONDS", 0.0)
+    eager = run_simulation(spec, options).arms[0]
+    monkeypatch.setattr(snapshots, "SNAPSHOT_CHECK_SECONDS", 1e9)
+    lazy = run_simulation(spec, options).arms[0]
+    assert eager.policy_version >= 3
+    assert eager.daily == lazy.daily
+
+
 # ------------------------------------------------------------------ the reward join's boundary
 def test_an_event_goes_to_the_newest_decision_shown_at_or_before_it() -> None:
     router = OutcomeRouter()

@@ -402,7 +402,7 @@ def _run_parallel(
 ) -> tuple[list[ArmResult], OracleResult | None]:
     import multiprocessing
     import queue
-    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures import Future, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
     tasks = len(options.arms) + int(options.oracles)
@@ -415,7 +415,7 @@ def _run_parallel(
             pool.submit(_run_arm, spec_data, arm, options, url, days_done) for arm in options.arms
         ]
         oracle = pool.submit(_oracles, spec_data, options) if options.oracles else None
-        pending = {*futures, *([oracle] if oracle is not None else [])}
+        pending: set[Future[Any]] = {*futures, *([oracle] if oracle is not None else [])}
         while pending:
             _, pending = wait(pending, timeout=0.2)
             while True:

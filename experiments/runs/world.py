@@ -27,10 +27,12 @@ def contact_rules(spec: ExperimentSpec) -> ContactRules:
     per ``window`` (whole days, rounded up) and its quiet hours; no rules when it has none."""
     contact = spec.contact
     days = max(1, math.ceil(contact.window.total_seconds() / 86_400))
+    quiet = None
+    if contact.quiet_hours is not None:
+        start, end = contact.quiet_hours
+        quiet = (start, end)
     return ContactRules(
-        max_decisions=contact.max_decisions,
-        per_days=min(days, 366),
-        quiet_hours=tuple(contact.quiet_hours) if contact.quiet_hours is not None else None,
+        max_decisions=contact.max_decisions, per_days=min(days, 366), quiet_hours=quiet
     )
 
 

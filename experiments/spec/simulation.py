@@ -103,10 +103,10 @@ class SimulationSpec(BaseModel):
         from experiments.simulate.semantics.actions import FACTOR_ALIASES
 
         by_role: dict[str, str] = {}
-        for factor in factors:
+        for name in factors:
             for role, aliases in FACTOR_ALIASES.items():
-                if factor.lower() in aliases:
-                    by_role.setdefault(role, factor)
+                if name.lower() in aliases:
+                    by_role.setdefault(role, name)
         for role, overrides in self.levels.items():
             factor = by_role.get(role)
             for level in overrides:

@@ -142,7 +142,7 @@ def _print_tables(result: RunResult) -> None:
 
 def _print_comparisons(result: RunResult) -> None:
     """The oracles and every arm against the interaction arm (when they were run)."""
-    from experiments.runs.report import SHARE_DEFINITION
+    from experiments.runs.report import INTERVAL_NOTE, SHARE_DEFINITION
 
     treated = int(result.treated.sum())
     oracles = result.oracles
@@ -179,7 +179,7 @@ def _print_comparisons(result: RunResult) -> None:
     table = Table(
         title=f"Arms minus the interaction arm, paired over the same {treated:,} treated "
         "customers (95% CI)",
-        caption=SHARE_DEFINITION,
+        caption=f"{SHARE_DEFINITION}; {INTERVAL_NOTE}",
     )
     for column in ("arm", "KPI", "difference", "95% CI", "reading", "share of edge", "95% CI "):
         table.add_column(column, justify="left" if column in ("arm", "KPI", "reading") else "right")

@@ -26,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "ARMS",
+    "INTERVAL_NOTE",
     "SHARE_DEFINITION",
     "ArmComparison",
     "ArmResult",
@@ -74,6 +75,7 @@ HOMES: dict[str, str] = {
     **dict.fromkeys(("PolicyResult", "run_quickstart"), "quickstart"),
     **dict.fromkeys(
         (
+            "INTERVAL_NOTE",
             "SHARE_DEFINITION",
             "ArmSummary",
             "all_lift_rows",

@@ -25,6 +25,7 @@ from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparis
 from experiments.runs.simulation import ArmResult, RunResult
 
 __all__ = [
+    "INTERVAL_NOTE",
     "SHARE_DEFINITION",
     "ArmSummary",
     "all_lift_rows",
@@ -41,6 +42,13 @@ __all__ = [
 SHARE_DEFINITION = (
     "share of the oracle edge = (arm - interaction arm) / (revenue oracle - click oracle), "
     "same seed, same treated customers"
+)
+
+#: What the paired intervals cover, as every output states it.
+INTERVAL_NOTE = (
+    "paired intervals take the treated customers as the units, given the policies this run "
+    "learned; a learner's own randomness (its path through exploration) is not in them, so "
+    "compare runs with other seeds before generalising"
 )
 
 
@@ -101,7 +109,12 @@ def verdict(result: RunResult) -> str:
         if row is None:
             continue
         parts.append(f"on {label} {_sentence(row)}")
-    return "In this simulation, " + "; ".join(parts) + "."
+    return (
+        "In this simulation, "
+        + "; ".join(parts)
+        + ". The intervals hold each learner's own path fixed: runs with other seeds can "
+        "land further apart."
+    )
 
 
 def _sentence(row: ArmComparison) -> str:
@@ -155,7 +168,8 @@ def comparison_markdown(result: RunResult) -> list[str]:
             f"## Arms against the interaction arm (paired over the same {treated:,} treated "
             "customers)",
             "",
-            f"{SHARE_DEFINITION[:1].upper()}{SHARE_DEFINITION[1:]}.",
+            f"{SHARE_DEFINITION[:1].upper()}{SHARE_DEFINITION[1:]}. "
+            f"{INTERVAL_NOTE[:1].upper()}{INTERVAL_NOTE[1:]}.",
             "",
             "| arm | KPI | arm | interaction | difference | 95% CI | reading "
             "| share of edge | 95% CI | note |",
@@ -235,6 +249,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "burn_in_days": result.spec.simulation.burn_in_days,
         "oracles": _oracles_json(result),
         "share_definition": SHARE_DEFINITION,
+        "interval_note": INTERVAL_NOTE,
         "comparisons": [row.to_json() for row in result.comparisons],
         "arms": [arm_summary(arm).to_json() for arm in result.arms],
         "lift": [row.to_json() for row in all_lift_rows(result)],

@@ -65,6 +65,7 @@ ANALYSIS = [
 ]
 RUNS = [
     "ARMS",
+    "INTERVAL_NOTE",
     "SHARE_DEFINITION",
     "ArmComparison",
     "ArmResult",

@@ -168,10 +168,14 @@ def _print_comparisons(result: RunResult) -> None:
             fixed(oracles.revenue["retention"], ".4f"),
         )
         table.add_row(
-            "edge",
+            "edge (95% CI)",
             "",
-            fixed(oracles.edge("revenue"), "+.2f"),
-            fixed(oracles.edge("retention"), "+.4f"),
+            f"{fixed(oracles.edge('revenue'), '+.2f')} "
+            f"[{fixed(oracles.edge_low['revenue'], '+.2f')}, "
+            f"{fixed(oracles.edge_high['revenue'], '+.2f')}]",
+            f"{fixed(oracles.edge('retention'), '+.4f')} "
+            f"[{fixed(oracles.edge_low['retention'], '+.4f')}, "
+            f"{fixed(oracles.edge_high['retention'], '+.4f')}]",
         )
         console.print(table)
     if not result.comparisons:
@@ -192,8 +196,11 @@ def _print_comparisons(result: RunResult) -> None:
             row.kpi,
             fixed(row.difference, digits),
             f"[{fixed(row.low, digits)}, {fixed(row.high, digits)}]",
-            row.reading if row.note is None else f"{row.reading} ({row.note})",
+            row.reading,
             percent(row.share),
             f"[{percent(row.share_low)}, {percent(row.share_high)}]",
         )
     console.print(table)
+    for row in result.comparisons:
+        if row.arm != row.reference and row.note:
+            console.print(f"{row.arm}, {row.kpi}: {row.note}")

@@ -10,7 +10,8 @@ interval, read as "no detectable difference" whenever the interval contains 0.
 With the oracles (:mod:`experiments.runs.oracles`) each difference is also a share of the
 oracle edge: ``share = (arm - interaction) / (revenue oracle - click oracle)``, its interval
 the difference's divided by the edge (the oracles are deterministic given the seed). A share
-is undefined when the edge is not positive: there is then no edge to capture.
+is undefined when the edge's own paired interval reaches 0 or below: there is then no edge to
+capture, and a ratio to a near-zero edge would only magnify noise.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ class ArmComparison(ReportModel):
 
     ``difference`` is ``mean_arm - mean_reference`` with the paired interval ``low, high``;
     ``reading`` says what the interval supports. ``oracle_edge`` is revenue oracle minus click
-    oracle on the KPI; ``share`` (with ``share_low, share_high``) the difference over the edge.
+    oracle on the KPI (``edge_low, edge_high`` its paired interval); ``share`` (with
+    ``share_low, share_high``) the difference over the edge.
     ``note`` says why something is missing.
     """
 
@@ -52,6 +54,8 @@ class ArmComparison(ReportModel):
     confidence: float
     reading: str
     oracle_edge: Number = None
+    edge_low: Number = None
+    edge_high: Number = None
     share: Number = None
     share_low: Number = None
     share_high: Number = None
@@ -98,12 +102,16 @@ def compare_arms(
                 notes.append("oracles not run")
             else:
                 edge = oracles.edge(kpi)
-                if edge > 0 and paired.difference is not None:
+                if oracles.has_edge(kpi) and paired.difference is not None:
                     share = paired.difference / edge
                     if paired.low is not None and paired.high is not None:
                         share_low, share_high = paired.low / edge, paired.high / edge
                 else:
-                    notes.append(f"no share: the oracle edge is {edge:+.4g}, not positive")
+                    notes.append(
+                        f"no share: no detectable oracle edge ({edge:+.4g}, 95% CI "
+                        f"[{oracles.edge_low.get(kpi, 0.0):+.4g}, "
+                        f"{oracles.edge_high.get(kpi, 0.0):+.4g}])"
+                    )
             rows.append(
                 ArmComparison(
                     arm=arm,
@@ -127,6 +135,8 @@ def compare_arms(
                         )
                     ),
                     oracle_edge=edge,
+                    edge_low=oracles.edge_low.get(kpi) if oracles is not None else None,
+                    edge_high=oracles.edge_high.get(kpi) if oracles is not None else None,
                     share=share,
                     share_low=share_low,
                     share_high=share_high,

@@ -160,7 +160,10 @@ def comparison_markdown(result: RunResult) -> list[str]:
             f"| {oracles.click['retention']:.4f} |",
             f"| revenue | {oracles.revenue_objective} | {oracles.revenue['revenue']:.3f} "
             f"| {oracles.revenue['retention']:.4f} |",
-            f"| edge | | {oracles.edge('revenue'):+.3f} | {oracles.edge('retention'):+.4f} |",
+            f"| edge (95% CI) | | {oracles.edge('revenue'):+.3f} "
+            f"[{oracles.edge_low['revenue']:+.3f}, {oracles.edge_high['revenue']:+.3f}] "
+            f"| {oracles.edge('retention'):+.4f} "
+            f"[{oracles.edge_low['retention']:+.4f}, {oracles.edge_high['retention']:+.4f}] |",
             "",
         ]
     if result.comparisons:
@@ -268,6 +271,8 @@ def _oracles_json(result: RunResult) -> dict[str, Any] | None:
         "revenue": dict(oracles.revenue),
         "revenue_objective": oracles.revenue_objective,
         "edge": {kpi: oracles.edge(kpi) for kpi in KPIS},
+        "edge_low": dict(oracles.edge_low),
+        "edge_high": dict(oracles.edge_high),
         "seconds": oracles.seconds,
     }
 
@@ -359,6 +364,8 @@ def comparison_metrics(result: RunResult) -> dict[str, float | None]:
             metrics[f"oracle_click_{kpi}"] = result.oracles.click[kpi]
             metrics[f"oracle_revenue_{kpi}"] = result.oracles.revenue[kpi]
             metrics[f"oracle_edge_{kpi}"] = result.oracles.edge(kpi)
+            metrics[f"oracle_edge_{kpi}_low"] = result.oracles.edge_low.get(kpi)
+            metrics[f"oracle_edge_{kpi}_high"] = result.oracles.edge_high.get(kpi)
     for row in result.comparisons:
         if row.arm == row.reference:
             continue

@@ -217,9 +217,11 @@ def test_the_world_and_the_oracles_follow_the_spec(mechanism: ExperimentSpec) ->
     best = greedy_rollout(config, space, mechanism.context, "revenue_28d", rules=rules)
     assert oracles.click["revenue"] == pytest.approx(click.kpis["revenue"][treated].mean())
     assert oracles.revenue["retention"] == pytest.approx(best.kpis["retained"][treated].mean())
-    assert oracles.edge("revenue") == pytest.approx(
-        best.kpis["revenue"][treated].mean() - click.kpis["revenue"][treated].mean()
-    )
+    gaps = best.kpis["revenue"][treated] - click.kpis["revenue"][treated]
+    assert oracles.edge("revenue") == pytest.approx(gaps.mean())
+    half = oracles.edge_high["revenue"] - oracles.edge("revenue")
+    assert half == pytest.approx(oracles.edge("revenue") - oracles.edge_low["revenue"])
+    assert half > 0
     # Under the rules no customer gets more than 3 contacts in any 7 days.
     for customer in np.unique(click.customers):
         days = np.sort(click.days[click.customers == customer])
@@ -255,6 +257,8 @@ def test_arms_are_compared_with_the_interaction_arm_and_the_oracle_edge() -> Non
         revenue_objective="revenue_28d",
         click={"revenue": 60.0, "retention": 0.88},
         revenue={"revenue": 62.0, "retention": 0.88},
+        edge_low={"revenue": 1.5, "retention": 0.0},
+        edge_high={"revenue": 2.5, "retention": 0.0},
     )
     rows = compare_arms(per_customer, treated, oracles, decisions={"uniform": 0})
     engagement = comparison_of(rows, "engagement", "revenue")
@@ -268,7 +272,12 @@ def test_arms_are_compared_with_the_interaction_arm_and_the_oracle_edge() -> Non
     retention = comparison_of(rows, "engagement", "retention")
     assert retention is not None
     assert retention.share is None
-    assert "not positive" in (retention.note or "")
+    assert "no detectable oracle edge" in (retention.note or "")
+    tiny = OracleResult("revenue_28d", oracles.click, oracles.revenue, {"revenue": -0.1}, {})
+    assert (
+        comparison_of(compare_arms(per_customer, treated, tiny), "engagement", "revenue").share
+        is None
+    )
     uniform = comparison_of(rows, "uniform", "revenue")
     assert uniform is not None
     assert uniform.reading == NO_DIFFERENCE

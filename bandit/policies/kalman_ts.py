@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from bandit._validation import check_real
-from bandit.policies.linear import ThompsonLinearPolicy
+from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
 
 
@@ -33,9 +35,9 @@ class KalmanTSPolicy(ThompsonLinearPolicy):
         *,
         process_noise: float = 1e-6,
         forgetting: float = 1.0,
-        **kwargs: object,
+        **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         owner = type(self).__name__
         self.process_noise = check_real(process_noise, "process_noise", owner, low=0.0)
         self.forgetting = check_real(

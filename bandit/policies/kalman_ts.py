@@ -15,8 +15,8 @@ class KalmanTSPolicy(ThompsonLinearPolicy):
     Before each batch of ``n`` rewards the belief is propagated ``n`` steps (Kalman predict:
     ``Sigma <- Sigma / forgetting^n + n q I``), then the batch is folded in with the Kalman
     measurement update. Old evidence therefore fades and the policy keeps up when customer
-    behaviour drifts (West & Harrison 1997, "Bayesian Forecasting and Dynamic Models";
-    the seeds' "state-space modeling"). With ``process_noise = 0`` and ``forgetting = 1`` it
+    behaviour drifts: state-space modelling of the weights (West & Harrison 1997, "Bayesian
+    Forecasting and Dynamic Models"). With ``process_noise = 0`` and ``forgetting = 1`` it
     equals linear Thompson sampling. With ``noise_variance="auto"`` the belief is kept in units
     of the unknown noise variance, so ``process_noise`` is a signal-to-noise ratio (West &
     Harrison 1997, sec. 4.5, "unknown observational variance").

@@ -1,6 +1,6 @@
 """Imports point one way: cli -> experiments -> bandit, bandit stays pure math, the store
-and the simulator stand on their own inside experiments, and cli uses only what experiments
-makes public."""
+and the simulator stand on their own inside experiments, cli uses only what experiments makes
+public, and no module of experiments grows past 500 lines or class past 300."""
 
 from __future__ import annotations
 
@@ -235,3 +235,38 @@ def test_the_public_names_rule_notices_an_offender(tmp_path: Path) -> None:
         "experiments.engine.planning",
         "experiments.nowhere (no __all__)",
     ]
+
+
+#: Rooms stay small enough to read in one sitting: lines per module and per class, exclusive.
+MAX_MODULE_LINES = 500
+MAX_CLASS_LINES = 300
+
+
+def oversized(path: Path) -> dict[str, int]:
+    """The module (by path) and the classes (``path:Class``) of ``path`` over the bounds."""
+    source = path.read_text()
+    name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+    found = {name: len(source.splitlines())} if len(source.splitlines()) >= MAX_MODULE_LINES else {}
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+            lines = node.end_lineno - node.lineno + 1
+            if lines >= MAX_CLASS_LINES:
+                found[f"{name}:{node.name}"] = lines
+    return found
+
+
+def test_every_module_of_experiments_under_500_lines_and_class_under_300() -> None:
+    found: dict[str, int] = {}
+    for path in sorted((ROOT / "experiments").rglob("*.py")):
+        found.update(oversized(path))
+    assert found == {}
+
+
+def test_the_size_rule_notices_an_offender(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{index} = {index}" for index in range(MAX_CLASS_LINES))
+    sample = tmp_path / "sample.py"
+    sample.write_text(f"class Big:\n{body}\n" + "\n" * MAX_MODULE_LINES)
+    assert oversized(sample) == {
+        "sample.py": MAX_CLASS_LINES + 1 + MAX_MODULE_LINES,
+        "sample.py:Big": MAX_CLASS_LINES + 1,
+    }

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+from cli.common import DatabaseUrl, JsonFlag, checked_database, console, print_json, readable_errors
 from experiments.vocabulary import ExperimentStatus
 
 if TYPE_CHECKING:
@@ -20,14 +20,8 @@ Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
 def _engine(url: str | None) -> DecisionEngine:
     from experiments.engine import DecisionEngine
-    from experiments.store.database import open_database
 
-    database = open_database(database_url(url))
-    try:
-        database.check_schema()
-    except RuntimeError as error:
-        raise ValueError(str(error)) from None
-    return DecisionEngine(database)
+    return DecisionEngine(checked_database(url))
 
 
 def _row(row: Experiment) -> dict[str, Any]:

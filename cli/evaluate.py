@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cli.common import JsonFlag, console, print_json, readable_errors
+from cli.common import MAX_SEED, JsonFlag, console, print_json, readable_errors
 
 
 def evaluate(
@@ -20,7 +20,9 @@ def evaluate(
         Path | None,
         typer.Option(help="Target probabilities: one row per logged row, one column per action."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the replayed policy.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the replayed policy.")
+    ] = 0,
     drop_column: Annotated[
         list[str] | None,
         typer.Option(help="Leave this column out of the context (repeatable), e.g. an id."),

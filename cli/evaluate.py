@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from cli.common import MAX_SEED, JsonFlag, console, print_json, readable_errors
+from cli.common import MAX_SEED, JsonFlag, console, print_json, readable_errors, shown
 
 
 def evaluate(
@@ -74,9 +75,12 @@ def evaluate(
         )
     console.print(table)
     if evaluation.unsupported_names:
-        console.print(
-            "[bold yellow]warning:[/] the target puts mass on actions the log never tried: "
-            + ", ".join(evaluation.unsupported_names)
-            + "; IPS-type estimates are biased there.",
-            highlight=False,
+        warning = Text("warning: ", style="bold yellow")
+        warning.append_text(
+            shown(
+                "the target puts mass on actions the log never tried: "
+                + ", ".join(evaluation.unsupported_names)
+                + "; IPS-type estimates are biased there."
+            )
         )
+        console.print(warning, highlight=False)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, fail
+from cli.common import console, fail, shown
 
 
 def init(
@@ -29,4 +29,4 @@ def init(
         path.write_text(example_spec_text())
     except OSError as error:
         raise fail(f"cannot write {path}: {error.strerror or error}") from None
-    console.print(f"wrote {path}; run it with: engage run {path}")
+    console.print(shown(f"wrote {path}; run it with: engage run {path}"))

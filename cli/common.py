@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+import math
+import re
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -30,6 +33,9 @@ DatabaseUrl = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+#: Seeds are numpy SeedSequence entropy: whole numbers from 0; click names ``--seed`` when
+#: one is out of range.
+MAX_SEED = 2**63 - 1
 
 
 def fail(message: str) -> typer.Exit:
@@ -65,8 +71,34 @@ def readable_errors() -> Iterator[None]:
         raise fail(_database_message(error)) from None
 
 
+#: Characters that would act on a terminal instead of showing: C0 and C1 controls (ESC
+#: starts colour and cursor sequences) and the bidirectional overrides and isolates, which
+#: reorder what follows them on the line.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object) -> Text:
+    """Stored or user text as the terminal should show it: never read as rich markup, and
+    every control or direction character written out as an escape (``\\x1b``, ``\\u202e``)
+    so it is seen rather than obeyed."""
+    return Text(_UNSHOWABLE.sub(lambda match: ascii(match.group())[1:-1], str(value)))
+
+
+def strict_json(data: Any) -> Any:
+    """``data`` with every non-finite float replaced by ``None``: JSON has no NaN or
+    Infinity, and strict parsers refuse them."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, Mapping):
+        return {key: strict_json(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict_json(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
+    """``data`` as strict JSON (no NaN or Infinity; other objects as their text)."""
+    console.print_json(json.dumps(strict_json(data), default=str, allow_nan=False))
 
 
 def database_url(value: str | None) -> str:

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from cli.common import DatabaseUrl, JsonFlag, checked_database, console, print_json, readable_errors
+from cli.common import (
+    DatabaseUrl,
+    JsonFlag,
+    checked_database,
+    console,
+    print_json,
+    readable_errors,
+    shown,
+)
 from experiments.vocabulary import ExperimentStatus
 
 if TYPE_CHECKING:
@@ -48,12 +56,12 @@ def list_experiments(url: DatabaseUrl = None, as_json: JsonFlag = False) -> None
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["key"],
-            row["status"],
+            shown(row["key"]),
+            shown(row["status"]),
             f"{row['exploration_floor']:.3f}",
             "yes" if row["apprentice"] else "no",
             row["created_at"][:19],
-            row["description"],
+            shown(row["description"]),
         )
     console.print(table)
 
@@ -66,7 +74,9 @@ def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json({**_row(row), "spec": row.spec})
         return
-    console.print(f"[bold]{row.key}[/] ({row.status}) {row.description}")
+    title = shown(row.key)
+    title.stylize("bold")
+    console.print(title, shown(f"({row.status}) {row.description}"), soft_wrap=True)
     print_json(row.spec)
 
 

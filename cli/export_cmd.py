@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DatabaseUrl, JsonFlag, checked_engine, console, print_json, readable_errors
+from cli.common import (
+    DatabaseUrl,
+    JsonFlag,
+    checked_engine,
+    console,
+    print_json,
+    readable_errors,
+    shown,
+)
 
 
 class Format(StrEnum):
@@ -41,4 +49,4 @@ def export(
         )
         return
     for name, path in result.files.items():
-        console.print(f"{name}: {result.rows[name]:,} rows -> {path}")
+        console.print(shown(f"{name}: {result.rows[name]:,} rows -> {path}"))

@@ -8,7 +8,6 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from cli.common import (
@@ -19,6 +18,7 @@ from cli.common import (
     fail,
     print_json,
     readable_errors,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -101,13 +101,15 @@ def list_keys(
     for column in ("id", "prefix", "scopes", "name", "created_at", "revoked_at"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(escape(str(row[column] or "")) for column in row))
+        table.add_row(*(shown(row[column] or "") for column in row))
     console.print(table)
 
 
 @app.command()
 def revoke(
-    key_id: Annotated[int, typer.Argument(help="The key's id (see engage keys list).")],
+    key_id: Annotated[
+        int, typer.Argument(min=1, max=2**63 - 1, help="The key's id (see engage keys list).")
+    ],
     url: DatabaseUrl = None,
     as_json: JsonFlag = False,
 ) -> None:

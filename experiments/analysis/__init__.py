@@ -10,6 +10,7 @@ and writes nothing back to the experiment.
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)
 ``evaluate``           off-policy evaluation of a decision log (``engage evaluate``)
+``log_table``          reading and validating such a log (every refusal names the column)
 ``export``             decisions, outcomes and the evaluation log as CSV/Parquet (``engage export``)
 ``tracking``           MLflow runs: the only module that imports ``mlflow``
 ``tracking_store``     where the runs live and how ``engage ui`` serves them
@@ -69,7 +70,8 @@ __all__ = [
 
 #: The module of the package that defines each public name.
 HOMES: dict[str, str] = {
-    **dict.fromkeys(("Evaluation", "LoggedData", "evaluate_log", "load_log"), "evaluate"),
+    **dict.fromkeys(("Evaluation", "evaluate_log"), "evaluate"),
+    **dict.fromkeys(("LoggedData", "load_log"), "log_table"),
     **dict.fromkeys(("ExportResult", "export_experiment"), "export"),
     **dict.fromkeys(("LiftRow", "kpi_lift_rows", "lift_table_markdown"), "lift"),
     **dict.fromkeys(("Number", "ReportModel"), "model"),

@@ -1,4 +1,5 @@
-"""What every command shares: the console, settings from options, and one-line errors."""
+"""What every command shares: the console, settings from options, the store behind
+``--database-url`` with its schema checked, and one-line errors."""
 
 from __future__ import annotations
 
@@ -7,12 +8,17 @@ import json
 import math
 import re
 from collections.abc import Iterator, Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from experiments.store.database import Database
 
 console = Console()
 error_console = Console(stderr=True)
@@ -99,3 +105,29 @@ def database_url(value: str | None) -> str:
     from experiments.settings import Settings
 
     return value or Settings().database_url
+
+
+def checked_engine(url: str | None) -> Engine:
+    """The engine of the store at ``url`` (or the configured one) once its schema is this
+    engage's; otherwise ``SchemaMismatchError``, a store error that :func:`readable_errors`
+    prints as one line. The store is imported only when a command runs (a fast ``--help``)."""
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import check_schema
+
+    engine = make_engine(database_url(url))
+    try:
+        check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def checked_database(url: str | None) -> Database:
+    """As :func:`checked_engine`, the store as a :class:`~experiments.store.database.Database`
+    (what the engine and the report read)."""
+    from experiments.store.database import open_database
+
+    database = open_database(database_url(url))
+    database.check_schema()
+    return database

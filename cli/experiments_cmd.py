@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -10,31 +10,29 @@ from rich.table import Table
 from cli.common import (
     DatabaseUrl,
     JsonFlag,
+    checked_database,
     console,
-    database_url,
     print_json,
     readable_errors,
     shown,
 )
 from experiments.vocabulary import ExperimentStatus
 
+if TYPE_CHECKING:
+    from experiments.engine import DecisionEngine
+    from experiments.store.models import Experiment
+
 app = typer.Typer(help="Experiment commands.", no_args_is_help=True)
 Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
 
-def _engine(url: str | None):
+def _engine(url: str | None) -> DecisionEngine:
     from experiments.engine import DecisionEngine
-    from experiments.store.database import open_database
 
-    database = open_database(database_url(url))
-    try:
-        database.check_schema()
-    except RuntimeError as error:
-        raise ValueError(str(error)) from None
-    return DecisionEngine(database)
+    return DecisionEngine(checked_database(url))
 
 
-def _row(row: object) -> dict:
+def _row(row: Experiment) -> dict[str, Any]:
     return {
         "key": row.key,
         "status": row.status,

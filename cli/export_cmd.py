@@ -11,8 +11,8 @@ import typer
 from cli.common import (
     DatabaseUrl,
     JsonFlag,
+    checked_engine,
     console,
-    database_url,
     print_json,
     readable_errors,
     shown,
@@ -36,12 +36,9 @@ def export(
     Example: engage export promo --out export --format parquet
     """
     from experiments.analysis.export import export_experiment
-    from experiments.store.connection import make_engine
-    from experiments.store.schema import check_schema
 
     with readable_errors():
-        database = make_engine(database_url(url))
-        check_schema(database)
+        database = checked_engine(url)
         result = export_experiment(database, experiment, out, fmt=fmt.value)
     if as_json:
         print_json(

@@ -13,8 +13,8 @@ from rich.table import Table
 from cli.common import (
     DatabaseUrl,
     JsonFlag,
+    checked_engine,
     console,
-    database_url,
     fail,
     print_json,
     readable_errors,
@@ -39,12 +39,8 @@ def _key_store(url: str | None) -> Iterator[Session]:
     readable after commit. Imports the store only when a command runs (fast ``--help``)."""
     from sqlmodel import Session
 
-    from experiments.store.connection import make_engine
-    from experiments.store.schema import check_schema
-
-    engine = make_engine(database_url(url))
+    engine = checked_engine(url)
     try:
-        check_schema(engine)
         with Session(engine, expire_on_commit=False) as session:
             yield session
     finally:

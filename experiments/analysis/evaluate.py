@@ -21,6 +21,7 @@ import numpy as np
 
 from bandit import DecisionSpace, Policy, make_policy
 from bandit.ope import OffPolicyReport, estimate_all
+from bandit.policies import EpsilonGreedyPolicy
 from experiments.analysis.log_table import (
     KEY_COLUMNS,
     LoggedData,
@@ -93,7 +94,7 @@ def reward_model_predictions(log: LoggedData, *, seed: int = 0, folds: int = 2) 
     fold_of = np.arange(log.actions.size) % folds
     for fold in range(folds):
         train, test = fold_of != fold, fold_of == fold
-        model = make_policy("epsilon_greedy", space=space, n_context=contexts.shape[1], seed=seed)
+        model = EpsilonGreedyPolicy(space, contexts.shape[1], seed=seed)
         model.update(contexts[train], log.actions[train], log.rewards[train])
         out[test] = model.expected_rewards(contexts[test])
     return out

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import JsonFlag, console, fail, print_json, readable_errors
+from cli.common import MAX_SEED, JsonFlag, console, fail, print_json, readable_errors, shown
 from cli.render import fixed, lift_table, percent
 
 if TYPE_CHECKING:
@@ -21,7 +21,9 @@ def run(
     spec_path: Annotated[Path, typer.Argument(help="Experiment spec (TOML).", metavar="SPEC")],
     customers: Annotated[int, typer.Option(min=10, help="Simulated customers.")] = 20_000,
     days: Annotated[int, typer.Option(min=1, max=3650, help="Simulated days.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated population.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the simulated population.")
+    ] = 0,
     arms: Annotated[
         str,
         typer.Option(
@@ -203,4 +205,4 @@ def _print_comparisons(result: RunResult) -> None:
     console.print(table)
     for row in result.comparisons:
         if row.arm != row.reference and row.note:
-            console.print(f"{row.arm}, {row.kpi}: {row.note}")
+            console.print(shown(f"{row.arm}, {row.kpi}: {row.note}"))

@@ -11,6 +11,7 @@ and writes nothing back to the experiment.
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)
 ``evaluate``           off-policy evaluation of a decision log (``engage evaluate``)
+``log_table``          reading and validating such a log (every refusal names the column)
 ``export``             decisions, outcomes and the evaluation log as CSV/Parquet (``engage export``)
 ``tracking``           MLflow runs: the only module that imports ``mlflow``
 ``tracking_store``     where the runs live and how ``engage ui`` serves them
@@ -24,8 +25,7 @@ loading matplotlib, and ``engage ui`` starts without the report's dependencies.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from experiments._lazy import load_on_first_use
 
 __all__ = [
     "MAX_PARAM_VALUE_LENGTH",
@@ -75,7 +75,8 @@ __all__ = [
 
 #: The module of the package that defines each public name.
 HOMES: dict[str, str] = {
-    **dict.fromkeys(("Evaluation", "LoggedData", "evaluate_log", "load_log"), "evaluate"),
+    **dict.fromkeys(("Evaluation", "evaluate_log"), "evaluate"),
+    **dict.fromkeys(("LoggedData", "load_log"), "log_table"),
     **dict.fromkeys(("ExportResult", "export_experiment"), "export"),
     **dict.fromkeys(
         (
@@ -127,14 +128,4 @@ HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use (see the module docstring)."""
-    if name not in HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = load_on_first_use(__name__, HOMES)

@@ -21,8 +21,7 @@ neither the engine nor the simulator that ``engage run`` loads.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from experiments._lazy import load_on_first_use
 
 __all__ = [
     "ARMS",
@@ -99,14 +98,4 @@ HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use (see the module docstring)."""
-    if name not in HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = load_on_first_use(__name__, HOMES)

@@ -10,8 +10,9 @@ interval, read as "no detectable difference" whenever the interval contains 0.
 With the oracles (:mod:`experiments.runs.oracles`) each difference is also a share of the
 oracle edge: ``share = (arm - interaction) / (revenue oracle - click oracle)``, its interval
 the difference's divided by the edge (the oracles are deterministic given the seed). A share
-is undefined when the edge's own paired interval reaches 0 or below: there is then no edge to
-capture, and a ratio to a near-zero edge would only magnify noise.
+is undefined when the edge's own paired interval reaches 0 (no edge to capture) or when the
+edge is no larger than the difference's half-width (the share's interval would be wider than
++-100%: a ratio to a near-zero edge magnifies noise).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from experiments.analysis.lift import paired_difference, reading
+from experiments.analysis.lift import PairedDifference, paired_difference, reading
 from experiments.analysis.model import Number, ReportModel
 from experiments.runs.oracles import OracleResult
 
@@ -97,21 +98,10 @@ def compare_arms(
                 notes.append("no decisions: every visit was suppressed or the run too short")
             if paired.low is None:
                 notes.append(f"no interval: {paired.n} treated customer(s), it needs 2")
-            edge = share = share_low = share_high = None
-            if oracles is None:
-                notes.append("oracles not run")
-            else:
-                edge = oracles.edge(kpi)
-                if oracles.has_edge(kpi) and paired.difference is not None:
-                    share = paired.difference / edge
-                    if paired.low is not None and paired.high is not None:
-                        share_low, share_high = paired.low / edge, paired.high / edge
-                else:
-                    notes.append(
-                        f"no share: no detectable oracle edge ({edge:+.4g}, 95% CI "
-                        f"[{oracles.edge_low.get(kpi, 0.0):+.4g}, "
-                        f"{oracles.edge_high.get(kpi, 0.0):+.4g}])"
-                    )
+            edge, shares, note = _share(paired, oracles, kpi)
+            if note is not None:
+                notes.append(note)
+            share, share_low, share_high = shares
             rows.append(
                 ArmComparison(
                     arm=arm,
@@ -144,6 +134,42 @@ def compare_arms(
                 )
             )
     return rows
+
+
+def _share(
+    paired: PairedDifference, oracles: OracleResult | None, kpi: str
+) -> tuple[float | None, tuple[float | None, float | None, float | None], str | None]:
+    """The oracle edge on ``kpi``, the difference's share of it with its interval, and why
+    there is no share when there is none.
+
+    A share needs an edge that is positive beyond its own interval and larger than the
+    difference's half-width: a smaller edge would make the share's interval wider than
+    +-100%, a ratio that magnifies noise rather than measuring capture.
+    """
+    none = (None, None, None)
+    if oracles is None:
+        return None, none, "oracles not run"
+    edge = oracles.edge(kpi)
+    low, high = oracles.edge_low.get(kpi, 0.0), oracles.edge_high.get(kpi, 0.0)
+    if not oracles.has_edge(kpi):
+        return (
+            edge,
+            none,
+            f"no share: no detectable oracle edge ({edge:+.4g} [{low:+.4g}, {high:+.4g}])",
+        )
+    if paired.difference is None or paired.low is None or paired.high is None:
+        return edge, none, "no share: the difference has no interval"
+    half = (paired.high - paired.low) / 2.0
+    if edge <= half:
+        return (
+            edge,
+            none,
+            (
+                f"no share: the oracle edge ({edge:+.4g} [{low:+.4g}, {high:+.4g}]) is within this "
+                f"difference's precision (+-{half:.4g})"
+            ),
+        )
+    return edge, (paired.difference / edge, paired.low / edge, paired.high / edge), None
 
 
 def comparison_of(rows: Sequence[ArmComparison], arm: str, kpi: str) -> ArmComparison | None:

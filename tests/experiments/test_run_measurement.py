@@ -273,6 +273,17 @@ def test_arms_are_compared_with_the_interaction_arm_and_the_oracle_edge() -> Non
     assert retention is not None
     assert retention.share is None
     assert "no detectable oracle edge" in (retention.note or "")
+    slight = OracleResult(
+        "revenue_28d",
+        oracles.click,
+        {"revenue": 60.001, "retention": 0.88},
+        {"revenue": 0.0005},
+        {"revenue": 0.0015},
+    )
+    noisy = comparison_of(compare_arms(per_customer, treated, slight), "uniform", "revenue")
+    assert noisy is not None
+    assert noisy.share is None
+    assert "within this difference's precision" in (noisy.note or "")
     tiny = OracleResult("revenue_28d", oracles.click, oracles.revenue, {"revenue": -0.1}, {})
     assert (
         comparison_of(compare_arms(per_customer, treated, tiny), "engagement", "revenue").share

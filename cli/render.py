@@ -14,7 +14,16 @@ from cli.common import shown
 if TYPE_CHECKING:
     from experiments.analysis.lift import LiftRow
 
-LIFT_COLUMNS = ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H")
+LIFT_COLUMNS = (
+    "KPI",
+    "treatment",
+    "holdout",
+    "lift",
+    "95% CI",
+    "always-valid",
+    "n T/H",
+    "reading",
+)
 
 
 def fixed(value: float | None, spec: str) -> str:
@@ -37,7 +46,7 @@ def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
     table = Table(title=title)
     columns = (("arm",) if labelled else ()) + LIFT_COLUMNS
     for column in columns:
-        table.add_column(column, justify="left" if column in ("arm", "KPI") else "right")
+        table.add_column(column, justify="left" if column in ("arm", "KPI", "reading") else "right")
     for label, row in rows:
         cells: list[str | Text] = [
             shown(row.kpi),
@@ -47,6 +56,7 @@ def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
             f"[{percent(row.ci_low)}, {percent(row.ci_high)}]",
             f"[{percent(row.av_low)}, {percent(row.av_high)}]",
             f"{row.n_treatment}/{row.n_holdout}",
+            shown(row.reading),
         ]
         table.add_row(*(([shown(label or "")] if labelled else []) + cells))
     return table

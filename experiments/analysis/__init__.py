@@ -6,7 +6,8 @@ and writes nothing back to the experiment.
 =====================  ==========================================================================
 ``report``             the live report: :func:`build_live_report` -> :class:`LiveReport`, served
                        by HTTP, printed by ``engage report``, logged to MLflow
-``lift``               :class:`LiftRow`, the one row of every lift engage reports
+``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
+                       difference reads (:func:`reading`); :func:`paired_difference`
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)
 ``evaluate``           off-policy evaluation of a decision log (``engage evaluate``)
@@ -28,6 +29,7 @@ from experiments._lazy import load_on_first_use
 
 __all__ = [
     "MAX_PARAM_VALUE_LENGTH",
+    "NO_DIFFERENCE",
     "ChildRun",
     "DecisionCounts",
     "Evaluation",
@@ -41,6 +43,7 @@ __all__ = [
     "OffPolicyEstimate",
     "OffPolicySummary",
     "OutcomeCounts",
+    "PairedDifference",
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
@@ -62,6 +65,8 @@ __all__ = [
     "load_log",
     "log_reporting_run",
     "off_policy_summary",
+    "paired_difference",
+    "reading",
     "redacted",
     "tracking_uri",
     "ui_command",
@@ -73,7 +78,18 @@ HOMES: dict[str, str] = {
     **dict.fromkeys(("Evaluation", "evaluate_log"), "evaluate"),
     **dict.fromkeys(("LoggedData", "load_log"), "log_table"),
     **dict.fromkeys(("ExportResult", "export_experiment"), "export"),
-    **dict.fromkeys(("LiftRow", "kpi_lift_rows", "lift_table_markdown"), "lift"),
+    **dict.fromkeys(
+        (
+            "NO_DIFFERENCE",
+            "LiftRow",
+            "PairedDifference",
+            "kpi_lift_rows",
+            "lift_table_markdown",
+            "paired_difference",
+            "reading",
+        ),
+        "lift",
+    ),
     **dict.fromkeys(("Number", "ReportModel"), "model"),
     **dict.fromkeys(
         ("LiftPoint", "allocation_over_time", "cumulative_curves", "lift_intervals"), "plots"

@@ -34,9 +34,12 @@ ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
 
 
 def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
-    """The spec one arm of the comparison runs (its own key, policy and reward)."""
+    """The spec one arm of the comparison runs: its own key, policy and reward, and the
+    holdout of the base spec (hashed on its ``holdout.salt``, else on its key), so every arm
+    holds out the same customers."""
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
+    data["holdout"] = {**data["holdout"], "salt": spec.holdout.salt or spec.key}
     if arm == "uniform":
         data["policy"] = {"name": "uniform", "params": {}}
     elif arm == "business_as_usual":

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ANALYSIS = [
     "MAX_PARAM_VALUE_LENGTH",
+    "NO_DIFFERENCE",
     "ChildRun",
     "DecisionCounts",
     "Evaluation",
@@ -34,6 +35,7 @@ ANALYSIS = [
     "OffPolicyEstimate",
     "OffPolicySummary",
     "OutcomeCounts",
+    "PairedDifference",
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
@@ -55,6 +57,8 @@ ANALYSIS = [
     "load_log",
     "log_reporting_run",
     "off_policy_summary",
+    "paired_difference",
+    "reading",
     "redacted",
     "tracking_uri",
     "ui_command",
@@ -62,8 +66,13 @@ ANALYSIS = [
 ]
 RUNS = [
     "ARMS",
+    "INTERVAL_NOTE",
+    "SHARE_DEFINITION",
+    "ArmComparison",
     "ArmResult",
     "ArmSummary",
+    "OracleResult",
+    "OutcomeRouter",
     "PolicyResult",
     "RunOptions",
     "RunResult",
@@ -73,13 +82,21 @@ RUNS = [
     "arm_spec",
     "arm_summary",
     "business_as_usual",
+    "compare_arms",
+    "comparison_markdown",
+    "comparison_metrics",
+    "contact_rules",
+    "holdout_mask",
     "regret_kind",
     "render_markdown",
     "result_json",
+    "revenue_objective",
+    "run_oracles",
     "run_quickstart",
     "run_simulation",
     "track_run",
     "verdict",
+    "world_config",
 ]
 SERVICE = ["EngageClient", "EngageError", "create_app"]
 

@@ -191,7 +191,8 @@ def plan_decisions(
             :func:`contact_suppressions`).
     """
     spec = loaded.spec
-    groups = [assign_group(key, request.customer_id, spec.holdout.share) for request in requests]
+    salt = spec.holdout.salt or key
+    groups = [assign_group(salt, request.customer_id, spec.holdout.share) for request in requests]
     suppressed = contact_suppressions(spec.contact, requests, recent)
     actions, propensities = _choose(loaded, encoded, groups, suppressed)
     space = spec.decision_space()

@@ -48,9 +48,12 @@ ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
 LIFETIME_ARMS = ("sequential", "surrogate")
 
 #: What the ``sequential`` arm runs: its policy parameters (on top of the spec's), the
-#: ``[state]`` section, and the window of its per-decision revenue reward.
+#: ``[state]`` section, and the window of its per-decision revenue reward. Fitted Q cannot
+#: learn its noise scale, so unless the spec fixes one it uses ``noise_variance``, the scale
+#: of revenue in currency units.
 SEQUENTIAL: dict[str, Any] = {
     "params": {"gamma": 0.8, "n_iterations": 10, "memory": 4096},
+    "noise_variance": 25.0,
     "state": {"contact_half_life": "7d", "lookback": "28d", "horizon": "28d"},
     "window": "7d",
 }
@@ -65,9 +68,12 @@ SURROGATE: dict[str, Any] = {
 
 
 def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
-    """The spec one arm of the comparison runs (its own key, policy and reward)."""
+    """The spec one arm of the comparison runs: its own key, policy and reward, and the
+    holdout of the base spec (hashed on its ``holdout.salt``, else on its key), so every arm
+    holds out the same customers."""
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
+    data["holdout"] = {**data["holdout"], "salt": spec.holdout.salt or spec.key}
     if arm == "uniform":
         data["policy"] = {"name": "uniform", "params": {}}
     elif arm == "business_as_usual":
@@ -76,8 +82,8 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
         data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
     elif arm == "sequential":
         params = {**spec.policy.params, **SEQUENTIAL["params"]}
-        if params.get("noise_variance") == "auto":  # fitted Q needs a fixed noise scale
-            del params["noise_variance"]
+        if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it
+            params["noise_variance"] = SEQUENTIAL["noise_variance"]
         data["policy"] = {"name": "fitted_q", "params": params}
         data["state"] = dict(SEQUENTIAL["state"])
         data["reward"] = {**_long_term(spec), "kind": "sum", "window": SEQUENTIAL["window"]}

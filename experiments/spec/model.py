@@ -40,12 +40,18 @@ from experiments.spec.context import (
     require_numeric_field,
 )
 from experiments.spec.errors import SpecError, names
+from experiments.spec.reward import RewardSpec
+from experiments.spec.simulation import SimulationSpec
 from experiments.spec.state import StateSpec, encode_logged
-from experiments.spec.surrogate import SurrogateSpec, check_surrogate_reward
+from experiments.spec.surrogate import SurrogateSpec
 from experiments.spec.values import FROZEN, Duration, Hour, Integer, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000
+
+#: The ``noise_variance`` a linear policy learns its noise variance under (see
+#: :meth:`ExperimentSpec.build_policy`).
+AUTO_NOISE_VARIANCE = "auto"
 
 _KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -105,57 +111,18 @@ def _json_problem(value: object, where: str) -> str | None:
     )
 
 
-class RewardSpec(BaseModel):
-    """How a decision's outcomes become its reward (see :mod:`experiments.engine.reward`).
-
-    ``event``: 1 when the named event occurs within the window. ``sum``: the sum of the
-    named event's values within the window. ``retained``: 0 when the named (churn) event
-    occurs within the window, else the default, which is 1 unless given. ``change``: the
-    share of the way from ``baseline_field`` (the KPI at decision time, a numeric context
-    field) to ``target`` that the last named KPI event within the window reached, in
-    [-1, 1]. ``surrogate``: the index of the ``sum`` KPI predicted from early signals
-    (the ``[reward.surrogate]`` table, :mod:`experiments.spec.surrogate`). ``default``
-    applies when the window closes with nothing.
-    """
-
-    model_config = FROZEN
-
-    kind: Literal["event", "sum", "retained", "change", "surrogate"]
-    event: StrictStr = Field(min_length=1)
-    window: Duration
-    default: Number = 0.0
-    target: Number | None = None
-    baseline_field: StrictStr | None = None
-    surrogate: SurrogateSpec | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _retained_default(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("kind") == "retained" and "default" not in data:
-            return {**data, "default": 1.0}
-        return data
-
-    @model_validator(mode="after")
-    def _change_fields(self) -> RewardSpec:
-        for name in ("target", "baseline_field"):
-            given = getattr(self, name) is not None
-            if self.kind == "change" and not given:
-                raise SpecError(name, "is required when kind = 'change'")
-            if self.kind != "change" and given:
-                raise SpecError(name, f"only applies to kind = 'change'; kind is {self.kind!r}")
-        check_surrogate_reward(self.kind, self.window, self.surrogate)
-        return self
-
-
 class HoldoutSpec(BaseModel):
     """The randomized control group: its share of customers and the policy that serves it
-    (uniform random, or always the business-as-usual ``action``)."""
+    (uniform random, or always the business-as-usual ``action``). Customers are assigned by
+    a stable hash of the experiment key, or of ``salt`` when given: experiments with the same
+    salt and share hold out the same customers (the arms of an ``engage run`` do)."""
 
     model_config = FROZEN
 
     share: Number = Field(default=0.1, ge=0.0, lt=1.0)
     policy: Literal["uniform", "fixed"] = "uniform"
     action: dict[str, StrictStr] | None = None
+    salt: StrictStr | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _action_iff_fixed(self) -> HoldoutSpec:
@@ -222,9 +189,10 @@ class LearnerSpec(BaseModel):
 
 class ExperimentSpec(BaseModel):
     """One experiment: decision space, context schema, policy, reward, holdout, exploration
-    floor, contact rules, learner cadence and, optionally, the customer state decisions see
-    (``[state]``, :mod:`experiments.spec.state`). Build it with :func:`parse_spec` or
-    :func:`load_spec`, which turn validation failures into :class:`SpecError`."""
+    floor, contact rules, learner cadence, the world ``engage run`` simulates it in and,
+    optionally, the customer state decisions see (``[state]``, :mod:`experiments.spec.state`).
+    Build it with :func:`parse_spec` or :func:`load_spec`, which turn validation failures
+    into :class:`SpecError`."""
 
     model_config = FROZEN
 
@@ -239,6 +207,7 @@ class ExperimentSpec(BaseModel):
     exploration_floor: Number = Field(default=0.01, ge=0.0, le=1.0)
     contact: ContactSpec = Field(default_factory=ContactSpec)
     learner: LearnerSpec = Field(default_factory=LearnerSpec)
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     state: StateSpec | None = None
 
     # Derived once at validation; private, so they stay out of dumps.
@@ -296,6 +265,7 @@ class ExperimentSpec(BaseModel):
             )
         for name in self.reward.surrogate.covariates if self.reward.surrogate else ():
             require_numeric_field(self.context, "reward.surrogate.covariates", name)
+        self.simulation.check_levels(self.factors)
         return self
 
     def _check_policy(self) -> None:
@@ -345,15 +315,39 @@ class ExperimentSpec(BaseModel):
     ) -> Policy:
         """A fresh policy for the treatment group: the spec's policy and hyper-parameters
         over this decision space and context width, with ``exploration_floor`` (None: the
-        spec's own ``exploration_floor``; the engine passes an experiment's current one)."""
+        spec's own ``exploration_floor``; the engine passes an experiment's current one).
+
+        A linear policy with a Gaussian likelihood whose ``params`` do not fix
+        ``noise_variance`` learns it from the rewards (``noise_variance = "auto"``), so its
+        exploration follows the reward's own scale: a fixed guess too large for 0/1 clicks
+        keeps Thompson sampling near uniform, one too small for revenue makes it greedy. A
+        policy that refuses ``"auto"`` keeps its own default.
+        """
+        params = dict(self.policy.params)
+        learned = "noise_variance" not in params and getattr(
+            POLICIES[self.policy.name], "gaussian_likelihood", False
+        )
+        if learned:
+            params["noise_variance"] = AUTO_NOISE_VARIANCE
+        floor = self.exploration_floor if exploration_floor is None else exploration_floor
+        try:
+            return make_policy(
+                self.policy.name,
+                space=self._space,
+                n_context=self.n_features,
+                seed=seed,
+                exploration_floor=floor,
+                **params,
+            )
+        except BanditValueError as error:
+            if not (learned and error.field == "noise_variance"):
+                raise
         return make_policy(
             self.policy.name,
             space=self._space,
             n_context=self.n_features,
             seed=seed,
-            exploration_floor=(
-                self.exploration_floor if exploration_floor is None else exploration_floor
-            ),
+            exploration_floor=floor,
             **self.policy.params,
         )
 
@@ -472,6 +466,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "contact": ContactSpec,
     "learner": LearnerSpec,
     "state": StateSpec,
+    "simulation": SimulationSpec,
 }
 
 

@@ -40,6 +40,12 @@ from experiments.spec.context import (
     require_numeric_field,
 )
 from experiments.spec.errors import SpecError, names
+from experiments.spec.strategies import (
+    StrategiesSpec,
+    StrategySet,
+    compile_strategies,
+    strategies_model_at,
+)
 from experiments.spec.values import FROZEN, Duration, Hour, Integer, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
@@ -232,10 +238,12 @@ class ExperimentSpec(BaseModel):
     exploration_floor: Number = Field(default=0.01, ge=0.0, le=1.0)
     contact: ContactSpec = Field(default_factory=ContactSpec)
     learner: LearnerSpec = Field(default_factory=LearnerSpec)
+    strategies: StrategiesSpec | None = None
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
     _encoder: ContextEncoder = PrivateAttr()
+    _strategy_set: StrategySet | None = PrivateAttr(default=None)
 
     @field_validator("key")
     @classmethod
@@ -286,6 +294,13 @@ class ExperimentSpec(BaseModel):
             require_numeric_field(
                 self.context, "contact.local_hour_field", self.contact.local_hour_field
             )
+        if self.strategies is not None:
+            self._strategy_set = compile_strategies(
+                self.strategies,
+                space=self._space,
+                context=self.context,
+                default_floor=self.exploration_floor,
+            )
         return self
 
     def _check_policy(self) -> None:
@@ -326,6 +341,10 @@ class ExperimentSpec(BaseModel):
     def decision_space(self) -> DecisionSpace:
         """The decision space of ``factors`` and ``rules`` (built once, at validation)."""
         return self._space
+
+    def strategy_set(self) -> StrategySet | None:
+        """The compiled ``[strategies]`` section (built once, at validation), or None."""
+        return self._strategy_set
 
     def build_policy(
         self,
@@ -448,4 +467,6 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return _SECTIONS[str(loc[0])]
     if len(loc) == 3 and loc[0] == "context":
         return CONTEXT_KINDS.get(str(loc[2]))
+    if loc[0] == "strategies":
+        return strategies_model_at(loc[1:])
     return None

@@ -5,17 +5,20 @@ a customer who spent 100 last month spends more this month whatever we send. Two
 functions take that variation out of comparisons:
 
 - :func:`regression_adjusted` subtracts the part of each value that the baseline predicts,
-  with one slope pooled over every row and means taken within each cohort (CUPED: Deng, Xu,
-  Kohavi & Walker 2013, "Improving the Sensitivity of Online Controlled Experiments by
-  Utilizing Pre-Experiment Data"; with cohorts, the within estimator of a fixed-effects
-  regression)::
+  with one slope pooled over every row, estimated within cells (a cohort, or a cohort and an
+  arm) and applied around each cohort's mean (CUPED: Deng, Xu, Kohavi & Walker 2013,
+  "Improving the Sensitivity of Online Controlled Experiments by Utilizing Pre-Experiment
+  Data"; with cells, the within estimator of a fixed-effects regression)::
 
       y_adj_i = y_i - (b_i - mean_c(i)(b)) . theta
-      theta   = argmin sum_i ((y_i - mean_c(i)(y)) - (b_i - mean_c(i)(b)) . theta)^2
+      theta   = argmin sum_i ((y_i - mean_k(i)(y)) - (b_i - mean_k(i)(b)) . theta)^2
 
-  The adjustment leaves every cohort's mean unchanged and, the slope being estimated on all
-  rows whatever their arm, it does not bias a comparison of arms assigned at random given the
-  baseline; it only shrinks its variance by the share of variance the baseline explains.
+  where ``c(i)`` is row i's cohort and ``k(i)`` its cell. Every cohort's mean is unchanged.
+  With arms given, an arm's mean of ``y_adj`` in a cohort is the analysis-of-covariance
+  estimate ``mean(y) - (mean(b) - mean_c(b)) . theta`` with the slope fitted inside arms, so
+  arms whose customers started at different baselines (a policy that assigns by context)
+  are compared as if they had started at the cohort's mean; the adjustment also shrinks the
+  variance by the share of it the baseline explains.
 
 - :func:`stratified_difference` compares a treatment with a control stratum by stratum (an
   epoch) and weighs the strata by the treatment's rows, so a treatment that grew over time is
@@ -53,7 +56,10 @@ def _cohort_means(values: np.ndarray, cohorts: np.ndarray) -> np.ndarray:
 
 
 def regression_adjusted(
-    values: ArrayLike, baselines: ArrayLike, cohorts: ArrayLike | None = None
+    values: ArrayLike,
+    baselines: ArrayLike,
+    cohorts: ArrayLike | None = None,
+    arms: ArrayLike | None = None,
 ) -> np.ndarray:
     """``values`` with the part the baselines predict taken out (see the module docstring).
 
@@ -61,7 +67,9 @@ def regression_adjusted(
         values: ``(n,)`` the KPI per row.
         baselines: ``(n,)`` or ``(n, k)`` pre-period values per row; ``k = 0`` returns
             ``values`` unchanged.
-        cohorts: ``(n,)`` labels (epochs); means are taken within each. None: one cohort.
+        cohorts: ``(n,)`` labels (epochs); the adjustment centres within each. None: one.
+        arms: ``(n,)`` labels (strategies); the slope is fitted within cohort x arm cells.
+            None: within cohorts.
 
     Returns:
         ``(n,)`` float64, the adjusted values; each cohort's mean is that of ``values``.
@@ -74,17 +82,25 @@ def regression_adjusted(
     b = b[:, None] if b.ndim == 1 else b
     if b.ndim != 2 or b.shape[0] != y.shape[0]:
         raise BanditValueError("baselines", f"'baselines' must have {y.shape[0]} rows.")
-    groups = np.zeros(y.shape[0]) if cohorts is None else np.asarray(cohorts)
+    groups = np.zeros(y.shape[0], dtype=np.int64) if cohorts is None else np.asarray(cohorts)
     if groups.shape != y.shape:
         raise BanditValueError("cohorts", f"'cohorts' must have shape {y.shape}.")
+    cells = groups
+    if arms is not None:
+        labels = np.asarray(arms)
+        if labels.shape != y.shape:
+            raise BanditValueError("arms", f"'arms' must have shape {y.shape}.")
+        _, group_codes = np.unique(groups, return_inverse=True)
+        _, arm_codes = np.unique(labels, return_inverse=True)
+        cells = group_codes * (int(arm_codes.max(initial=0)) + 1) + arm_codes
     if not (np.isfinite(y).all() and np.isfinite(b).all()):
         raise BanditValueError("values", "'values' and 'baselines' must be finite.")
     if y.size == 0 or b.shape[1] == 0:
         return y.copy()
-    centred_b = b - _cohort_means(b, groups)
-    centred_y = y - _cohort_means(y, groups)
-    theta, *_ = np.linalg.lstsq(centred_b, centred_y, rcond=None)
-    return y - centred_b @ theta
+    within_b = b - _cohort_means(b, cells)
+    within_y = y - _cohort_means(y, cells)
+    theta, *_ = np.linalg.lstsq(within_b, within_y, rcond=None)
+    return y - (b - _cohort_means(b, groups)) @ theta
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,12 @@ MLflow alike. For every strategy:
   (:func:`bandit.adjustment.stratified_difference`), so a strategy the policy favours later is
   not compared with early epochs of the holdout;
 - the same difference with each KPI regression-adjusted on the customer's pre-epoch value (the
-  spec's ``kpi.baseline`` fields, one slope pooled over all measured rows, means within each
-  epoch: :func:`bandit.adjustment.regression_adjusted`), the explicit counterpart of what a
-  contextual strategy policy does through its context. Rows whose baseline was erased are left
-  out of it.
+  spec's ``kpi.baseline`` fields; one slope fitted within epoch x strategy cells, the holdout
+  being one more arm, applied around each epoch's mean: analysis of covariance,
+  :func:`bandit.adjustment.regression_adjusted`), the explicit counterpart of what a
+  contextual strategy policy does through its context: a policy that assigns by context gives
+  strategies customers who started at different baselines, and the adjustment compares them
+  as if they had started alike. Rows whose baseline was erased are left out of it.
 
 Intervals are normal 95% intervals; the adjustment's estimated slope is treated as known
 (its error is of smaller order in large samples).
@@ -71,8 +73,8 @@ class StrategyLift(ReportModel):
 
 
 class EpochAllocation(ReportModel):
-    """One closed epoch: measured customers per strategy (``None`` key: the holdout) and the
-    mean KPI of each."""
+    """One closed epoch: measured customers per strategy (the holdout under
+    :attr:`StrategyReport.holdout`) and the mean KPI of each."""
 
     epoch: int
     customers: dict[str, int]
@@ -148,7 +150,9 @@ def strategy_lifts(
     known = ~np.isnan(baseline).any(axis=1)
     adjusted = np.full(kpi.shape, np.nan)
     if known.any():
-        adjusted[known] = regression_adjusted(kpi[known], baseline[known], epoch[known])
+        adjusted[known] = regression_adjusted(
+            kpi[known], baseline[known], epoch[known], labels[known].astype(str)
+        )
     lifts = []
     for name in strategies.names:
         ours = (labels == name) & ~holdout

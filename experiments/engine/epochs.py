@@ -105,7 +105,8 @@ def learning_rows(
     the rows the strategy policy can learn from.
 
     A row whose context was erased (stored as ``{}``) is skipped. A policy that ignores the
-    context gets each KPI regression-adjusted on the baseline fields within its epoch.
+    context gets each KPI regression-adjusted on the baseline fields (the slope fitted within
+    epoch x strategy cells, applied around the epoch's mean).
     """
     usable = [row for row in rows if row.context]
     X = strategies.encode([row.context for row in usable]) if usable else None
@@ -117,7 +118,8 @@ def learning_rows(
     baseline = strategies.kpi.baseline
     if usable and baseline and not strategies.section.policy.contextual:
         values = np.array([[_number(row.context, name) for name in baseline] for row in usable])
-        kpis = regression_adjusted(kpis, values, np.array([row.epoch for row in usable]))
+        epochs = np.array([row.epoch for row in usable])
+        kpis = regression_adjusted(kpis, values, epochs, actions)
     return X, actions, kpis, propensities
 
 

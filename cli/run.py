@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import JsonFlag, console, fail, print_json, readable_errors
-from cli.render import fixed, lift_table
+from cli.render import fixed, lift_table, strategy_table
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunResult
@@ -23,11 +23,12 @@ def run(
     days: Annotated[int, typer.Option(min=1, max=3650, help="Simulated days.")] = 60,
     seed: Annotated[int, typer.Option(help="Seed of the simulated population.")] = 0,
     arms: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Comma-separated arms: uniform,business_as_usual,interaction,engagement."
+            help="Comma-separated arms: uniform,business_as_usual,interaction,engagement, and "
+            "strategy for a spec with [strategies] (default: all of them)."
         ),
-    ] = "uniform,business_as_usual,interaction,engagement",
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(help="Keep the run's decisions in this database (default: temporary)."),
@@ -45,7 +46,7 @@ def run(
 
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
-    from experiments.runs.arms import arm_names
+    from experiments.runs.arms import arm_names, default_arms
     from experiments.runs.report import result_json, track_run, verdict
     from experiments.runs.simulation import RunOptions, run_simulation
     from experiments.spec import load_spec
@@ -56,7 +57,11 @@ def run(
             customers=customers,
             days=days,
             seed=seed,
-            arms=arm_names([arm.strip() for arm in arms.split(",") if arm.strip()]),
+            arms=(
+                default_arms(spec)
+                if arms is None
+                else arm_names([arm.strip() for arm in arms.split(",") if arm.strip()])
+            ),
             database_url=database_url,
             fatigue=fatigue,
             nurturing=nurturing,
@@ -121,3 +126,6 @@ def _print_tables(result: RunResult) -> None:
         [(arm.arm, row) for arm in result.arms for row in arm.lifts],
     )
     console.print(lift)
+    for arm in result.arms:
+        if arm.strategies is not None:
+            console.print(strategy_table(f"{arm.arm} arm: epoch KPI by strategy", arm.strategies))

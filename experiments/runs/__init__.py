@@ -6,6 +6,8 @@
                    same seeded population
 ``report``         the comparison, lift table and verdict of a run; :func:`track_run` logs it to
                    MLflow
+``strategies``     the strategy arm: a strategy per customer and epoch, followed day by day and
+                   logged to MLflow
 ``quickstart``     ``engage demo``: a short bandit on the synthetic logistic environment
 =================  ==============================================================================
 

@@ -6,7 +6,10 @@
 - ``interaction``: the spec's policy rewarded on immediate clicks (click within one day): the
   "you are here, so take this offer" approach;
 - ``engagement``: the spec's policy and reward (revenue or retention over a window): the
-  continuous-engagement approach.
+  continuous-engagement approach;
+- ``strategy`` (specs with a ``[strategies]`` section): the engagement arm with the spec's
+  strategies, a strategy per customer and epoch (:mod:`experiments.runs.strategies`). The other
+  arms run the spec without its strategies.
 
 Also what each arm is measured on: the factor whose allocation is drawn, and the simulator's
 expected-reward kind that matches the spec's reward (for regret).
@@ -23,28 +26,43 @@ from experiments.spec import ExperimentSpec, parse_spec
 
 __all__ = [
     "ARMS",
+    "STRATEGY_ARM",
     "allocation_factor",
     "arm_names",
     "arm_spec",
     "business_as_usual",
+    "default_arms",
     "regret_kind",
 ]
 
 ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
+#: The arm that runs the spec's strategies (only for specs that have them).
+STRATEGY_ARM = "strategy"
+
+
+def default_arms(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The arms ``engage run`` compares unless told: :data:`ARMS`, and the strategy arm when
+    the spec has strategies."""
+    return ARMS + ((STRATEGY_ARM,) if spec.strategies is not None else ())
 
 
 def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     """The spec one arm of the comparison runs (its own key, policy and reward)."""
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
-    if arm == "uniform":
+    if arm != STRATEGY_ARM:
+        data["strategies"] = None
+    if arm == STRATEGY_ARM:
+        if spec.strategies is None:
+            raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
+    elif arm == "uniform":
         data["policy"] = {"name": "uniform", "params": {}}
     elif arm == "business_as_usual":
         data["policy"] = {"name": "fixed", "params": {"action": business_as_usual(spec)}}
     elif arm == "interaction":
         data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
     elif arm != "engagement":
-        raise ValueError(f"unknown arm '{arm}'; expected one of {list(ARMS)}")
+        raise ValueError(f"unknown arm '{arm}'; expected one of {[*ARMS, STRATEGY_ARM]}")
     return parse_spec(data)
 
 
@@ -77,7 +95,8 @@ def regret_kind(spec: ExperimentSpec) -> str:
 
 def arm_names(values: Sequence[str]) -> tuple[str, ...]:
     """Validate a list of arm names."""
-    unknown = [value for value in values if value not in ARMS]
+    known = (*ARMS, STRATEGY_ARM)
+    unknown = [value for value in values if value not in known]
     if unknown:
-        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(ARMS)}")
+        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(known)}")
     return tuple(values)

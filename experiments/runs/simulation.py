@@ -25,10 +25,12 @@ import numpy as np
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
 from experiments.analysis.report import OffPolicySummary, off_policy_summary
+from experiments.analysis.strategies import StrategyReport
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.holdout import assign_group
 from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
+from experiments.runs.strategies import StrategyDays
 from experiments.simulate import CustomerWorld, WorldConfig
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
@@ -78,6 +80,10 @@ class ArmResult:
     off_policy: OffPolicySummary | None = None
     policy_version: int = 0
     decisions: int = 0
+    #: The strategy arm's strategy report, allocation by day and strategy names.
+    strategies: StrategyReport | None = None
+    strategy_allocation: np.ndarray | None = None
+    strategy_labels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -132,6 +138,10 @@ class _ArmRunner:
         self.latest: dict[int, tuple[str, datetime]] = {}
         self.regret_kind = regret_kind(self.spec)
         self.reported_events = {self.spec.reward.event, "click", "accept", "churn"}
+        self.strategy_days = None
+        if self.spec.strategies is not None:
+            self.strategy_days = StrategyDays(self.engine, self.spec)
+            self.reported_events.add(self.spec.strategies.kpi.event)
         self.sampler = np.random.default_rng(options.seed + 1)
         self.result = ArmResult(
             arm=arm,
@@ -200,6 +210,12 @@ class _ArmRunner:
         version = self.engine.learn(self.spec.key)
         if version is not None:
             self.result.policy_version = version
+        if self.strategy_days is not None:
+            for name, value in {
+                **self.strategy_days.day(results),
+                **self.strategy_days.learn(),
+            }.items():
+                self._log(name, value)
         kpis = self.world.kpis()
         clicks = float((events.event == "click").sum())
         revenue = float(events.value[events.event == "revenue"].sum())
@@ -253,6 +269,9 @@ class _ArmRunner:
 
         Like a real client, the runner reports the events the experiment measures: its reward
         event, responses (click, accept) and churn; daily usage only when it is the reward.
+        An event within the window of the customer's latest decision names that decision; any
+        other event of a customer who has had a decision names the customer (the engine
+        labels it late or unattributed), so a strategy epoch's KPI sees all of it.
         """
         wanted = np.isin(events.event, list(self.reported_events))
         outcomes = []
@@ -263,15 +282,16 @@ class _ArmRunner:
                 continue
             occurred = day_start + timedelta(hours=float(events.hour[index]))
             decision_id, closes = latest
-            if occurred >= closes:
-                continue
+            by_customer = occurred >= closes
             outcomes.append(
                 OutcomeInput(
                     outcome_id=f"{self.spec.key}-{day}-{index}",
                     event=str(events.event[index]),
                     value=float(events.value[index]),
                     occurred_at=occurred,
-                    decision_id=decision_id,
+                    decision_id=None if by_customer else decision_id,
+                    experiment=self.spec.key if by_customer else None,
+                    customer_id=str(self.customer_ids[customer]) if by_customer else None,
                 )
             )
         for start in range(0, len(outcomes), RECORD_CHUNK):
@@ -292,6 +312,10 @@ class _ArmRunner:
             }
         self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
         self.result.off_policy = self._off_policy()
+        if self.strategy_days is not None:
+            self.result.strategies = self.strategy_days.report()
+            self.result.strategy_allocation = self.strategy_days.allocation
+            self.result.strategy_labels = self.strategy_days.strategies.names
 
     def _off_policy(self) -> OffPolicySummary | None:
         """OPE of the final policy on this arm's logged, rewarded decisions."""

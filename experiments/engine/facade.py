@@ -171,7 +171,10 @@ class DecisionEngine:
         """Fold measured epochs into the strategy policy and publish its next snapshot
         version; None when there was nothing to learn (or no strategies). Like :meth:`learn`,
         one process at a time (the background learner holds its lock)."""
-        return self._strategy_learner.learn(key, limit=limit)
+        version = self._strategy_learner.learn(key, limit=limit)
+        if version is not None:
+            self._strategies.forget(key)  # this process serves its new snapshot at once
+        return version
 
     def step(self, key: str) -> int | None:
         """Join due rewards, then learn from them: one turn of the loop (with strategies, the

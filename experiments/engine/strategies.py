@@ -128,6 +128,12 @@ class StrategyPolicies:
             self._loaded[key] = fresh
         return fresh
 
+    def forget(self, key: str) -> None:
+        """Drop experiment ``key``'s entry: the next :meth:`get` reads the newest snapshot
+        (after this process published one, it need not wait for the periodic check)."""
+        with self._lock:
+            self._loaded.pop(key, None)
+
 
 @dataclass(frozen=True)
 class StrategyPlan:

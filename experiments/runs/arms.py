@@ -7,9 +7,11 @@
   "you are here, so take this offer" approach;
 - ``engagement``: the spec's policy and reward (revenue or retention over a window): the
   continuous-engagement approach;
-- ``strategy`` (specs with a ``[strategies]`` section): the engagement arm with the spec's
-  strategies, a strategy per customer and epoch (:mod:`experiments.runs.strategies`). The other
-  arms run the spec without its strategies.
+- ``strategy`` (specs with a ``[strategies]`` section): the interaction arm with the spec's
+  strategies: the two clocks of learning, tactics per contact on the immediate click, and a
+  strategy per customer and epoch judged on the epoch's KPI
+  (:mod:`experiments.runs.strategies`). Compared with the interaction arm, it measures what
+  the strategy layer adds. The other arms run the spec without its strategies.
 
 Also what each arm is measured on: the factor whose allocation is drawn, and the simulator's
 expected-reward kind that matches the spec's reward (for regret).
@@ -50,17 +52,19 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     """The spec one arm of the comparison runs (its own key, policy and reward)."""
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
+    click = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
     if arm != STRATEGY_ARM:
         data["strategies"] = None
-    if arm == STRATEGY_ARM:
-        if spec.strategies is None:
-            raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
-    elif arm == "uniform":
+    if arm == "uniform":
         data["policy"] = {"name": "uniform", "params": {}}
     elif arm == "business_as_usual":
         data["policy"] = {"name": "fixed", "params": {"action": business_as_usual(spec)}}
     elif arm == "interaction":
-        data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+        data["reward"] = click
+    elif arm == STRATEGY_ARM:
+        if spec.strategies is None:
+            raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
+        data["reward"] = click
     elif arm != "engagement":
         raise ValueError(f"unknown arm '{arm}'; expected one of {[*ARMS, STRATEGY_ARM]}")
     return parse_spec(data)

@@ -120,7 +120,8 @@ def test_assignment_is_stable_within_an_epoch_and_new_in_the_next(engine: Engine
         assert row.strategy == first[row.customer_id].strategy
         assert (row.group == Group.HOLDOUT) == (row.strategy is None)
         assert (row.propensity is None) == (row.strategy is None)
-        assert row.kpi is None and row.learned_version is None
+        assert row.kpi is None
+        assert row.learned_version is None
     # The next epoch on the grid: every customer is assigned again.
     clock.set(START + WEEK)
     ask(core, "c1")
@@ -189,7 +190,8 @@ def test_logged_propensities_are_the_strategy_policys_probabilities(engine: Engi
     policy = strategies.build_policy(seed=0)
     with Session(engine) as session:
         snapshot = latest_strategy_snapshot(session, experiment_key="promo")
-    assert snapshot is not None and snapshot.version == 1
+    assert snapshot is not None
+    assert snapshot.version == 1
     policy.set_state(unpack_state(snapshot.state))
     rows = [row for row in assignments(engine) if row.epoch == 1 and row.strategy is not None]
     assert len(rows) > 40
@@ -316,10 +318,12 @@ def test_decisions_are_restricted_by_the_strategy_cadence_and_exclusions(engine:
         ],
     )
     made = ask(core, "c1")
-    assert made.action["message"] == "calm" and made.suppressed_reason is None
+    assert made.action["message"] == "calm"
+    assert made.suppressed_reason is None
     excluded = ask(core, "c2", exclude=[{"message": "calm"}])
     assert excluded.suppressed_reason == "strategy_excludes_all"
-    assert excluded.action is None and excluded.strategy is not None
+    assert excluded.action is None
+    assert excluded.strategy is not None
     second = ask(core, "c1")
     if made.strategy == "weekly-calm":
         assert second.suppressed_reason == "strategy_cadence"
@@ -347,7 +351,8 @@ def test_replayed_requests_answer_with_their_strategy(engine: Engine) -> None:
     core = make_core(engine, clock, holdout=0.0)
     first = ask(core, "c1", request_id="r1")
     again = ask(core, "c1", request_id="r1")
-    assert again.replayed and again.strategy == first.strategy is not None
+    assert again.replayed
+    assert again.strategy == first.strategy is not None
 
 
 def test_the_report_compares_each_strategy_with_the_holdout_by_epoch(

@@ -191,7 +191,8 @@ def test_the_strategy_policy_moves_to_the_clearly_better_strategy(tmp_path: Path
     report = build_live_report(core.database, "promo").strategies
     assert report is not None
     calm = next(lift for lift in report.lifts if lift.strategy == "calm")
-    assert calm.adjusted_low is not None and calm.adjusted_high is not None
+    assert calm.adjusted_low is not None
+    assert calm.adjusted_high is not None
     assert calm.adjusted_low < 3.0 < calm.adjusted_high
     assert calm.adjusted_high - calm.adjusted_low < calm.diff_high - calm.diff_low  # type: ignore[operator]
 
@@ -211,7 +212,8 @@ def test_the_strategy_arm_runs_through_the_engine_and_mlflow(
     assert arm.strategies is not None
     assert arm.strategies.measured > 0  # two 3-day epochs closed within 8 days
     assert arm.strategies.policy_version == 2
-    assert arm.strategy_allocation is not None and arm.strategy_allocation.shape == (8, 4)
+    assert arm.strategy_allocation is not None
+    assert arm.strategy_allocation.shape == (8, 4)
     assert arm.daily["strategy_policy_version"][-1] == 2
     assert set(result_json(result)["strategies"]) == {"strategy"}
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")

@@ -274,7 +274,7 @@ def test_retained_kpi_takes_a_binary_policy_and_specs_without_strategies_have_no
     plain = base()
     del plain["strategies"]
     assert parse_spec(plain).strategy_set() is None
-    assert MIN_EPOCH == timedelta(days=1)
+    assert timedelta(days=1) == MIN_EPOCH
 
 
 def test_the_example_is_valid_toml_with_the_documented_sections() -> None:

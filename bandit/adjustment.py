@@ -48,8 +48,8 @@ def _cohort_means(values: np.ndarray, cohorts: np.ndarray) -> np.ndarray:
     labels, inverse = np.unique(cohorts, return_inverse=True)
     counts = np.bincount(inverse, minlength=labels.size).astype(np.float64)
     if values.ndim == 1:
-        sums = np.bincount(inverse, weights=values, minlength=labels.size)
-        return (sums / counts)[inverse]
+        totals = np.bincount(inverse, weights=values, minlength=labels.size)
+        return (totals / counts)[inverse]
     sums = np.zeros((labels.size, values.shape[1]))
     np.add.at(sums, inverse, values)
     return (sums / counts[:, None])[inverse]

@@ -24,6 +24,7 @@ Intervals are normal 95% intervals; the adjustment's estimated slope is treated 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from sqlalchemy import func
@@ -115,7 +116,7 @@ def _baselines(rows: Sequence[models.StrategyAssignment], fields: Sequence[str])
     return values
 
 
-def _lift_fields(result: StratifiedDifference | None, prefix: str) -> dict[str, float]:
+def _lift_fields(result: StratifiedDifference | None, prefix: str) -> dict[str, Any]:
     if result is None:
         return {}
     if prefix == "adjusted":

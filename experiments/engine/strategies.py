@@ -294,7 +294,7 @@ class StrategyAssigner:
                     treated, chosen.actions, chosen.propensities, strict=True
                 ):
                     choices[customer] = (int(action), float(propensity))
-            rows = []
+            rows: list[dict[str, object]] = []
             for customer, context in new:
                 action, propensity = choices.get(customer, (None, None))
                 rows.append(
@@ -317,7 +317,7 @@ class StrategyAssigner:
                     }
                 )
             written = insert_assignments(session, assignments=rows) if rows else set()
-            raced = [row["customer_id"] for row in rows if row["customer_id"] not in written]
+            raced = [customer for customer, _ in new if customer not in written]
             if raced:
                 stored.update(
                     assignments_for(session, experiment_key=key, epoch=epoch, customer_ids=raced)
@@ -326,9 +326,10 @@ class StrategyAssigner:
         assigned: dict[str, str | None] = {
             customer: row.strategy for customer, row in stored.items()
         }
-        for row in rows:
-            if row["customer_id"] in written:
-                assigned[row["customer_id"]] = row["strategy"]
+        for customer, _ in new:
+            if customer in written:
+                action = choices.get(customer, (None, None))[0]
+                assigned[customer] = None if action is None else strategies.names[action]
         self._remember(key, epoch, assigned)
         return assigned
 

@@ -393,6 +393,7 @@ def strategies_model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return StrategiesSpec
     if loc[0] == "options" and len(loc) == 2:
         return StrategySpec
+    sections: dict[str, type[BaseModel]] = {"kpi": EpochKpiSpec, "policy": StrategyPolicySpec}
     if len(loc) == 1:
-        return {"kpi": EpochKpiSpec, "policy": StrategyPolicySpec}.get(str(loc[0]))
+        return sections.get(str(loc[0]))
     return None

@@ -149,11 +149,10 @@ class StrategyLearner:
         policy and publish the next strategy snapshot version; None when there was nothing."""
         with self._database.session() as session:
             experiment = find_experiment(session, key)
-            strategies = parse_spec(experiment.spec).strategy_set()
-            if strategies is None:
-                return None
+            # Most calls (the learner polls) find nothing: ask before parsing the spec.
             rows = unlearned_assignments(session, experiment_key=key, limit=limit)
-            if not rows:
+            strategies = parse_spec(experiment.spec).strategy_set() if rows else None
+            if strategies is None:
                 return None
             policy = self._policies.build(strategies)
             latest = latest_strategy_snapshot(session, experiment_key=key)

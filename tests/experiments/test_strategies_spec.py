@@ -277,6 +277,17 @@ def test_retained_kpi_takes_a_binary_policy_and_specs_without_strategies_have_no
     assert timedelta(days=1) == MIN_EPOCH
 
 
+def test_the_readme_section_is_a_valid_strategies_section() -> None:
+    """The README's ```toml block, on top of examples/mechanism.toml, parses."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    (block,) = [part.split("```")[0] for part in readme.split("```toml\n")[1:]]
+    data = tomllib.loads((EXAMPLES / "mechanism.toml").read_text())
+    data.update(tomllib.loads(block))
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    assert strategies.names == ("all", "no-pressure", "fewer-contacts")
+
+
 def test_the_example_is_valid_toml_with_the_documented_sections() -> None:
     data = tomllib.loads((EXAMPLES / "strategies.toml").read_text())
     assert data["strategies"]["epoch"] == "14d"

@@ -25,9 +25,19 @@ functions take that variation out of comparisons:
   not compared with a control spread evenly over good and bad epochs (post-stratification)::
 
       d   = sum_e w_e (mean_e(treatment) - mean_e(control)),   w_e = n_e(treatment) / n
-      se2 = sum_e w_e^2 (s2_e(treatment) / n_e(treatment) + s2_e(control) / n_e(control))
+      se2 = sum_e w_e^2 (v_e(treatment) + s2_e(control) / n_e(control))
 
   with the normal interval ``d -+ z se``. Strata without two rows on each side are left out.
+  Unweighted, ``mean_e`` is the plain mean and ``v_e = s2_e / n_e``. With inverse-propensity
+  weights ``u_i = 1 / p_i`` on the treatment's rows (a policy that chose it more often for
+  some customers than others), ``mean_e`` is the self-normalised (Hajek) estimate of what the
+  whole stratum would have averaged under the treatment, and ``v_e`` its linearised variance
+  (Hajek 1971; Lunceford & Davidian 2004, eq. 9)::
+
+      mean_e = sum_i u_i y_i / sum_i u_i
+      v_e    = n_e / (n_e - 1) sum_i u_i^2 (y_i - mean_e)^2 / (sum_i u_i)^2
+
+  which is ``s2_e / n_e`` when every weight is equal.
 """
 
 from __future__ import annotations
@@ -130,30 +140,40 @@ def stratified_difference(
     control: ArrayLike,
     control_strata: ArrayLike,
     *,
+    treatment_weights: ArrayLike | None = None,
     confidence: float = 0.95,
 ) -> StratifiedDifference | None:
     """The post-stratified difference of means and its normal interval (module docstring).
 
-    Returns None when no stratum has two rows on each side.
+    ``treatment_weights``: positive inverse-propensity weights of the treatment's rows (None:
+    all equal). Returns None when no stratum has two rows on each side.
     """
     t = np.asarray(treatment, dtype=np.float64)
     c = np.asarray(control, dtype=np.float64)
     t_strata, c_strata = np.asarray(treatment_strata), np.asarray(control_strata)
     if t.shape != t_strata.shape or c.shape != c_strata.shape or t.ndim != 1 or c.ndim != 1:
         raise BanditValueError("strata", "each side needs one stratum label per value (1-D).")
+    u = np.ones_like(t) if treatment_weights is None else np.asarray(treatment_weights, float)
+    if u.shape != t.shape or not (np.isfinite(u).all() and (u > 0).all()):
+        raise BanditValueError(
+            "treatment_weights", "'treatment_weights' must be positive, one per treatment row."
+        )
     if not 0.0 < confidence < 1.0:
         raise BanditValueError("confidence", "'confidence' must be in (0, 1).")
     rows = []
     for stratum in np.unique(t_strata):
-        ours, theirs = t[t_strata == stratum], c[c_strata == stratum]
+        inside = t_strata == stratum
+        ours, weights, theirs = t[inside], u[inside], c[c_strata == stratum]
         if ours.size >= 2 and theirs.size >= 2:
+            mean = float(weights @ ours / weights.sum())
+            spread = (weights**2 @ (ours - mean) ** 2) / weights.sum() ** 2
             rows.append(
                 (
                     ours.size,
                     theirs.size,
-                    ours.mean(),
+                    mean,
                     theirs.mean(),
-                    ours.var(ddof=1) / ours.size + theirs.var(ddof=1) / theirs.size,
+                    ours.size / (ours.size - 1) * spread + theirs.var(ddof=1) / theirs.size,
                 )
             )
     if not rows:

@@ -5,10 +5,13 @@ epoch KPI), for the live report (:class:`~experiments.analysis.report.LiveReport
 MLflow alike. For every strategy:
 
 - its assignments so far and its mean propensity;
-- the mean epoch KPI of its customers against the holdout customers' over the same epochs,
-  compared epoch by epoch and weighted by the strategy's customers per epoch
+- its epoch KPI against the holdout customers' over the same epochs, compared epoch by epoch
+  and weighted by the strategy's customers per epoch
   (:func:`bandit.adjustment.stratified_difference`), so a strategy the policy favours later is
-  not compared with early epochs of the holdout;
+  not compared with early epochs of the holdout. A contextual strategy policy gives a strategy
+  more often to some customers than to others, so its customers are not a random sample: each
+  is weighted by the inverse of its logged propensity (Hajek), which estimates what all of the
+  epoch's treated customers would have averaged under the strategy;
 - the same difference with each KPI regression-adjusted on the customer's pre-epoch value (the
   spec's ``kpi.baseline`` fields; one slope fitted within epoch x strategy cells, the holdout
   being one more arm, applied around each epoch's mean: analysis of covariance,
@@ -52,9 +55,11 @@ class StrategyLift(ReportModel):
     """One strategy's epoch KPI against the holdout's over the same epochs.
 
     ``difference`` (``diff_low, diff_high``) compares raw KPIs, ``adjusted_difference``
-    (``adjusted_low, adjusted_high``) regression-adjusted ones; ``mean_kpi`` and
-    ``holdout_kpi`` are the two sides' raw means weighted by the strategy's customers per
-    epoch. Every statistic is None until some epoch has two rows on each side.
+    (``adjusted_low, adjusted_high``) regression-adjusted ones, both with inverse-propensity
+    weights; ``mean_kpi`` is the strategy's weighted mean (the epochs' treated customers had
+    they all been under it), ``served_kpi`` the plain mean of the customers it was given to,
+    and ``holdout_kpi`` the holdout's mean, epochs weighted as the strategy's customers. Every
+    statistic is None until some epoch has two rows on each side.
     """
 
     strategy: str
@@ -62,6 +67,7 @@ class StrategyLift(ReportModel):
     measured: int
     mean_propensity: Number
     mean_kpi: Number = None
+    served_kpi: Number = None
     holdout_kpi: Number = None
     n_holdout: int = 0
     epochs: int = 0
@@ -155,13 +161,20 @@ def strategy_lifts(
             kpi[known], baseline[known], epoch[known], labels[known].astype(str)
         )
     lifts = []
+    weights = np.array([1.0 / (row.propensity or 1.0) for row in rows], dtype=np.float64)
     for name in strategies.names:
         ours = (labels == name) & ~holdout
         count, propensity_sum = assigned.get(name, (0, 0.0))
-        raw = stratified_difference(kpi[ours], epoch[ours], kpi[holdout], epoch[holdout])
+        raw = stratified_difference(
+            kpi[ours], epoch[ours], kpi[holdout], epoch[holdout], treatment_weights=weights[ours]
+        )
         both = ours & known, holdout & known
         adjusted_result = stratified_difference(
-            adjusted[both[0]], epoch[both[0]], adjusted[both[1]], epoch[both[1]]
+            adjusted[both[0]],
+            epoch[both[0]],
+            adjusted[both[1]],
+            epoch[both[1]],
+            treatment_weights=weights[both[0]],
         )
         lifts.append(
             StrategyLift(
@@ -169,6 +182,7 @@ def strategy_lifts(
                 assignments=count,
                 measured=int(ours.sum()),
                 mean_propensity=propensity_sum / count if count else None,
+                served_kpi=float(kpi[ours].mean()) if ours.any() else None,
                 **_lift_fields(raw, "raw"),
                 **_lift_fields(adjusted_result, "adjusted"),
             )
@@ -237,6 +251,7 @@ def strategy_metrics(report: StrategyReport) -> dict[str, float | None]:
             "measured",
             "mean_propensity",
             "mean_kpi",
+            "served_kpi",
             "holdout_kpi",
             "difference",
             "diff_low",

@@ -99,6 +99,47 @@ def test_one_stratum_is_welchs_difference() -> None:
     assert ours.stderr == pytest.approx(welch.stderr, abs=1e-12)
 
 
+def test_inverse_propensity_weights_by_hand() -> None:
+    """Treatment [2, 4, 9] with propensities [0.5, 0.5, 0.25] (weights 2, 2, 4): Hajek mean
+    (4 + 8 + 36) / 8 = 6; v = 3/2 (4 16 + 4 4 + 16 9) / 64 = 3/2 x 224 / 64 = 5.25. Control
+    [1, 3] (mean 2, s2 2, s2/n 1). d = 4, se = sqrt(6.25) = 2.5."""
+    result = stratified_difference(
+        [2.0, 4.0, 9.0], [0, 0, 0], [1.0, 3.0], [0, 0], treatment_weights=[2.0, 2.0, 4.0]
+    )
+    assert result is not None
+    assert (result.difference, result.stderr) == pytest.approx((4.0, 2.5), abs=1e-14)
+    equal = stratified_difference([2.0, 4.0, 9.0], [0, 0, 0], [1.0, 3.0], [0, 0])
+    same = stratified_difference(
+        [2.0, 4.0, 9.0], [0, 0, 0], [1.0, 3.0], [0, 0], treatment_weights=[7.0, 7.0, 7.0]
+    )
+    assert equal is not None
+    assert same is not None
+    assert (same.difference, same.stderr) == pytest.approx((equal.difference, equal.stderr))
+    with pytest.raises(BanditValueError, match="positive"):
+        stratified_difference([1.0, 2.0], [0, 0], [1.0, 2.0], [0, 0], treatment_weights=[1, 0])
+
+
+def test_inverse_propensity_weights_undo_a_context_dependent_assignment() -> None:
+    """Customers with x = 1 get the treatment with probability 0.9, x = 0 with 0.1; y = 10 x
+    + 1 under treatment. The plain mean of treated rows is about 9.2, the weighted one the
+    population's 6 (half the customers have x = 1), so against a control of mean 5 (10 x) the
+    difference is about +1, as it is for every customer."""
+    rng = np.random.default_rng(3)
+    x = rng.random(40_000) < 0.5
+    p = np.where(x, 0.9, 0.1)
+    treated = rng.random(x.size) < p
+    y = 10.0 * x[treated] + 1.0
+    control = 10.0 * (rng.random(4000) < 0.5)
+    plain = stratified_difference(y, np.zeros(y.size), control, np.zeros(control.size))
+    weighted = stratified_difference(
+        y, np.zeros(y.size), control, np.zeros(control.size), treatment_weights=1 / p[treated]
+    )
+    assert plain is not None
+    assert weighted is not None
+    assert plain.difference > 3.0
+    assert weighted.ci_low < 1.0 < weighted.ci_high
+
+
 def test_no_comparable_stratum_gives_none() -> None:
     assert stratified_difference([1.0, 2.0], [0, 0], [1.0], [0]) is None
     assert stratified_difference([1.0, 2.0], [0, 0], [1.0, 3.0], [1, 1]) is None

@@ -383,13 +383,19 @@ def test_the_report_compares_each_strategy_with_the_holdout_by_epoch(
     holdout = np.array([row.strategy is None for row in rows])
     for lift in report.strategies.lifts:
         ours = np.array([row.strategy == lift.strategy for row in rows])
+        weights = np.array([1 / row.propensity for row in rows if row.strategy == lift.strategy])
         expected = stratified_difference(
-            kpi[ours], np.zeros(ours.sum()), kpi[holdout], np.zeros(holdout.sum())
+            kpi[ours],
+            np.zeros(ours.sum()),
+            kpi[holdout],
+            np.zeros(holdout.sum()),
+            treatment_weights=weights,
         )
         assert expected is not None
         assert lift.difference == pytest.approx(expected.difference, abs=1e-12)
         assert lift.diff_low == pytest.approx(expected.ci_low, abs=1e-12)
         assert lift.measured == ours.sum()
+        assert lift.served_kpi == pytest.approx(kpi[ours].mean(), abs=1e-12)
         # KPI = 2 spend (+ 3 for calm): the adjusted difference takes the spend out exactly.
         assert lift.adjusted_difference == pytest.approx(
             3.0 if lift.strategy == "calm" else 0.0, abs=1e-9

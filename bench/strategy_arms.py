@@ -9,12 +9,16 @@ customers treated in both arms are compared pairwise: the per-customer differenc
 only means).
 
 Run ``python -m bench.strategy_arms SPEC.toml [--customers N] [--days D] [--seeds 0,1,2]
-[--arms interaction,strategy] [--out results.json]``; it prints one block per seed.
+[--arms interaction,strategy] [--out results.json] [--cache DIR]``; it prints one block per
+seed. With ``--cache`` each arm's per-customer results are kept under DIR, keyed by the arm's
+spec, the seed and the size, so comparing variants of the strategies reruns only the strategy
+arm.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import tempfile
@@ -25,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.runs.arms import arm_spec
 from experiments.runs.simulation import RunOptions, _ArmRunner
 from experiments.spec import load_spec, parse_spec
 from experiments.store.schema import upgrade
@@ -59,19 +64,53 @@ def paired(first: np.ndarray, second: np.ndarray) -> dict[str, float]:
     }
 
 
-def compare(spec_path: str, options: RunOptions, jobs: int) -> dict[str, Any]:
+def _cache_file(cache: Path, spec_data: dict[str, Any], arm: str, options: RunOptions) -> Path:
+    """Where an arm's results are kept: a hash of what determines them."""
+    key = json.dumps(
+        [arm_spec(parse_spec(spec_data), arm).to_json_dict(), arm, repr(options.__dict__)],
+        sort_keys=True,
+        default=str,
+    )
+    return cache / f"{arm}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+
+def compare(
+    spec_path: str, options: RunOptions, jobs: int, cache: Path | None = None
+) -> dict[str, Any]:
     """Run ``options.arms`` on one seed; every arm's treated means and the pairwise differences
     of the later arms from the first, on the customers treated in both."""
     spec = load_spec(spec_path)
-    with tempfile.TemporaryDirectory(prefix="engage-arms-") as scratch:
-        url = f"sqlite:///{Path(scratch) / 'run.db'}"
-        upgrade(url)
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-            futures = {
-                arm: pool.submit(_arm, spec.to_json_dict(), arm, options, url)
-                for arm in options.arms
-            }
-            arms = {arm: future.result() for arm, future in futures.items()}
+    data = spec.to_json_dict()
+    arms: dict[str, dict[str, Any]] = {}
+    files = {}
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+        for arm in options.arms:
+            files[arm] = _cache_file(cache, data, arm, options)
+            if files[arm].exists():
+                stored = json.loads(files[arm].read_text())
+                arms[arm] = {
+                    **stored,
+                    **{name: np.array(stored[name]) for name in ("revenue", "retained", "holdout")},
+                }
+    missing = [arm for arm in options.arms if arm not in arms]
+    if missing:
+        with tempfile.TemporaryDirectory(prefix="engage-arms-") as scratch:
+            url = f"sqlite:///{Path(scratch) / 'run.db'}"
+            upgrade(url)
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+                futures = {arm: pool.submit(_arm, data, arm, options, url) for arm in missing}
+                for arm, future in futures.items():
+                    arms[arm] = future.result()
+                    if arm in files:
+                        files[arm].write_text(
+                            json.dumps(
+                                {
+                                    name: value.tolist() if isinstance(value, np.ndarray) else value
+                                    for name, value in arms[arm].items()
+                                }
+                            )
+                        )
     base = options.arms[0]
     summary: dict[str, Any] = {"seed": options.seed, "arms": {}, "differences": {}}
     for arm, data in arms.items():
@@ -102,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arms", default="interaction,strategy")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--cache", default=None, help="Folder keeping each arm's results.")
     args = parser.parse_args(argv)
     results = []
     for seed in [int(item) for item in args.seeds.split(",")]:
@@ -111,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
             seed=seed,
             arms=tuple(item.strip() for item in args.arms.split(",")),
         )
-        summary = compare(args.spec, options, args.jobs)
+        summary = compare(args.spec, options, args.jobs, Path(args.cache) if args.cache else None)
         results.append(summary)
         print(f"seed {seed}: {args.customers:,} customers x {args.days} days")
         for arm, row in summary["arms"].items():

@@ -10,7 +10,9 @@ construction. It holds:
 - per group (treatment, holdout) the count, mean and variance of the reward;
 - the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`);
 - per reporting period (by decision date) the period's mean rewards and the lift so far;
-- off-policy estimates of the current policy on the logged, rewarded decisions.
+- off-policy estimates of the current policy on the logged, rewarded decisions;
+- for an experiment with strategies, each strategy's epoch KPI against the holdout's
+  (:mod:`experiments.analysis.strategies`).
 
 Every statistic comes from the reward values themselves (two-pass moments, merged across periods
 with Chan et al.'s update in :class:`bandit.lift.RunningMoments`), not from stored sums of
@@ -29,6 +31,11 @@ from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
 from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
+from experiments.analysis.strategies import (
+    StrategyReport,
+    strategy_report,
+    strategy_table_markdown,
+)
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.aggregates import experiment_counts
 from experiments.store.database import Database
@@ -162,6 +169,8 @@ class LiveReport(ReportModel):
     period_days: int
     periods: tuple[PeriodMetrics, ...]
     off_policy: OffPolicySummary | None
+    #: Lift per strategy (experiments with ``[strategies]``; None otherwise).
+    strategies: StrategyReport | None = None
 
 
 def build_live_report(database: Database, key: str, *, period_days: int = 1) -> LiveReport:
@@ -177,6 +186,12 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
         status = experiment.status
         version = snapshot.version if snapshot is not None else 0
         state = unpack_state(snapshot.state) if snapshot is not None else None
+        strategy_set = spec.strategy_set()
+        strategies = (
+            None
+            if strategy_set is None
+            else strategy_report(session, experiment_key=key, strategies=strategy_set)
+        )
     values = np.array([row.value for row in rows], dtype=np.float64)
     holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
     treatment_values, holdout_values = values[~holdout], values[holdout]
@@ -199,6 +214,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             "period_days": period_days,
             "periods": _periods(rows, values, holdout, period_days),
             "off_policy": off_policy_summary(spec, rows, state),
+            "strategies": strategies,
         }
     )
 
@@ -316,4 +332,6 @@ def live_report_markdown(report: LiveReport) -> str:
                 f"| {name} | {significant(estimate.value)} "
                 f"| [{significant(estimate.ci_low)}, {significant(estimate.ci_high)}] |"
             )
+    if report.strategies is not None:
+        lines += ["", strategy_table_markdown(report.strategies)]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,12 @@
 - ``interaction``: the spec's policy rewarded on immediate clicks (click within one day): the
   "you are here, so take this offer" approach;
 - ``engagement``: the spec's policy and reward (revenue or retention over a window): the
-  continuous-engagement approach.
+  continuous-engagement approach;
+- ``strategy`` (specs with a ``[strategies]`` section): the interaction arm with the spec's
+  strategies: the two clocks of learning, tactics per contact on the immediate click, and a
+  strategy per customer and epoch judged on the epoch's KPI
+  (:mod:`experiments.runs.strategies`). Compared with the interaction arm, it measures what
+  the strategy layer adds. The other arms run the spec without its strategies.
 
 Also what each arm is measured on: the factor whose allocation is drawn, and the simulator's
 expected-reward kind that matches the spec's reward (for regret).
@@ -23,14 +28,24 @@ from experiments.spec import ExperimentSpec, parse_spec
 
 __all__ = [
     "ARMS",
+    "STRATEGY_ARM",
     "allocation_factor",
     "arm_names",
     "arm_spec",
     "business_as_usual",
+    "default_arms",
     "regret_kind",
 ]
 
 ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
+#: The arm that runs the spec's strategies (only for specs that have them).
+STRATEGY_ARM = "strategy"
+
+
+def default_arms(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The arms ``engage run`` compares unless told: :data:`ARMS`, and the strategy arm when
+    the spec has strategies."""
+    return ARMS + ((STRATEGY_ARM,) if spec.strategies is not None else ())
 
 
 def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
@@ -40,14 +55,21 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
     data["holdout"] = {**data["holdout"], "salt": spec.holdout.salt or spec.key}
+    click = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+    if arm != STRATEGY_ARM:
+        data["strategies"] = None
     if arm == "uniform":
         data["policy"] = {"name": "uniform", "params": {}}
     elif arm == "business_as_usual":
         data["policy"] = {"name": "fixed", "params": {"action": business_as_usual(spec)}}
     elif arm == "interaction":
-        data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+        data["reward"] = click
+    elif arm == STRATEGY_ARM:
+        if spec.strategies is None:
+            raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
+        data["reward"] = click
     elif arm != "engagement":
-        raise ValueError(f"unknown arm '{arm}'; expected one of {list(ARMS)}")
+        raise ValueError(f"unknown arm '{arm}'; expected one of {[*ARMS, STRATEGY_ARM]}")
     return parse_spec(data)
 
 
@@ -80,7 +102,8 @@ def regret_kind(spec: ExperimentSpec) -> str:
 
 def arm_names(values: Sequence[str]) -> tuple[str, ...]:
     """Validate a list of arm names."""
-    unknown = [value for value in values if value not in ARMS]
+    known = (*ARMS, STRATEGY_ARM)
+    unknown = [value for value in values if value not in known]
     if unknown:
-        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(ARMS)}")
+        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(known)}")
     return tuple(values)

@@ -57,5 +57,9 @@ def report(
         f"decisions {live.decisions.total}, outcomes {live.outcomes.total}, "
         f"rewards {live.rewards.total}"
     )
+    if live.surrogate is not None:
+        from experiments.analysis.surrogate import surrogate_markdown
+
+        console.print(surrogate_markdown(live.surrogate), markup=False)
     if run_id:
         console.print(f"logged to MLflow as run {run_id}; open it with: engage ui")

@@ -13,6 +13,8 @@ construction. It holds:
 - off-policy estimates of the current policy on the logged, rewarded decisions;
 - for an experiment with strategies, each strategy's epoch KPI against the holdout's
   (:mod:`experiments.analysis.strategies`).
+- for a surrogate reward, the reward beside the matured KPI of the same decisions
+  (:mod:`experiments.analysis.surrogate`).
 
 Every statistic comes from the reward values themselves (two-pass moments, merged across periods
 with Chan et al.'s update in :class:`bandit.lift.RunningMoments`), not from stored sums of
@@ -36,6 +38,7 @@ from experiments.analysis.strategies import (
     strategy_report,
     strategy_table_markdown,
 )
+from experiments.analysis.surrogate import SurrogateCheck, surrogate_check, surrogate_markdown
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.aggregates import experiment_counts
 from experiments.store.database import Database
@@ -171,6 +174,7 @@ class LiveReport(ReportModel):
     off_policy: OffPolicySummary | None
     #: Lift per strategy (experiments with ``[strategies]``; None otherwise).
     strategies: StrategyReport | None = None
+    surrogate: SurrogateCheck | None = None
 
 
 def build_live_report(database: Database, key: str, *, period_days: int = 1) -> LiveReport:
@@ -192,6 +196,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             if strategy_set is None
             else strategy_report(session, experiment_key=key, strategies=strategy_set)
         )
+        surrogate = surrogate_check(session, spec, rows, policy=LIVE)
     values = np.array([row.value for row in rows], dtype=np.float64)
     holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
     treatment_values, holdout_values = values[~holdout], values[holdout]
@@ -215,6 +220,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             "periods": _periods(rows, values, holdout, period_days),
             "off_policy": off_policy_summary(spec, rows, state),
             "strategies": strategies,
+            "surrogate": surrogate,
         }
     )
 
@@ -291,7 +297,7 @@ def off_policy_summary(
     policy = spec.build_policy(seed=seed)
     if state is not None:
         policy.set_state(state)
-    X = spec.encode_contexts([row.context for row in rows])
+    X = spec.encode_logged([row.context for row in rows])
     actions = np.array([row.action_index for row in rows], dtype=np.int64)
     rewards = np.array([row.value for row in rows], dtype=np.float64)
     propensities = np.array([row.propensity for row in rows], dtype=np.float64)
@@ -325,6 +331,8 @@ def live_report_markdown(report: LiveReport) -> str:
         "",
         lift_table_markdown([report.lift]) if report.lift else "Not enough rewards for lift.",
     ]
+    if report.surrogate is not None:
+        lines += ["", surrogate_markdown(report.surrogate)]
     if report.off_policy is not None:
         lines += ["", "| estimator | value | 95% CI |", "|---|---:|---|"]
         for name, estimate in report.off_policy.estimates.items():

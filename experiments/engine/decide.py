@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from experiments.engine.clock import Clock
+from experiments.engine.customer_state import customer_state
 from experiments.engine.planning import (
     DecisionRequest,
     Encoded,
@@ -185,8 +186,9 @@ class Decider:
         requests: Sequence[DecisionRequest],
         encoded: Encoded,
     ) -> list[PlannedDecision]:
-        """Load the customers' recent contacts when a contact limit applies and their
-        strategies when the experiment has them, then plan."""
+        """Load the customers' recent contacts when a contact limit applies, their strategies
+        when the experiment has them, and their state when the spec adds one (appended to the
+        contexts and logged), then plan."""
         now = self._clock.now()
         contact = loaded.spec.contact
         recent: dict[str, int] = {}
@@ -201,9 +203,13 @@ class Decider:
                 [request.customer_id for request in requests],
                 now=now,
             )
-        return plan_decisions(
+        state = customer_state(self._database, key, loaded.spec, requests, now)
+        if state is not None:
+            encoded = state.augment(encoded)
+        planned = plan_decisions(
             key, loaded, requests, encoded, now=now, recent=recent, strategies=strategies
         )
+        return planned if state is None else state.log(planned)
 
     def _recent_contacts(
         self, key: str, requests: Sequence[DecisionRequest], *, since: datetime

@@ -12,6 +12,15 @@
   strategy per customer and epoch judged on the epoch's KPI
   (:mod:`experiments.runs.strategies`). Compared with the interaction arm, it measures what
   the strategy layer adds. The other arms run the spec without its strategies.
+- ``sequential``: a value function over the customer's observable state (:data:`SEQUENTIAL`):
+  ``fitted_q`` on the context plus decayed contact counts per level and days since the last
+  contact (``[state]``), crediting each decision with its revenue until the next one and the
+  value of the customer's next state;
+- ``surrogate``: the spec's policy rewarded by a surrogate index of the spec's long-term KPI
+  from the first days' clicks, accepts and revenue (:data:`SURROGATE`).
+
+``sequential`` and ``surrogate`` are not in the default set (:data:`ARMS`); name them with
+``--arms``.
 
 Also what each arm is measured on: the factor whose allocation is drawn, and the simulator's
 expected-reward kind that matches the spec's reward (for regret).
@@ -20,6 +29,7 @@ expected-reward kind that matches the spec's reward (for regret).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -28,7 +38,11 @@ from experiments.spec import ExperimentSpec, parse_spec
 
 __all__ = [
     "ARMS",
+    "KNOWN_ARMS",
+    "LIFETIME_ARMS",
+    "SEQUENTIAL",
     "STRATEGY_ARM",
+    "SURROGATE",
     "allocation_factor",
     "arm_names",
     "arm_spec",
@@ -46,6 +60,31 @@ def default_arms(spec: ExperimentSpec) -> tuple[str, ...]:
     """The arms ``engage run`` compares unless told: :data:`ARMS`, and the strategy arm when
     the spec has strategies."""
     return ARMS + ((STRATEGY_ARM,) if spec.strategies is not None else ())
+
+
+#: Arms that run only when named.
+LIFETIME_ARMS = ("sequential", "surrogate")
+#: Every arm ``engage run`` knows.
+KNOWN_ARMS = (*ARMS, STRATEGY_ARM, *LIFETIME_ARMS)
+
+#: What the ``sequential`` arm runs: its policy parameters (on top of the spec's), the
+#: ``[state]`` section, and the window of its per-decision revenue reward. Fitted Q cannot
+#: learn its noise scale, so unless the spec fixes one it uses ``noise_variance``, the scale
+#: of revenue in currency units.
+SEQUENTIAL: dict[str, Any] = {
+    "params": {"gamma": 0.8, "n_iterations": 10, "memory": 4096},
+    "noise_variance": 25.0,
+    "state": {"contact_half_life": "7d", "lookback": "28d", "horizon": "28d"},
+    "window": "7d",
+}
+#: The ``[reward.surrogate]`` table of the ``surrogate`` arm (the KPI is the spec's reward).
+SURROGATE: dict[str, Any] = {
+    "window": "7d",
+    "signals": ["click", "accept", "revenue"],
+    "min_matured": 500,
+    "refresh": 2000,
+    "fallback": "early_sum",
+}
 
 
 def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
@@ -68,9 +107,26 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
         if spec.strategies is None:
             raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
         data["reward"] = click
+    elif arm == "sequential":
+        params = {**spec.policy.params, **SEQUENTIAL["params"]}
+        if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it
+            params["noise_variance"] = SEQUENTIAL["noise_variance"]
+        data["policy"] = {"name": "fitted_q", "params": params}
+        data["state"] = dict(SEQUENTIAL["state"])
+        data["reward"] = {**_long_term(spec), "kind": "sum", "window": SEQUENTIAL["window"]}
+    elif arm == "surrogate":
+        data["reward"] = {**_long_term(spec), "kind": "surrogate", "surrogate": dict(SURROGATE)}
     elif arm != "engagement":
-        raise ValueError(f"unknown arm '{arm}'; expected one of {[*ARMS, STRATEGY_ARM]}")
+        raise ValueError(f"unknown arm '{arm}'; expected one of {list(KNOWN_ARMS)}")
     return parse_spec(data)
+
+
+def _long_term(spec: ExperimentSpec) -> dict[str, Any]:
+    """The spec's long-term KPI as a reward table (a revenue sum unless the spec sums another
+    event), without the fields only a 'change' reward has."""
+    reward = spec.reward
+    event = reward.event if reward.kind == "sum" else "revenue"
+    return {"event": event, "window": reward.window.total_seconds(), "default": 0.0}
 
 
 def business_as_usual(spec: ExperimentSpec) -> dict[str, str]:
@@ -102,8 +158,7 @@ def regret_kind(spec: ExperimentSpec) -> str:
 
 def arm_names(values: Sequence[str]) -> tuple[str, ...]:
     """Validate a list of arm names."""
-    known = (*ARMS, STRATEGY_ARM)
-    unknown = [value for value in values if value not in known]
+    unknown = [value for value in values if value not in KNOWN_ARMS]
     if unknown:
-        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(known)}")
+        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(KNOWN_ARMS)}")
     return tuple(values)

@@ -40,20 +40,22 @@ from experiments.spec.context import (
     require_numeric_field,
 )
 from experiments.spec.errors import SpecError
+from experiments.spec.reward import RewardSpec
 from experiments.spec.sections import (
     ContactSpec,
     HoldoutSpec,
     LearnerSpec,
     PolicySpec,
-    RewardSpec,
 )
 from experiments.spec.simulation import SimulationSpec
+from experiments.spec.state import StateSpec, encode_logged
 from experiments.spec.strategies import (
     StrategiesSpec,
     StrategySet,
     compile_strategies,
     strategies_model_at,
 )
+from experiments.spec.surrogate import SurrogateSpec
 from experiments.spec.values import FROZEN, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
@@ -68,7 +70,8 @@ _KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 class ExperimentSpec(BaseModel):
     """One experiment: decision space, context schema, policy, reward, holdout, exploration
-    floor, contact rules, learner cadence and the world ``engage run`` simulates it in.
+    floor, contact rules, learner cadence, the world ``engage run`` simulates it in and,
+    optionally, the customer state decisions see (``[state]``, :mod:`experiments.spec.state`).
     Build it with :func:`parse_spec` or :func:`load_spec`, which turn validation failures
     into :class:`SpecError`."""
 
@@ -87,6 +90,7 @@ class ExperimentSpec(BaseModel):
     learner: LearnerSpec = Field(default_factory=LearnerSpec)
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     strategies: StrategiesSpec | None = None
+    state: StateSpec | None = None
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
@@ -142,6 +146,8 @@ class ExperimentSpec(BaseModel):
             require_numeric_field(
                 self.context, "contact.local_hour_field", self.contact.local_hour_field
             )
+        for name in self.reward.surrogate.covariates if self.reward.surrogate else ():
+            require_numeric_field(self.context, "reward.surrogate.covariates", name)
         self.simulation.check_levels(self.factors)
         if self.strategies is not None:
             self._strategy_set = compile_strategies(
@@ -222,7 +228,7 @@ class ExperimentSpec(BaseModel):
             return make_policy(
                 self.policy.name,
                 space=self._space,
-                n_context=self._encoder.width,
+                n_context=self.n_features,
                 seed=seed,
                 exploration_floor=floor,
                 **params,
@@ -233,7 +239,7 @@ class ExperimentSpec(BaseModel):
         return make_policy(
             self.policy.name,
             space=self._space,
-            n_context=self._encoder.width,
+            n_context=self.n_features,
             seed=seed,
             exploration_floor=floor,
             **self.policy.params,
@@ -246,16 +252,34 @@ class ExperimentSpec(BaseModel):
             return make_policy(
                 "fixed",
                 space=self._space,
-                n_context=self._encoder.width,
+                n_context=self.n_features,
                 seed=seed,
                 action=self.holdout.action,
             )
-        return make_policy("uniform", space=self._space, n_context=self._encoder.width, seed=seed)
+        return make_policy("uniform", space=self._space, n_context=self.n_features, seed=seed)
 
     @property
     def n_context(self) -> int:
         """Width of the encoded context vector."""
         return self._encoder.width
+
+    @property
+    def state_feature_names(self) -> list[str]:
+        """Names of the customer-state columns appended to the encoded context (``[state]``
+        with ``contact_half_life``; none otherwise)."""
+        return self.state.feature_names(self._space) if self.state is not None else []
+
+    @property
+    def n_features(self) -> int:
+        """Width of what the policies see and decisions log: the encoded context, then the
+        customer-state columns."""
+        return self._encoder.width + len(self.state_feature_names)
+
+    def encode_logged(self, contexts: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        """Logged decisions' contexts as the policies saw them, ``(n, n_features)``: the
+        encoded request fields, then the logged customer state (key ``@state``, required when
+        the spec adds state). Errors name ``contexts[i].<field>``."""
+        return encode_logged(self.encode_contexts, len(self.state_feature_names), contexts)
 
     @property
     def feature_names(self) -> list[str]:
@@ -280,8 +304,14 @@ class ExperimentSpec(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The spec as JSON-able data (durations in seconds); :func:`parse_spec` reads it
-        back to an equal spec."""
-        return self.model_dump(mode="json")
+        back to an equal spec. Sections a spec does not use (``state``, ``reward.surrogate``)
+        are left out, so a spec's stored form does not change with the sections engage has."""
+        data = self.model_dump(mode="json")
+        if data["state"] is None:
+            del data["state"]
+        if data["reward"]["surrogate"] is None:
+            del data["reward"]["surrogate"]
+        return data
 
 
 def _check_action_count(factors: Any) -> None:
@@ -329,6 +359,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "holdout": HoldoutSpec,
     "contact": ContactSpec,
     "learner": LearnerSpec,
+    "state": StateSpec,
     "simulation": SimulationSpec,
 }
 
@@ -339,6 +370,8 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return ExperimentSpec
     if len(loc) == 1 and loc[0] in _SECTIONS:
         return _SECTIONS[str(loc[0])]
+    if tuple(loc) == ("reward", "surrogate"):
+        return SurrogateSpec
     if len(loc) == 3 and loc[0] == "context":
         return CONTEXT_KINDS.get(str(loc[2]))
     if loc[0] == "strategies":

@@ -1,4 +1,5 @@
-"""The spec's sections other than the whole: policy, reward, holdout, contact rules, learner.
+"""The spec's sections other than the whole: policy, holdout, contact rules, learner (the
+reward is :mod:`experiments.spec.reward`).
 
 Each validates itself; checks that need several sections (a policy that learns from [0, 1]
 rewards needs a 0/1 reward, a fixed holdout action must be one the rules allow) live in
@@ -79,44 +80,6 @@ def _json_problem(value: object, where: str) -> str | None:
         f"{where or 'value'} must be a number, string, boolean, list or table; "
         f"got {type(value).__name__}"
     )
-
-
-class RewardSpec(BaseModel):
-    """How a decision's outcomes become its reward (see :mod:`experiments.engine.reward`).
-
-    ``event``: 1 when the named event occurs within the window. ``sum``: the sum of the
-    named event's values within the window. ``retained``: 0 when the named (churn) event
-    occurs within the window, else the default, which is 1 unless given. ``change``: the
-    share of the way from ``baseline_field`` (the KPI at decision time, a numeric context
-    field) to ``target`` that the last named KPI event within the window reached, in
-    [-1, 1]. ``default`` applies when the window closes with nothing.
-    """
-
-    model_config = FROZEN
-
-    kind: Literal["event", "sum", "retained", "change"]
-    event: StrictStr = Field(min_length=1)
-    window: Duration
-    default: Number = 0.0
-    target: Number | None = None
-    baseline_field: StrictStr | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _retained_default(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("kind") == "retained" and "default" not in data:
-            return {**data, "default": 1.0}
-        return data
-
-    @model_validator(mode="after")
-    def _change_fields(self) -> RewardSpec:
-        for name in ("target", "baseline_field"):
-            given = getattr(self, name) is not None
-            if self.kind == "change" and not given:
-                raise SpecError(name, "is required when kind = 'change'")
-            if self.kind != "change" and given:
-                raise SpecError(name, f"only applies to kind = 'change'; kind is {self.kind!r}")
-        return self
 
 
 class HoldoutSpec(BaseModel):

@@ -41,13 +41,15 @@ bench-service: $(BENCH_STAMP)
 bench-soak: $(BENCH_STAMP)
 	$(BIN)/python -m bench.service_soak $(SOAK_ARGS)
 
+# Style, formatting, and types (mypy over bandit, experiments and cli: see [tool.mypy]).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -124,14 +124,14 @@ def check_mask(value: object, n_rows: int, n_actions: int) -> np.ndarray:
     return mask
 
 
-def check_actions(value: object, n_rows: int, n_actions: int) -> np.ndarray:
-    """Validate action indices: integers in ``[0, n_actions)``, one per row."""
-    actions = check_vector(value, "actions", length=n_rows, dtype=np.int64)
+def check_actions(value: object, n_rows: int, n_actions: int, name: str = "actions") -> np.ndarray:
+    """Validate action indices: integers in ``[0, n_actions)``, one per row; errors name the
+    field ``name``."""
+    actions = check_vector(value, name, length=n_rows, dtype=np.int64)
     if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
         raise BanditValueError(
-            "actions",
-            f"'actions' must be integers in [0, {n_actions}); got {actions.min()}.."
-            f"{actions.max()}.",
+            name,
+            f"'{name}' must be integers in [0, {n_actions}); got {actions.min()}..{actions.max()}.",
         )
     return actions
 

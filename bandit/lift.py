@@ -235,7 +235,7 @@ def welch_lift_from_moments(
     df = variance**2 / (v_t**2 / (n_t - 1) + v_h**2 / (n_h - 1)) if variance > 0 else 1.0
     with np.errstate(divide="ignore", invalid="ignore"):
         statistic = np.float64(difference) / np.float64(stderr)
-    p_value = float(2.0 * stdtr(df, -abs(statistic)))
+    p_value = float(2.0 * stdtr(df, -abs(float(statistic))))
     half = float(stdtrit(df, 0.5 + level / 2.0)) * stderr
 
     if m_h != 0:

@@ -24,7 +24,13 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import ArrayLike
 
-from bandit._validation import BanditValueError, check_matrix, check_real, check_vector
+from bandit._validation import (
+    BanditValueError,
+    check_actions,
+    check_matrix,
+    check_real,
+    check_vector,
+)
 
 __all__ = [
     "Estimate",
@@ -235,7 +241,7 @@ def unsupported_actions(action: ArrayLike, target_probs: ArrayLike) -> np.ndarra
     count them as zero and DR falls back on the reward model's guess, so all three are biased.
     """
     probs = check_matrix(target_probs, "target_probs")
-    actions = _check_action(action, probs.shape[0], probs.shape[1])
+    actions = check_actions(action, probs.shape[0], probs.shape[1], name="action")
     return _unsupported(actions, probs)
 
 
@@ -334,7 +340,7 @@ def _validate(
             f"to {probs[row].sum():.9g}.",
         )
     n_actions = probs.shape[1]
-    actions = _check_action(action, n, n_actions)
+    actions = check_actions(action, n, n_actions, name="action")
     propensities = check_vector(propensity, "propensity", length=n)
     if propensities.min() <= 0 or propensities.max() > 1:
         raise BanditValueError(
@@ -371,15 +377,3 @@ def _required_model(log: _Log) -> np.ndarray:
             "model's predictions of shape (n, n_actions).",
         )
     return log.expected_reward
-
-
-def _check_action(action: ArrayLike, n: int, n_actions: int) -> np.ndarray:
-    # _validation.check_actions names its field 'actions'; ours is 'action' (OBP's name).
-    actions = check_vector(action, "action", length=n, dtype=np.int64)
-    if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
-        raise BanditValueError(
-            "action",
-            f"'action' must hold integers in [0, {n_actions}); got values in "
-            f"[{actions.min()}, {actions.max()}].",
-        )
-    return actions

@@ -1,8 +1,8 @@
 """A synthetic logistic bandit with known truth, for tests, benchmarks and the quick demo.
 
 Contexts ``x ~ N(0, I_d)``; each level of each factor has hidden weights
-``w ~ N(0, I_d) / sqrt(d * F)`` (``F`` factors; for one factor this is the issue's
-``N(0, I) / sqrt(d)``); the reward of action ``a`` is Bernoulli with
+``w ~ N(0, I_d) / sqrt(d * F)`` (``F`` factors; for one factor the usual ``N(0, I) / sqrt(d)``,
+which keeps ``w . x`` of unit variance); the reward of action ``a`` is Bernoulli with
 ``p = sigmoid(sum_f w_{f, level_f(a)} . x)``. With ``drift_angle > 0`` every weight vector
 rotates by ``drift_angle * t / horizon`` radians at round ``t`` in each of ``d // 2`` fixed,
 mutually orthogonal random planes (a rotation of the whole space, not of one plane), so a

@@ -1,6 +1,6 @@
 """Benchmarks for ``make bench``: engage's policies against Vowpal Wabbit and MABWiser.
 
-``python -m bench.policies`` runs the policy benchmark of the issue (three seeded logistic
+``python -m bench.policies`` runs the policy benchmark (three seeded logistic
 environments with known truth, reward, speed, latency and memory, references in the same run)
 and writes ``bench/results/policies.json`` and ``policies.md``. Nothing runs at import; the
 references (the ``bench`` extra) are imported only when a reference agent is built.

@@ -5,7 +5,7 @@ their propensities ``(n,)`` (NaN where the learner does not report one), then le
 the batch's rewards. ``vowpalwabbit`` and ``mabwiser`` (the ``bench`` extra) are imported
 only when a reference agent is built, so the benchmark's core runs without them.
 
-References, as the issue specifies them:
+References, configured as follows:
 
 - Vowpal Wabbit, ``--cb_explore_adf`` with ``-q sa``: one shared line ``shared |s x0:.. x1:..``
   and one line per action ``|a arm=k`` (factored spaces: ``|a offer=.. message=..``). VW
@@ -242,7 +242,7 @@ def per_arm_agents(seed: int, *, references: bool) -> list[AgentSpec]:
 
 
 def reference_agents(seed: int) -> list[AgentSpec]:
-    """The references of the issue that are installed; an empty list without the extra."""
+    """The reference agents whose libraries are installed; an empty list without the extra."""
     available = references_available()
     agents: list[AgentSpec] = []
     if available["vowpalwabbit"]:

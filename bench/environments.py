@@ -5,7 +5,7 @@ uniform draws ``u_t``; the realised reward of action ``a`` is ``1[u_t < p_t(a)]`
 random numbers), so two agents choosing the same action in a round get the same reward and
 differences between agents are not Bernoulli noise.
 
-- A: K = 8 arms, d = 10, ``w_a ~ N(0, I) / sqrt(d)``, stationary (the issue's set-up).
+- A: K = 8 arms, d = 10, ``w_a ~ N(0, I) / sqrt(d)``, stationary (the classic set-up).
 - B: the factored 10 x 5 x 4 x 6 = 1,200-action space (offer, message, channel, timing),
   d = 20; the truth is additive over factor levels (:class:`bandit.synthetic.LogisticEnvironment`).
 - C: A whose weights rotate in a random plane by ``drift_angle`` over the horizon.

@@ -3,7 +3,7 @@
 ``python -m bench.policies`` (``make bench``) runs, on the same pre-drawn rounds for every
 agent (same contexts, same reward draws):
 
-- A, the issue's K = 8, d = 10 logistic bandit, 20,000 rounds: reward at batch 1 (one
+- A, the K = 8, d = 10 logistic bandit, 20,000 rounds: reward at batch 1 (one
   ``select`` then one ``update`` per round, as the service sees it) and at batch 100, the
   throughput of both, tracemalloc memory, and our ratios to each reference;
 - C, A with weights rotating over the horizon: is kalman_ts ahead of the stationary policies;

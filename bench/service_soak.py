@@ -446,7 +446,7 @@ def memory_table(found: dict[str, Any]) -> Table:
 
 
 def target_table(result: SoakResult, found: dict[str, Any]) -> Table:
-    table = Table("Targets (issue 5)", ["target", "measured", "verdict"])
+    table = Table("Targets", ["target", "measured", "verdict"])
     table.add("no errors", found["errors"], verdict(found["errors_pass"]))
     drift = found["p99_drift"]
     table.add(

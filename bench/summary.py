@@ -1,4 +1,4 @@
-"""Results of a benchmark run as values, the verdicts on the issue's targets, and the tables.
+"""Results of a benchmark run as values, the verdicts on the targets, and the tables.
 
 Targets and margins are fixed here, before any run, and reported as PASS / MISS; nothing is
 asserted (statistical and speed claims belong in the benchmark, not in flaky tests).
@@ -151,7 +151,7 @@ def rounds_to_level(result: EnvResult, batch: int, baseline: str) -> None:
 
 
 def targets(results: dict[str, EnvResult], small: int, large: int, tail: int) -> list[TargetResult]:
-    """The issue's targets, one verdict each, with the evidence."""
+    """The benchmark's targets, one verdict each, with the evidence."""
     found: list[TargetResult] = []
     if "A" in results and results["A"].ours():
         ours = results["A"].ours()

@@ -1,15 +1,24 @@
-"""What every command shares: the console, settings from options, and one-line errors."""
+"""What every command shares: the console, settings from options, the store behind
+``--database-url`` with its schema checked, and one-line errors."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
-from typing import Annotated, Any
+import math
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from experiments.store.database import Database
 
 console = Console()
 error_console = Console(stderr=True)
@@ -24,6 +33,9 @@ DatabaseUrl = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+#: Seeds are numpy SeedSequence entropy: whole numbers from 0; click names ``--seed`` when
+#: one is out of range.
+MAX_SEED = 2**63 - 1
 
 
 def fail(message: str) -> typer.Exit:
@@ -59,11 +71,63 @@ def readable_errors() -> Iterator[None]:
         raise fail(_database_message(error)) from None
 
 
+#: Characters that would act on a terminal instead of showing: C0 and C1 controls (ESC
+#: starts colour and cursor sequences) and the bidirectional overrides and isolates, which
+#: reorder what follows them on the line.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: object) -> Text:
+    """Stored or user text as the terminal should show it: never read as rich markup, and
+    every control or direction character written out as an escape (``\\x1b``, ``\\u202e``)
+    so it is seen rather than obeyed."""
+    return Text(_UNSHOWABLE.sub(lambda match: ascii(match.group())[1:-1], str(value)))
+
+
+def strict_json(data: Any) -> Any:
+    """``data`` with every non-finite float replaced by ``None``: JSON has no NaN or
+    Infinity, and strict parsers refuse them."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, Mapping):
+        return {key: strict_json(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict_json(value) for value in data]
+    return data
+
+
 def print_json(data: Any) -> None:
-    console.print_json(json.dumps(data, default=str))
+    """``data`` as strict JSON (no NaN or Infinity; other objects as their text)."""
+    console.print_json(json.dumps(strict_json(data), default=str, allow_nan=False))
 
 
 def database_url(value: str | None) -> str:
     from experiments.settings import Settings
 
     return value or Settings().database_url
+
+
+def checked_engine(url: str | None) -> Engine:
+    """The engine of the store at ``url`` (or the configured one) once its schema is this
+    engage's; otherwise ``SchemaMismatchError``, a store error that :func:`readable_errors`
+    prints as one line. The store is imported only when a command runs (a fast ``--help``)."""
+    from experiments.store.connection import make_engine
+    from experiments.store.schema import check_schema
+
+    engine = make_engine(database_url(url))
+    try:
+        check_schema(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def checked_database(url: str | None) -> Database:
+    """As :func:`checked_engine`, the store as a :class:`~experiments.store.database.Database`
+    (what the engine and the report read)."""
+    from experiments.store.database import open_database
+
+    database = open_database(database_url(url))
+    database.check_schema()
+    return database

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from cli.common import JsonFlag, console, print_json, readable_errors
+from cli.common import MAX_SEED, JsonFlag, console, print_json, readable_errors, shown
 
 
 def evaluate(
@@ -20,19 +21,32 @@ def evaluate(
         Path | None,
         typer.Option(help="Target probabilities: one row per logged row, one column per action."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the replayed policy.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the replayed policy.")
+    ] = 0,
+    drop_column: Annotated[
+        list[str] | None,
+        typer.Option(help="Leave this column out of the context (repeatable), e.g. an id."),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Estimate a target policy's value on logged decisions (IPS, SNIPS, DM, DR).
 
-    The log needs columns action, reward, propensity; timestamp is optional; every other
-    column is context. Example: engage evaluate log.csv --policy linucb
+    The log needs columns action, reward, propensity; timestamp (numbers or ISO-8601 times)
+    and a row key (id or decision_id, to join --target-probs by) are optional; every other
+    column is context. Example: engage evaluate log.csv --policy linucb --drop-column customer
     """
     from experiments.analysis.evaluate import evaluate_log
     from experiments.analysis.report import OffPolicyEstimate
 
     with readable_errors():
-        evaluation = evaluate_log(log, policy=policy, target_probs=target_probs, seed=seed)
+        evaluation = evaluate_log(
+            log,
+            policy=policy,
+            target_probs=target_probs,
+            seed=seed,
+            drop_columns=drop_column or (),
+        )
     estimates = evaluation.report.estimates()
     if as_json:
         print_json(
@@ -61,9 +75,12 @@ def evaluate(
         )
     console.print(table)
     if evaluation.unsupported_names:
-        console.print(
-            "[bold yellow]warning:[/] the target puts mass on actions the log never tried: "
-            + ", ".join(evaluation.unsupported_names)
-            + "; IPS-type estimates are biased there.",
-            highlight=False,
+        warning = Text("warning: ", style="bold yellow")
+        warning.append_text(
+            shown(
+                "the target puts mass on actions the log never tried: "
+                + ", ".join(evaluation.unsupported_names)
+                + "; IPS-type estimates are biased there."
+            )
         )
+        console.print(warning, highlight=False)

@@ -2,31 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+from cli.common import (
+    DatabaseUrl,
+    JsonFlag,
+    checked_database,
+    console,
+    print_json,
+    readable_errors,
+    shown,
+)
 from experiments.vocabulary import ExperimentStatus
+
+if TYPE_CHECKING:
+    from experiments.engine import DecisionEngine
+    from experiments.store.models import Experiment
 
 app = typer.Typer(help="Experiment commands.", no_args_is_help=True)
 Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
 
-def _engine(url: str | None):
+def _engine(url: str | None) -> DecisionEngine:
     from experiments.engine import DecisionEngine
-    from experiments.store.database import open_database
 
-    database = open_database(database_url(url))
-    try:
-        database.check_schema()
-    except RuntimeError as error:
-        raise ValueError(str(error)) from None
-    return DecisionEngine(database)
+    return DecisionEngine(checked_database(url))
 
 
-def _row(row: object) -> dict:
+def _row(row: Experiment) -> dict[str, Any]:
     return {
         "key": row.key,
         "status": row.status,
@@ -50,12 +56,12 @@ def list_experiments(url: DatabaseUrl = None, as_json: JsonFlag = False) -> None
         table.add_column(column)
     for row in rows:
         table.add_row(
-            row["key"],
-            row["status"],
+            shown(row["key"]),
+            shown(row["status"]),
             f"{row['exploration_floor']:.3f}",
             "yes" if row["apprentice"] else "no",
             row["created_at"][:19],
-            row["description"],
+            shown(row["description"]),
         )
     console.print(table)
 
@@ -68,7 +74,9 @@ def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
     if as_json:
         print_json({**_row(row), "spec": row.spec})
         return
-    console.print(f"[bold]{row.key}[/] ({row.status}) {row.description}")
+    title = shown(row.key)
+    title.stylize("bold")
+    console.print(title, shown(f"({row.status}) {row.description}"), soft_wrap=True)
     print_json(row.spec)
 
 

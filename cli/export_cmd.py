@@ -8,7 +8,15 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+from cli.common import (
+    DatabaseUrl,
+    JsonFlag,
+    checked_engine,
+    console,
+    print_json,
+    readable_errors,
+    shown,
+)
 
 
 class Format(StrEnum):
@@ -29,12 +37,9 @@ def export(
     Example: engage export promo --out export --format parquet
     """
     from experiments.analysis.export import export_experiment
-    from experiments.store.connection import make_engine
-    from experiments.store.schema import check_schema
 
     with readable_errors():
-        database = make_engine(database_url(url))
-        check_schema(database)
+        database = checked_engine(url)
         result = export_experiment(database, experiment, out, fmt=fmt.value)
     if as_json:
         print_json(
@@ -45,4 +50,4 @@ def export(
         )
         return
     for name, path in result.files.items():
-        console.print(f"{name}: {result.rows[name]:,} rows -> {path}")
+        console.print(shown(f"{name}: {result.rows[name]:,} rows -> {path}"))

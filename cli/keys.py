@@ -8,17 +8,17 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from cli.common import (
     DatabaseUrl,
     JsonFlag,
+    checked_engine,
     console,
-    database_url,
     fail,
     print_json,
     readable_errors,
+    shown,
 )
 
 if TYPE_CHECKING:
@@ -39,12 +39,8 @@ def _key_store(url: str | None) -> Iterator[Session]:
     readable after commit. Imports the store only when a command runs (fast ``--help``)."""
     from sqlmodel import Session
 
-    from experiments.store.connection import make_engine
-    from experiments.store.schema import check_schema
-
-    engine = make_engine(database_url(url))
+    engine = checked_engine(url)
     try:
-        check_schema(engine)
         with Session(engine, expire_on_commit=False) as session:
             yield session
     finally:
@@ -105,13 +101,15 @@ def list_keys(
     for column in ("id", "prefix", "scopes", "name", "created_at", "revoked_at"):
         table.add_column(column)
     for row in rows:
-        table.add_row(*(escape(str(row[column] or "")) for column in row))
+        table.add_row(*(shown(row[column] or "") for column in row))
     console.print(table)
 
 
 @app.command()
 def revoke(
-    key_id: Annotated[int, typer.Argument(help="The key's id (see engage keys list).")],
+    key_id: Annotated[
+        int, typer.Argument(min=1, max=2**63 - 1, help="The key's id (see engage keys list).")
+    ],
     url: DatabaseUrl = None,
     as_json: JsonFlag = False,
 ) -> None:

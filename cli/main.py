@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -9,7 +11,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from cli import db, experiments_cmd, keys
-from cli.common import console
+from cli.common import MAX_SEED, console
 from cli.evaluate import evaluate
 from cli.export_cmd import export
 from cli.init_cmd import init
@@ -47,7 +49,9 @@ def main() -> None:
 @app.command()
 def demo(
     rounds: Annotated[int, typer.Option(min=100, help="Simulated rounds per policy.")] = 5_000,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated world.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the simulated world.")
+    ] = 0,
 ) -> None:
     """Run a short simulated bandit and print how each policy did.
 
@@ -78,3 +82,17 @@ def demo(
             f"{result.optimal_expected:.3f}",
         )
     console.print(table)
+
+
+def entry() -> None:
+    """The ``engage`` program: the typer app, ending like other Unix tools when its reader goes.
+
+    ``engage run ... | head -1`` closes the pipe while engage still writes. Python would raise
+    ``BrokenPipeError`` (click turns it into a silent exit 1); engage instead takes the default
+    action of ``SIGPIPE``, as ``cat`` or ``yes`` do: it ends at once, with no traceback, and the
+    shell reports status 141. The long-running servers (``serve``, ``ui``) keep Python's
+    handling, so a closed log pipe cannot kill a server.
+    """
+    if sys.argv[1:2] not in (["serve"], ["ui"]):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    app()

@@ -7,12 +7,24 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from rich.table import Table
+from rich.text import Text
+
+from cli.common import shown
 
 if TYPE_CHECKING:
     from experiments.analysis.lift import LiftRow
     from experiments.analysis.strategies import StrategyReport
 
-LIFT_COLUMNS = ("KPI", "treatment", "holdout", "lift", "95% CI", "always-valid", "n T/H")
+LIFT_COLUMNS = (
+    "KPI",
+    "treatment",
+    "holdout",
+    "lift",
+    "95% CI",
+    "always-valid",
+    "n T/H",
+    "reading",
+)
 
 
 def fixed(value: float | None, spec: str) -> str:
@@ -35,18 +47,19 @@ def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
     table = Table(title=title)
     columns = (("arm",) if labelled else ()) + LIFT_COLUMNS
     for column in columns:
-        table.add_column(column, justify="left" if column in ("arm", "KPI") else "right")
+        table.add_column(column, justify="left" if column in ("arm", "KPI", "reading") else "right")
     for label, row in rows:
-        cells = [
-            row.kpi,
+        cells: list[str | Text] = [
+            shown(row.kpi),
             fixed(row.mean_treatment, ".4g"),
             fixed(row.mean_holdout, ".4g"),
             percent(row.relative_lift),
             f"[{percent(row.ci_low)}, {percent(row.ci_high)}]",
             f"[{percent(row.av_low)}, {percent(row.av_high)}]",
             f"{row.n_treatment}/{row.n_holdout}",
+            shown(row.reading),
         ]
-        table.add_row(*(([label or ""] if labelled else []) + cells))
+        table.add_row(*(([shown(label or "")] if labelled else []) + cells))
     return table
 
 

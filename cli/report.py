@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DatabaseUrl, JsonFlag, console, database_url, print_json, readable_errors
+from cli.common import DatabaseUrl, JsonFlag, checked_database, console, print_json, readable_errors
 from cli.render import lift_table, strategy_table
 
 
@@ -23,11 +23,9 @@ def report(
     MLflow run id. Example: engage report promo --period-days 7
     """
     from experiments.analysis.report import build_live_report
-    from experiments.store.database import open_database
 
     with readable_errors():
-        database = open_database(database_url(url))
-        database.check_schema()
+        database = checked_database(url)
         live = build_live_report(database, experiment, period_days=period_days)
     run_id = None
     if track:

@@ -10,8 +10,8 @@ import typer
 from cli.common import (
     DatabaseUrl,
     JsonFlag,
+    checked_engine,
     console,
-    database_url,
     fail,
     print_json,
     readable_errors,
@@ -29,9 +29,7 @@ def purge(
     """
     from datetime import UTC
 
-    from experiments.store.connection import make_engine
     from experiments.store.retention import purge_contexts
-    from experiments.store.schema import check_schema
 
     try:
         moment = datetime.fromisoformat(before)
@@ -40,8 +38,7 @@ def purge(
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     with readable_errors():
-        database = make_engine(database_url(url))
-        check_schema(database)
+        database = checked_engine(url)
         purged = purge_contexts(database, before=moment)
     if as_json:
         print_json({"purged_contexts": purged, "before": moment.isoformat()})
@@ -60,13 +57,10 @@ def erase(
 
     Example: engage erase customer-42
     """
-    from experiments.store.connection import make_engine
     from experiments.store.retention import erase_customer
-    from experiments.store.schema import check_schema
 
     with readable_errors():
-        database = make_engine(database_url(url))
-        check_schema(database)
+        database = checked_engine(url)
         result = erase_customer(database, customer_id=customer_id)
     if as_json:
         print_json({"decisions": result.decisions, "outcomes": result.outcomes})

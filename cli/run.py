@@ -10,8 +10,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import JsonFlag, console, fail, print_json, readable_errors
-from cli.render import fixed, lift_table, strategy_table
+from cli.common import MAX_SEED, JsonFlag, console, fail, print_json, readable_errors, shown
+from cli.render import fixed, lift_table, percent, strategy_table
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunResult
@@ -21,7 +21,9 @@ def run(
     spec_path: Annotated[Path, typer.Argument(help="Experiment spec (TOML).", metavar="SPEC")],
     customers: Annotated[int, typer.Option(min=10, help="Simulated customers.")] = 20_000,
     days: Annotated[int, typer.Option(min=1, max=3650, help="Simulated days.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the simulated population.")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, max=MAX_SEED, help="Seed of the simulated population.")
+    ] = 0,
     arms: Annotated[
         str | None,
         typer.Option(
@@ -36,6 +38,14 @@ def run(
     fatigue: Annotated[bool, typer.Option("--fatigue/--no-fatigue")] = True,
     nurturing: Annotated[bool, typer.Option("--nurturing/--no-nurturing")] = True,
     drift: Annotated[bool, typer.Option("--drift/--no-drift")] = True,
+    oracles: Annotated[
+        bool,
+        typer.Option(
+            "--oracles/--no-oracles",
+            help="Run the click and revenue oracles (the simulator's truth) and report each "
+            "arm's share of their edge; a few seconds.",
+        ),
+    ] = True,
     track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
     jobs: Annotated[
         int, typer.Option(min=1, max=64, help="Arms simulated at once (worker processes).")
@@ -43,6 +53,11 @@ def run(
     as_json: JsonFlag = False,
 ) -> None:
     """Run SPEC against the customer simulator and compare policies on revenue and retention.
+
+    Every arm holds out the same customers and lives in the same seeded world; arms are
+    compared with the interaction arm on the same treated customers (95% paired intervals),
+    and with the oracles each arm's share of the oracle edge is reported: (arm - interaction
+    arm) / (revenue oracle - click oracle), same seed.
 
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
@@ -66,6 +81,7 @@ def run(
             fatigue=fatigue,
             nurturing=nurturing,
             drift=drift,
+            oracles=oracles,
         )
     if not options.arms:
         raise fail("--arms names no arm")
@@ -105,10 +121,11 @@ def _print_tables(result: RunResult) -> None:
     options = result.options
     table = Table(
         title=f"{result.spec.key}: {options.customers:,} customers x {options.days} days "
-        "(treatment groups)"
+        f"(treatment groups; burn-in {result.spec.simulation.burn_in_days} days)"
     )
-    for column in ("arm", "reward", "revenue/cust", "retention", "contacts/cust", "CTR", "regret"):
-        table.add_column(column, justify="left" if column in ("arm", "reward") else "right")
+    columns = ("arm", "reward", "revenue/cust", "retention", "contacts/cust", "CTR", "regret")
+    for column in (*columns, "note"):
+        table.add_column(column, justify="left" if column in ("arm", "reward", "note") else "right")
     for arm in result.arms:
         row = arm_summary(arm)
         table.add_row(
@@ -119,13 +136,81 @@ def _print_tables(result: RunResult) -> None:
             fixed(row.contacts_per_customer, ".2f"),
             fixed(row.click_through, ".3f"),
             fixed(row.regret, ",.0f"),
+            row.note or "",
         )
     console.print(table)
+    _print_comparisons(result)
     lift = lift_table(
-        "Lift vs randomized holdout (relative, 95% CI; always-valid CI)",
+        "Lift vs the randomized holdout all arms share (relative, 95% CI; always-valid CI)",
         [(arm.arm, row) for arm in result.arms for row in arm.lifts],
     )
     console.print(lift)
     for arm in result.arms:
         if arm.strategies is not None:
             console.print(strategy_table(f"{arm.arm} arm: epoch KPI by strategy", arm.strategies))
+
+
+def _print_comparisons(result: RunResult) -> None:
+    """The oracles and every arm against the interaction arm (when they were run)."""
+    from experiments.runs.report import INTERVAL_NOTE, SHARE_DEFINITION
+
+    treated = int(result.treated.sum())
+    oracles = result.oracles
+    if oracles is not None:
+        table = Table(
+            title=f"Oracles: the simulator's truth under the spec's contact rules "
+            f"({treated:,} treated customers)"
+        )
+        for column in ("oracle", "maximises", "revenue/cust", "retention"):
+            table.add_column(
+                column, justify="left" if column in ("oracle", "maximises") else "right"
+            )
+        table.add_row(
+            "click",
+            "click",
+            fixed(oracles.click["revenue"], ".2f"),
+            fixed(oracles.click["retention"], ".4f"),
+        )
+        table.add_row(
+            "revenue",
+            oracles.revenue_objective,
+            fixed(oracles.revenue["revenue"], ".2f"),
+            fixed(oracles.revenue["retention"], ".4f"),
+        )
+        table.add_row(
+            "edge (95% CI)",
+            "",
+            f"{fixed(oracles.edge('revenue'), '+.2f')} "
+            f"[{fixed(oracles.edge_low['revenue'], '+.2f')}, "
+            f"{fixed(oracles.edge_high['revenue'], '+.2f')}]",
+            f"{fixed(oracles.edge('retention'), '+.4f')} "
+            f"[{fixed(oracles.edge_low['retention'], '+.4f')}, "
+            f"{fixed(oracles.edge_high['retention'], '+.4f')}]",
+        )
+        console.print(table)
+    if not result.comparisons:
+        return
+    table = Table(
+        title=f"Arms minus the interaction arm, paired over the same {treated:,} treated "
+        "customers (95% CI)",
+        caption=f"{SHARE_DEFINITION}; {INTERVAL_NOTE}",
+    )
+    for column in ("arm", "KPI", "difference", "95% CI", "reading", "share of edge", "95% CI "):
+        table.add_column(column, justify="left" if column in ("arm", "KPI", "reading") else "right")
+    for row in result.comparisons:
+        if row.arm == row.reference:
+            continue
+        digits = "+.4f" if row.kpi == "retention" else "+.2f"
+        table.add_row(
+            row.arm,
+            row.kpi,
+            fixed(row.difference, digits),
+            f"[{fixed(row.low, digits)}, {fixed(row.high, digits)}]",
+            row.reading,
+            percent(row.share),
+            f"[{percent(row.share_low)}, {percent(row.share_high)}]",
+        )
+    console.print(table)
+    for row in result.comparisons:
+        if row.arm != row.reference and row.note:
+            console.print(shown(f"{row.arm}, {row.kpi}: {row.note}"))

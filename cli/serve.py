@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DatabaseUrl, console, database_url, fail, readable_errors
+from cli.common import DatabaseUrl, checked_engine, console, database_url, fail, readable_errors
 
 
 def _is_loopback(host: str) -> bool:
@@ -37,20 +37,12 @@ def serve(
     Example: engage serve --port 8000 --database-url sqlite:///engage.db
     """
     from experiments.service.server import run_server
-    from experiments.store.connection import make_engine
-    from experiments.store.schema import check_schema
 
     if not _is_loopback(host) and not allow_remote:
         raise fail(f"--host {host} is not a loopback address; pass --allow-remote to bind it")
     resolved = database_url(url)
     with readable_errors():
-        engine = make_engine(resolved)
-        try:
-            check_schema(engine)
-        except RuntimeError as error:
-            raise fail(str(error)) from None
-        finally:
-            engine.dispose()
+        checked_engine(resolved).dispose()
     os.environ["ENGAGE_DATABASE_URL"] = resolved
     os.environ["ENGAGE_LEARNER"] = "true" if learner else "false"
     console.print(f"engage serving on http://{host}:{port} (docs at /docs)")

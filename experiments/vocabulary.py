@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+__all__ = ["Attribution", "DecisionStatus", "ExperimentStatus", "Group", "Scope"]
+
 
 class ExperimentStatus(StrEnum):
     """Where an experiment is in its life: created, deciding, serving control only, or ended."""

@@ -1,5 +1,6 @@
-"""Imports point one way: cli -> experiments -> bandit, bandit stays pure math, and the store
-and the simulator stand on their own inside experiments."""
+"""Imports point one way: cli -> experiments -> bandit, bandit stays pure math, the store
+and the simulator stand on their own inside experiments, cli uses only what experiments makes
+public, and no module of experiments grows past 500 lines or class past 300."""
 
 from __future__ import annotations
 
@@ -149,3 +150,123 @@ def test_the_simulate_rule_notices_an_offender() -> None:
     ]
     refused = [name for name in names if not simulate_may_import(name)]
     assert refused == ["experiments", "experiments.spec.load_spec", "experiments.simulatex"]
+
+
+def module_path(module: str) -> Path | None:
+    """The source file of an ``experiments`` module (a package's ``__init__.py``), if any."""
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def public_names(path: Path) -> list[str] | None:
+    """The literal ``__all__`` of a module's source, or None when it has none."""
+    for node in ast.parse(path.read_text(), filename=str(path)).body:
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, ast.AnnAssign)
+            else []
+        )
+        if any(isinstance(target, ast.Name) and target.id == "__all__" for target in targets):
+            assert node.value is not None
+            return list(ast.literal_eval(node.value))
+    return None
+
+
+def non_public_imports(path: Path) -> list[str]:
+    """What ``path`` imports from ``experiments`` that is not public: a name missing from the
+    ``__all__`` of the module it comes from, a ``_private`` name or module, a module without
+    ``__all__``, or a whole module by ``import experiments...``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found += [
+                f"import {alias.name}"
+                for alias in node.names
+                if alias.name.split(".")[0] == "experiments"
+            ]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module.split(".")[0] != "experiments":
+                continue
+            if any(part.startswith("_") for part in node.module.split(".")):
+                found.append(f"{node.module} (private module)")
+                continue
+            source = module_path(node.module)
+            names = None if source is None else public_names(source)
+            if names is None:
+                found.append(f"{node.module} (no __all__)")
+                continue
+            found += [
+                f"{node.module}.{alias.name}"
+                for alias in node.names
+                if alias.name not in names or alias.name.startswith("_")
+            ]
+    return found
+
+
+def test_cli_imports_only_public_names_of_experiments() -> None:
+    offenders = {
+        str(path.relative_to(ROOT)): non_public_imports(path)
+        for path in (ROOT / "cli").rglob("*.py")
+    }
+    assert {name: bad for name, bad in offenders.items() if bad} == {}
+
+
+def test_the_public_names_rule_notices_an_offender(tmp_path: Path) -> None:
+    sample = tmp_path / "sample.py"
+    sample.write_text(
+        "import experiments.spec\n"
+        "from experiments.spec import load_spec\n"
+        "from experiments.store._sql import chunks\n"
+        "from experiments.store.models import _private\n"
+        "from experiments.engine import DecisionEngine, planning\n"
+        "from experiments.nowhere import thing\n"
+        "from typing import Any\n"
+    )
+    assert public_names(module_path("experiments.spec") or tmp_path) is not None
+    assert non_public_imports(sample) == [
+        "import experiments.spec",
+        "experiments.store._sql (private module)",
+        "experiments.store.models._private",
+        "experiments.engine.planning",
+        "experiments.nowhere (no __all__)",
+    ]
+
+
+#: Rooms stay small enough to read in one sitting: lines per module and per class, exclusive.
+MAX_MODULE_LINES = 500
+MAX_CLASS_LINES = 300
+
+
+def oversized(path: Path) -> dict[str, int]:
+    """The module (by path) and the classes (``path:Class``) of ``path`` over the bounds."""
+    source = path.read_text()
+    name = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+    found = {name: len(source.splitlines())} if len(source.splitlines()) >= MAX_MODULE_LINES else {}
+    for node in ast.walk(ast.parse(source, filename=str(path))):
+        if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+            lines = node.end_lineno - node.lineno + 1
+            if lines >= MAX_CLASS_LINES:
+                found[f"{name}:{node.name}"] = lines
+    return found
+
+
+def test_every_module_of_experiments_under_500_lines_and_class_under_300() -> None:
+    found: dict[str, int] = {}
+    for path in sorted((ROOT / "experiments").rglob("*.py")):
+        found.update(oversized(path))
+    assert found == {}
+
+
+def test_the_size_rule_notices_an_offender(tmp_path: Path) -> None:
+    body = "\n".join(f"    x{index} = {index}" for index in range(MAX_CLASS_LINES))
+    sample = tmp_path / "sample.py"
+    sample.write_text(f"class Big:\n{body}\n" + "\n" * MAX_MODULE_LINES)
+    assert oversized(sample) == {
+        "sample.py": MAX_CLASS_LINES + 1 + MAX_MODULE_LINES,
+        "sample.py:Big": MAX_CLASS_LINES + 1,
+    }

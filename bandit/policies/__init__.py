@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from bandit._validation import BanditValueError
@@ -40,7 +42,7 @@ def make_policy(
     space: DecisionSpace,
     n_context: int,
     seed: int | np.random.Generator | None = None,
-    **params: object,
+    **params: Any,
 ) -> Policy:
     """Build the policy registered as ``name`` with its hyper-parameters.
 
@@ -51,7 +53,7 @@ def make_policy(
             "policy", f"Unknown policy {name!r}; expected one of {sorted(POLICIES)}."
         )
     try:
-        return POLICIES[name](space, n_context, seed=seed, **params)  # type: ignore[arg-type]
+        return POLICIES[name](space, n_context, seed=seed, **params)
     except TypeError as error:
         raise BanditValueError(
             "params", f"Bad hyper-parameters for policy {name!r}: {error}."

@@ -17,7 +17,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, TypedDict
 
 import numpy as np
 
@@ -81,6 +81,13 @@ def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarr
     cumulative = np.cumsum(probabilities, axis=1)
     threshold = rng.random(probabilities.shape[0]) * cumulative[:, -1]
     return (cumulative <= threshold[:, None]).sum(axis=1).astype(np.int64)
+
+
+class PolicyOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`Policy` that every subclass passes on to it."""
+
+    seed: int | np.random.Generator | None
+    exploration_floor: float | None
 
 
 class Policy(ABC):

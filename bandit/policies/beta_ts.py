@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 
 from bandit._validation import check_int, check_real
-from bandit.policies.base import MAX_DRAW_CELLS, Policy, winner_frequencies
+from bandit.policies.base import MAX_DRAW_CELLS, Policy, PolicyOptions, winner_frequencies
 from bandit.space import DecisionSpace
+
+
+class _PerActionOptions(PolicyOptions, total=False):
+    n_samples: int
 
 
 class _PerActionThompson(Policy):
@@ -57,9 +63,9 @@ class BetaTSPolicy(_PerActionThompson):
         *,
         prior_alpha: float = 1.0,
         prior_beta: float = 1.0,
-        **kwargs: object,
+        **kwargs: Unpack[_PerActionOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         owner = type(self).__name__
         self.prior_alpha = check_real(prior_alpha, "prior_alpha", owner, low=0.0, closed="right")
         self.prior_beta = check_real(prior_beta, "prior_beta", owner, low=0.0, closed="right")
@@ -94,9 +100,9 @@ class GaussianTSPolicy(_PerActionThompson):
         prior_mean: float = 0.0,
         prior_variance: float = 1.0,
         noise_variance: float = 1.0,
-        **kwargs: object,
+        **kwargs: Unpack[_PerActionOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         owner = type(self).__name__
         self.prior_mean = check_real(prior_mean, "prior_mean", owner)
         self.prior_variance = check_real(

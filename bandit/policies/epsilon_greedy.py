@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 
 from bandit._validation import check_real
 from bandit.policies.base import greedy_probabilities, uniform_probabilities
-from bandit.policies.linear import LinearPolicy
+from bandit.policies.linear import LinearOptions, LinearPolicy
 from bandit.space import DecisionSpace
 
 
@@ -20,9 +22,14 @@ class EpsilonGreedyPolicy(LinearPolicy):
     name = "epsilon_greedy"
 
     def __init__(
-        self, space: DecisionSpace, n_context: int, *, epsilon: float = 0.05, **kwargs: object
+        self,
+        space: DecisionSpace,
+        n_context: int,
+        *,
+        epsilon: float = 0.05,
+        **kwargs: Unpack[LinearOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         self.epsilon = check_real(epsilon, "epsilon", type(self).__name__, low=0.0, high=1.0)
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -44,6 +44,7 @@ Propensities are validated and not used.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Unpack
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
@@ -60,7 +61,7 @@ from bandit._validation import (
 from bandit.belief import JointBelief
 from bandit.features import ActionFeatures
 from bandit.policies.base import MAX_DRAW_CELLS
-from bandit.policies.linear import ThompsonLinearPolicy
+from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
 
 __all__ = ["FittedQPolicy", "bellman_targets", "design_gram", "design_moment"]
@@ -142,9 +143,9 @@ class FittedQPolicy(ThompsonLinearPolicy):
         gamma: float = 0.9,
         n_iterations: int = 10,
         memory: int = 2048,
-        **kwargs: object,
+        **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         owner = type(self).__name__
         if self.learns_noise:
             raise BanditValueError(

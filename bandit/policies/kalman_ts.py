@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 from bandit._validation import check_real
-from bandit.policies.linear import ThompsonLinearPolicy
+from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
 
 
@@ -13,8 +15,8 @@ class KalmanTSPolicy(ThompsonLinearPolicy):
     Before each batch of ``n`` rewards the belief is propagated ``n`` steps (Kalman predict:
     ``Sigma <- Sigma / forgetting^n + n q I``), then the batch is folded in with the Kalman
     measurement update. Old evidence therefore fades and the policy keeps up when customer
-    behaviour drifts (West & Harrison 1997, "Bayesian Forecasting and Dynamic Models";
-    the seeds' "state-space modeling"). With ``process_noise = 0`` and ``forgetting = 1`` it
+    behaviour drifts: state-space modelling of the weights (West & Harrison 1997, "Bayesian
+    Forecasting and Dynamic Models"). With ``process_noise = 0`` and ``forgetting = 1`` it
     equals linear Thompson sampling. With ``noise_variance="auto"`` the belief is kept in units
     of the unknown noise variance, so ``process_noise`` is a signal-to-noise ratio (West &
     Harrison 1997, sec. 4.5, "unknown observational variance").
@@ -33,9 +35,9 @@ class KalmanTSPolicy(ThompsonLinearPolicy):
         *,
         process_noise: float = 1e-6,
         forgetting: float = 1.0,
-        **kwargs: object,
+        **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         owner = type(self).__name__
         self.process_noise = check_real(process_noise, "process_noise", owner, low=0.0)
         self.forgetting = check_real(

@@ -31,14 +31,14 @@ residual variance of the rewards. An explicit number keeps the known-variance mo
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Unpack
 
 import numpy as np
 
 from bandit._validation import BanditValueError, check_int, check_matrix, check_real
 from bandit.belief import BlockBelief, JointBelief
 from bandit.features import ActionFeatures
-from bandit.policies.base import MAX_DRAW_CELLS, Policy, winner_frequencies
+from bandit.policies.base import MAX_DRAW_CELLS, Policy, PolicyOptions, winner_frequencies
 from bandit.space import DecisionSpace
 
 #: Prior ``sigma^2 ~ InvGamma(a0, b0)`` under ``noise_variance="auto"``: worth ``2 a0 = 2``
@@ -48,6 +48,22 @@ NOISE_PRIOR_SCALE = 1.0
 
 #: The ``noise_variance`` value that learns the noise variance from the rewards.
 AUTO_NOISE = "auto"
+
+
+class LinearOptions(PolicyOptions, total=False):
+    """The keyword arguments of :class:`LinearPolicy` that its subclasses pass on to it."""
+
+    ridge: float
+    noise_variance: float | Literal["auto"]
+    fit_intercept: bool
+    interactions: bool
+
+
+class ThompsonLinearOptions(LinearOptions, total=False):
+    """The keyword arguments of :class:`ThompsonLinearPolicy` that its subclasses pass on."""
+
+    scale: float
+    n_samples: int
 
 
 class LinearPolicy(Policy):
@@ -210,9 +226,9 @@ class ThompsonLinearPolicy(LinearPolicy):
         *,
         scale: float = 1.0,
         n_samples: int = 100,
-        **kwargs: object,
+        **kwargs: Unpack[LinearOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         owner = type(self).__name__
         self.scale = check_real(scale, "scale", owner, low=0.0)
         self.n_samples = check_int(n_samples, "n_samples", owner, low=1)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Unpack
+
 import numpy as np
 
 from bandit._validation import check_matrix, check_real
 from bandit.policies.base import greedy_probabilities
-from bandit.policies.linear import LinearPolicy
+from bandit.policies.linear import LinearOptions, LinearPolicy
 from bandit.space import DecisionSpace
 
 
@@ -23,9 +25,14 @@ class LinUCBPolicy(LinearPolicy):
     name = "linucb"
 
     def __init__(
-        self, space: DecisionSpace, n_context: int, *, alpha: float = 1.0, **kwargs: object
+        self,
+        space: DecisionSpace,
+        n_context: int,
+        *,
+        alpha: float = 1.0,
+        **kwargs: Unpack[LinearOptions],
     ) -> None:
-        super().__init__(space, n_context, **kwargs)  # type: ignore[arg-type]
+        super().__init__(space, n_context, **kwargs)
         self.alpha = check_real(alpha, "alpha", type(self).__name__, low=0.0)
 
     def upper_bounds(self, X: object) -> np.ndarray:

@@ -6,12 +6,14 @@ and writes nothing back to the experiment.
 =====================  ==========================================================================
 ``report``             the live report: :func:`build_live_report` -> :class:`LiveReport`, served
                        by HTTP, printed by ``engage report``, logged to MLflow
-``lift``               :class:`LiftRow`, the one row of every lift engage reports
+``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
+                       difference reads (:func:`reading`); :func:`paired_difference`
 ``strategies``         the live report's strategies: each strategy's epoch KPI against the
                        holdout's, raw and regression-adjusted
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)
 ``evaluate``           off-policy evaluation of a decision log (``engage evaluate``)
+``log_table``          reading and validating such a log (every refusal names the column)
 ``export``             decisions, outcomes and the evaluation log as CSV/Parquet (``engage export``)
 ``tracking``           MLflow runs: the only module that imports ``mlflow``
 ``tracking_store``     where the runs live and how ``engage ui`` serves them
@@ -25,11 +27,11 @@ loading matplotlib, and ``engage ui`` starts without the report's dependencies.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from experiments._lazy import load_on_first_use
 
 __all__ = [
     "MAX_PARAM_VALUE_LENGTH",
+    "NO_DIFFERENCE",
     "ChildRun",
     "DecisionCounts",
     "Evaluation",
@@ -43,6 +45,7 @@ __all__ = [
     "OffPolicyEstimate",
     "OffPolicySummary",
     "OutcomeCounts",
+    "PairedDifference",
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
@@ -64,6 +67,8 @@ __all__ = [
     "load_log",
     "log_reporting_run",
     "off_policy_summary",
+    "paired_difference",
+    "reading",
     "redacted",
     "tracking_uri",
     "ui_command",
@@ -72,9 +77,21 @@ __all__ = [
 
 #: The module of the package that defines each public name.
 HOMES: dict[str, str] = {
-    **dict.fromkeys(("Evaluation", "LoggedData", "evaluate_log", "load_log"), "evaluate"),
+    **dict.fromkeys(("Evaluation", "evaluate_log"), "evaluate"),
+    **dict.fromkeys(("LoggedData", "load_log"), "log_table"),
     **dict.fromkeys(("ExportResult", "export_experiment"), "export"),
-    **dict.fromkeys(("LiftRow", "kpi_lift_rows", "lift_table_markdown"), "lift"),
+    **dict.fromkeys(
+        (
+            "NO_DIFFERENCE",
+            "LiftRow",
+            "PairedDifference",
+            "kpi_lift_rows",
+            "lift_table_markdown",
+            "paired_difference",
+            "reading",
+        ),
+        "lift",
+    ),
     **dict.fromkeys(("Number", "ReportModel"), "model"),
     **dict.fromkeys(
         ("LiftPoint", "allocation_over_time", "cumulative_curves", "lift_intervals"), "plots"
@@ -113,14 +130,4 @@ HOMES: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use (see the module docstring)."""
-    if name not in HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = load_on_first_use(__name__, HOMES)

@@ -1,11 +1,10 @@
 """Off-policy evaluation of logged decisions from any source (``engage evaluate``).
 
-A log is a CSV or Parquet table with columns ``action``, ``reward``, ``propensity`` (the
-logging policy's probability of the logged action), an optional ``timestamp``, and context
-columns (numeric, or anything else one-hot encoded by level). The target policy is either one
-of ours, replayed progressively in time order (every row is scored before the policy learns
-it), or given as a table of target probabilities, one row per logged row and one column per
-action name.
+A log (read and validated by :mod:`experiments.analysis.log_table`) has columns ``action``,
+``reward``, ``propensity``, an optional ``timestamp`` and row key, and context columns. The
+target policy is either one of ours, replayed progressively in time order (every row is scored
+before the policy learns it), or given as a table of target probabilities, one row per logged
+row and one column per action name, joined to the log by key or by position as read.
 
 The reward model for the direct method and doubly robust is a ridge regression of reward on
 action-specific context features, cross-fitted, so DM and DR never score a row with a model
@@ -14,43 +13,37 @@ that has seen its reward.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from bandit import DecisionSpace, Policy, make_policy
 from bandit.ope import OffPolicyReport, estimate_all
+from bandit.policies import EpsilonGreedyPolicy
+from experiments.analysis.log_table import (
+    KEY_COLUMNS,
+    LoggedData,
+    load_log,
+    numeric_column,
+    read_table,
+)
 from experiments.errors import InvalidInputError
 
 __all__ = [
-    "REQUIRED",
     "Evaluation",
-    "LoggedData",
     "evaluate_log",
-    "load_log",
-    "read_table",
     "read_target_probabilities",
+    "replay_chunk",
     "replay_policy_probabilities",
     "reward_model_predictions",
 ]
 
-REQUIRED = ("action", "reward", "propensity")
-#: Rows scored together before the policy learns them (all scored before being learned).
-REPLAY_CHUNK = 256
-
-
-@dataclass(frozen=True)
-class LoggedData:
-    """A validated log: action names, indices, rewards, propensities, context matrix."""
-
-    action_names: tuple[str, ...]
-    actions: np.ndarray
-    rewards: np.ndarray
-    propensities: np.ndarray
-    contexts: np.ndarray
-    feature_names: tuple[str, ...]
+#: Rows scored together before the policy learns them (all scored before being learned): at
+#: most this many, and fewer on short logs so that a replayed policy learns about 64 times.
+MAX_REPLAY_CHUNK = 256
+REPLAY_STEPS = 64
 
 
 @dataclass(frozen=True)
@@ -63,90 +56,10 @@ class Evaluation:
     unsupported_names: tuple[str, ...]
 
 
-def read_table(path: Path) -> dict[str, np.ndarray]:
-    """Columns of a CSV or Parquet file as numpy arrays (strings stay strings)."""
-    if not path.exists():
-        raise InvalidInputError(f"no such file: {path}", field="log")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(path)
-        elif suffix == ".csv":
-            import pyarrow.csv as pacsv
-
-            table = pacsv.read_csv(path)
-        else:
-            raise InvalidInputError(f"{path.name}: expected a .csv or .parquet file", field="log")
-    except InvalidInputError:
-        raise
-    except Exception as error:  # pyarrow raises its own error types for malformed files
-        raise InvalidInputError(
-            f"{path.name}: cannot read the table ({error})", field="log"
-        ) from None
-    return {name: table.column(name).to_numpy(zero_copy_only=False) for name in table.column_names}
-
-
-def _numeric(values: np.ndarray, name: str) -> np.ndarray:
-    try:
-        numbers = values.astype(np.float64)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"column '{name}' must be numeric", field=name) from None
-    if not np.isfinite(numbers).all():
-        raise InvalidInputError(f"column '{name}' has missing or infinite values", field=name)
-    return numbers
-
-
-def load_log(path: Path) -> LoggedData:
-    """Read and validate a logged-decision table."""
-    columns = read_table(path)
-    missing = [name for name in REQUIRED if name not in columns]
-    if "propensity" in missing:
-        raise InvalidInputError(
-            f"{path.name} has no 'propensity' column: off-policy evaluation needs the logging "
-            "policy's probability of each logged action",
-            field="propensity",
-        )
-    if missing:
-        raise InvalidInputError(f"{path.name} lacks column(s) {missing}", field=missing[0])
-    actions_raw = np.asarray(columns["action"]).astype(str)
-    if actions_raw.size < 2:
-        raise InvalidInputError("the log needs at least 2 rows", field="log")
-    rewards = _numeric(columns["reward"], "reward")
-    propensities = _numeric(columns["propensity"], "propensity")
-    if propensities.min() <= 0 or propensities.max() > 1:
-        raise InvalidInputError("column 'propensity' must lie in (0, 1]", field="propensity")
-    order = np.arange(actions_raw.size)
-    if "timestamp" in columns:
-        order = np.argsort(np.asarray(columns["timestamp"]).astype(str), kind="stable")
-    names, actions = np.unique(actions_raw, return_inverse=True)
-    features: list[np.ndarray] = []
-    feature_names: list[str] = []
-    for name, values in columns.items():
-        if name in (*REQUIRED, "timestamp"):
-            continue
-        try:
-            numeric = np.asarray(values).astype(np.float64)
-            if not np.isfinite(numeric).all():
-                raise InvalidInputError(
-                    f"context column '{name}' has missing or infinite values", field=name
-                )
-            features.append(numeric[:, None])
-            feature_names.append(name)
-        except (TypeError, ValueError):
-            levels, codes = np.unique(np.asarray(values).astype(str), return_inverse=True)
-            features.append(np.eye(levels.size)[codes])
-            feature_names.extend(f"{name}={level}" for level in levels)
-    contexts = np.concatenate(features, axis=1) if features else np.zeros((actions.size, 0))
-    return LoggedData(
-        action_names=tuple(str(name) for name in names),
-        actions=actions[order].astype(np.int64),
-        rewards=rewards[order],
-        propensities=propensities[order],
-        contexts=contexts[order],
-        feature_names=tuple(feature_names),
-    )
+def replay_chunk(rows: int) -> int:
+    """Rows scored per learning step: ``rows // 64`` within [1, 256], so a short log still
+    teaches the replayed policy before most of its rows are scored."""
+    return int(np.clip(rows // REPLAY_STEPS, 1, MAX_REPLAY_CHUNK))
 
 
 def _progressive(
@@ -154,8 +67,9 @@ def _progressive(
 ) -> np.ndarray:
     """Score each chunk of rows with ``score`` before ``learner`` learns it; ``(n, A)``."""
     out = np.empty((log.actions.size, len(log.action_names)))
-    for start in range(0, log.actions.size, REPLAY_CHUNK):
-        rows = slice(start, start + REPLAY_CHUNK)
+    chunk = replay_chunk(log.actions.size)
+    for start in range(0, log.actions.size, chunk):
+        rows = slice(start, start + chunk)
         out[rows] = score(log.contexts[rows])
         learner.update(log.contexts[rows], log.actions[rows], log.rewards[rows])
     return out
@@ -180,7 +94,7 @@ def reward_model_predictions(log: LoggedData, *, seed: int = 0, folds: int = 2) 
     fold_of = np.arange(log.actions.size) % folds
     for fold in range(folds):
         train, test = fold_of != fold, fold_of == fold
-        model = make_policy("epsilon_greedy", space=space, n_context=contexts.shape[1], seed=seed)
+        model = EpsilonGreedyPolicy(space, contexts.shape[1], seed=seed)
         model.update(contexts[train], log.actions[train], log.rewards[train])
         out[test] = model.expected_rewards(contexts[test])
     return out
@@ -193,7 +107,7 @@ def replay_policy_probabilities(log: LoggedData, policy_name: str, *, seed: int 
         policy = make_policy(policy_name, space=space, n_context=log.contexts.shape[1], seed=seed)
     except ValueError as error:
         raise InvalidInputError(str(error), field="policy") from None
-    scaled = LoggedData(**{**log.__dict__, "contexts": _standardised(log.contexts)})
+    scaled = replace(log, contexts=_standardised(log.contexts))
     rewards_ok = not policy.binary_rewards or (log.rewards.min() >= 0 and log.rewards.max() <= 1)
     if not rewards_ok:
         raise InvalidInputError(
@@ -203,31 +117,72 @@ def replay_policy_probabilities(log: LoggedData, policy_name: str, *, seed: int 
     return _progressive(scaled, policy.action_probabilities, policy)
 
 
+def _target_rows(columns: dict[str, np.ndarray], log: LoggedData, name: str) -> np.ndarray:
+    """For each logged row (time order), the row of the target table that belongs to it.
+
+    By key when both tables carry the log's key column (``id`` or ``decision_id``), otherwise by
+    position as read: the target's ``i``-th row belongs to the log's ``i``-th row as it stood in
+    the file, before the log was put in time order.
+    """
+    n_target = next(iter(columns.values())).size
+    target_key = next((key for key in KEY_COLUMNS if key in columns), None)
+    if target_key is not None and target_key != log.key_name:
+        raise InvalidInputError(
+            f"{name} has a '{target_key}' column but the log does not: rows cannot be matched",
+            field="target_probs",
+        )
+    if target_key is None or log.keys is None:
+        if n_target != log.actions.size:
+            raise InvalidInputError(
+                f"{name} has {n_target} rows; the log has {log.actions.size}",
+                field="target_probs",
+            )
+        return log.order
+    keys = columns[target_key].astype(str)
+    position = {key: row for row, key in enumerate(keys)}
+    if len(position) != keys.size:
+        raise InvalidInputError(f"{name} repeats a value of '{target_key}'", field="target_probs")
+    if np.unique(log.keys).size != log.keys.size:
+        raise InvalidInputError(f"the log repeats a value of '{target_key}'", field=target_key)
+    unmatched = [key for key in log.keys if key not in position]
+    if unmatched or keys.size != log.keys.size:
+        raise InvalidInputError(
+            f"{name} and the log name different rows by '{target_key}' "
+            f"({len(unmatched)} logged rows have no target row, e.g. {unmatched[:1]})",
+            field="target_probs",
+        )
+    return np.array([position[key] for key in log.keys], dtype=np.int64)
+
+
 def read_target_probabilities(path: Path, log: LoggedData) -> tuple[np.ndarray, tuple[str, ...]]:
-    """A table of target probabilities: one row per logged row, one column per action.
+    """A table of target probabilities: one row per logged row, one column per action, returned
+    in the log's time order (joined by key or by position as read: see :func:`_target_rows`).
 
     Columns for actions the log never contains are allowed (they are the mass the log cannot
     speak for); they come after the logged actions, whose names are returned with them.
     """
-    columns = read_table(path)
+    table = read_table(path, field="target_probs")
+    columns = {
+        name: np.asarray(table.column(name).to_numpy(zero_copy_only=False))
+        for name in table.column_names
+    }
     missing = [name for name in log.action_names if name not in columns]
     if missing:
         raise InvalidInputError(
             f"{path.name} lacks a column for action(s) {missing}", field="target_probs"
         )
-    first = next(iter(columns.values()))
-    if first.size != log.actions.size:
-        raise InvalidInputError(
-            f"{path.name} has {first.size} rows; the log has {log.actions.size}",
-            field="target_probs",
-        )
-    names = log.action_names + tuple(name for name in columns if name not in log.action_names)
-    table = np.stack([_numeric(columns[name], name) for name in names], axis=1)
-    if (table < 0).any() or not np.allclose(table.sum(axis=1), 1.0, atol=1e-6):
+    rows = _target_rows(columns, log, path.name)
+    action_columns = [name for name in columns if name not in KEY_COLUMNS]
+    names = log.action_names + tuple(
+        name for name in action_columns if name not in log.action_names
+    )
+    table_values = np.stack([numeric_column(table.column(name), name) for name in names], axis=1)
+    probabilities = table_values[rows]
+    if (probabilities < 0).any() or not np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-6):
         raise InvalidInputError(
             "target probabilities must be >= 0 and sum to 1 in every row", field="target_probs"
         )
-    return table, names
+    return probabilities, names
 
 
 def evaluate_log(
@@ -236,9 +191,10 @@ def evaluate_log(
     policy: str | None = None,
     target_probs: Path | None = None,
     seed: int = 0,
+    drop_columns: Collection[str] = (),
 ) -> Evaluation:
     """IPS, SNIPS, DM and DR of the target on the log, with intervals and diagnostics."""
-    log = load_log(log_path)
+    log = load_log(log_path, drop_columns=drop_columns)
     names = log.action_names
     if policy is not None and target_probs is None:
         probabilities = replay_policy_probabilities(log, policy, seed=seed)

@@ -13,7 +13,12 @@ Intervals are flat ``*_low``/``*_high`` pairs at level ``confidence``:
 - ``ci_low, ci_high``: the delta-method interval of ``relative_lift`` (0.05 = +5%);
 - ``av_low, av_high``: the always-valid interval on the relative scale.
 
-A statistic that is undefined (every relative one when the holdout mean is 0) is None.
+A statistic that is undefined (every relative one when the holdout mean is 0) is None. A KPI
+whose groups are too small for a lift still gets a row, with ``note`` saying why.
+
+Every table reads a difference with :func:`reading`: "no detectable difference" whenever its
+95% interval contains 0, never "beats". :func:`paired_difference` is the difference of two
+measurements of the same units (two policies on the same customers), with its interval.
 """
 
 from __future__ import annotations
@@ -25,7 +30,23 @@ import numpy as np
 from bandit.lift import Lift, relative_always_valid_interval, welch_lift
 from experiments.analysis.model import Number, ReportModel
 
-__all__ = ["LiftRow", "kpi_lift_rows", "lift_table_markdown", "percent", "significant"]
+__all__ = [
+    "NO_DIFFERENCE",
+    "LiftRow",
+    "PairedDifference",
+    "kpi_lift_rows",
+    "lift_table_markdown",
+    "paired_difference",
+    "percent",
+    "reading",
+    "significant",
+]
+
+#: How every report reads a difference whose interval contains 0.
+NO_DIFFERENCE = "no detectable difference"
+
+#: Fewest units per group a lift or a paired difference is computed on.
+MIN_UNITS = 2
 
 
 class LiftRow(ReportModel):
@@ -52,6 +73,7 @@ class LiftRow(ReportModel):
     diff_av_high: Number
     confidence: float
     mixing_variance: Number
+    note: str | None = None
 
     @classmethod
     def from_lift(cls, kpi: str, policy: str, lift: Lift) -> LiftRow:
@@ -81,6 +103,114 @@ class LiftRow(ReportModel):
             mixing_variance=lift.mixing_variance,
         )
 
+    @classmethod
+    def too_small(cls, kpi: str, policy: str, n_treatment: int, n_holdout: int) -> LiftRow:
+        """The row of a KPI whose groups are too small for a lift: counts and the reason."""
+        stats_fields = set(cls.model_fields) - {
+            "kpi",
+            "policy",
+            "n_treatment",
+            "n_holdout",
+            "confidence",
+            "note",
+        }
+        return cls(
+            kpi=kpi,
+            policy=policy,
+            n_treatment=n_treatment,
+            n_holdout=n_holdout,
+            confidence=0.95,
+            note=(
+                f"no lift: {n_treatment} treatment and {n_holdout} holdout customers; "
+                f"it needs at least {MIN_UNITS} in each group"
+            ),
+            **dict.fromkeys(stats_fields),
+        )
+
+    @property
+    def reading(self) -> str:
+        """How the difference reads (:func:`reading` of Welch's interval of the difference)."""
+        if self.note is not None:
+            return self.note
+        return reading(self.diff_low, self.diff_high, higher="above holdout", lower="below holdout")
+
+
+def reading(
+    low: float | None, high: float | None, *, higher: str = "higher", lower: str = "lower"
+) -> str:
+    """A difference read from its interval: :data:`NO_DIFFERENCE` when ``[low, high]``
+    contains 0, ``higher`` when it lies above 0, ``lower`` below; "n/a" when undefined."""
+    if low is None or high is None or not (np.isfinite(low) and np.isfinite(high)):
+        return "n/a"
+    if low > 0:
+        return higher
+    if high < 0:
+        return lower
+    return NO_DIFFERENCE
+
+
+class PairedDifference(ReportModel):
+    """The mean of ``first - second`` over the same ``n`` units, with its interval.
+
+    ``low, high`` is the Student t interval at level ``confidence`` of the mean per-unit
+    difference (a paired comparison: each unit's own level cancels); None below 2 units.
+    """
+
+    n: int
+    mean_first: Number
+    mean_second: Number
+    difference: Number
+    stderr: Number
+    low: Number
+    high: Number
+    confidence: float
+
+
+def paired_difference(
+    first: np.ndarray, second: np.ndarray, *, confidence: float = 0.95
+) -> PairedDifference:
+    """Paired difference of two measurements of the same units, each shape ``(n,)``.
+
+    ``d_i = first_i - second_i``; ``difference = mean(d)``; ``stderr = sd(d) / sqrt(n)``
+    (sample standard deviation); the interval is ``difference +- t_{(1+c)/2, n-1} stderr``
+    (Student 1908; any text on the paired t test).
+    """
+    a = np.asarray(first, dtype=np.float64)
+    b = np.asarray(second, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError("first and second must be 1-D arrays of the same length")
+    n = a.size
+    if n < MIN_UNITS:
+        mean_a = float(a.mean()) if n else None
+        mean_b = float(b.mean()) if n else None
+        gap = None if mean_a is None or mean_b is None else mean_a - mean_b
+        return PairedDifference(
+            n=n,
+            mean_first=mean_a,
+            mean_second=mean_b,
+            difference=gap,
+            stderr=None,
+            low=None,
+            high=None,
+            confidence=confidence,
+        )
+    from scipy.special import stdtrit  # lazy, as in bandit.lift: scipy costs at import
+
+    differences = a - b
+    mean = float(differences.mean())
+    stderr = float(differences.std(ddof=1) / np.sqrt(n))
+    half = float(stdtrit(n - 1, 0.5 + confidence / 2.0)) * stderr
+    return PairedDifference(
+        n=n,
+        mean_first=float(a.mean()),
+        mean_second=float(b.mean()),
+        difference=mean,
+        stderr=stderr,
+        low=mean - half,
+        high=mean + half,
+        confidence=confidence,
+    )
+
 
 def kpi_lift_rows(
     policy: str, measures: Mapping[str, np.ndarray], holdout: np.ndarray
@@ -88,12 +218,14 @@ def kpi_lift_rows(
     """Lift of every KPI of treatment over holdout customers.
 
     ``measures`` maps a KPI to its per-customer values, shape ``(n,)``; ``holdout`` (n,) marks
-    the holdout customers. KPIs with fewer than 2 customers in a group are left out.
+    the holdout customers. A KPI with fewer than 2 customers in a group gets a row without
+    statistics whose ``note`` says so (:meth:`LiftRow.too_small`).
     """
     rows = []
     for kpi, values in measures.items():
         treatment, control = values[~holdout], values[holdout]
-        if treatment.size < 2 or control.size < 2:
+        if treatment.size < MIN_UNITS or control.size < MIN_UNITS:
+            rows.append(LiftRow.too_small(kpi, policy, treatment.size, control.size))
             continue
         rows.append(LiftRow.from_lift(kpi, policy, welch_lift(treatment, control)))
     return rows
@@ -110,10 +242,11 @@ def significant(value: float | None) -> str:
 
 
 def lift_table_markdown(rows: Iterable[LiftRow]) -> str:
-    """The lift table as markdown: one row per policy and KPI."""
+    """The lift table as markdown: one row per policy and KPI, each with its reading."""
     lines = [
-        "| policy | KPI | treatment | holdout | lift | 95% CI | always-valid CI | n (T/H) |",
-        "|---|---|---:|---:|---:|---|---|---:|",
+        "| policy | KPI | treatment | holdout | lift | 95% CI | always-valid CI | n (T/H) "
+        "| reading |",
+        "|---|---|---:|---:|---:|---|---|---:|---|",
     ]
     for row in rows:
         lines.append(
@@ -121,6 +254,6 @@ def lift_table_markdown(rows: Iterable[LiftRow]) -> str:
             f"| {significant(row.mean_holdout)} | {percent(row.relative_lift)} "
             f"| [{percent(row.ci_low)}, {percent(row.ci_high)}] "
             f"| [{percent(row.av_low)}, {percent(row.av_high)}] "
-            f"| {row.n_treatment}/{row.n_holdout} |"
+            f"| {row.n_treatment}/{row.n_holdout} | {row.reading} |"
         )
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from matplotlib import colormaps
@@ -20,6 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import PercentFormatter
+
+if TYPE_CHECKING:
+    from matplotlib.typing import ColorType
 
 __all__ = ["LiftPoint", "allocation_over_time", "cumulative_curves", "lift_intervals"]
 
@@ -121,13 +124,14 @@ def allocation_over_time(
     if max_areas < 2:
         raise ValueError(f"'max_areas' must be at least 2; got {max_areas}.")
     palette = colormaps["tab20"]
-    colours = [palette(i % palette.N) for i in range(len(names))]
+    colours: list[ColorType] = [palette(i % palette.N) for i in range(len(names))]
     if len(names) > max_areas:
         order = np.argsort(-matrix.mean(axis=0), kind="stable")
         keep, rest = np.sort(order[: max_areas - 1]), order[max_areas - 1 :]
         matrix = np.column_stack([matrix[:, keep], matrix[:, rest].sum(axis=1)])
         names = [names[i] for i in keep] + [f"other ({len(rest)})"]
-        colours = [palette(i % palette.N) for i in range(len(keep))] + ["0.8"]
+        colours = [palette(i % palette.N) for i in range(len(keep))]
+        colours.append("0.8")
 
     figure = _figure(9.0, 4.5)
     axes = figure.add_subplot()

@@ -153,9 +153,14 @@ class DecisionEngine:
 
         Returns the new version, or None when there was nothing to learn. Callers that may
         run in several processes go through :class:`experiments.engine.learner.Learner`, which
-        holds the learner lock around this call.
+        holds the learner lock around this call. The process that publishes a version
+        serves it from its next decision (other processes within ``SNAPSHOT_CHECK_SECONDS``),
+        so what a seeded, simulated run serves does not depend on how fast it runs.
         """
-        return self._publisher.learn(key, limit=limit)
+        version = self._publisher.learn(key, limit=limit)
+        if version is not None:
+            self._policies.forget(key)
+        return version
 
     # ------------------------------------------------------------------ strategies
     def loaded_strategies(self, key: str) -> LoadedStrategies | None:

@@ -101,11 +101,15 @@ class RewardJoin:
             for outcome in outcomes_for_decisions(
                 session, decision_ids=list(candidates), attributions=[Attribution.ATTRIBUTED]
             ):
+                if outcome.decision_id is None:  # never so for an attributed outcome
+                    continue
                 by_decision[outcome.decision_id].append(
                     OutcomeEvent(outcome.event, outcome.value, outcome.occurred_at)
                 )
             rewards, rewarded = [], []
             for decision in candidates.values():
+                if decision.activated_at is None:  # never so: candidates are activated
+                    continue
                 baseline = None
                 if spec.reward.baseline_field is not None:
                     baseline = decision.context.get(spec.reward.baseline_field)

@@ -202,7 +202,8 @@ def plan_decisions(
             (:meth:`experiments.engine.strategies.StrategyPlan.apply`).
     """
     spec = loaded.spec
-    groups = [assign_group(key, request.customer_id, spec.holdout.share) for request in requests]
+    salt = spec.holdout.salt or key
+    groups = [assign_group(salt, request.customer_id, spec.holdout.share) for request in requests]
     suppressed = contact_suppressions(spec.contact, requests, recent)
     if strategies is not None:
         eligible, suppressed = strategies.apply(

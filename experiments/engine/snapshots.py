@@ -102,7 +102,10 @@ class PolicyCache:
         with self._database.session() as session:
             experiment = find_experiment(session, key)
             latest = latest_snapshot(session, experiment_key=key)
-            if loaded is not None and latest is not None and latest.version == loaded.version:
+            # No snapshot yet is version 0: the loaded policy is still current (rebuilding it
+            # would draw new generators at wall-clock-dependent times).
+            newest = latest.version if latest is not None else 0
+            if loaded is not None and newest == loaded.version:
                 loaded.checked_at = monotonic
                 loaded.status = ExperimentStatus(experiment.status)
                 return loaded

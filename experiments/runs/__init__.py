@@ -2,8 +2,14 @@
 
 =================  ==============================================================================
 ``arms``           which policy and reward each arm runs, from one spec
+``world``          :func:`world_config`: the one world every arm and oracle lives in, from the
+                   spec's ``[simulation]`` section; :func:`contact_rules` in the world's terms
+``routing``        :class:`OutcomeRouter`: the decision each simulated event belongs to
 ``simulation``     :func:`run_simulation`: every arm through a real engine and database, on the
-                   same seeded population
+                   same seeded population and the same holdout
+``oracles``        :func:`run_oracles`: the click and revenue oracles under the contact rules
+``comparison``     :func:`compare_arms`: every arm minus the interaction arm, paired by
+                   customer, and its share of the oracle edge
 ``report``         the comparison, lift table and verdict of a run; :func:`track_run` logs it to
                    MLflow
 ``strategies``     the strategy arm: a strategy per customer and epoch, followed day by day and
@@ -17,13 +23,17 @@ neither the engine nor the simulator that ``engage run`` loads.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from experiments._lazy import load_on_first_use
 
 __all__ = [
     "ARMS",
+    "INTERVAL_NOTE",
+    "SHARE_DEFINITION",
+    "ArmComparison",
     "ArmResult",
     "ArmSummary",
+    "OracleResult",
+    "OutcomeRouter",
     "PolicyResult",
     "RunOptions",
     "RunResult",
@@ -33,13 +43,21 @@ __all__ = [
     "arm_spec",
     "arm_summary",
     "business_as_usual",
+    "compare_arms",
+    "comparison_markdown",
+    "comparison_metrics",
+    "contact_rules",
+    "holdout_mask",
     "regret_kind",
     "render_markdown",
     "result_json",
+    "revenue_objective",
+    "run_oracles",
     "run_quickstart",
     "run_simulation",
     "track_run",
     "verdict",
+    "world_config",
 ]
 
 #: The module of the package that defines each public name.
@@ -58,9 +76,13 @@ HOMES: dict[str, str] = {
     **dict.fromkeys(("PolicyResult", "run_quickstart"), "quickstart"),
     **dict.fromkeys(
         (
+            "INTERVAL_NOTE",
+            "SHARE_DEFINITION",
             "ArmSummary",
             "all_lift_rows",
             "arm_summary",
+            "comparison_markdown",
+            "comparison_metrics",
             "render_markdown",
             "result_json",
             "track_run",
@@ -68,18 +90,14 @@ HOMES: dict[str, str] = {
         ),
         "report",
     ),
-    **dict.fromkeys(("ArmResult", "RunOptions", "RunResult", "run_simulation"), "simulation"),
+    **dict.fromkeys(
+        ("ArmResult", "RunOptions", "RunResult", "holdout_mask", "run_simulation"), "simulation"
+    ),
+    **dict.fromkeys(("contact_rules", "world_config"), "world"),
+    "OutcomeRouter": "routing",
+    **dict.fromkeys(("OracleResult", "revenue_objective", "run_oracles"), "oracles"),
+    **dict.fromkeys(("ArmComparison", "compare_arms"), "comparison"),
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first use (see the module docstring)."""
-    if name not in HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{HOMES[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = load_on_first_use(__name__, HOMES)

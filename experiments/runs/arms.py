@@ -49,9 +49,12 @@ def default_arms(spec: ExperimentSpec) -> tuple[str, ...]:
 
 
 def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
-    """The spec one arm of the comparison runs (its own key, policy and reward)."""
+    """The spec one arm of the comparison runs: its own key, policy and reward, and the
+    holdout of the base spec (hashed on its ``holdout.salt``, else on its key), so every arm
+    holds out the same customers."""
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
+    data["holdout"] = {**data["holdout"], "salt": spec.holdout.salt or spec.key}
     click = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
     if arm != STRATEGY_ARM:
         data["strategies"] = None

@@ -1,34 +1,57 @@
-"""What an ``engage run`` reports: the comparison table, the lift report, figures, MLflow.
+"""What an ``engage run`` reports: the comparison tables, the lift report, figures, MLflow.
 
-The report answers, with the simulation's own numbers: does the engagement policy (rewarded on
-revenue or retention over a window) beat the interaction policy (rewarded on immediate clicks)
-on revenue and retention, and how does each arm do against its own randomized holdout?
+The report answers, with the simulation's own numbers and their intervals: how do the
+engagement policy (rewarded on revenue or retention over a window) and the interaction policy
+(rewarded on immediate clicks) differ on revenue and retention over the same treated customers
+(:mod:`experiments.runs.comparison`), what share of the oracle edge does each arm capture
+(``share = (arm - interaction arm) / (revenue oracle - click oracle)``, same seed), and how
+does each arm do against the randomized holdout the arms share? A difference whose 95%
+interval contains 0 is reported as "no detectable difference", never as one arm beating
+another; an arm without decisions, or a KPI whose groups are too small, is shown with the
+reason.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 
-from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
+from experiments.analysis.lift import NO_DIFFERENCE, LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
 from experiments.analysis.report import OffPolicySummary
 from experiments.analysis.strategies import strategy_table_markdown
+from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparison_of
 from experiments.runs.simulation import ArmResult, RunResult
 from experiments.runs.strategies import log_strategy_arm, strategy_params
 
 __all__ = [
+    "INTERVAL_NOTE",
+    "SHARE_DEFINITION",
     "ArmSummary",
     "all_lift_rows",
     "arm_summary",
+    "comparison_markdown",
+    "comparison_metrics",
     "render_markdown",
     "result_json",
     "track_run",
     "verdict",
 ]
+
+#: How the share of the oracle edge is defined, as every output states it.
+SHARE_DEFINITION = (
+    "share of the oracle edge = (arm - interaction arm) / (revenue oracle - click oracle), "
+    "same seed, same treated customers"
+)
+
+#: What the paired intervals cover, as every output states it.
+INTERVAL_NOTE = (
+    "paired intervals take the treated customers as the units, given the policies this run "
+    "learned; a learner's own randomness (its path through exploration) is not in them, so "
+    "compare runs with other seeds before generalising"
+)
 
 
 class ArmSummary(ReportModel):
@@ -44,10 +67,12 @@ class ArmSummary(ReportModel):
     regret: Number
     decisions: int
     policy_version: int
+    note: str | None = None
 
 
 def arm_summary(arm: ArmResult) -> ArmSummary:
-    """The comparison row of one arm (``click_through`` is None without contacts)."""
+    """The comparison row of one arm (``click_through`` is None without contacts; ``note``
+    says why an arm made no decisions)."""
     contacts = sum(arm.daily.get("contacts", []))
     clicks = sum(arm.daily.get("clicks", []))
     return ArmSummary(
@@ -61,6 +86,11 @@ def arm_summary(arm: ArmResult) -> ArmSummary:
         regret=sum(arm.daily.get("regret", [])),
         decisions=arm.decisions,
         policy_version=arm.policy_version,
+        note=(
+            None
+            if arm.decisions
+            else "no decisions: every visit was suppressed by the contact rules, or none came"
+        ),
     )
 
 
@@ -70,22 +100,104 @@ def all_lift_rows(result: RunResult) -> list[LiftRow]:
 
 
 def verdict(result: RunResult) -> str:
-    """A sentence on engagement versus interaction, from the numbers (whatever they say)."""
-    by_arm = {arm.arm: arm for arm in result.arms}
-    if "engagement" not in by_arm or "interaction" not in by_arm:
+    """A sentence on engagement versus interaction: what each KPI's paired 95% interval
+    supports, and the share of the oracle edge, from the numbers (whatever they say)."""
+    names = {arm.arm for arm in result.arms}
+    if "engagement" not in names or REFERENCE not in names:
         return "Run both the interaction and the engagement arms to compare them."
-    engagement, interaction = by_arm["engagement"], by_arm["interaction"]
     parts = []
-    for kpi, label in (("revenue", "revenue per customer"), ("retention", "retention")):
-        ours = engagement.kpis[kpi]["treatment"]
-        theirs = interaction.kpis[kpi]["treatment"]
-        change = (ours - theirs) / abs(theirs) if theirs else math.nan
-        word = "beats" if ours > theirs else "does not beat"
-        parts.append(
-            f"on {label} the engagement policy {word} the interaction policy "
-            f"({ours:.4g} vs {theirs:.4g}, {100 * change:+.1f}%)"
+    for kpi, label in KPIS.items():
+        row = comparison_of(result.comparisons, "engagement", kpi)
+        if row is None:
+            continue
+        parts.append(f"on {label} {_sentence(row)}")
+    return (
+        "In this simulation, "
+        + "; ".join(parts)
+        + ". The intervals hold each learner's own path fixed: runs with other seeds can "
+        "land further apart."
+    )
+
+
+def _sentence(row: ArmComparison) -> str:
+    """One KPI of the closing sentence: the difference, its interval and what it supports."""
+    if row.difference is None or row.low is None or row.high is None:
+        return f"engagement and interaction cannot be compared ({row.note})"
+    digits = "+.4f" if row.kpi == "retention" else "+.3f"
+    supports = {
+        NO_DIFFERENCE: "no detectable difference between the engagement and the interaction policy",
+        "engagement higher": "the engagement policy is higher than the interaction policy",
+        "engagement lower": "the engagement policy is lower than the interaction policy",
+    }.get(row.reading, row.reading)
+    text = (
+        f"engagement minus interaction is {row.difference:{digits}} "
+        f"[{row.low:{digits}}, {row.high:{digits}}] (95%, paired over {row.n:,} treated "
+        f"customers): {supports}"
+    )
+    if row.share is not None and row.share_low is not None and row.share_high is not None:
+        text += (
+            f", {_percent(row.share)} [{_percent(row.share_low)}, {_percent(row.share_high)}] "
+            f"of the oracle edge ({row.oracle_edge:{digits}})"
         )
-    return "In this simulation, " + "; ".join(parts) + "."
+    return text
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:+.0f}%"
+
+
+def comparison_markdown(result: RunResult) -> list[str]:
+    """The oracles and the arms against the interaction arm, as markdown lines."""
+    lines: list[str] = []
+    oracles = result.oracles
+    treated = int(result.treated.sum())
+    if oracles is not None:
+        lines += [
+            f"## Oracles (the simulator's truth, the spec's contact rules; {treated:,} treated "
+            "customers)",
+            "",
+            "| oracle | maximises | revenue/customer | retention |",
+            "|---|---|---:|---:|",
+            f"| click | click | {oracles.click['revenue']:.3f} "
+            f"| {oracles.click['retention']:.4f} |",
+            f"| revenue | {oracles.revenue_objective} | {oracles.revenue['revenue']:.3f} "
+            f"| {oracles.revenue['retention']:.4f} |",
+            f"| edge (95% CI) | | {oracles.edge('revenue'):+.3f} "
+            f"[{oracles.edge_low['revenue']:+.3f}, {oracles.edge_high['revenue']:+.3f}] "
+            f"| {oracles.edge('retention'):+.4f} "
+            f"[{oracles.edge_low['retention']:+.4f}, {oracles.edge_high['retention']:+.4f}] |",
+            "",
+        ]
+    if result.comparisons:
+        lines += [
+            f"## Arms against the interaction arm (paired over the same {treated:,} treated "
+            "customers)",
+            "",
+            f"{SHARE_DEFINITION[:1].upper()}{SHARE_DEFINITION[1:]}. "
+            f"{INTERVAL_NOTE[:1].upper()}{INTERVAL_NOTE[1:]}.",
+            "",
+            "| arm | KPI | arm | interaction | difference | 95% CI | reading "
+            "| share of edge | 95% CI | note |",
+            "|---|---|---:|---:|---:|---|---|---:|---|---|",
+        ]
+        for row in result.comparisons:
+            lines.append(
+                f"| {row.arm} | {row.kpi} | {significant(row.mean_arm)} "
+                f"| {significant(row.mean_reference)} | {_signed(row.difference)} "
+                f"| [{_signed(row.low)}, {_signed(row.high)}] | {row.reading} "
+                f"| {_share(row.share)} | [{_share(row.share_low)}, {_share(row.share_high)}] "
+                f"| {row.note or ''} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _signed(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.4g}"
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:+.1f}%"
 
 
 def render_markdown(result: RunResult) -> str:
@@ -96,15 +208,17 @@ def render_markdown(result: RunResult) -> str:
         "",
         f"{options.customers:,} simulated customers over {options.days} days, seed "
         f"{options.seed}; fatigue {'on' if options.fatigue else 'off'}, nurturing "
-        f"{'on' if options.nurturing else 'off'}, drift {'on' if options.drift else 'off'}.",
+        f"{'on' if options.nurturing else 'off'}, drift {'on' if options.drift else 'off'}; "
+        f"burn-in {result.spec.simulation.burn_in_days} days.",
         "",
         verdict(result),
         "",
+        *comparison_markdown(result),
         "## Policies side by side (treatment groups)",
         "",
         "| arm | policy | reward | revenue/customer | retention | contacts/customer | CTR "
-        "| regret | snapshots |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+        "| regret | snapshots | note |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for arm in result.arms:
         row = arm_summary(arm)
@@ -112,9 +226,9 @@ def render_markdown(result: RunResult) -> str:
             f"| {row.arm} | {row.policy} | {row.reward} "
             f"| {_fixed(row.revenue_per_customer, 3)} | {_fixed(row.retention, 4)} "
             f"| {_fixed(row.contacts_per_customer, 2)} | {_fixed(row.click_through, 3)} "
-            f"| {_fixed(row.regret, 1)} | {row.policy_version} |"
+            f"| {_fixed(row.regret, 1)} | {row.policy_version} | {row.note or ''} |"
         )
-    lines += ["", "## Lift against each arm's randomized holdout", ""]
+    lines += ["", "## Lift against the randomized holdout (shared by every arm)", ""]
     lines.append(lift_table_markdown(all_lift_rows(result)))
     for arm in result.arms:
         if arm.strategies is not None:
@@ -140,6 +254,12 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "experiment": result.spec.key,
         "options": asdict(result.options),
         "verdict": verdict(result),
+        "treated_customers": int(result.treated.sum()),
+        "burn_in_days": result.spec.simulation.burn_in_days,
+        "oracles": _oracles_json(result),
+        "share_definition": SHARE_DEFINITION,
+        "interval_note": INTERVAL_NOTE,
+        "comparisons": [row.to_json() for row in result.comparisons],
         "arms": [arm_summary(arm).to_json() for arm in result.arms],
         "lift": [row.to_json() for row in all_lift_rows(result)],
         "off_policy": {
@@ -148,6 +268,21 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "strategies": {
             arm.arm: arm.strategies.to_json() for arm in result.arms if arm.strategies is not None
         },
+    }
+
+
+def _oracles_json(result: RunResult) -> dict[str, Any] | None:
+    oracles = result.oracles
+    if oracles is None:
+        return None
+    return {
+        "click": dict(oracles.click),
+        "revenue": dict(oracles.revenue),
+        "revenue_objective": oracles.revenue_objective,
+        "edge": {kpi: oracles.edge(kpi) for kpi in KPIS},
+        "edge_low": dict(oracles.edge_low),
+        "edge_high": dict(oracles.edge_high),
+        "seconds": oracles.seconds,
     }
 
 
@@ -214,6 +349,7 @@ def track_run(result: RunResult, spec_text: str) -> str:
                         ),
                         "allocation.png",
                     )
+        tracker.log_metrics(comparison_metrics(result), step=0)
         tracker.log_text(spec_text, "spec.toml")
         tracker.log_text(render_markdown(result), "report.md")
         tracker.log_dict(result_json(result), "report.json")
@@ -235,6 +371,30 @@ def track_run(result: RunResult, spec_text: str) -> str:
             "lift.png",
         )
         return tracker.parent_run_id
+
+
+def comparison_metrics(result: RunResult) -> dict[str, float | None]:
+    """The parent run's metrics: the oracles, and per arm and KPI the difference from the
+    interaction arm with its interval and the share of the oracle edge."""
+    metrics: dict[str, float | None] = {}
+    if result.oracles is not None:
+        for kpi in KPIS:
+            metrics[f"oracle_click_{kpi}"] = result.oracles.click[kpi]
+            metrics[f"oracle_revenue_{kpi}"] = result.oracles.revenue[kpi]
+            metrics[f"oracle_edge_{kpi}"] = result.oracles.edge(kpi)
+            metrics[f"oracle_edge_{kpi}_low"] = result.oracles.edge_low.get(kpi)
+            metrics[f"oracle_edge_{kpi}_high"] = result.oracles.edge_high.get(kpi)
+    for row in result.comparisons:
+        if row.arm == row.reference:
+            continue
+        stem = f"{row.arm}_minus_{row.reference}_{row.kpi}"
+        metrics[stem] = row.difference
+        metrics[f"{stem}_low"] = row.low
+        metrics[f"{stem}_high"] = row.high
+        metrics[f"{row.arm}_share_of_edge_{row.kpi}"] = row.share
+        metrics[f"{row.arm}_share_of_edge_{row.kpi}_low"] = row.share_low
+        metrics[f"{row.arm}_share_of_edge_{row.kpi}_high"] = row.share_high
+    return metrics
 
 
 def _log_daily(child: Any, arm: ArmResult) -> None:

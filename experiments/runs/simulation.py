@@ -3,10 +3,17 @@
 Every arm of the comparison is a real engage experiment in a database (temporary unless
 named), driven through the same :class:`~experiments.engine.DecisionEngine` that serves HTTP:
 decisions are logged with propensities, the simulator's events come back through
-:meth:`~experiments.engine.DecisionEngine.record` with their own timestamps, rewards are
-joined when windows close, and the policy learns from snapshots. Each arm runs on its own copy
-of the same seeded population and keeps its randomized holdout, so arms compare on the same
-customers and each arm's lift is measured against its own holdout.
+:meth:`~experiments.engine.DecisionEngine.record` with their own timestamps, each to the
+decision it belongs to (:mod:`experiments.runs.routing`), rewards are joined when windows
+close, and the policy learns from snapshots.
+
+Arms are comparable customer by customer: each lives in its own copy of one seeded world
+(:func:`~experiments.runs.world.world_config`), whose random numbers are drawn for the whole
+population every day whoever is contacted, and every arm holds out the same customers (the
+arm specs hash the holdout on the base spec's key, ``holdout.salt``). Two arms that send the
+same actions therefore see the same outcomes, and arm differences are measured on the same
+treated customers (:mod:`experiments.runs.comparison`). With ``RunOptions.oracles`` the click
+and revenue oracles run in the same world (:mod:`experiments.runs.oracles`).
 
 The arms and what each one runs are defined in :mod:`experiments.runs.arms`.
 """
@@ -30,8 +37,12 @@ from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.holdout import assign_group
 from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
+from experiments.runs.comparison import ArmComparison, compare_arms
+from experiments.runs.oracles import OracleResult, run_oracles
+from experiments.runs.routing import OutcomeRouter
 from experiments.runs.strategies import StrategyDays
-from experiments.simulate import CustomerWorld, WorldConfig
+from experiments.runs.world import world_config
+from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
 from experiments.store.rewards import reward_rows
@@ -39,7 +50,7 @@ from experiments.store.schema import upgrade
 from experiments.store.snapshots import latest_snapshot, unpack_state
 from experiments.vocabulary import Group
 
-__all__ = ["ArmResult", "RunOptions", "RunResult", "run_simulation"]
+__all__ = ["ArmResult", "RunOptions", "RunResult", "holdout_mask", "run_simulation"]
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 RECORD_CHUNK = 5_000
@@ -51,7 +62,8 @@ REGRET_SAMPLE = 64
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What to simulate and where to log it."""
+    """What to simulate and where to log it; ``oracles`` runs the click and revenue oracles
+    (a few seconds; see :mod:`experiments.runs.oracles`)."""
 
     customers: int = 20_000
     days: int = 60
@@ -61,11 +73,13 @@ class RunOptions:
     fatigue: bool = True
     nurturing: bool = True
     drift: bool = True
+    oracles: bool = True
 
 
 @dataclass
 class ArmResult:
-    """Everything measured for one arm."""
+    """Everything measured for one arm; ``per_customer`` holds the final revenue and
+    retention of every customer ``(n,)``, for comparisons customer by customer."""
 
     arm: str
     key: str
@@ -80,6 +94,7 @@ class ArmResult:
     off_policy: OffPolicySummary | None = None
     policy_version: int = 0
     decisions: int = 0
+    per_customer: dict[str, np.ndarray] = field(default_factory=dict)
     #: The strategy arm's strategy report, allocation by day and strategy names.
     strategies: StrategyReport | None = None
     strategy_allocation: np.ndarray | None = None
@@ -88,10 +103,31 @@ class ArmResult:
 
 @dataclass
 class RunResult:
+    """The arms of a run, the shared holdout, the oracles and the arms' comparisons.
+
+    ``treated`` ``(n,)`` marks the customers outside the shared holdout; ``oracles`` is None
+    when they were not run; ``comparisons`` compare every arm with the interaction arm
+    (empty without it).
+    """
+
     spec: ExperimentSpec
     options: RunOptions
     arms: list[ArmResult]
     database_url: str
+    treated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    oracles: OracleResult | None = None
+    comparisons: list[ArmComparison] = field(default_factory=list)
+
+
+def holdout_mask(spec: ExperimentSpec, customers: int) -> np.ndarray:
+    """``(customers,)`` bool: who the engine holds out of ``spec`` (customer ``i`` is
+    ``c<i>``), hashed on ``holdout.salt`` when set, else on the key, as the engine does."""
+    salt = spec.holdout.salt or spec.key
+    share = spec.holdout.share
+    return np.array(
+        [assign_group(salt, f"c{index}", share) == Group.HOLDOUT for index in range(customers)],
+        dtype=bool,
+    )
 
 
 class _ArmRunner:
@@ -114,28 +150,14 @@ class _ArmRunner:
         )
         self.engine.create_experiment(self.spec)
         self.world = CustomerWorld(
-            WorldConfig(
-                n_customers=options.customers,
-                n_days=options.days,
-                seed=options.seed,
-                fatigue=options.fatigue,
-                nurturing=options.nurturing,
-                drift=options.drift,
-                emit_usage=self.spec.reward.event == "usage",
-            ),
-            self.spec.decision_space(),
-            self.spec.context,
+            world_config(self.spec, options), self.spec.decision_space(), self.spec.context
         )
         self.on_day = on_day
         self.customer_ids = np.array([f"c{index}" for index in range(options.customers)])
-        self.holdout = np.array(
-            [
-                assign_group(self.spec.key, customer, self.spec.holdout.share) == Group.HOLDOUT
-                for customer in self.customer_ids
-            ]
-        )
-        #: Latest decision per customer (id and when its window closes), for outcome routing.
-        self.latest: dict[int, tuple[str, datetime]] = {}
+        self.holdout = holdout_mask(self.spec, options.customers)
+        self.router = OutcomeRouter()
+        #: Customers who have had a decision: every later event of theirs is reported.
+        self.decided = np.zeros(options.customers, dtype=bool)
         self.regret_kind = regret_kind(self.spec)
         self.reported_events = {self.spec.reward.event, "click", "accept", "churn"}
         self.strategy_days = None
@@ -196,16 +218,22 @@ class _ArmRunner:
             dtype=np.int64,
         )
         contacted = actions >= 0
+        self.decided[visitors] = True
         window = self.spec.reward.window
-        for customer, result, action, hour in zip(visitors, results, actions, hours, strict=True):
-            if action >= 0:
-                closes = day_start + timedelta(hours=int(hour)) + window
-                self.latest[int(customer)] = (result.decision_id, closes)
+        for row in np.flatnonzero(contacted):
+            logged = day_start + timedelta(hours=int(hours[row]))
+            self.router.add(
+                int(visitors[row]),
+                day_start + timedelta(hours=float(visit[row])),
+                results[row].decision_id,
+                logged + window,
+            )
         regret, chosen_value = self._regret(visitors[contacted], actions[contacted])
         self.world.act(visitors, actions)
         events = self.world.end_day()
         self._record(events, day, day_start)
         self.clock.set(day_start + timedelta(days=1))
+        self.router.forget_closed(day_start + timedelta(days=1))
         rewards = self.engine.join_rewards(self.spec.key)
         version = self.engine.learn(self.spec.key)
         if version is not None:
@@ -265,24 +293,24 @@ class _ArmRunner:
         return float((best - chosen).sum() * scale), float(chosen.sum() * scale)
 
     def _record(self, events: Any, day: int, day_start: datetime) -> None:
-        """Send the day's events for customers with a decision through the outcome path.
+        """Send the day's events for customers with a decision through the outcome path, each
+        naming the decision it belongs to (:class:`~experiments.runs.routing.OutcomeRouter`).
 
         Like a real client, the runner reports the events the experiment measures: its reward
         event, responses (click, accept) and churn; daily usage only when it is the reward.
-        An event within the window of the customer's latest decision names that decision; any
-        other event of a customer who has had a decision names the customer (the engine
-        labels it late or unattributed), so a strategy epoch's KPI sees all of it.
+        An event that belongs to no decision's window, of a customer who has had a decision
+        (suppressed ones included), names the customer: the engine labels it late or
+        unattributed, and a strategy epoch's KPI sees all of the customer's outcomes.
         """
         wanted = np.isin(events.event, list(self.reported_events))
         outcomes = []
         for index in np.flatnonzero(wanted):
-            customer = int(events.customer[index])
-            latest = self.latest.get(customer)
-            if latest is None:
-                continue
             occurred = day_start + timedelta(hours=float(events.hour[index]))
-            decision_id, closes = latest
-            by_customer = occurred >= closes
+            customer = int(events.customer[index])
+            decision_id = self.router.route(customer, occurred)
+            if decision_id is None and not self.decided[customer]:
+                continue
+            by_customer = decision_id is None
             outcomes.append(
                 OutcomeInput(
                     outcome_id=f"{self.spec.key}-{day}-{index}",
@@ -311,6 +339,10 @@ class _ArmRunner:
                 "holdout": float(values[self.holdout].mean()),
             }
         self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
+        self.result.per_customer = {
+            "revenue": measures["revenue"],
+            "retention": measures["retention"],
+        }
         self.result.off_policy = self._off_policy()
         if self.strategy_days is not None:
             self.result.strategies = self.strategy_days.report()
@@ -343,6 +375,12 @@ def _run_arm(
     return _ArmRunner(spec, arm, options, url, on_day).run()
 
 
+def _oracles(spec_data: dict[str, Any], options: RunOptions) -> OracleResult:
+    """Both oracles (in a worker process or not) over the run's treated customers."""
+    spec = parse_spec(spec_data)
+    return run_oracles(spec, options, ~holdout_mask(spec, options.customers))
+
+
 def run_simulation(
     spec: ExperimentSpec,
     options: RunOptions,
@@ -350,44 +388,64 @@ def run_simulation(
     on_day: Callable[[str, int], None] | None = None,
     jobs: int = 1,
 ) -> RunResult:
-    """Run every arm on the same seeded population; return what each arm measured.
+    """Run every arm (and the oracles) on the same seeded population; return what each
+    measured and every arm's comparison with the interaction arm.
 
-    With ``jobs > 1`` the arms run in that many worker processes at once (they are
-    independent: each has its own world copy and experiment key; the database serialises
-    their writes). Results do not depend on ``jobs``.
+    With ``jobs > 1`` the arms and the oracles run in that many worker processes at once
+    (they are independent: each has its own world copy and experiment key; the database
+    serialises their writes). Results do not depend on ``jobs``.
     """
+    spec_data = spec.to_json_dict()
     with tempfile.TemporaryDirectory(prefix="engage-run-") as scratch:
         url = options.database_url or f"sqlite:///{Path(scratch) / 'run.db'}"
         upgrade(url)
-        if jobs <= 1 or len(options.arms) == 1:
+        tasks = len(options.arms) + int(options.oracles)
+        if jobs <= 1 or tasks == 1:
             arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
+            oracles = _oracles(spec_data, options) if options.oracles else None
         else:
-            arms = _run_parallel(spec, options, url, on_day, jobs)
-    return RunResult(spec=spec, options=options, arms=arms, database_url=url)
+            arms, oracles = _run_parallel(spec_data, options, url, on_day, jobs)
+    treated = ~holdout_mask(spec, options.customers)
+    comparisons = compare_arms(
+        {arm.arm: arm.per_customer for arm in arms},
+        treated,
+        oracles,
+        decisions={arm.arm: arm.decisions for arm in arms},
+    )
+    return RunResult(
+        spec=spec,
+        options=options,
+        arms=arms,
+        database_url=url,
+        treated=treated,
+        oracles=oracles,
+        comparisons=comparisons,
+    )
 
 
 def _run_parallel(
-    spec: ExperimentSpec,
+    spec_data: dict[str, Any],
     options: RunOptions,
     url: str,
     on_day: Callable[[str, int], None] | None,
     jobs: int,
-) -> list[ArmResult]:
+) -> tuple[list[ArmResult], OracleResult | None]:
     import multiprocessing
     import queue
-    from concurrent.futures import ProcessPoolExecutor, wait
+    from concurrent.futures import Future, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
+    tasks = len(options.arms) + int(options.oracles)
     with (
         context.Manager() as manager,
-        ProcessPoolExecutor(max_workers=min(jobs, len(options.arms)), mp_context=context) as pool,
+        ProcessPoolExecutor(max_workers=min(jobs, tasks), mp_context=context) as pool,
     ):
         days_done = manager.Queue()
-        spec_data = spec.to_json_dict()
         futures = [
             pool.submit(_run_arm, spec_data, arm, options, url, days_done) for arm in options.arms
         ]
-        pending = set(futures)
+        oracle = pool.submit(_oracles, spec_data, options) if options.oracles else None
+        pending: set[Future[Any]] = {*futures, *([oracle] if oracle is not None else [])}
         while pending:
             _, pending = wait(pending, timeout=0.2)
             while True:
@@ -397,4 +455,6 @@ def _run_parallel(
                     break
                 if on_day is not None:
                     on_day(name, day)
-        return [future.result() for future in futures]
+        return [future.result() for future in futures], (
+            oracle.result() if oracle is not None else None
+        )

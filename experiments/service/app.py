@@ -46,6 +46,8 @@ from experiments.settings import Settings
 from experiments.store.database import open_database
 from experiments.vocabulary import ExperimentStatus, Scope
 
+__all__ = ["EARLIEST_OCCURRED_AT", "MAX_OCCURRED_AHEAD", "create_app", "engine_of"]
+
 logger = logging.getLogger("engage.service")
 
 #: Outcomes said to occur before the Unix epoch are zero or negative timestamps, not events.

@@ -80,9 +80,9 @@ def require_scope(scope: str) -> Callable[[Request], None]:
         if cached is None:
             with request.app.state.engine.database.session() as session:
                 key = verify_api_key(session, key=token)
-            if key is None:
+            if key is None or key.id is None:
                 raise _unauthorized("invalid or revoked API key")
-            cached = (int(key.id), frozenset(key.scopes.split(",")))
+            cached = (key.id, frozenset(key.scopes.split(",")))
             cache.put(token, *cached)
         key_id, granted = cached
         if scope not in granted and "admin" not in granted:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,7 +57,7 @@ def _printable(text: str) -> str:
 
 
 def error_response(
-    status: int, field: str, message: str, headers: dict[str, str] | None = None
+    status: int, field: str, message: str, headers: Mapping[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(
         status_code=status,
@@ -144,7 +145,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
-        first = error.errors()[0] if error.errors() else {"loc": (), "msg": "invalid request"}
+        errors = error.errors()
+        first: Mapping[str, Any] = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         loc = tuple(first.get("loc", ()))
         if first.get("type") == "json_invalid":
             reason = (first.get("ctx") or {}).get("error", "")

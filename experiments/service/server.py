@@ -7,6 +7,8 @@ import socket
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+__all__ = ["APP", "NoDelayConfig", "run_server"]
+
 APP = "experiments.service.factory:app_from_environment"
 
 

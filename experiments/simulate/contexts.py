@@ -26,15 +26,22 @@ def context_rows(
     return to_python_rows(names, columns)
 
 
+def _planned(array: np.ndarray | None, plan: FieldPlan, what: str) -> np.ndarray:
+    """``plan``'s ``what`` array, which the plan of its source always fills in."""
+    if array is None:
+        raise ValueError(f"context field {plan.name!r} from {plan.source!r} was planned no {what}")
+    return array
+
+
 def _column(state: WorldState, today: Today, plan: FieldPlan, rows: np.ndarray) -> list[Any]:
     c, day = state.customers, state.day
     source = plan.source
     if plan.kind == "categorical":
         if source == "noise":
-            codes = plan.noise[rows]  # type: ignore[index]
+            codes = _planned(plan.noise, plan, "noise")[rows]
         else:
             own = {"device": c.device, "plan": c.plan, "region": c.region}[source]
-            codes = plan.code_map[own[rows]]  # type: ignore[index]
+            codes = _planned(plan.code_map, plan, "code_map")[own[rows]]
         return np.array(plan.levels, dtype=object)[codes].tolist()
     if plan.kind == "boolean":
         if source == "roaming":
@@ -42,10 +49,10 @@ def _column(state: WorldState, today: Today, plan: FieldPlan, rows: np.ndarray) 
         elif source == "weekend":
             values = np.full(rows.shape[0], is_weekend(day))
         else:
-            values = plan.noise[rows]  # type: ignore[index]
+            values = _planned(plan.noise, plan, "noise")[rows]
         return values.astype(bool).tolist()
     if source == "noise":
-        values = plan.noise[rows]  # type: ignore[index]
+        values = _planned(plan.noise, plan, "noise")[rows]
     elif source in ("usage", "spend", "contacts"):
         history = {
             "usage": c.usage_history,

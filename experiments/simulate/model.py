@@ -21,11 +21,11 @@ relevance_centre)`` the personalisation bonus. With the default :class:`Mechanis
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import numpy as np
 
-from experiments.simulate.checks import check_value
+from experiments.simulate.checks import check_fields
 
 _INF = math.inf
 
@@ -101,9 +101,7 @@ class Mechanism:
     organic_shift: float = 1.0
 
     def __post_init__(self) -> None:
-        for item in fields(self):
-            low, high = _MECHANISM_LIMITS[item.name]
-            check_value("Mechanism", item.name, getattr(self, item.name), float, low, high)
+        check_fields(self, _MECHANISM_LIMITS)
 
 
 _MECHANISM_LIMITS: dict[str, tuple[float, float]] = {

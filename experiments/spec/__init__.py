@@ -18,6 +18,7 @@ modules behind it each do one job:
 - ``errors``: :class:`SpecError` and the translation of pydantic errors into it;
 - ``context``: the context schema and the encoding of a context to a vector;
 - ``model``: the sections and :class:`ExperimentSpec`, which also builds the policies;
+- ``simulation``: the ``[simulation]`` section, the world ``engage run`` simulates in;
 - ``loading``: :func:`parse_spec`, :func:`load_spec`, and the packaged quickstart spec;
 - ``text``: which text the store can hold verbatim (checked on every spec parsed).
 """
@@ -36,6 +37,7 @@ from experiments.spec.model import (
     PolicySpec,
     RewardSpec,
 )
+from experiments.spec.simulation import SimulationSpec
 from experiments.spec.values import Duration
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "NumericField",
     "PolicySpec",
     "RewardSpec",
+    "SimulationSpec",
     "SpecError",
     "example_spec_text",
     "load_spec",

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 
 import numpy as np
 from pydantic import BaseModel, Field, StrictBool, StrictStr, model_validator
@@ -36,6 +36,12 @@ class _ContextFieldBase(BaseModel):
 
     model_config = FROZEN
 
+    if TYPE_CHECKING:
+        # Each kind declares these fields itself, after its ``type`` tag, so that a dumped
+        # field keeps the order its kind writes; here they are only names for the checks below.
+        required: bool
+        default: Any
+
     @model_validator(mode="before")
     @classmethod
     def _default_makes_optional(cls, data: Any) -> Any:
@@ -46,7 +52,7 @@ class _ContextFieldBase(BaseModel):
 
     @model_validator(mode="after")
     def _required_xor_default(self) -> _ContextFieldBase:
-        default = getattr(self, "default", None)
+        default = self.default
         if self.required and default is not None:
             raise SpecError(
                 "default", "a required field takes no default; set required = false or drop it"

@@ -8,16 +8,17 @@ data (``quickstart.toml`` next to this module), the same text as ``examples/quic
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from experiments.spec.context import CONTEXT_KINDS
 from experiments.spec.errors import SpecError, spec_error
 from experiments.spec.model import ExperimentSpec, model_at
+from experiments.spec.strategies import strategies_model_at
 from experiments.spec.text import first_text_problem
 
 _QUICKSTART = "quickstart.toml"
@@ -38,7 +39,14 @@ def parse_spec(data: Mapping[str, Any]) -> ExperimentSpec:
     try:
         return ExperimentSpec.model_validate(dict(data))
     except ValidationError as error:
-        raise spec_error(error, model_at=model_at, context_kinds=list(CONTEXT_KINDS)) from None
+        raise spec_error(error, model_at=_model_at, context_kinds=list(CONTEXT_KINDS)) from None
+
+
+def _model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model at a raw location: the ``[strategies]`` section's own, else the spec's."""
+    if loc and loc[0] == "strategies":
+        return strategies_model_at(loc[1:])
+    return model_at(loc)
 
 
 def load_spec(path: str | Path) -> ExperimentSpec:

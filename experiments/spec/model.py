@@ -32,6 +32,7 @@ from pydantic import (
 )
 
 from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_policy
+from experiments.spec import strategies as strategy_section
 from experiments.spec.context import (
     CONTEXT_KINDS,
     ContextEncoder,
@@ -40,16 +41,15 @@ from experiments.spec.context import (
     require_numeric_field,
 )
 from experiments.spec.errors import SpecError, names
-from experiments.spec.strategies import (
-    StrategiesSpec,
-    StrategySet,
-    compile_strategies,
-    strategies_model_at,
-)
+from experiments.spec.simulation import SimulationSpec
 from experiments.spec.values import FROZEN, Duration, Hour, Integer, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000
+
+#: The ``noise_variance`` a linear policy learns its noise variance under (see
+#: :meth:`ExperimentSpec.build_policy`).
+AUTO_NOISE_VARIANCE = "auto"
 
 _KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
@@ -149,13 +149,16 @@ class RewardSpec(BaseModel):
 
 class HoldoutSpec(BaseModel):
     """The randomized control group: its share of customers and the policy that serves it
-    (uniform random, or always the business-as-usual ``action``)."""
+    (uniform random, or always the business-as-usual ``action``). Customers are assigned by
+    a stable hash of the experiment key, or of ``salt`` when given: experiments with the same
+    salt and share hold out the same customers (the arms of an ``engage run`` do)."""
 
     model_config = FROZEN
 
     share: Number = Field(default=0.1, ge=0.0, lt=1.0)
     policy: Literal["uniform", "fixed"] = "uniform"
     action: dict[str, StrictStr] | None = None
+    salt: StrictStr | None = Field(default=None, min_length=1, max_length=200)
 
     @model_validator(mode="after")
     def _action_iff_fixed(self) -> HoldoutSpec:
@@ -222,8 +225,9 @@ class LearnerSpec(BaseModel):
 
 class ExperimentSpec(BaseModel):
     """One experiment: decision space, context schema, policy, reward, holdout, exploration
-    floor, contact rules and learner cadence. Build it with :func:`parse_spec` or
-    :func:`load_spec`, which turn validation failures into :class:`SpecError`."""
+    floor, contact rules, learner cadence and the world ``engage run`` simulates it in.
+    Build it with :func:`parse_spec` or :func:`load_spec`, which turn validation failures
+    into :class:`SpecError`."""
 
     model_config = FROZEN
 
@@ -238,12 +242,13 @@ class ExperimentSpec(BaseModel):
     exploration_floor: Number = Field(default=0.01, ge=0.0, le=1.0)
     contact: ContactSpec = Field(default_factory=ContactSpec)
     learner: LearnerSpec = Field(default_factory=LearnerSpec)
-    strategies: StrategiesSpec | None = None
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+    strategies: strategy_section.StrategiesSpec | None = None
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
     _encoder: ContextEncoder = PrivateAttr()
-    _strategy_set: StrategySet | None = PrivateAttr(default=None)
+    _strategy_set: strategy_section.StrategySet | None = PrivateAttr(default=None)
 
     @field_validator("key")
     @classmethod
@@ -294,13 +299,9 @@ class ExperimentSpec(BaseModel):
             require_numeric_field(
                 self.context, "contact.local_hour_field", self.contact.local_hour_field
             )
+        self.simulation.check_levels(self.factors)
         if self.strategies is not None:
-            self._strategy_set = compile_strategies(
-                self.strategies,
-                space=self._space,
-                context=self.context,
-                default_floor=self.exploration_floor,
-            )
+            self._strategy_set = strategy_section.compile_for(self)
         return self
 
     def _check_policy(self) -> None:
@@ -342,7 +343,7 @@ class ExperimentSpec(BaseModel):
         """The decision space of ``factors`` and ``rules`` (built once, at validation)."""
         return self._space
 
-    def strategy_set(self) -> StrategySet | None:
+    def strategy_set(self) -> strategy_section.StrategySet | None:
         """The compiled ``[strategies]`` section (built once, at validation), or None."""
         return self._strategy_set
 
@@ -354,15 +355,39 @@ class ExperimentSpec(BaseModel):
     ) -> Policy:
         """A fresh policy for the treatment group: the spec's policy and hyper-parameters
         over this decision space and context width, with ``exploration_floor`` (None: the
-        spec's own ``exploration_floor``; the engine passes an experiment's current one)."""
+        spec's own ``exploration_floor``; the engine passes an experiment's current one).
+
+        A linear policy with a Gaussian likelihood whose ``params`` do not fix
+        ``noise_variance`` learns it from the rewards (``noise_variance = "auto"``), so its
+        exploration follows the reward's own scale: a fixed guess too large for 0/1 clicks
+        keeps Thompson sampling near uniform, one too small for revenue makes it greedy. A
+        policy that refuses ``"auto"`` keeps its own default.
+        """
+        params = dict(self.policy.params)
+        learned = "noise_variance" not in params and getattr(
+            POLICIES[self.policy.name], "gaussian_likelihood", False
+        )
+        if learned:
+            params["noise_variance"] = AUTO_NOISE_VARIANCE
+        floor = self.exploration_floor if exploration_floor is None else exploration_floor
+        try:
+            return make_policy(
+                self.policy.name,
+                space=self._space,
+                n_context=self._encoder.width,
+                seed=seed,
+                exploration_floor=floor,
+                **params,
+            )
+        except BanditValueError as error:
+            if not (learned and error.field == "noise_variance"):
+                raise
         return make_policy(
             self.policy.name,
             space=self._space,
             n_context=self._encoder.width,
             seed=seed,
-            exploration_floor=(
-                self.exploration_floor if exploration_floor is None else exploration_floor
-            ),
+            exploration_floor=floor,
             **self.policy.params,
         )
 
@@ -456,6 +481,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "holdout": HoldoutSpec,
     "contact": ContactSpec,
     "learner": LearnerSpec,
+    "simulation": SimulationSpec,
 }
 
 
@@ -467,6 +493,4 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return _SECTIONS[str(loc[0])]
     if len(loc) == 3 and loc[0] == "context":
         return CONTEXT_KINDS.get(str(loc[2]))
-    if loc[0] == "strategies":
-        return strategies_model_at(loc[1:])
     return None

@@ -64,6 +64,7 @@ __all__ = [
     "StrategiesSpec",
     "StrategySet",
     "StrategySpec",
+    "compile_for",
     "compile_strategies",
     "default_strategy_policy",
     "strategies_model_at",
@@ -349,6 +350,18 @@ def compile_strategies(
             f"bad hyper-parameters for {section.policy.name!r}: {error}",
         ) from None
     return compiled
+
+
+def compile_for(spec: Any) -> StrategySet:
+    """:func:`compile_strategies` of an :class:`~experiments.spec.ExperimentSpec`'s section,
+    against its decision space, context schema and exploration floor (called once, while the
+    spec is validated)."""
+    return compile_strategies(
+        spec.strategies,
+        space=spec.decision_space(),
+        context=spec.context,
+        default_floor=spec.exploration_floor,
+    )
 
 
 def _strategy_mask(option: StrategySpec, position: int, space: DecisionSpace) -> np.ndarray:

@@ -14,15 +14,20 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, SQLModel
+from sqlmodel.sql.expression import Select
 
 from experiments.store.models import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+    from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 
 __all__ = [
     "CHUNK",
@@ -30,10 +35,12 @@ __all__ = [
     "check_choice",
     "chunks",
     "dialect",
+    "dialect_insert",
     "fill_defaults",
     "insert_ignoring_conflicts",
     "now_or",
     "row_of",
+    "select_columns",
     "table_of",
 ]
 
@@ -57,7 +64,30 @@ def dialect(session: Session) -> str:
 
 def table_of(model: type[SQLModel]) -> Table:
     """The SQLAlchemy table of a table model."""
-    return model.__table__  # type: ignore[attr-defined, no-any-return]
+    # SQLModel sets ``__table__`` on table models without declaring it.
+    table = getattr(model, "__table__", None)
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
+
+
+def select_columns(*columns: Any) -> Select[*tuple[Any, ...]]:
+    """A ``SELECT`` of any number of columns, each row a plain tuple. sqlmodel's ``select`` is
+    typed for at most four; for two or more it builds this same ``Select`` at runtime."""
+    return Select(*columns)
+
+
+def dialect_insert(name: str, table: Table) -> SQLiteInsert | PostgresInsert:
+    """An ``INSERT`` into ``table`` in the form of the dialect ``name`` (``"sqlite"`` or
+    ``"postgresql"``), the two that have ``ON CONFLICT``. The dialects are imported on first use.
+    """
+    if name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert(table)
 
 
 def insert_ignoring_conflicts(
@@ -82,12 +112,8 @@ def insert_ignoring_conflicts(
     ordered = sorted(rows, key=lambda row: tuple(str(row[c]) for c in conflict))
     name = dialect(session)
     if name in ("sqlite", "postgresql"):
-        if name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
         stmt = (
-            insert(table)
+            dialect_insert(name, table)
             .on_conflict_do_nothing(index_elements=list(conflict))
             .returning(table.c[returning])
         )

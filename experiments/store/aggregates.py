@@ -8,7 +8,9 @@ rows travel to Python.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -27,9 +29,11 @@ __all__ = [
 ]
 
 
-class RewardAggregate(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class RewardAggregate:
     """Count, sum and sum of squares of rewards: enough for means, variances and Welch lift.
-    Unpacks as ``count, total, total_sq``.
+    Unpacks as ``count, total, total_sq`` (a dataclass, not a NamedTuple: ``count`` would shadow
+    ``tuple.count``).
 
     ``m2 = Σx² - (Σx)²/n`` loses precision when the mean is huge relative to the spread; rewards
     (revenue, rates) are far from that regime.
@@ -38,6 +42,9 @@ class RewardAggregate(NamedTuple):
     count: int
     total: float
     total_sq: float
+
+    def __iter__(self) -> Iterator[float]:
+        return iter((self.count, self.total, self.total_sq))
 
     @property
     def mean(self) -> float:

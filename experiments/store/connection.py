@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
 from experiments.store.deadlines import guarded_connect
+from experiments.store.errors import InvalidFieldError
 
 __all__ = [
     "DATABASE_URL_ENV",
@@ -47,6 +48,7 @@ DATABASE_URL_ENV = "ENGAGE_DATABASE_URL"
 SQLITE_BUSY_TIMEOUT_MS = 5000
 
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
+_SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
@@ -58,10 +60,18 @@ def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url`` and point plain PostgreSQL URLs at the psycopg (v3) driver.
 
-    ``postgres://`` and ``postgresql://`` become ``postgresql+psycopg://``; other explicit drivers
-    are left alone.
+    ``postgres://`` and ``postgresql://`` become ``postgresql+psycopg://``. Any other database
+    or driver (MySQL, asyncpg, ...) is refused by name (:class:`InvalidFieldError`, field
+    ``database_url``), before SQLAlchemy would fail to import a driver engage does not ship; the
+    message names the scheme only, never the URL, which may hold a password.
     """
     parsed = make_url(url)
+    if parsed.drivername not in _POSTGRES_DRIVERS | _SQLITE_DRIVERS:
+        raise InvalidFieldError(
+            f"database URL scheme '{parsed.drivername}' is not supported: engage stores data in "
+            "SQLite (sqlite:///path.db) or PostgreSQL (postgresql://user@host/db)",
+            field="database_url",
+        )
     if parsed.drivername in _POSTGRES_DRIVERS:
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed

@@ -17,8 +17,12 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from psycopg import Connection
+    from psycopg.rows import TupleRow
 
 __all__ = ["guarded_connect"]
 
@@ -117,14 +121,16 @@ def _answer_due(connection: Any) -> Iterator[None]:
 
 
 @functools.cache
-def _guarded_classes() -> tuple[type, type]:
-    """psycopg's Connection and Cursor with every wait for the server under a deadline.
+def _guarded_opener() -> Callable[[float, Any, dict[str, Any]], Connection[TupleRow]]:
+    """A function opening psycopg connections with every wait for the server under a deadline.
 
-    Built on first use so that importing this module never imports psycopg.
+    Its Connection and Cursor classes are built on first use so that importing this module
+    never imports psycopg.
     """
     import psycopg
+    from psycopg.rows import TupleRow
 
-    class GuardedConnection(psycopg.Connection):  # type: ignore[type-arg]
+    class GuardedConnection(psycopg.Connection[TupleRow]):
         engage_socket: tuple[int, int] = (-1, 0)
         engage_seconds: float = 0.0
 
@@ -136,7 +142,7 @@ def _guarded_classes() -> tuple[type, type]:
             with _answer_due(self):
                 super().rollback()
 
-    class GuardedCursor(psycopg.Cursor):  # type: ignore[type-arg]
+    class GuardedCursor(psycopg.Cursor[TupleRow]):
         # Client-side cursors: execute() waits for the whole result; fetches read memory.
         def execute(self, *args: Any, **kwargs: Any) -> Any:
             with _answer_due(self.connection):
@@ -146,21 +152,25 @@ def _guarded_classes() -> tuple[type, type]:
             with _answer_due(self.connection):
                 super().executemany(*args, **kwargs)
 
-    return GuardedConnection, GuardedCursor
+    def open_guarded(seconds: float, cargs: Any, cparams: dict[str, Any]) -> GuardedConnection:
+        connection = GuardedConnection.connect(*cargs, cursor_factory=GuardedCursor, **cparams)
+        connection.engage_socket = _socket_id(connection.fileno())
+        connection.engage_seconds = seconds
+        return connection
+
+    return open_guarded
 
 
 def guarded_connect(seconds: float) -> Any:
     """A ``do_connect`` listener: psycopg connections whose answers are due within ``seconds``,
     on the server (``statement_timeout``) and on our side (:class:`_Deadlines`)."""
 
-    def connect(_dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        connection_class, cursor_class = _guarded_classes()
+    def connect(
+        _dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]
+    ) -> Connection[TupleRow]:
         # Added to the URL's own ?options=, if any, rather than replacing them.
         timeout = f"-c statement_timeout={math.ceil(seconds * 1000)}"
         cparams["options"] = " ".join(filter(None, (cparams.get("options"), timeout)))
-        connection = connection_class.connect(*cargs, cursor_factory=cursor_class, **cparams)
-        connection.engage_socket = _socket_id(connection.fileno())
-        connection.engage_seconds = seconds
-        return connection
+        return _guarded_opener()(seconds, cargs, cparams)
 
     return connect

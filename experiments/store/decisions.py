@@ -16,7 +16,14 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, and_, func, or_, update
 from sqlmodel import Session, col, select
 
-from experiments.store._sql import attach, check_choice, chunks, insert_ignoring_conflicts, row_of
+from experiments.store._sql import (
+    attach,
+    check_choice,
+    chunks,
+    insert_ignoring_conflicts,
+    row_of,
+    select_columns,
+)
 from experiments.store.errors import DuplicateRequestError, StoreError
 from experiments.store.models import Decision, Outcome
 from experiments.vocabulary import Attribution, DecisionStatus
@@ -125,7 +132,7 @@ def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str
     attribution needs (no context, action or exclusions): cheap in bulk."""
     found: dict[str, DecisionHead] = {}
     for chunk in chunks(list(dict.fromkeys(decision_ids))):
-        stmt = select(
+        stmt = select_columns(
             Decision.id,
             Decision.experiment_key,
             Decision.customer_id,
@@ -184,16 +191,19 @@ def latest_open_decision(
     react to an offer never shown), unless ``include_unactivated``.
     """
     conditions: list[ColumnElement[bool]] = [
-        Decision.experiment_key == experiment_key,
-        Decision.customer_id == customer_id,
-        Decision.status == DecisionStatus.OPEN.value,
-        Decision.created_at <= before,
+        col(Decision.experiment_key) == experiment_key,
+        col(Decision.customer_id) == customer_id,
+        col(Decision.status) == DecisionStatus.OPEN.value,
+        col(Decision.created_at) <= before,
     ]
     if not include_unactivated:
         conditions.append(
             or_(
                 col(Decision.deferred).is_(False),
-                and_(col(Decision.activated_at).is_not(None), Decision.activated_at <= before),  # type: ignore[operator]
+                and_(
+                    col(Decision.activated_at).is_not(None),
+                    col(Decision.activated_at) <= before,
+                ),
             )
         )
     stmt = (
@@ -260,7 +270,7 @@ def decisions_due_for_reward(
             Decision.experiment_key == experiment_key,
             Decision.status == DecisionStatus.OPEN.value,
             col(Decision.window_closes_at).is_not(None),
-            Decision.window_closes_at <= now,  # type: ignore[operator]
+            col(Decision.window_closes_at) <= now,
             or_(col(Decision.deferred).is_(False), col(Decision.activated_at).is_not(None)),
         )
         .order_by(col(Decision.window_closes_at), col(Decision.id))

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, or_
 from sqlmodel import Session, col
 
-from experiments.store._sql import dialect, table_of
+from experiments.store._sql import dialect, dialect_insert, table_of
 from experiments.store.errors import StoreError
 from experiments.store.models import LearnerLease
 
@@ -35,19 +35,15 @@ def acquire_lease(
     backend = dialect(session)
     if backend not in ("sqlite", "postgresql"):  # pragma: no cover - both supported dialects upsert
         raise StoreError(f"leases need SQLite or PostgreSQL, not {backend}")
-    if backend == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    stmt = insert(table).values(row)
-    stmt = stmt.on_conflict_do_update(
+    insert = dialect_insert(backend, table).values(row)
+    stmt = insert.on_conflict_do_update(
         index_elements=["name"],
         set_={
-            "holder": stmt.excluded.holder,
-            "expires_at": stmt.excluded.expires_at,
-            "heartbeat_at": stmt.excluded.heartbeat_at,
+            "holder": insert.excluded.holder,
+            "expires_at": insert.excluded.expires_at,
+            "heartbeat_at": insert.excluded.heartbeat_at,
         },
-        where=or_(table.c.holder == stmt.excluded.holder, table.c.expires_at <= now),
+        where=or_(table.c.holder == insert.excluded.holder, table.c.expires_at <= now),
     ).returning(table.c.holder)
     taken = session.exec(stmt).scalars().all()
     # A LearnerLease loaded earlier in this session is now stale.

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from experiments.store._sql import chunks, insert_ignoring_conflicts, row_of
+from experiments.store._sql import chunks, insert_ignoring_conflicts, row_of, select_columns
 from experiments.store.models import Decision, Reward
 
 __all__ = [
@@ -70,7 +70,7 @@ def reward_rows(
     (False), or all (None).
     """
     stmt = (
-        select(
+        select_columns(
             Reward.decision_id,
             Reward.value,
             Reward.computed_at,

@@ -29,9 +29,11 @@ __all__ = [
 
 
 def pack_state(state: Mapping[str, np.ndarray]) -> bytes:
-    """Serialise a policy state (name -> array) to ``.npz`` bytes."""
+    """Serialise a policy state (name -> array) to ``.npz`` bytes; object arrays are refused, as
+    :func:`unpack_state` would refuse them."""
     buffer = io.BytesIO()
-    np.savez(buffer, **{name: np.asarray(value) for name, value in state.items()})
+    arrays = {name: np.asarray(value) for name, value in state.items()}
+    np.savez(buffer, allow_pickle=False, **arrays)
     return buffer.getvalue()
 
 

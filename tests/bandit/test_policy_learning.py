@@ -3,8 +3,8 @@
 Every run is fully seeded (environment, contexts, rewards, policy), so these are
 deterministic checks, not flaky statistics. The yardstick is uniform choice's *expected*
 reward on the same contexts, computed exactly from the true success probabilities (~0.50).
-The margins are fixed constants: +0.10 for the 8 arms (the issue's figure; the policies
-reach +0.16 to +0.23 here) and +0.15 for the 1,200 actions (linucb reaches ~+0.29), so only
+The margins are fixed constants: +0.10 for the 8 arms (the benchmark's target; the
+policies reach +0.16 to +0.23 here) and +0.15 for the 1,200 actions (linucb reaches ~+0.29), so only
 a real loss of learning trips them, not a change of random stream.
 """
 

@@ -38,4 +38,4 @@ def test_a_short_soak_samples_every_process_and_writes_its_results(tmp_path) -> 
     assert {"errors", "p99_drift", "rss"} <= set(payload["targets"])
     text = (tmp_path / "service_soak.md").read_text()
     assert text.startswith("# Service soak")
-    assert "### Targets (issue 5)" in text
+    assert "### Targets" in text

@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 from test_service_http import context, quick_spec
 
-from experiments.client import EngageClient
+from experiments.service.client import EngageClient
 from experiments.store.connection import make_engine
 from experiments.store.models import Decision, Outcome
 

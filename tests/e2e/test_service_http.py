@@ -11,7 +11,7 @@ import httpx
 import pytest
 from e2e_support import Server
 
-from experiments.client import EngageClient, EngageError
+from experiments.service.client import EngageClient, EngageError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

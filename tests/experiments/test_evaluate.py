@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.analysis.evaluate import evaluate_log, load_log
+from experiments.analysis.evaluate import evaluate_log
+from experiments.analysis.log_table import load_log
 from experiments.errors import InvalidInputError
 
 MEANS = {"a": 0.2, "b": 0.5, "c": 0.8}

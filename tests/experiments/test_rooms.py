@@ -1,4 +1,5 @@
-"""The rooms experiments.analysis and experiments.runs: public names pinned, imports one way.
+"""The rooms experiments.analysis, experiments.runs and experiments.service: public names
+pinned, imports one way.
 
 Each public name resolves, through the package, to the very object its defining module exports;
 importing a package (or the report module the HTTP service reads) loads nothing it does not
@@ -20,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ANALYSIS = [
     "MAX_PARAM_VALUE_LENGTH",
+    "NO_DIFFERENCE",
     "ChildRun",
     "DecisionCounts",
     "Evaluation",
@@ -33,6 +35,7 @@ ANALYSIS = [
     "OffPolicyEstimate",
     "OffPolicySummary",
     "OutcomeCounts",
+    "PairedDifference",
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
@@ -54,6 +57,8 @@ ANALYSIS = [
     "load_log",
     "log_reporting_run",
     "off_policy_summary",
+    "paired_difference",
+    "reading",
     "redacted",
     "tracking_uri",
     "ui_command",
@@ -61,8 +66,13 @@ ANALYSIS = [
 ]
 RUNS = [
     "ARMS",
+    "INTERVAL_NOTE",
+    "SHARE_DEFINITION",
+    "ArmComparison",
     "ArmResult",
     "ArmSummary",
+    "OracleResult",
+    "OutcomeRouter",
     "PolicyResult",
     "RunOptions",
     "RunResult",
@@ -72,18 +82,32 @@ RUNS = [
     "arm_spec",
     "arm_summary",
     "business_as_usual",
+    "compare_arms",
+    "comparison_markdown",
+    "comparison_metrics",
+    "contact_rules",
+    "holdout_mask",
     "regret_kind",
     "render_markdown",
     "result_json",
+    "revenue_objective",
+    "run_oracles",
     "run_quickstart",
     "run_simulation",
     "track_run",
     "verdict",
+    "world_config",
 ]
+SERVICE = ["EngageClient", "EngageError", "create_app"]
 
 
 @pytest.mark.parametrize(
-    ("package", "names"), [("experiments.analysis", ANALYSIS), ("experiments.runs", RUNS)]
+    ("package", "names"),
+    [
+        ("experiments.analysis", ANALYSIS),
+        ("experiments.runs", RUNS),
+        ("experiments.service", SERVICE),
+    ],
 )
 def test_public_names_are_pinned_and_resolve_to_their_module(package: str, names: list) -> None:
     room = importlib.import_module(package)
@@ -113,9 +137,20 @@ def run_python(code: str) -> str:
 
 def test_importing_a_room_loads_none_of_its_modules() -> None:
     code = (
-        "import sys, experiments.analysis, experiments.runs\n"
-        "prefixes = ('experiments.analysis.', 'experiments.runs.', 'matplotlib', 'mlflow')\n"
+        "import sys, experiments.analysis, experiments.runs, experiments.service\n"
+        "prefixes = ('experiments.analysis.', 'experiments.runs.', 'experiments.service.',\n"
+        "            'matplotlib', 'mlflow', 'fastapi')\n"
         "print(sorted(name for name in sys.modules if name.startswith(prefixes)))"
+    )
+    assert run_python(code) == "[]"
+
+
+def test_the_client_loads_neither_the_app_nor_the_engine() -> None:
+    code = (
+        "import sys\n"
+        "from experiments.service import EngageClient\n"
+        "heavy = ('fastapi', 'sqlmodel', 'experiments.engine')\n"
+        "print([name for name in heavy if name in sys.modules])"
     )
     assert run_python(code) == "[]"
 

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.runs.arms import allocation_factor, arm_spec, business_as_usual
 from experiments.runs.simulation import RunOptions, run_simulation
-from experiments.spec import ExperimentSpec, load_spec
+from experiments.spec import ExperimentSpec, load_spec, parse_spec
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "examples" / "engagement.toml"
 
@@ -43,12 +43,16 @@ def test_a_run_is_deterministic_under_its_seed(spec: ExperimentSpec) -> None:
 
 
 def test_the_click_policy_regret_per_contact_goes_down(spec: ExperimentSpec) -> None:
-    """Seeded: regret per contact over days 8-23 is at least 10% below days 0-7.
+    """Seeded: regret per contact over days 8-23 is at least 10% below days 0-7, on a fresh
+    population (no burn-in: after one, every customer's click chances, and so the regret at
+    stake, are lower from day 0 on; measured 0.241 then 0.232).
 
-    Measured at the time of writing: 0.306 in the first third, 0.248 and 0.252 after.
+    Measured at the time of writing: 0.294 in days 0-7, 0.227 after (with the noise variance
+    learned; 0.299 and 0.250 with the fixed noise variance 25 of earlier examples).
     """
+    fresh = parse_spec({**spec.to_json_dict(), "simulation": {"burn_in_days": 0}})
     result = run_simulation(
-        spec, RunOptions(customers=3000, days=24, seed=0, arms=("interaction",))
+        fresh, RunOptions(customers=3000, days=24, seed=0, arms=("interaction",), oracles=False)
     )
     arm = result.arms[0]
     regret = np.array(arm.daily["regret"])

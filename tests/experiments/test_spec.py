@@ -133,7 +133,8 @@ def test_build_policy_takes_an_exploration_floor(floor: float | None) -> None:
 
 def test_build_policy_equals_make_policy_with_the_same_arguments() -> None:
     """``spec.build_policy(seed=rng, exploration_floor=floor)`` is the call the engine
-    spells out with make_policy today: same generator, same choices and propensities."""
+    spells out with make_policy today: same generator, same choices and propensities. Params
+    without ``noise_variance`` give a linear policy ``noise_variance="auto"``."""
     data = quickstart_data()
     data["policy"] = {"name": "linear_ts", "params": {"ridge": 2.0}}
     spec = parse_spec(data)
@@ -148,6 +149,7 @@ def test_build_policy_equals_make_policy_with_the_same_arguments() -> None:
         seed=np.random.default_rng(7),
         exploration_floor=0.25,
         ridge=2.0,
+        noise_variance="auto",
     )
     ours, theirs = built.select(contexts), made.select(contexts)
     np.testing.assert_array_equal(ours.actions, theirs.actions)
@@ -775,6 +777,7 @@ PUBLIC = [
     "NumericField",
     "PolicySpec",
     "RewardSpec",
+    "SimulationSpec",
     "SpecError",
     "example_spec_text",
     "load_spec",

@@ -278,9 +278,10 @@ def test_retained_kpi_takes_a_binary_policy_and_specs_without_strategies_have_no
 
 
 def test_the_readme_section_is_a_valid_strategies_section() -> None:
-    """The README's ```toml block, on top of examples/mechanism.toml, parses."""
+    """The README's ```toml block of strategies, on top of examples/mechanism.toml, parses."""
     readme = (EXAMPLES.parent / "README.md").read_text()
-    (block,) = [part.split("```")[0] for part in readme.split("```toml\n")[1:]]
+    blocks = [part.split("```")[0] for part in readme.split("```toml\n")[1:]]
+    (block,) = [text for text in blocks if text.startswith("[strategies]")]
     data = tomllib.loads((EXAMPLES / "mechanism.toml").read_text())
     data.update(tomllib.loads(block))
     strategies = parse_spec(data).strategy_set()

@@ -10,6 +10,7 @@ own walk.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +323,12 @@ def test_nurture_gain_zero_keeps_the_stock_empty() -> None:
 def test_bad_values_are_refused_by_name_with_their_range(build: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("name", [item.name for item in fields(Mechanism)])
+def test_every_mechanism_field_is_checked(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"The '{name}' parameter of Mechanism must be a float"):
+        Mechanism(**{name: float("nan")})
 
 
 def test_overrides_must_name_levels_of_the_space() -> None:

@@ -1,9 +1,9 @@
 """Where the engagement objective's edge comes from: the world's mechanisms, not chance.
 
-The seeds' argument is that optimising what a contact does to the customer (revenue,
-retention over weeks) beats optimising the click, because contacts tire customers (fatigue)
-and some messages prepare them for later offers (nurturing). These tests check that the
-simulator carries that argument and nothing else: two oracles that know the world's truth,
+engage optimises what a contact does to the customer (revenue, retention over weeks) rather
+than the click, on the grounds that contacts tire customers (fatigue) and some messages prepare
+them for later offers (nurturing). These tests check that the simulator's edge for that
+objective comes from those two mechanisms and nothing else: two oracles that know the world's truth,
 one maximising the click and one the 28-day revenue (:func:`greedy_rollout`), run on the same
 seeded population of ``examples/mechanism.toml`` (one offer, so what offers earn cannot
 separate them; only message, channel and timing vary). With fatigue and nurturing on, the

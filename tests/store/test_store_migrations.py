@@ -23,7 +23,7 @@ from experiments.store.connection import (
     make_engine,
     normalize_url,
 )
-from experiments.store.errors import SchemaMismatchError
+from experiments.store.errors import InvalidFieldError, SchemaMismatchError
 from experiments.store.models import TABLES, Experiment
 from experiments.store.schema import (
     alembic_config,
@@ -189,8 +189,17 @@ def test_datetimes_are_stored_as_utc_and_naive_ones_refused(engine: Engine) -> N
 def test_normalize_url_points_postgres_at_psycopg() -> None:
     for url in ("postgresql://u@h:5432/db", "postgres://u@h:5432/db"):
         assert normalize_url(url).drivername == "postgresql+psycopg"
-    assert normalize_url("postgresql+psycopg2://u@h/db").drivername == "postgresql+psycopg2"
     assert normalize_url("sqlite:///engage.db").drivername == "sqlite"
+
+
+@pytest.mark.parametrize("url", ["postgresql+psycopg2://u@h/db", "mysql://u:pw@h/db"])
+def test_normalize_url_refuses_drivers_engage_does_not_ship(url: str) -> None:
+    with pytest.raises(InvalidFieldError) as error:
+        normalize_url(url)
+    assert error.value.field == "database_url"
+    assert str(error.value).startswith(
+        f"database URL scheme '{url.split(':')[0]}' is not supported"
+    )
 
 
 def test_database_url_from_env() -> None:

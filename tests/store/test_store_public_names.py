@@ -23,10 +23,12 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "check_choice",
         "chunks",
         "dialect",
+        "dialect_insert",
         "fill_defaults",
         "insert_ignoring_conflicts",
         "now_or",
         "row_of",
+        "select_columns",
         "table_of",
     },
     "experiments.store.aggregates": {

@@ -10,12 +10,12 @@ level other semantics (:class:`~experiments.simulate.semantics.overrides.LevelSe
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from experiments.simulate.checks import check_fields
-from experiments.simulate.semantics.common import named_rng
+from experiments.simulate.semantics.common import named_rng, semantics_rows
 
 
 @dataclass(frozen=True)
@@ -102,16 +102,10 @@ def channel_table(
     ``overrides`` maps a level name to its complete semantics or to the fields that replace
     its own (built-in or drawn) ones.
     """
-    if levels is None:
-        rows = [_NEUTRAL_CHANNEL]
-    else:
-        rows = [known_channel(name) or _drawn(seed, factor, name) for name in levels]
-    for position, name in enumerate(levels or ()):
-        override = (overrides or {}).get(name)
-        if isinstance(override, ChannelSemantics):
-            rows[position] = override
-        elif override is not None:
-            rows[position] = replace(rows[position], **override)
-    table = np.array([astuple(row) for row in rows], dtype=np.float64)
-    names = tuple(levels) if levels is not None else ("(neutral)",)
+    names, table = semantics_rows(
+        levels,
+        _NEUTRAL_CHANNEL,
+        lambda name: known_channel(name) or _drawn(seed, factor, name),
+        overrides,
+    )
     return ChannelTable(names, table[:, 0:3].copy(), table[:, 3], table[:, 4], table[:, 5])

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+__all__ = ["RETRY_STATUSES", "EngageClient", "EngageError"]
+
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 

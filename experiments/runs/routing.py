@@ -1,0 +1,72 @@
+"""Which decision a simulated event belongs to, as a client that knows its contacts reports it.
+
+The simulator says who did what when, not in answer to which contact. The runner names the
+decision of every outcome it reports: the customer's newest decision shown at or before the
+event, the rule the engine itself applies to an outcome that names only the customer
+(:func:`experiments.store.decisions.latest_open_decision`). An event that happens before a
+new decision on the same day therefore goes to the earlier decision, not to the new one
+(whose window it precedes, so neither would count it). An event after the window of the
+decision it belongs to belongs to none and is not reported.
+
+A decision is *shown* at the customer's visit: the runner logs the decisions of a block of
+hours at the block's start (the window starts there), but the customer cannot react to a
+contact before the visit, so events between the two belong to the earlier decision.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from datetime import datetime
+
+__all__ = ["OutcomeRouter"]
+
+
+@dataclass
+class _Shown:
+    times: list[datetime] = field(default_factory=list)
+    decisions: list[tuple[str, datetime]] = field(default_factory=list)  # id, window closes
+
+
+class OutcomeRouter:
+    """Each customer's decisions whose windows are open, and the one an event belongs to."""
+
+    def __init__(self) -> None:
+        self._by_customer: dict[int, _Shown] = {}
+
+    def add(self, customer: int, shown_at: datetime, decision_id: str, closes_at: datetime) -> None:
+        """Note a decision shown to ``customer`` at ``shown_at`` whose window closes at
+        ``closes_at``. Decisions of a customer are added in the order they are shown."""
+        shown = self._by_customer.setdefault(customer, _Shown())
+        if shown.times and shown_at < shown.times[-1]:
+            raise ValueError("decisions must be added in the order they are shown")
+        shown.times.append(shown_at)
+        shown.decisions.append((decision_id, closes_at))
+
+    def route(self, customer: int, occurred_at: datetime) -> str | None:
+        """The decision an event of ``customer`` at ``occurred_at`` belongs to: the newest
+        shown at or before it, if the event is inside its window; else ``None``."""
+        shown = self._by_customer.get(customer)
+        if shown is None:
+            return None
+        position = bisect.bisect_right(shown.times, occurred_at) - 1
+        if position < 0:
+            return None
+        decision_id, closes_at = shown.decisions[position]
+        return decision_id if occurred_at < closes_at else None
+
+    def forget_closed(self, now: datetime) -> None:
+        """Drop decisions whose window closed at or before ``now``; events from ``now`` on
+        cannot belong to them (every decision's window has the spec's length, so a closed
+        decision is never followed by an open one shown earlier)."""
+        for customer in list(self._by_customer):
+            shown = self._by_customer[customer]
+            keep = next(
+                (index for index, (_, closes) in enumerate(shown.decisions) if closes > now),
+                len(shown.decisions),
+            )
+            if keep == len(shown.decisions):
+                del self._by_customer[customer]
+            elif keep:
+                del shown.times[:keep]
+                del shown.decisions[:keep]

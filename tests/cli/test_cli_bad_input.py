@@ -1,0 +1,160 @@
+"""Bad input at the command line: one readable line and exit code 2, never a traceback; stored
+text is shown, never obeyed; --json is strict JSON."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rich.console import Console
+from typer.testing import CliRunner
+
+from cli.common import print_json, shown, strict_json
+from cli.main import app
+from experiments.engine import DecisionEngine
+from experiments.store.database import open_database
+from experiments.store.schema import upgrade
+
+runner = CliRunner()
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, " ".join(result.output.split())
+
+
+def test_init_refuses_a_missing_folder_a_directory_and_a_full_device(tmp_path: Path) -> None:
+    assert invoke("init", str(tmp_path / "nope" / "x.toml")) == (
+        2,
+        f"error: cannot write {tmp_path / 'nope' / 'x.toml'}: the folder {tmp_path / 'nope'} "
+        "does not exist",
+    )
+    assert invoke("init", str(tmp_path), "--force") == (
+        2,
+        f"error: {tmp_path} is a directory; name the spec file to write, e.g. "
+        f"{tmp_path / 'x.toml'}",
+    )
+    if Path("/dev/full").exists():
+        assert invoke("init", "/dev/full", "--force") == (
+            2,
+            "error: cannot write /dev/full: No space left on device",
+        )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("demo", "--seed", "-1"),
+        ("keys", "revoke", "9223372036854775808"),
+        ("keys", "revoke", "0"),
+    ],
+)
+def test_out_of_range_numbers_are_usage_errors_that_name_the_option(args: tuple[str, ...]) -> None:
+    code, output = invoke(*args)
+    assert code == 2
+    assert "Invalid value for" in output
+    assert ("'--seed'" if "--seed" in args else "'key_id'") in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("mysql://user:secret@db/engage", "mysql"),
+        ("postgresql+asyncpg://db/x", "postgresql+asyncpg"),
+    ],
+)
+def test_an_unsupported_database_url_is_one_line_without_its_password(
+    url: str, scheme: str
+) -> None:
+    code, output = invoke("experiments", "list", env={"ENGAGE_DATABASE_URL": url})
+    assert (code, output) == (
+        2,
+        f"error: database URL scheme '{scheme}' is not supported: engage stores data in SQLite "
+        "(sqlite:///path.db) or PostgreSQL (postgresql://user@host/db)",
+    )
+    assert "secret" not in output
+
+
+def test_a_closed_pipe_stops_engage_quietly() -> None:
+    """``engage ... | head -1``: the reader leaves after one line; engage ends by SIGPIPE (the
+    shell's status 141) with nothing on standard error."""
+    script = "import sys; from cli.main import entry; sys.argv = ['engage', '--help']; entry()"
+    process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+        env={"COLUMNS": "80", "PATH": "/usr/bin:/bin"},
+    )
+    assert process.stdout is not None
+    process.stdout.readline()
+    process.stdout.close()
+    _, errors = process.communicate(timeout=60)
+    assert errors == b""
+    assert process.returncode in (0, -signal.SIGPIPE)
+
+
+def test_strict_json_turns_non_finite_numbers_into_null() -> None:
+    data = {"a": float("nan"), "b": [1.5, float("inf"), {"c": -float("inf")}], "d": "NaN"}
+    assert strict_json(data) == {"a": None, "b": [1.5, None, {"c": None}], "d": "NaN"}
+    console = Console(record=True, width=200)
+    import cli.common as common
+
+    original, common.console = common.console, console
+    try:
+        print_json(data)
+    finally:
+        common.console = original
+    assert json.loads(console.export_text(), parse_constant=pytest.fail) == strict_json(data)
+
+
+DIRECTION = "\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+PIECES = st.sampled_from(["[/]", "[bold red]", "\x1b[2J", "\x1b]8;;x\x07", *DIRECTION])
+#: Text mixing any character (controls included) with markup brackets, ESC sequences and
+#: direction overrides.
+HOSTILE_TEXT = st.lists(st.text(max_size=8) | PIECES, max_size=8).map("".join)
+
+
+def visible(char: str) -> bool:
+    return not (ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F or char in DIRECTION)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(HOSTILE_TEXT)
+def test_shown_text_is_never_markup_and_never_a_control_character(text: str) -> None:
+    rendered = shown(text).plain
+    assert all(visible(char) for char in rendered)
+    # Readable: the text itself, each unshowable character written as its Python escape.
+    assert rendered == "".join(char if visible(char) else ascii(char)[1:-1] for char in text)
+    console = Console(record=True, width=400, color_system=None)
+    console.print(shown(text), soft_wrap=True, end="")
+    assert console.export_text() == rendered
+
+
+def test_experiments_list_and_show_print_markup_and_escapes_as_text(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(url)
+    engine = DecisionEngine(open_database(url))
+    description = "[/][red]x\x1b[2J\u202ey"
+    engine.create_experiment(
+        {
+            "key": "promo",
+            "description": description,
+            "factors": {"offer": ["a", "b"]},
+            "policy": {"name": "uniform"},
+            "reward": {"kind": "event", "event": "click", "window": "1d"},
+        }
+    )
+    for args in (("experiments", "list"), ("experiments", "show", "promo")):
+        code, output = invoke(*args, "--database-url", url)
+        assert code == 0, output
+        assert "[/][red]x\\x1b[2J" in output
+        assert "\x1b" not in output

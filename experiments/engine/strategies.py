@@ -275,6 +275,7 @@ class StrategyAssigner:
         rest (a row another process stored meanwhile wins and is read back)."""
         strategies = current.strategies
         customers = [customer for customer, _ in wanted]
+        salt = loaded.spec.holdout.salt or key  # the holdout planning assigns, exactly
         with self._database.session() as session:
             stored = assignments_for(
                 session, experiment_key=key, epoch=epoch, customer_ids=customers
@@ -283,7 +284,7 @@ class StrategyAssigner:
             treated = [
                 (customer, context)
                 for customer, context in new
-                if assign_group(key, customer, loaded.spec.holdout.share) == Group.TREATMENT
+                if assign_group(salt, customer, loaded.spec.holdout.share) == Group.TREATMENT
             ]
             choices: dict[str, tuple[int, float]] = {}
             if treated:

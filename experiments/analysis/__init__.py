@@ -8,6 +8,9 @@ and writes nothing back to the experiment.
                        by HTTP, printed by ``engage report``, logged to MLflow
 ``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
                        difference reads (:func:`reading`); :func:`paired_difference`
+``strategies``         the live report's strategies: each strategy's epoch KPI against the
+                       holdout's, raw and regression-adjusted
+``surrogate``          a surrogate reward beside the matured KPI of the same decisions
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)
 ``evaluate``           off-policy evaluation of a decision log (``engage evaluate``)
@@ -47,6 +50,7 @@ __all__ = [
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
+    "SurrogateCheck",
     "Tracker",
     "TrackingError",
     "allocation_over_time",
@@ -68,6 +72,7 @@ __all__ = [
     "paired_difference",
     "reading",
     "redacted",
+    "surrogate_check",
     "tracking_uri",
     "ui_command",
     "ui_environment",
@@ -110,6 +115,7 @@ HOMES: dict[str, str] = {
         ),
         "report",
     ),
+    **dict.fromkeys(("SurrogateCheck", "surrogate_check"), "surrogate"),
     **dict.fromkeys(("ChildRun", "Tracker", "log_reporting_run"), "tracking"),
     **dict.fromkeys(("MAX_PARAM_VALUE_LENGTH", "flatten_params"), "tracking_params"),
     **dict.fromkeys(

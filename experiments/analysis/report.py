@@ -10,7 +10,11 @@ construction. It holds:
 - per group (treatment, holdout) the count, mean and variance of the reward;
 - the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`);
 - per reporting period (by decision date) the period's mean rewards and the lift so far;
-- off-policy estimates of the current policy on the logged, rewarded decisions.
+- off-policy estimates of the current policy on the logged, rewarded decisions;
+- for an experiment with strategies, each strategy's epoch KPI against the holdout's
+  (:mod:`experiments.analysis.strategies`).
+- for a surrogate reward, the reward beside the matured KPI of the same decisions
+  (:mod:`experiments.analysis.surrogate`).
 
 Every statistic comes from the reward values themselves (two-pass moments, merged across periods
 with Chan et al.'s update in :class:`bandit.lift.RunningMoments`), not from stored sums of
@@ -29,6 +33,12 @@ from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
 from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
+from experiments.analysis.strategies import (
+    StrategyReport,
+    strategy_report,
+    strategy_table_markdown,
+)
+from experiments.analysis.surrogate import SurrogateCheck, surrogate_check, surrogate_markdown
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.aggregates import experiment_counts
 from experiments.store.database import Database
@@ -162,6 +172,9 @@ class LiveReport(ReportModel):
     period_days: int
     periods: tuple[PeriodMetrics, ...]
     off_policy: OffPolicySummary | None
+    #: Lift per strategy (experiments with ``[strategies]``; None otherwise).
+    strategies: StrategyReport | None = None
+    surrogate: SurrogateCheck | None = None
 
 
 def build_live_report(database: Database, key: str, *, period_days: int = 1) -> LiveReport:
@@ -177,6 +190,13 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
         status = experiment.status
         version = snapshot.version if snapshot is not None else 0
         state = unpack_state(snapshot.state) if snapshot is not None else None
+        strategy_set = spec.strategy_set()
+        strategies = (
+            None
+            if strategy_set is None
+            else strategy_report(session, experiment_key=key, strategies=strategy_set)
+        )
+        surrogate = surrogate_check(session, spec, rows, policy=LIVE)
     values = np.array([row.value for row in rows], dtype=np.float64)
     holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
     treatment_values, holdout_values = values[~holdout], values[holdout]
@@ -199,6 +219,8 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             "period_days": period_days,
             "periods": _periods(rows, values, holdout, period_days),
             "off_policy": off_policy_summary(spec, rows, state),
+            "strategies": strategies,
+            "surrogate": surrogate,
         }
     )
 
@@ -275,7 +297,7 @@ def off_policy_summary(
     policy = spec.build_policy(seed=seed)
     if state is not None:
         policy.set_state(state)
-    X = spec.encode_contexts([row.context for row in rows])
+    X = spec.encode_logged([row.context for row in rows])
     actions = np.array([row.action_index for row in rows], dtype=np.int64)
     rewards = np.array([row.value for row in rows], dtype=np.float64)
     propensities = np.array([row.propensity for row in rows], dtype=np.float64)
@@ -309,6 +331,8 @@ def live_report_markdown(report: LiveReport) -> str:
         "",
         lift_table_markdown([report.lift]) if report.lift else "Not enough rewards for lift.",
     ]
+    if report.surrogate is not None:
+        lines += ["", surrogate_markdown(report.surrogate)]
     if report.off_policy is not None:
         lines += ["", "| estimator | value | 95% CI |", "|---|---:|---|"]
         for name, estimate in report.off_policy.estimates.items():
@@ -316,4 +340,6 @@ def live_report_markdown(report: LiveReport) -> str:
                 f"| {name} | {significant(estimate.value)} "
                 f"| [{significant(estimate.ci_low)}, {significant(estimate.ci_high)}] |"
             )
+    if report.strategies is not None:
+        lines += ["", strategy_table_markdown(report.strategies)]
     return "\n".join(lines) + "\n"

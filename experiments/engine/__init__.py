@@ -3,19 +3,23 @@
 :class:`DecisionEngine` is the one entry point (the HTTP service and simulations both drive it);
 the modules behind it each do one job:
 
-=================  ===============================================================
-``registry``       stored experiments; the one validated path for status changes
-``snapshots``      policy state <-> bytes, the policy factory, the policy cache
-``planning``       a decision planned in memory: contexts, contact rules, groups
-``decide``         decide / activate: store the planned rows, answer from them
-``outcomes``       outcomes stored and attributed to decisions
-``reward``         a reward from a decision's outcomes (pure)
-``join``           the reward join: rewards written once known
-``learning``       rewards folded into the policy, the next snapshot published
-``learner``        the background learner, one at a time across processes
-``holdout``        stable assignment of customers to the holdout
-``clock``          injectable time
-=================  ===============================================================
+====================  ===============================================================
+``registry``          stored experiments; the one validated path for status changes
+``snapshots``         policy state <-> bytes, the policy factory, the policy cache
+``planning``          a decision planned in memory: contexts, contact rules, groups
+``customer_state``    the customer's observable state, appended to contexts and logged
+``decide``            decide / activate: store the planned rows, answer from them
+``outcomes``          outcomes stored and attributed to decisions
+``reward``            a reward from a decision's outcomes (pure)
+``join``              the reward join: rewards written once known
+``learning``          rewards folded into the policy, the next snapshot published
+``transitions``       a reward with its customer's next state, for value-function policies
+``learner``           the background learner, one at a time across processes
+``strategies``        strategy experiments: a customer's strategy per epoch, on the decision path
+``epochs``            strategy epochs once closed: their KPI, and the strategy policy learning
+``holdout``           stable assignment of customers to the holdout
+``clock``             injectable time
+====================  ===============================================================
 """
 
 from experiments.engine.decide import DecisionResult

@@ -3,7 +3,8 @@
 A decision's reward comes from its attributed outcomes by the experiment's definition
 (:func:`~experiments.engine.reward.evaluate_reward`, pure). The join finds the candidates (open
 decisions whose window closed, and open decisions with fresh outcomes when the reward can be
-final early), locks them, computes what is known and marks them ``rewarded``. Deferred decisions
+final early), locks them, computes what is known and marks them ``rewarded``. A surrogate
+reward has a join of its own (:mod:`experiments.engine.surrogate`). Deferred decisions
 never activated within one window are marked ``never_activated``: not learned from, and
 reported as such.
 """
@@ -15,6 +16,7 @@ from datetime import datetime, timedelta
 from experiments.engine.clock import Clock
 from experiments.engine.reward import OutcomeEvent, evaluate_reward
 from experiments.engine.snapshots import PolicyCache
+from experiments.engine.surrogate import SurrogateJoin
 from experiments.store import models
 from experiments.store.database import Database
 from experiments.store.decisions import (
@@ -53,6 +55,7 @@ class RewardJoin:
         self._clock = clock
         self._policies = policies
         self._last_join: dict[str, datetime] = {}
+        self._surrogate = SurrogateJoin(database)
 
     def join(self, key: str, *, limit: int = 10_000) -> int:
         """Compute the rewards that are now known; returns how many were written.
@@ -63,6 +66,8 @@ class RewardJoin:
         """
         spec = self._policies.get(key).spec
         now = self._clock.now()
+        if spec.reward.kind == "surrogate":
+            return self._surrogate.join(key, spec, now=now, limit=limit)
         last_join = self._last_join.get(key)
         since = (
             datetime.min.replace(tzinfo=now.tzinfo)

@@ -158,6 +158,8 @@ class Learner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_publish: dict[str, float] = {}
+        #: Rewards still unlearned after the last learning step (waiting for a next state).
+        self._waiting: dict[str, int] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="engage-learner", daemon=True)
@@ -219,16 +221,23 @@ class Learner:
     def _learn_if_due(self, key: str) -> int | None:
         spec = self.engine.loaded_policy(key).spec
         self.engine.join_rewards(key)
+        if spec.strategies is not None:  # the long clock: closed epochs, measured and learned
+            self.engine.measure_epochs(key)
+            self.engine.learn_strategies(key)
         with self.engine.database.session() as session:
             pending = count_unlearned_rewards(session, experiment_key=key)
         if not pending:
             return None
         last = self._last_publish.setdefault(key, time.monotonic())
-        due = pending >= spec.learner.batch_size or (
+        # Rewards a value-function policy left waiting for their next state count once.
+        fresh = pending - self._waiting.get(key, 0)
+        due = fresh >= spec.learner.batch_size or (
             time.monotonic() - last >= spec.learner.interval_seconds
         )
         if not due:
             return None
         version = self.engine.learn(key)
         self._last_publish[key] = time.monotonic()
+        with self.engine.database.session() as session:
+            self._waiting[key] = count_unlearned_rewards(session, experiment_key=key)
         return version

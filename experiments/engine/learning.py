@@ -3,8 +3,11 @@ snapshot version.
 
 One call reads the newest snapshot, updates the policy with a batch of ``(context, action,
 reward, propensity)`` and writes snapshot ``version + 1`` with the rewards marked learned, in
-one transaction. Several processes may call it; only one at a time should (the background
-learner, :mod:`experiments.engine.learner`, holds the learner lock around it).
+one transaction. A value-function policy (``fitted_q``) learns transitions instead, each
+reward with its customer's next state (:mod:`experiments.engine.transitions`); rewards whose
+next state is not known yet wait, unmarked, for a later step. Several processes may call it;
+only one at a time should (the background learner, :mod:`experiments.engine.learner`, holds
+the learner lock around it).
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from bandit import FittedQPolicy
 from experiments.engine.clock import Clock
 from experiments.engine.registry import find_experiment
 from experiments.engine.snapshots import PolicyFactory, restore
+from experiments.engine.transitions import build_transitions
 from experiments.spec import ExperimentSpec, SpecError, parse_spec
 from experiments.store import models
 from experiments.store.database import Database
@@ -32,16 +37,20 @@ def learnable(
     encodes is not learned from; it is still marked learned with the batch, and still counts
     in reports. Any other bad context is an error.
     """
+    try:
+        return spec.encode_logged([row.context for row in rows]), list(rows)
+    except SpecError:
+        pass  # find the rows at fault, one by one
     encoded, usable = [], []
     for row in rows:
         try:
-            encoded.append(spec.encode_context(row.context))
+            encoded.append(spec.encode_logged([row.context])[0])
         except SpecError:
             if row.context:
                 raise
             continue
         usable.append(row)
-    X = np.array(encoded) if encoded else np.zeros((0, spec.n_context))
+    X = np.array(encoded) if encoded else np.zeros((0, spec.n_features))
     return X, usable
 
 
@@ -75,10 +84,30 @@ class SnapshotPublisher:
             version = restore(treatment, latest)
             learned = 0 if latest is None else latest.rows_learned
             X, usable = learnable(spec, rows)
+            if isinstance(treatment, FittedQPolicy):
+                transitions = build_transitions(
+                    session, key, spec, usable, X, now=self._clock.now()
+                )
+                waiting = {row.decision_id for row in transitions.waiting}
+                rows = [row for row in rows if row.decision_id not in waiting]
+                if not rows:
+                    return None
+                usable, X = transitions.rows, transitions.X
             actions = np.array([row.action_index for row in usable], dtype=np.int64)
             rewards = np.array([row.value for row in usable], dtype=np.float64)
             propensities = np.array([row.propensity for row in usable], dtype=np.float64)
-            treatment.update(X, actions, rewards, propensities)
+            if isinstance(treatment, FittedQPolicy):
+                treatment.update_transitions(
+                    X,
+                    actions,
+                    rewards,
+                    propensities,
+                    transitions.X_next,
+                    transitions.done,
+                    transitions.next_mask,
+                )
+            else:
+                treatment.update(X, actions, rewards, propensities)
             new_version = version + 1
             insert_snapshot(
                 session,

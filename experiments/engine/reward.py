@@ -14,6 +14,9 @@ retained   0 when the (churn) event occurs, else default (1)      at the event, 
 change     progress from baseline toward target, in [-1, 1]       at window close
 =========  ====================================================  =============================
 
+A ``surrogate`` reward (an index of the KPI from early signals) needs the index fitted on
+matured decisions; :mod:`experiments.engine.surrogate` joins it.
+
 Every reward returned is final (it can no longer change); ``None`` means "not known yet".
 All times must be timezone-aware; naive datetimes are refused rather than guessed at.
 """
@@ -117,6 +120,11 @@ def evaluate_reward(
         result never depends on the order of ``outcomes``. ``sum`` adds with
         :func:`math.fsum`, exactly rounded, so it is order-independent too.
     """
+    if spec.kind == "surrogate":
+        raise SpecError(
+            "reward.kind",
+            "a surrogate reward is joined by experiments.engine.surrogate, not evaluated alone",
+        )
     start = _aware(decided_at, "decided_at")
     current = _aware(now, "now")
     target = baseline_value = 0.0

@@ -6,7 +6,21 @@
 - ``interaction``: the spec's policy rewarded on immediate clicks (click within one day): the
   "you are here, so take this offer" approach;
 - ``engagement``: the spec's policy and reward (revenue or retention over a window): the
-  continuous-engagement approach.
+  continuous-engagement approach;
+- ``strategy`` (specs with a ``[strategies]`` section): the interaction arm with the spec's
+  strategies: the two clocks of learning, tactics per contact on the immediate click, and a
+  strategy per customer and epoch judged on the epoch's KPI
+  (:mod:`experiments.runs.strategies`). Compared with the interaction arm, it measures what
+  the strategy layer adds. The other arms run the spec without its strategies.
+- ``sequential``: a value function over the customer's observable state (:data:`SEQUENTIAL`):
+  ``fitted_q`` on the context plus decayed contact counts per level and days since the last
+  contact (``[state]``), crediting each decision with its revenue until the next one and the
+  value of the customer's next state;
+- ``surrogate``: the spec's policy rewarded by a surrogate index of the spec's long-term KPI
+  from the first days' clicks, accepts and revenue (:data:`SURROGATE`).
+
+``sequential`` and ``surrogate`` are not in the default set (:data:`ARMS`); name them with
+``--arms``.
 
 Also what each arm is measured on: the factor whose allocation is drawn, and the simulator's
 expected-reward kind that matches the spec's reward (for regret).
@@ -15,6 +29,7 @@ expected-reward kind that matches the spec's reward (for regret).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,14 +38,53 @@ from experiments.spec import ExperimentSpec, parse_spec
 
 __all__ = [
     "ARMS",
+    "KNOWN_ARMS",
+    "LIFETIME_ARMS",
+    "SEQUENTIAL",
+    "STRATEGY_ARM",
+    "SURROGATE",
     "allocation_factor",
     "arm_names",
     "arm_spec",
     "business_as_usual",
+    "default_arms",
     "regret_kind",
 ]
 
 ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
+#: The arm that runs the spec's strategies (only for specs that have them).
+STRATEGY_ARM = "strategy"
+
+
+def default_arms(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The arms ``engage run`` compares unless told: :data:`ARMS`, and the strategy arm when
+    the spec has strategies."""
+    return ARMS + ((STRATEGY_ARM,) if spec.strategies is not None else ())
+
+
+#: Arms that run only when named.
+LIFETIME_ARMS = ("sequential", "surrogate")
+#: Every arm ``engage run`` knows.
+KNOWN_ARMS = (*ARMS, STRATEGY_ARM, *LIFETIME_ARMS)
+
+#: What the ``sequential`` arm runs: its policy parameters (on top of the spec's), the
+#: ``[state]`` section, and the window of its per-decision revenue reward. Fitted Q cannot
+#: learn its noise scale, so unless the spec fixes one it uses ``noise_variance``, the scale
+#: of revenue in currency units.
+SEQUENTIAL: dict[str, Any] = {
+    "params": {"gamma": 0.8, "n_iterations": 10, "memory": 4096},
+    "noise_variance": 25.0,
+    "state": {"contact_half_life": "7d", "lookback": "28d", "horizon": "28d"},
+    "window": "7d",
+}
+#: The ``[reward.surrogate]`` table of the ``surrogate`` arm (the KPI is the spec's reward).
+SURROGATE: dict[str, Any] = {
+    "window": "7d",
+    "signals": ["click", "accept", "revenue"],
+    "min_matured": 500,
+    "refresh": 2000,
+    "fallback": "early_sum",
+}
 
 
 def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
@@ -40,15 +94,39 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
     data["holdout"] = {**data["holdout"], "salt": spec.holdout.salt or spec.key}
+    click = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+    if arm != STRATEGY_ARM:
+        data["strategies"] = None
     if arm == "uniform":
         data["policy"] = {"name": "uniform", "params": {}}
     elif arm == "business_as_usual":
         data["policy"] = {"name": "fixed", "params": {"action": business_as_usual(spec)}}
     elif arm == "interaction":
-        data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+        data["reward"] = click
+    elif arm == STRATEGY_ARM:
+        if spec.strategies is None:
+            raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
+        data["reward"] = click
+    elif arm == "sequential":
+        params = {**spec.policy.params, **SEQUENTIAL["params"]}
+        if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it
+            params["noise_variance"] = SEQUENTIAL["noise_variance"]
+        data["policy"] = {"name": "fitted_q", "params": params}
+        data["state"] = dict(SEQUENTIAL["state"])
+        data["reward"] = {**_long_term(spec), "kind": "sum", "window": SEQUENTIAL["window"]}
+    elif arm == "surrogate":
+        data["reward"] = {**_long_term(spec), "kind": "surrogate", "surrogate": dict(SURROGATE)}
     elif arm != "engagement":
-        raise ValueError(f"unknown arm '{arm}'; expected one of {list(ARMS)}")
+        raise ValueError(f"unknown arm '{arm}'; expected one of {list(KNOWN_ARMS)}")
     return parse_spec(data)
+
+
+def _long_term(spec: ExperimentSpec) -> dict[str, Any]:
+    """The spec's long-term KPI as a reward table (a revenue sum unless the spec sums another
+    event), without the fields only a 'change' reward has."""
+    reward = spec.reward
+    event = reward.event if reward.kind == "sum" else "revenue"
+    return {"event": event, "window": reward.window.total_seconds(), "default": 0.0}
 
 
 def business_as_usual(spec: ExperimentSpec) -> dict[str, str]:
@@ -80,7 +158,7 @@ def regret_kind(spec: ExperimentSpec) -> str:
 
 def arm_names(values: Sequence[str]) -> tuple[str, ...]:
     """Validate a list of arm names."""
-    unknown = [value for value in values if value not in ARMS]
+    unknown = [value for value in values if value not in KNOWN_ARMS]
     if unknown:
-        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(ARMS)}")
+        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(KNOWN_ARMS)}")
     return tuple(values)

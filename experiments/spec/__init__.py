@@ -18,6 +18,8 @@ modules behind it each do one job:
 - ``errors``: :class:`SpecError` and the translation of pydantic errors into it;
 - ``context``: the context schema and the encoding of a context to a vector;
 - ``model``: the sections and :class:`ExperimentSpec`, which also builds the policies;
+- ``reward``: the ``[reward]`` section; ``surrogate`` its ``[reward.surrogate]`` table;
+- ``state``: the ``[state]`` section, the customer state decisions see and log;
 - ``simulation``: the ``[simulation]`` section, the world ``engage run`` simulates in;
 - ``loading``: :func:`parse_spec`, :func:`load_spec`, and the packaged quickstart spec;
 - ``text``: which text the store can hold verbatim (checked on every spec parsed).
@@ -35,8 +37,8 @@ from experiments.spec.model import (
     HoldoutSpec,
     LearnerSpec,
     PolicySpec,
-    RewardSpec,
 )
+from experiments.spec.reward import RewardSpec
 from experiments.spec.simulation import SimulationSpec
 from experiments.spec.values import Duration
 

@@ -25,16 +25,21 @@ from experiments.store._sql import (
     select_columns,
 )
 from experiments.store.errors import DuplicateRequestError, StoreError
-from experiments.store.models import Decision, Outcome
+from experiments.store.models import Decision, Outcome, Reward
 from experiments.vocabulary import Attribution, DecisionStatus
 
 __all__ = [
+    "ContactRow",
     "DecisionHead",
+    "NextDecision",
     "activate_decision",
     "count_recent_decisions_by_customer",
+    "customer_contacts",
     "decision_heads",
+    "decisions_due_for_early_reward",
     "decisions_due_for_reward",
     "decisions_with_outcomes_since",
+    "decisions_with_status",
     "expired_deferred_decisions",
     "find_decision_by_request",
     "get_decision",
@@ -42,6 +47,7 @@ __all__ = [
     "insert_decisions",
     "latest_open_decision",
     "lock_decision_statuses",
+    "next_decisions",
     "set_decision_status",
 ]
 
@@ -321,4 +327,124 @@ def expired_deferred_decisions(
         .order_by(col(Decision.created_at), col(Decision.id))
         .limit(limit)
     )
+    return list(session.exec(stmt))
+
+
+#: Statuses of decisions that reached their customer (an action was served).
+_SERVED = (
+    DecisionStatus.OPEN.value,
+    DecisionStatus.REWARDED.value,
+    DecisionStatus.PAUSED.value,
+)
+
+
+class ContactRow(NamedTuple):
+    """A decision that reached its customer: who, when (activation time) and which action."""
+
+    customer_id: str
+    at: datetime
+    action_index: int
+
+
+def customer_contacts(
+    session: Session, *, experiment_key: str, customer_ids: Sequence[str], since: datetime
+) -> list[ContactRow]:
+    """The contacts of ``customer_ids`` in ``experiment_key`` made at or after ``since``, in
+    one query per chunk: decisions with an action served (open, rewarded or paused; not
+    suppressed or never activated; deferred ones once activated), timed at activation."""
+    found: list[ContactRow] = []
+    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+        stmt = select(
+            Decision.customer_id,
+            Decision.activated_at,
+            Decision.created_at,
+            Decision.action_index,
+        ).where(
+            Decision.experiment_key == experiment_key,
+            col(Decision.customer_id).in_(chunk),
+            Decision.created_at >= since,
+            col(Decision.action_index).is_not(None),
+            col(Decision.status).in_(_SERVED),
+            or_(col(Decision.deferred).is_(False), col(Decision.activated_at).is_not(None)),
+        )
+        for customer, activated, created, action in session.exec(stmt):
+            found.append(ContactRow(customer, activated or created, int(action or 0)))
+    return found
+
+
+class NextDecision(NamedTuple):
+    """A later decision of a customer: the next state a value-function learner bootstraps from."""
+
+    id: str
+    customer_id: str
+    created_at: datetime
+    context: dict[str, Any]
+    excluded: list[Any]
+
+
+def next_decisions(
+    session: Session,
+    *,
+    experiment_key: str,
+    customer_ids: Sequence[str],
+    after: datetime,
+    until: datetime,
+) -> list[NextDecision]:
+    """Decisions with an action served (as :func:`customer_contacts`) of ``customer_ids`` made
+    in ``(after, until]``, oldest first (ties by id), in one query per chunk."""
+    found: list[NextDecision] = []
+    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+        stmt = select(  # type: ignore[call-overload]  # sqlmodel types up to 4 columns
+            Decision.id,
+            Decision.customer_id,
+            Decision.created_at,
+            Decision.context,
+            Decision.excluded,
+        ).where(
+            Decision.experiment_key == experiment_key,
+            col(Decision.customer_id).in_(chunk),
+            Decision.created_at > after,
+            Decision.created_at <= until,
+            col(Decision.action_index).is_not(None),
+            col(Decision.status).in_(_SERVED),
+        )
+        found.extend(NextDecision(*row) for row in session.exec(stmt))
+    found.sort(key=lambda row: (row.created_at, row.id))
+    return found
+
+
+def decisions_due_for_early_reward(
+    session: Session, *, experiment_key: str, activated_before: datetime, limit: int = 1000
+) -> list[Decision]:
+    """Open decisions activated at or before ``activated_before`` that have no reward yet,
+    oldest activation first: a reward known before the window closes (a surrogate reward
+    after its short window) is due for them; the decision stays open for its window."""
+    rewarded = select(Reward.decision_id).where(Reward.experiment_key == experiment_key)
+    stmt = (
+        select(Decision)
+        .where(
+            Decision.experiment_key == experiment_key,
+            Decision.status == DecisionStatus.OPEN.value,
+            col(Decision.activated_at).is_not(None),
+            Decision.activated_at <= activated_before,  # type: ignore[operator]
+            col(Decision.id).not_in(rewarded),
+        )
+        .order_by(col(Decision.activated_at), col(Decision.id))
+        .limit(limit)
+    )
+    return list(session.exec(stmt))
+
+
+def decisions_with_status(
+    session: Session, *, experiment_key: str, status: str, limit: int | None = None
+) -> list[Decision]:
+    """The decisions of ``experiment_key`` with ``status``, oldest first (ties by id)."""
+    check_choice(status, DecisionStatus, "status")
+    stmt = (
+        select(Decision)
+        .where(Decision.experiment_key == experiment_key, Decision.status == status)
+        .order_by(col(Decision.created_at), col(Decision.id))
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
     return list(session.exec(stmt))

@@ -71,11 +71,12 @@ def outcomes_for_decisions(
     *,
     decision_ids: Sequence[str],
     attributions: Collection[str] | None = None,
+    events: Collection[str] | None = None,
 ) -> list[Outcome]:
     """The outcomes of these decisions, ordered by decision id, then ``occurred_at``.
 
     All attributions by default; pass ``attributions=("attributed",)`` to leave out the late
-    ones (kept for the report, but they do not change a reward).
+    ones (kept for the report, but they do not change a reward). ``events``: only these.
     """
     ids = list(dict.fromkeys(decision_ids))
     found: list[Outcome] = []
@@ -83,6 +84,8 @@ def outcomes_for_decisions(
         stmt = select(Outcome).where(col(Outcome.decision_id).in_(chunk))
         if attributions is not None:
             stmt = stmt.where(col(Outcome.attribution).in_([str(a) for a in attributions]))
+        if events is not None:
+            stmt = stmt.where(col(Outcome.event).in_(list(events)))
         found.extend(session.exec(stmt))
     found.sort(key=lambda o: (o.decision_id or "", o.occurred_at, o.id or 0))
     return found

@@ -1,0 +1,105 @@
+"""The customer's observable state at decision time, read from the store and logged with the
+decision (``[state]`` with ``contact_half_life``; :mod:`experiments.spec.state`).
+
+For a batch of decision requests, one query per batch reads the customers' contacts within the
+spec's look-back (:func:`~experiments.store.decisions.customer_contacts`), and
+:class:`bandit.contact_state.ContactDecay` turns them into decayed counts per factor level and
+the days since the last contact, valued at the decision time. :class:`CustomerState` appends
+them to the encoded contexts the policies choose from, and logs the same numbers in each
+decision's context under :data:`~experiments.spec.state.STATE_KEY`, so learning and evaluation
+read back exactly what the policy saw (:meth:`ExperimentSpec.encode_logged`).
+
+Look-back ``B`` bounds the query: a contact older than ``B`` counts as none (its weight would be
+at most ``2^(-B/h)``), and the days since the last contact are capped at ``B`` (also their value
+for a customer with no contact within it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from bandit.contact_state import ContactDecay, level_columns
+from experiments.engine.planning import DecisionRequest, Encoded, PlannedDecision
+from experiments.spec import ExperimentSpec
+from experiments.spec.state import STATE_KEY
+from experiments.store.database import Database
+from experiments.store.decisions import ContactRow, customer_contacts
+
+__all__ = ["CustomerState", "contact_features", "customer_state"]
+
+_DAY_SECONDS = 86_400.0
+
+
+def contact_features(
+    spec: ExperimentSpec,
+    contacts: Sequence[ContactRow],
+    customer_ids: Sequence[str],
+    now: datetime,
+) -> np.ndarray:
+    """The contact state of each of ``customer_ids`` at ``now``, ``(n, L + 1)`` (columns
+    :attr:`ExperimentSpec.state_feature_names`), from their ``contacts`` (any order).
+
+    Pure: ``ContactDecay(half_life, max_days=look-back)`` folds every contact in at its time in
+    days before ``now`` (a contact stamped after ``now``, by a clock ahead of this one, counts as
+    made at ``now``) and values the counts at ``now``.
+    """
+    state_spec = spec.state
+    if state_spec is None or state_spec.contact_half_life is None:
+        raise ValueError("the spec adds no contact state ([state] contact_half_life)")
+    space = spec.decision_space()
+    decay = ContactDecay(
+        half_life=state_spec.contact_half_life.total_seconds() / _DAY_SECONDS,
+        max_days=state_spec.lookback.total_seconds() / _DAY_SECONDS,
+    )
+    unique = list(dict.fromkeys(customer_ids))
+    position = {customer: index for index, customer in enumerate(unique)}
+    rows = [row for row in contacts if row.customer_id in position]
+    state = decay.initial_state(len(unique), sum(space.factor_sizes))
+    if rows:
+        who = np.array([position[row.customer_id] for row in rows], dtype=np.int64)
+        when = np.array([(row.at - now).total_seconds() / _DAY_SECONDS for row in rows])
+        actions = np.array([row.action_index for row in rows], dtype=np.int64)
+        state = decay.record(state, who, np.minimum(when, 0.0), level_columns(space, actions))
+    asked = np.array([position[customer] for customer in customer_ids], dtype=np.int64)
+    return decay.features(state, asked, np.zeros(asked.size))
+
+
+@dataclass(frozen=True)
+class CustomerState:
+    """The state columns ``(n, L + 1)`` of one batch of requests, in request order."""
+
+    features: np.ndarray
+
+    def augment(self, encoded: Encoded) -> Encoded:
+        """The requests' encoded contexts with the state columns appended."""
+        return Encoded(np.concatenate([encoded.contexts, self.features], axis=1), encoded.eligible)
+
+    def log(self, planned: Sequence[PlannedDecision]) -> list[PlannedDecision]:
+        """The planned rows with each one's state in its context, under ``@state``."""
+        return [
+            row._replace(context={**row.context, STATE_KEY: self.features[index].tolist()})
+            for index, row in enumerate(planned)
+        ]
+
+
+def customer_state(
+    database: Database,
+    key: str,
+    spec: ExperimentSpec,
+    requests: Sequence[DecisionRequest],
+    now: datetime,
+) -> CustomerState | None:
+    """The state of the requests' customers at ``now`` (one query), or None when the spec adds
+    no state."""
+    if spec.state is None or not spec.state.adds_features:
+        return None
+    customers = [request.customer_id for request in requests]
+    with database.session() as session:
+        contacts = customer_contacts(
+            session, experiment_key=key, customer_ids=customers, since=now - spec.state.lookback
+        )
+    return CustomerState(contact_features(spec, contacts, customers, now))

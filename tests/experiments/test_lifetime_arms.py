@@ -1,0 +1,92 @@
+"""The ``sequential`` and ``surrogate`` arms of ``engage run``: what each changes in the spec,
+and that both run through the engine, learn and log what they learned from."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from experiments.runs.arms import (
+    ARMS,
+    LIFETIME_ARMS,
+    SEQUENTIAL,
+    SURROGATE,
+    arm_names,
+    arm_spec,
+)
+from experiments.runs.simulation import RunOptions, run_simulation
+from experiments.spec import ExperimentSpec, load_spec
+from experiments.spec.state import STATE_KEY
+from experiments.store import models
+from experiments.store.connection import make_engine
+from experiments.store.schema import upgrade
+
+MECHANISM = Path(__file__).resolve().parents[2] / "examples" / "mechanism.toml"
+
+
+@pytest.fixture(scope="module")
+def spec() -> ExperimentSpec:
+    return load_spec(MECHANISM)
+
+
+def test_lifetime_arms_run_only_when_named() -> None:
+    assert LIFETIME_ARMS == ("sequential", "surrogate")
+    assert not set(LIFETIME_ARMS) & set(ARMS)
+    assert arm_names(["interaction", "sequential", "surrogate"]) == (
+        "interaction",
+        "sequential",
+        "surrogate",
+    )
+
+
+def test_sequential_arm_is_fitted_q_on_customer_state(spec: ExperimentSpec) -> None:
+    sequential = arm_spec(spec, "sequential")
+    assert sequential.policy.name == "fitted_q"
+    assert sequential.policy.params == {
+        **spec.policy.params,
+        **SEQUENTIAL["params"],
+        "noise_variance": SEQUENTIAL["noise_variance"],
+    }
+    assert sequential.state is not None
+    assert sequential.state.contact_half_life is not None
+    # one count per level of offer, message, channel and timing, then days since contact
+    assert sequential.n_features == spec.n_context + (1 + 5 + 4 + 4) + 1
+    assert (sequential.reward.kind, sequential.reward.event) == ("sum", "revenue")
+    assert sequential.reward.window.days == 7
+    assert sequential.contact == spec.contact
+    assert sequential.holdout == arm_spec(spec, "interaction").holdout
+
+
+def test_surrogate_arm_predicts_the_spec_kpi(spec: ExperimentSpec) -> None:
+    surrogate = arm_spec(spec, "surrogate")
+    assert surrogate.policy == spec.policy
+    assert surrogate.reward.kind == "surrogate"
+    assert (surrogate.reward.event, surrogate.reward.window) == ("revenue", spec.reward.window)
+    assert surrogate.reward.surrogate is not None
+    assert surrogate.reward.surrogate.signals == SURROGATE["signals"]
+    assert surrogate.reward.surrogate.window.days == 7
+
+
+def test_both_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -> None:
+    """300 customers for 12 days: each arm publishes snapshots; the sequential arm's decisions
+    log the customer state they were chosen on."""
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    upgrade(url)
+    options = RunOptions(customers=300, days=12, seed=0, arms=LIFETIME_ARMS, database_url=url)
+    result = run_simulation(spec, options)
+    assert [arm.arm for arm in result.arms] == list(LIFETIME_ARMS)
+    assert all(arm.policy_version >= 1 for arm in result.arms)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            contexts = session.exec(
+                select(models.Decision.context).where(
+                    models.Decision.experiment_key == result.arms[0].key
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    assert contexts
+    assert all(len(context[STATE_KEY]) == 15 for context in contexts)

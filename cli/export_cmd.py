@@ -31,7 +31,8 @@ def export(
     url: DatabaseUrl = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Write decisions, outcomes and the evaluation log (read by engage evaluate).
+    """Write decisions, outcomes and the evaluation log (read by engage evaluate), and the
+    strategy assignments of an experiment with strategies.
 
     Example: engage export promo --out export --format parquet
     """

@@ -13,6 +13,7 @@ from cli.common import shown
 
 if TYPE_CHECKING:
     from experiments.analysis.lift import LiftRow
+    from experiments.analysis.strategies import StrategyReport
 
 LIFT_COLUMNS = (
     "KPI",
@@ -60,3 +61,28 @@ def lift_table(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> Table:
         ]
         table.add_row(*(([shown(label or "")] if labelled else []) + cells))
     return table
+
+
+def strategy_table(title: str, report: StrategyReport) -> Table:
+    """One row per strategy: its epoch KPI against the holdout's over the same epochs, the
+    raw and the regression-adjusted difference with their 95% intervals."""
+    table = Table(title=title)
+    for column in ("strategy", "assigned", "measured", "KPI", "holdout", "difference", "adjusted"):
+        table.add_column(column, justify="left" if column == "strategy" else "right")
+    for lift in report.lifts:
+        table.add_row(
+            lift.strategy,
+            str(lift.assignments),
+            str(lift.measured),
+            fixed(lift.mean_kpi, ".4g"),
+            fixed(lift.holdout_kpi, ".4g"),
+            _interval(lift.difference, lift.diff_low, lift.diff_high),
+            _interval(lift.adjusted_difference, lift.adjusted_low, lift.adjusted_high),
+        )
+    return table
+
+
+def _interval(value: float | None, low: float | None, high: float | None) -> str:
+    if value is None or low is None or high is None:
+        return "n/a"
+    return f"{value:+.3g} [{low:+.3g}, {high:+.3g}]"

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.common import DatabaseUrl, JsonFlag, checked_database, console, print_json, readable_errors
-from cli.render import lift_table
+from cli.render import lift_table, strategy_table
 
 
 def report(
@@ -45,6 +45,14 @@ def report(
     console.print(table)
     if live.lift is None:
         console.print("not enough rewards yet in both groups to measure lift")
+    if live.strategies is not None:
+        console.print(
+            strategy_table(
+                f"{experiment}: epoch KPI {live.strategies.kpi} by strategy vs holdout "
+                f"(strategy policy v{live.strategies.policy_version})",
+                live.strategies,
+            )
+        )
     console.print(
         f"decisions {live.decisions.total}, outcomes {live.outcomes.total}, "
         f"rewards {live.rewards.total}"

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.common import MAX_SEED, JsonFlag, console, fail, print_json, readable_errors, shown
-from cli.render import fixed, lift_table, percent
+from cli.render import fixed, lift_table, percent, strategy_table
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunResult
@@ -25,11 +25,12 @@ def run(
         int, typer.Option(min=0, max=MAX_SEED, help="Seed of the simulated population.")
     ] = 0,
     arms: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Comma-separated arms: uniform,business_as_usual,interaction,engagement."
+            help="Comma-separated arms: uniform,business_as_usual,interaction,engagement, and "
+            "strategy for a spec with [strategies] (default: all of them)."
         ),
-    ] = "uniform,business_as_usual,interaction,engagement",
+    ] = None,
     database_url: Annotated[
         str | None,
         typer.Option(help="Keep the run's decisions in this database (default: temporary)."),
@@ -60,7 +61,7 @@ def run(
 
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
-    from experiments.runs.arms import arm_names
+    from experiments.runs.arms import arm_names, default_arms
     from experiments.runs.report import result_json, track_run, verdict
     from experiments.runs.simulation import RunOptions, run_simulation
     from experiments.spec import load_spec
@@ -71,7 +72,11 @@ def run(
             customers=customers,
             days=days,
             seed=seed,
-            arms=arm_names([arm.strip() for arm in arms.split(",") if arm.strip()]),
+            arms=(
+                default_arms(spec)
+                if arms is None
+                else arm_names([arm.strip() for arm in arms.split(",") if arm.strip()])
+            ),
             database_url=database_url,
             fatigue=fatigue,
             nurturing=nurturing,
@@ -206,3 +211,6 @@ def _print_comparisons(result: RunResult) -> None:
     for row in result.comparisons:
         if row.arm != row.reference and row.note:
             console.print(shown(f"{row.arm}, {row.kpi}: {row.note}"))
+    for arm in result.arms:
+        if arm.strategies is not None:
+            console.print(strategy_table(f"{arm.arm} arm: epoch KPI by strategy", arm.strategies))

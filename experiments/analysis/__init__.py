@@ -8,6 +8,8 @@ and writes nothing back to the experiment.
                        by HTTP, printed by ``engage report``, logged to MLflow
 ``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
                        difference reads (:func:`reading`); :func:`paired_difference`
+``strategies``         the live report's strategies: each strategy's epoch KPI against the
+                       holdout's, raw and regression-adjusted
 ``surrogate``          a surrogate reward beside the matured KPI of the same decisions
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)

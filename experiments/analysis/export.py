@@ -6,6 +6,11 @@ Three files, written while reading the database in batches so logs larger than m
 - ``outcomes``: every outcome event with its attribution;
 - ``log``: rewarded decisions in the format ``engage evaluate`` reads (``timestamp``,
   ``action``, ``reward``, ``propensity``, then one column per context field).
+
+An experiment with strategies also gets a ``strategy`` column in ``decisions`` and a fourth
+file, ``strategies``: every strategy assignment (customer, epoch and its bounds, group,
+strategy, propensity, strategy policy version, the epoch KPI once measured, the snapshot that
+learned it), then one column per context field at assignment.
 """
 
 from __future__ import annotations
@@ -50,6 +55,21 @@ OUTCOME_COLUMNS = (
 )
 #: The columns ``engage evaluate`` reads; every context field follows them.
 LOG_COLUMNS = ("timestamp", "action", "reward", "propensity")
+#: The columns of the strategy assignments (experiments with strategies); context follows.
+STRATEGY_COLUMNS = (
+    "customer_id",
+    "epoch",
+    "epoch_start",
+    "epoch_end",
+    "group",
+    "strategy",
+    "propensity",
+    "policy_version",
+    "assigned_at",
+    "kpi",
+    "measured_at",
+    "learned_version",
+)
 
 
 @dataclass(frozen=True)
@@ -122,13 +142,17 @@ def export_experiment(
         spec = parse_spec(experiment.spec)
         fields = list(spec.context)
         space = spec.decision_space()
+        strategic = spec.strategies is not None
+        decision_columns = [*DECISION_COLUMNS, *(["strategy"] if strategic else []), *fields]
         writers = {
-            "decisions": _TableWriter(
-                out_dir / f"decisions.{fmt}", [*DECISION_COLUMNS, *fields], fmt
-            ),
+            "decisions": _TableWriter(out_dir / f"decisions.{fmt}", decision_columns, fmt),
             "outcomes": _TableWriter(out_dir / f"outcomes.{fmt}", OUTCOME_COLUMNS, fmt),
             "log": _TableWriter(out_dir / f"log.{fmt}", [*LOG_COLUMNS, *fields], fmt),
         }
+        if strategic:
+            writers["strategies"] = _TableWriter(
+                out_dir / f"strategies.{fmt}", [*STRATEGY_COLUMNS, *fields], fmt
+            )
         try:
             decisions = (
                 select(models.Decision, models.Reward.value)
@@ -160,6 +184,7 @@ def export_experiment(
                             "propensity": decision.propensity,
                             "policy_version": decision.policy_version,
                             "suppressed_reason": decision.suppressed_reason,
+                            **({"strategy": decision.strategy} if strategic else {}),
                             **context,
                         }
                     )
@@ -196,6 +221,8 @@ def export_experiment(
                         for outcome in batch
                     ]
                 )
+            if strategic:
+                _write_assignments(session, key, fields, writers["strategies"])
         finally:
             for writer in writers.values():
                 writer.close()
@@ -203,3 +230,39 @@ def export_experiment(
         files={name: writer.path for name, writer in writers.items()},
         rows={name: writer.rows for name, writer in writers.items()},
     )
+
+
+def _write_assignments(
+    session: Session, key: str, fields: Sequence[str], writer: _TableWriter
+) -> None:
+    """Every strategy assignment of ``key``, by epoch then customer, with its context."""
+    statement = (
+        select(models.StrategyAssignment)
+        .where(models.StrategyAssignment.experiment_key == key)
+        .order_by(col(models.StrategyAssignment.epoch), col(models.StrategyAssignment.customer_id))
+    )
+
+    def moment(value: Any) -> str | None:
+        return None if value is None else value.isoformat()
+
+    for batch in _batches(session, statement):
+        writer.write(
+            [
+                {
+                    "customer_id": row.customer_id,
+                    "epoch": row.epoch,
+                    "epoch_start": moment(row.epoch_start),
+                    "epoch_end": moment(row.epoch_end),
+                    "group": row.group,
+                    "strategy": row.strategy,
+                    "propensity": row.propensity,
+                    "policy_version": row.policy_version,
+                    "assigned_at": moment(row.assigned_at),
+                    "kpi": row.kpi,
+                    "measured_at": moment(row.measured_at),
+                    "learned_version": row.learned_version,
+                    **{name: row.context.get(name) for name in fields},
+                }
+                for row in batch
+            ]
+        )

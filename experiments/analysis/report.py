@@ -11,6 +11,8 @@ construction. It holds:
 - the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`);
 - per reporting period (by decision date) the period's mean rewards and the lift so far;
 - off-policy estimates of the current policy on the logged, rewarded decisions;
+- for an experiment with strategies, each strategy's epoch KPI against the holdout's
+  (:mod:`experiments.analysis.strategies`).
 - for a surrogate reward, the reward beside the matured KPI of the same decisions
   (:mod:`experiments.analysis.surrogate`).
 
@@ -31,6 +33,11 @@ from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
 from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
+from experiments.analysis.strategies import (
+    StrategyReport,
+    strategy_report,
+    strategy_table_markdown,
+)
 from experiments.analysis.surrogate import SurrogateCheck, surrogate_check, surrogate_markdown
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.aggregates import experiment_counts
@@ -165,6 +172,8 @@ class LiveReport(ReportModel):
     period_days: int
     periods: tuple[PeriodMetrics, ...]
     off_policy: OffPolicySummary | None
+    #: Lift per strategy (experiments with ``[strategies]``; None otherwise).
+    strategies: StrategyReport | None = None
     surrogate: SurrogateCheck | None = None
 
 
@@ -181,6 +190,12 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
         status = experiment.status
         version = snapshot.version if snapshot is not None else 0
         state = unpack_state(snapshot.state) if snapshot is not None else None
+        strategy_set = spec.strategy_set()
+        strategies = (
+            None
+            if strategy_set is None
+            else strategy_report(session, experiment_key=key, strategies=strategy_set)
+        )
         surrogate = surrogate_check(session, spec, rows, policy=LIVE)
     values = np.array([row.value for row in rows], dtype=np.float64)
     holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
@@ -204,6 +219,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             "period_days": period_days,
             "periods": _periods(rows, values, holdout, period_days),
             "off_policy": off_policy_summary(spec, rows, state),
+            "strategies": strategies,
             "surrogate": surrogate,
         }
     )
@@ -324,4 +340,6 @@ def live_report_markdown(report: LiveReport) -> str:
                 f"| {name} | {significant(estimate.value)} "
                 f"| [{significant(estimate.ci_low)}, {significant(estimate.ci_high)}] |"
             )
+    if report.strategies is not None:
+        lines += ["", strategy_table_markdown(report.strategies)]
     return "\n".join(lines) + "\n"

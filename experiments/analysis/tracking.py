@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from experiments.analysis.model import finite_or_none
 from experiments.analysis.report import LiveReport, live_report_markdown
+from experiments.analysis.strategies import strategy_metrics
 from experiments.analysis.tracking_params import clean_key, flatten_params, plain
 from experiments.analysis.tracking_store import (
     TrackingError,
@@ -381,6 +382,9 @@ def log_reporting_run(
             _log_params(client, run_id, flat)
         for period in report.periods:
             run.log_metrics(period.model_dump(exclude={"period"}), step=period.period)
+        if report.strategies is not None:
+            last_epoch = max((epoch.epoch for epoch in report.strategies.epochs), default=0)
+            run.log_metrics(strategy_metrics(report.strategies), step=last_epoch)
         run.log_text(live_report_markdown(report), "report.md")
         run.log_dict(report.to_json(), "report.json")
     return run_id

@@ -25,6 +25,7 @@ from experiments.engine.planning import (
 )
 from experiments.engine.reward import window_closes_at
 from experiments.engine.snapshots import LoadedPolicy, PolicyCache
+from experiments.engine.strategies import StrategyAssigner
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
 from experiments.store import models
 from experiments.store.database import Database
@@ -53,6 +54,8 @@ class DecisionResult:
     deferred: bool = False
     suppressed_reason: str | None = None
     replayed: bool = False
+    #: The customer's strategy for the epoch (strategy experiments; None otherwise).
+    strategy: str | None = None
 
     @classmethod
     def of(
@@ -69,6 +72,7 @@ class DecisionResult:
             deferred=row.deferred and row.activated_at is None,
             suppressed_reason=row.suppressed_reason,
             replayed=replayed,
+            strategy=row.strategy,
         )
 
 
@@ -79,12 +83,20 @@ class Decider:
         database: where decisions are stored.
         clock: the source of decision times.
         policies: the process's cache of loaded policies.
+        strategies: assigns the customers' strategies (experiments with ``[strategies]``).
     """
 
-    def __init__(self, database: Database, clock: Clock, policies: PolicyCache) -> None:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        policies: PolicyCache,
+        strategies: StrategyAssigner | None = None,
+    ) -> None:
         self._database = database
         self._clock = clock
         self._policies = policies
+        self._strategies = strategies
 
     def decide(self, key: str, request: DecisionRequest) -> DecisionResult:
         """Choose an action for one customer and store it before answering.
@@ -174,17 +186,29 @@ class Decider:
         requests: Sequence[DecisionRequest],
         encoded: Encoded,
     ) -> list[PlannedDecision]:
-        """Load the customers' recent contacts when a contact limit applies, and their state
-        when the spec adds one (appended to the contexts and logged), then plan."""
+        """Load the customers' recent contacts when a contact limit applies, their strategies
+        when the experiment has them, and their state when the spec adds one (appended to the
+        contexts and logged), then plan."""
         now = self._clock.now()
         contact = loaded.spec.contact
         recent: dict[str, int] = {}
         if contact.max_decisions is not None:
             recent = self._recent_contacts(key, requests, since=now - contact.window)
+        strategies = None
+        if self._strategies is not None:
+            strategies = self._strategies.plan(
+                key,
+                loaded,
+                [request.context for request in requests],
+                [request.customer_id for request in requests],
+                now=now,
+            )
         state = customer_state(self._database, key, loaded.spec, requests, now)
         if state is not None:
             encoded = state.augment(encoded)
-        planned = plan_decisions(key, loaded, requests, encoded, now=now, recent=recent)
+        planned = plan_decisions(
+            key, loaded, requests, encoded, now=now, recent=recent, strategies=strategies
+        )
         return planned if state is None else state.log(planned)
 
     def _recent_contacts(

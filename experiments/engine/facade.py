@@ -11,11 +11,18 @@ The loop::
     join_rewards()   --> reward rows when a decision's window closes (or at once when final)
     learn()          --> fold unlearned rewards into the policy, publish snapshot version+1
 
+and, for experiments with strategies, the long clock::
+
+    decide(context)    --> the customer's strategy for the epoch (assigned once, stored)
+    measure_epochs()   --> each closed epoch's KPI per customer
+    learn_strategies() --> fold measured epochs into the strategy policy, publish its snapshot
+
 :class:`DecisionEngine` only wires the rooms that do the work and keeps their shared state
 (the policy cache) consistent: experiments (:mod:`~experiments.engine.registry`), policies and
 snapshots (:mod:`~experiments.engine.snapshots`), deciding (:mod:`~experiments.engine.decide`
 over :mod:`~experiments.engine.planning`), outcomes (:mod:`~experiments.engine.outcomes`), the
-reward join (:mod:`~experiments.engine.join`) and learning (:mod:`~experiments.engine.learning`).
+reward join (:mod:`~experiments.engine.join`) and learning (:mod:`~experiments.engine.learning`),
+and strategies (:mod:`~experiments.engine.strategies`, :mod:`~experiments.engine.epochs`).
 """
 
 from __future__ import annotations
@@ -25,12 +32,14 @@ from typing import Any
 
 from experiments.engine.clock import Clock, SystemClock
 from experiments.engine.decide import Decider, DecisionResult
+from experiments.engine.epochs import EpochJoin, StrategyLearner
 from experiments.engine.join import RewardJoin
 from experiments.engine.learning import SnapshotPublisher
 from experiments.engine.outcomes import OutcomeInput, OutcomeRecorder, RecordResult
 from experiments.engine.planning import DecisionRequest
 from experiments.engine.registry import ExperimentRegistry
 from experiments.engine.snapshots import LoadedPolicy, PolicyCache, PolicyFactory
+from experiments.engine.strategies import LoadedStrategies, StrategyAssigner, StrategyPolicies
 from experiments.spec import ExperimentSpec
 from experiments.store import models
 from experiments.store.database import Database
@@ -54,10 +63,15 @@ class DecisionEngine:
         factory = PolicyFactory(seed)
         self._policies = PolicyCache(database, factory)
         self._experiments = ExperimentRegistry(database, self.clock)
-        self._decider = Decider(database, self.clock, self._policies)
+        self._strategies = StrategyPolicies(database, seed)
+        self._decider = Decider(
+            database, self.clock, self._policies, StrategyAssigner(database, self._strategies)
+        )
         self._outcomes = OutcomeRecorder(database, self.clock)
         self._rewards = RewardJoin(database, self.clock, self._policies)
         self._publisher = SnapshotPublisher(database, self.clock, factory)
+        self._epochs = EpochJoin(database, self.clock, self._strategies)
+        self._strategy_learner = StrategyLearner(database, self.clock, self._strategies)
 
     # ------------------------------------------------------------------ experiments
     def create_experiment(
@@ -148,7 +162,29 @@ class DecisionEngine:
             self._policies.forget(key)
         return version
 
+    # ------------------------------------------------------------------ strategies
+    def loaded_strategies(self, key: str) -> LoadedStrategies | None:
+        """The experiment's strategy policy at its newest snapshot (None without strategies)."""
+        return self._strategies.get(key)
+
+    def measure_epochs(self, key: str, *, limit: int = 100_000) -> int:
+        """Measure the KPI of every strategy assignment whose epoch has closed; returns how
+        many (0 for an experiment without strategies)."""
+        return self._epochs.measure(key, limit=limit)
+
+    def learn_strategies(self, key: str, *, limit: int = 100_000) -> int | None:
+        """Fold measured epochs into the strategy policy and publish its next snapshot
+        version; None when there was nothing to learn (or no strategies). Like :meth:`learn`,
+        one process at a time (the background learner holds its lock)."""
+        version = self._strategy_learner.learn(key, limit=limit)
+        if version is not None:
+            self._strategies.forget(key)  # this process serves its new snapshot at once
+        return version
+
     def step(self, key: str) -> int | None:
-        """Join due rewards, then learn from them: one turn of the loop."""
+        """Join due rewards, then learn from them: one turn of the loop (with strategies, the
+        closed epochs are measured and learned from too)."""
         self.join_rewards(key)
+        self.measure_epochs(key)
+        self.learn_strategies(key)
         return self.learn(key)

@@ -221,6 +221,9 @@ class Learner:
     def _learn_if_due(self, key: str) -> int | None:
         spec = self.engine.loaded_policy(key).spec
         self.engine.join_rewards(key)
+        if spec.strategies is not None:  # the long clock: closed epochs, measured and learned
+            self.engine.measure_epochs(key)
+            self.engine.learn_strategies(key)
         with self.engine.database.session() as session:
             pending = count_unlearned_rewards(session, experiment_key=key)
         if not pending:

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -29,12 +29,19 @@ from experiments.engine.snapshots import LoadedPolicy
 from experiments.spec import ContactSpec, ExperimentSpec, SpecError
 from experiments.vocabulary import DecisionStatus, ExperimentStatus, Group
 
+if TYPE_CHECKING:
+    from experiments.engine.strategies import StrategyPlan
+
 
 class SuppressionReason(StrEnum):
     """Why a contact rule kept a customer from being contacted (``suppressed_reason``)."""
 
     QUIET_HOURS = "quiet_hours"
     CONTACT_LIMIT = "contact_limit"
+    #: Beyond the cadence of the customer's strategy (strategy experiments).
+    STRATEGY_CADENCE = "strategy_cadence"
+    #: The request excludes every action the customer's strategy allows.
+    STRATEGY_EXCLUDES_ALL = "strategy_excludes_all"
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,7 @@ class PlannedDecision(NamedTuple):
     window_closes_at: datetime | None
     status: DecisionStatus
     suppressed_reason: SuppressionReason | None
+    strategy: str | None = None
 
     def as_row(self) -> dict[str, Any]:
         """The row as a column -> value mapping."""
@@ -179,6 +187,7 @@ def plan_decisions(
     *,
     now: datetime,
     recent: Mapping[str, int],
+    strategies: StrategyPlan | None = None,
 ) -> list[PlannedDecision]:
     """Apply contact rules, assign holdout groups and choose: the decision rows to store.
 
@@ -189,11 +198,18 @@ def plan_decisions(
         now: the decision time (``created_at``, start of the reward window).
         recent: decisions per customer within the contact window (see
             :func:`contact_suppressions`).
+        strategies: the customers' strategies for the epoch, when the experiment has them
+            (:meth:`experiments.engine.strategies.StrategyPlan.apply`).
     """
     spec = loaded.spec
     salt = spec.holdout.salt or key
     groups = [assign_group(salt, request.customer_id, spec.holdout.share) for request in requests]
     suppressed = contact_suppressions(spec.contact, requests, recent)
+    if strategies is not None:
+        eligible, suppressed = strategies.apply(
+            encoded.eligible, [request.customer_id for request in requests], suppressed
+        )
+        encoded = Encoded(encoded.contexts, eligible)
     actions, propensities = _choose(loaded, encoded, groups, suppressed)
     space = spec.decision_space()
     closes = window_closes_at(spec.reward, now)
@@ -226,6 +242,7 @@ def plan_decisions(
                 window_closes_at=closes if status == DecisionStatus.OPEN else None,
                 status=status,
                 suppressed_reason=suppressed[index],
+                strategy=None if strategies is None else strategies.names[index],
             )
         )
     return planned

@@ -12,6 +12,8 @@
                    customer, and its share of the oracle edge
 ``report``         the comparison, lift table and verdict of a run; :func:`track_run` logs it to
                    MLflow
+``strategies``     the strategy arm: a strategy per customer and epoch, followed day by day and
+                   logged to MLflow
 ``quickstart``     ``engage demo``: a short bandit on the synthetic logistic environment
 =================  ==============================================================================
 

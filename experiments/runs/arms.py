@@ -7,6 +7,11 @@
   "you are here, so take this offer" approach;
 - ``engagement``: the spec's policy and reward (revenue or retention over a window): the
   continuous-engagement approach;
+- ``strategy`` (specs with a ``[strategies]`` section): the interaction arm with the spec's
+  strategies: the two clocks of learning, tactics per contact on the immediate click, and a
+  strategy per customer and epoch judged on the epoch's KPI
+  (:mod:`experiments.runs.strategies`). Compared with the interaction arm, it measures what
+  the strategy layer adds. The other arms run the spec without its strategies.
 - ``sequential``: a value function over the customer's observable state (:data:`SEQUENTIAL`):
   ``fitted_q`` on the context plus decayed contact counts per level and days since the last
   contact (``[state]``), crediting each decision with its revenue until the next one and the
@@ -33,19 +38,34 @@ from experiments.spec import ExperimentSpec, parse_spec
 
 __all__ = [
     "ARMS",
+    "KNOWN_ARMS",
     "LIFETIME_ARMS",
     "SEQUENTIAL",
+    "STRATEGY_ARM",
     "SURROGATE",
     "allocation_factor",
     "arm_names",
     "arm_spec",
     "business_as_usual",
+    "default_arms",
     "regret_kind",
 ]
 
 ARMS = ("uniform", "business_as_usual", "interaction", "engagement")
+#: The arm that runs the spec's strategies (only for specs that have them).
+STRATEGY_ARM = "strategy"
+
+
+def default_arms(spec: ExperimentSpec) -> tuple[str, ...]:
+    """The arms ``engage run`` compares unless told: :data:`ARMS`, and the strategy arm when
+    the spec has strategies."""
+    return ARMS + ((STRATEGY_ARM,) if spec.strategies is not None else ())
+
+
 #: Arms that run only when named.
 LIFETIME_ARMS = ("sequential", "surrogate")
+#: Every arm ``engage run`` knows.
+KNOWN_ARMS = (*ARMS, STRATEGY_ARM, *LIFETIME_ARMS)
 
 #: What the ``sequential`` arm runs: its policy parameters (on top of the spec's), the
 #: ``[state]`` section, and the window of its per-decision revenue reward. Fitted Q cannot
@@ -74,12 +94,19 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
     data["holdout"] = {**data["holdout"], "salt": spec.holdout.salt or spec.key}
+    click = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+    if arm != STRATEGY_ARM:
+        data["strategies"] = None
     if arm == "uniform":
         data["policy"] = {"name": "uniform", "params": {}}
     elif arm == "business_as_usual":
         data["policy"] = {"name": "fixed", "params": {"action": business_as_usual(spec)}}
     elif arm == "interaction":
-        data["reward"] = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
+        data["reward"] = click
+    elif arm == STRATEGY_ARM:
+        if spec.strategies is None:
+            raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
+        data["reward"] = click
     elif arm == "sequential":
         params = {**spec.policy.params, **SEQUENTIAL["params"]}
         if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it
@@ -90,7 +117,7 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     elif arm == "surrogate":
         data["reward"] = {**_long_term(spec), "kind": "surrogate", "surrogate": dict(SURROGATE)}
     elif arm != "engagement":
-        raise ValueError(f"unknown arm '{arm}'; expected one of {list(ARMS + LIFETIME_ARMS)}")
+        raise ValueError(f"unknown arm '{arm}'; expected one of {list(KNOWN_ARMS)}")
     return parse_spec(data)
 
 
@@ -131,8 +158,7 @@ def regret_kind(spec: ExperimentSpec) -> str:
 
 def arm_names(values: Sequence[str]) -> tuple[str, ...]:
     """Validate a list of arm names."""
-    unknown = [value for value in values if value not in ARMS + LIFETIME_ARMS]
+    unknown = [value for value in values if value not in KNOWN_ARMS]
     if unknown:
-        known = list(ARMS + LIFETIME_ARMS)
-        raise ValueError(f"unknown arm(s) {unknown}; expected some of {known}")
+        raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(KNOWN_ARMS)}")
     return tuple(values)

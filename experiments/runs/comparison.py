@@ -155,7 +155,8 @@ def _share(
         return (
             edge,
             none,
-            f"no share: no detectable oracle edge ({edge:+.4g} [{low:+.4g}, {high:+.4g}])",
+            f"no share: the oracle edge is not positive beyond its interval ({edge:+.4g} "
+            f"[{low:+.4g}, {high:+.4g}])",
         )
     if paired.difference is None or paired.low is None or paired.high is None:
         return edge, none, "no share: the difference has no interval"

@@ -15,9 +15,9 @@ on the same treated customers and seed: 0 for the click learner, 1 for a learner
 well over the click learner as the revenue oracle does over the click oracle. Where the edge's
 interval contains 0 there is no edge to share (the world without fatigue and nurturing).
 
-Both rollouts together cost a few seconds at 20,000 customers x 60 days (about 3 s for
-``examples/mechanism.toml``, 14 s for the 693 actions of ``examples/engagement.toml``),
-little beside the arms (about a minute each), so runs compute them unless told not to.
+Both rollouts together cost seconds at 20,000 customers x 60 days (about 3 s of CPU for
+``examples/mechanism.toml``, 12 s for the 693 actions of ``examples/engagement.toml``),
+little beside the arms (one to a few minutes each), so runs compute them unless told not to.
 """
 
 from __future__ import annotations

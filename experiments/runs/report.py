@@ -21,8 +21,10 @@ import numpy as np
 from experiments.analysis.lift import NO_DIFFERENCE, LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
 from experiments.analysis.report import OffPolicySummary
+from experiments.analysis.strategies import strategy_table_markdown
 from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparison_of
 from experiments.runs.simulation import ArmResult, RunResult
+from experiments.runs.strategies import log_strategy_arm, strategy_params
 
 __all__ = [
     "INTERVAL_NOTE",
@@ -228,6 +230,10 @@ def render_markdown(result: RunResult) -> str:
         )
     lines += ["", "## Lift against the randomized holdout (shared by every arm)", ""]
     lines.append(lift_table_markdown(all_lift_rows(result)))
+    for arm in result.arms:
+        if arm.strategies is not None:
+            lines += ["", f"## Strategies of the {arm.arm} arm (epoch KPI vs holdout)", ""]
+            lines.append(strategy_table_markdown(arm.strategies))
     lines += ["", "## Off-policy estimates of each final policy (from its logged decisions)", ""]
     lines.append("| arm | IPS | SNIPS | DR | measured treatment | measured holdout |")
     lines.append("|---|---:|---:|---:|---:|---:|")
@@ -258,6 +264,9 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "lift": [row.to_json() for row in all_lift_rows(result)],
         "off_policy": {
             arm.arm: arm.off_policy.to_json() if arm.off_policy else None for arm in result.arms
+        },
+        "strategies": {
+            arm.arm: arm.strategies.to_json() for arm in result.arms if arm.strategies is not None
         },
     }
 
@@ -316,9 +325,18 @@ def track_run(result: RunResult, spec_text: str) -> str:
         for arm in result.arms:
             with tracker.child(
                 arm.arm,
-                params={"policy": arm.policy, "reward": arm.reward, "key": arm.key},
+                params={
+                    "policy": arm.policy,
+                    "reward": arm.reward,
+                    "key": arm.key,
+                    **strategy_params(arm.strategies),
+                },
             ) as child:
                 _log_daily(child, arm)
+                if arm.strategies is not None and arm.strategy_allocation is not None:
+                    log_strategy_arm(
+                        child, arm.strategies, arm.strategy_allocation, arm.strategy_labels
+                    )
                 child.log_dict(arm_summary(arm).to_json(), "summary.json")
                 child.log_dict([row.to_json() for row in arm.lifts], "lift.json")
                 if arm.allocation is not None and arm.allocation.size:

@@ -32,6 +32,7 @@ import numpy as np
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
 from experiments.analysis.report import OffPolicySummary, off_policy_summary
+from experiments.analysis.strategies import StrategyReport
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.holdout import assign_group
@@ -39,6 +40,7 @@ from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
 from experiments.runs.comparison import ArmComparison, compare_arms
 from experiments.runs.oracles import OracleResult, run_oracles
 from experiments.runs.routing import OutcomeRouter
+from experiments.runs.strategies import StrategyDays
 from experiments.runs.world import world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
@@ -93,6 +95,10 @@ class ArmResult:
     policy_version: int = 0
     decisions: int = 0
     per_customer: dict[str, np.ndarray] = field(default_factory=dict)
+    #: The strategy arm's strategy report, allocation by day and strategy names.
+    strategies: StrategyReport | None = None
+    strategy_allocation: np.ndarray | None = None
+    strategy_labels: tuple[str, ...] = ()
 
 
 @dataclass
@@ -150,8 +156,14 @@ class _ArmRunner:
         self.customer_ids = np.array([f"c{index}" for index in range(options.customers)])
         self.holdout = holdout_mask(self.spec, options.customers)
         self.router = OutcomeRouter()
+        #: Customers who have had a decision (an arm with strategies reports all their events).
+        self.decided: set[int] = set()
         self.regret_kind = regret_kind(self.spec)
         self.reported_events = {self.spec.reward.event, "click", "accept", "churn"}
+        self.strategy_days = None
+        if self.spec.strategies is not None:
+            self.strategy_days = StrategyDays(self.engine, self.spec)
+            self.reported_events.add(self.spec.strategies.kpi.event)
         self.sampler = np.random.default_rng(options.seed + 1)
         self.result = ArmResult(
             arm=arm,
@@ -207,6 +219,7 @@ class _ArmRunner:
         )
         contacted = actions >= 0
         window = self.spec.reward.window
+        self.decided.update(int(customer) for customer in visitors[contacted])
         for row in np.flatnonzero(contacted):
             logged = day_start + timedelta(hours=int(hours[row]))
             self.router.add(
@@ -225,6 +238,12 @@ class _ArmRunner:
         version = self.engine.learn(self.spec.key)
         if version is not None:
             self.result.policy_version = version
+        if self.strategy_days is not None:
+            for name, value in {
+                **self.strategy_days.day(results),
+                **self.strategy_days.learn(),
+            }.items():
+                self._log(name, value)
         kpis = self.world.kpis()
         clicks = float((events.event == "click").sum())
         revenue = float(events.value[events.event == "revenue"].sum())
@@ -279,13 +298,19 @@ class _ArmRunner:
 
         Like a real client, the runner reports the events the experiment measures: its reward
         event, responses (click, accept) and churn; daily usage only when it is the reward.
+        An event inside the window of the decision it belongs to names that decision. In an
+        arm with strategies, any other event of a customer who has had a decision names the
+        customer (the engine labels it late or unattributed), so a strategy epoch's KPI sees
+        all of it; other arms report only what their rewards can use.
         """
         wanted = np.isin(events.event, list(self.reported_events))
         outcomes = []
         for index in np.flatnonzero(wanted):
+            customer = int(events.customer[index])
             occurred = day_start + timedelta(hours=float(events.hour[index]))
-            decision_id = self.router.route(int(events.customer[index]), occurred)
-            if decision_id is None:
+            decision_id = self.router.route(customer, occurred)
+            by_customer = decision_id is None
+            if by_customer and (self.strategy_days is None or customer not in self.decided):
                 continue
             outcomes.append(
                 OutcomeInput(
@@ -293,7 +318,9 @@ class _ArmRunner:
                     event=str(events.event[index]),
                     value=float(events.value[index]),
                     occurred_at=occurred,
-                    decision_id=decision_id,
+                    decision_id=None if by_customer else decision_id,
+                    experiment=self.spec.key if by_customer else None,
+                    customer_id=str(self.customer_ids[customer]) if by_customer else None,
                 )
             )
         for start in range(0, len(outcomes), RECORD_CHUNK):
@@ -318,6 +345,10 @@ class _ArmRunner:
             "retention": measures["retention"],
         }
         self.result.off_policy = self._off_policy()
+        if self.strategy_days is not None:
+            self.result.strategies = self.strategy_days.report()
+            self.result.strategy_allocation = self.strategy_days.allocation
+            self.result.strategy_labels = self.strategy_days.strategies.names
 
     def _off_policy(self) -> OffPolicySummary | None:
         """OPE of the final policy on this arm's logged, rewarded decisions."""

@@ -106,6 +106,9 @@ class DecisionOut(Answer):
     suppressed: str | None = Field(
         default=None, validation_alias=AliasChoices("suppressed_reason", "suppressed")
     )
+    #: The customer's strategy for the current epoch; null for holdout customers and for
+    #: experiments without strategies.
+    strategy: str | None = None
 
 
 class OutcomeIn(Strict):

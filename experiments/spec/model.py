@@ -1,8 +1,9 @@
 """The spec's models: its sections and :class:`ExperimentSpec`, the experiment as a whole.
 
-Each section (policy, reward, holdout, contact, learner) validates itself;
-:class:`ExperimentSpec` adds the checks that need several sections (a policy that learns
-from [0, 1] rewards needs a 0/1 reward; a fixed holdout action must be one the rules allow)
+Each section (policy, reward, holdout, contact, learner: :mod:`experiments.spec.sections`;
+simulation; strategies) validates itself; :class:`ExperimentSpec` adds the checks that need
+several sections (a policy that learns from [0, 1] rewards needs a 0/1 reward; a fixed
+holdout action must be one the rules allow)
 and builds, once, the decision space and the context encoder that decisions reuse. It is
 also the one place policies are made from a spec: :meth:`ExperimentSpec.build_policy` for
 the treatment group, :meth:`ExperimentSpec.build_holdout_policy` for the control group.
@@ -18,8 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from pydantic import (
@@ -39,12 +39,24 @@ from experiments.spec.context import (
     check_context_names,
     require_numeric_field,
 )
-from experiments.spec.errors import SpecError, names
+from experiments.spec.errors import SpecError
 from experiments.spec.reward import RewardSpec
+from experiments.spec.sections import (
+    ContactSpec,
+    HoldoutSpec,
+    LearnerSpec,
+    PolicySpec,
+)
 from experiments.spec.simulation import SimulationSpec
 from experiments.spec.state import StateSpec, encode_logged
+from experiments.spec.strategies import (
+    StrategiesSpec,
+    StrategySet,
+    compile_strategies,
+    strategies_model_at,
+)
 from experiments.spec.surrogate import SurrogateSpec
-from experiments.spec.values import FROZEN, Duration, Hour, Integer, Number
+from experiments.spec.values import FROZEN, Number
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000
@@ -54,137 +66,6 @@ MAX_ACTIONS = 100_000
 AUTO_NOISE_VARIANCE = "auto"
 
 _KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-
-
-class PolicySpec(BaseModel):
-    """The bandit algorithm (a name registered in :data:`bandit.POLICIES`) and its
-    hyper-parameters, passed to :func:`bandit.make_policy` as keyword arguments."""
-
-    model_config = FROZEN
-
-    name: StrictStr
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        if value not in POLICIES:
-            raise ValueError(f"must be one of {names(sorted(POLICIES))}; got {value!r}")
-        return value
-
-    @field_validator("params")
-    @classmethod
-    def _not_engine_owned(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if "exploration_floor" in value:
-            raise ValueError(
-                "must not set 'exploration_floor': the spec's top-level 'exploration_floor' sets it"
-            )
-        if "seed" in value:
-            raise ValueError("must not set 'seed': the engine seeds the policy")
-        problem = _json_problem(value, "")
-        if problem:
-            raise ValueError(problem)
-        return value
-
-
-def _json_problem(value: object, where: str) -> str | None:
-    """Why ``value`` would not survive a JSON round trip (non-finite numbers, dates, ...)."""
-    if value is None or isinstance(value, str | bool | int):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{where or 'value'} must be finite; got {value}"
-    if isinstance(value, list | tuple):
-        for position, item in enumerate(value):
-            problem = _json_problem(item, f"{where}[{position}]")
-            if problem:
-                return problem
-        return None
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            problem = _json_problem(item, f"{where}.{key}".lstrip("."))
-            if problem:
-                return problem
-        return None
-    return (
-        f"{where or 'value'} must be a number, string, boolean, list or table; "
-        f"got {type(value).__name__}"
-    )
-
-
-class HoldoutSpec(BaseModel):
-    """The randomized control group: its share of customers and the policy that serves it
-    (uniform random, or always the business-as-usual ``action``). Customers are assigned by
-    a stable hash of the experiment key, or of ``salt`` when given: experiments with the same
-    salt and share hold out the same customers (the arms of an ``engage run`` do)."""
-
-    model_config = FROZEN
-
-    share: Number = Field(default=0.1, ge=0.0, lt=1.0)
-    policy: Literal["uniform", "fixed"] = "uniform"
-    action: dict[str, StrictStr] | None = None
-    salt: StrictStr | None = Field(default=None, min_length=1, max_length=200)
-
-    @model_validator(mode="after")
-    def _action_iff_fixed(self) -> HoldoutSpec:
-        if self.policy == "fixed" and self.action is None:
-            raise SpecError(
-                "action",
-                "is required when policy = 'fixed': the business-as-usual action, "
-                "one level per factor",
-            )
-        if self.policy != "fixed" and self.action is not None:
-            raise SpecError("action", "only applies to policy = 'fixed'; policy is 'uniform'")
-        return self
-
-
-class ContactSpec(BaseModel):
-    """Contact rules: at most ``max_decisions`` per customer per ``window``; no decisions
-    while the customer's local hour (context field ``local_hour_field``) is in
-    ``quiet_hours = (start, end)``, which wraps midnight when ``start > end``."""
-
-    model_config = FROZEN
-
-    max_decisions: Integer | None = Field(default=None, ge=1)
-    window: Duration = timedelta(days=7)
-    quiet_hours: tuple[Hour, Hour] | None = None
-    local_hour_field: StrictStr | None = None
-
-    @model_validator(mode="after")
-    def _quiet_hours(self) -> ContactSpec:
-        if self.quiet_hours is not None:
-            start, end = self.quiet_hours
-            if start == end:
-                raise SpecError(
-                    "quiet_hours", f"must be [start, end] with start != end; got [{start}, {end}]"
-                )
-            if self.local_hour_field is None:
-                raise SpecError(
-                    "local_hour_field",
-                    "is required with quiet_hours: the numeric context field holding the "
-                    "customer's local hour",
-                )
-        return self
-
-    def is_quiet(self, local_hour: float) -> bool:
-        """True when ``local_hour`` (0 <= h < 24; fractions allowed) falls in the quiet hours.
-
-        The quiet period is ``[start, end)``: (22, 8) is quiet from 22:00 to 07:59.
-        """
-        if self.quiet_hours is None:
-            return False
-        start, end = self.quiet_hours
-        hour = math.floor(local_hour) % 24
-        return start <= hour < end if start < end else hour >= start or hour < end
-
-
-class LearnerSpec(BaseModel):
-    """Publish a new policy snapshot every ``batch_size`` new rewards or every
-    ``interval_seconds``, whichever comes first."""
-
-    model_config = FROZEN
-
-    batch_size: Integer = Field(default=100, ge=1)
-    interval_seconds: Number = Field(default=60.0, gt=0.0)
 
 
 class ExperimentSpec(BaseModel):
@@ -208,11 +89,13 @@ class ExperimentSpec(BaseModel):
     contact: ContactSpec = Field(default_factory=ContactSpec)
     learner: LearnerSpec = Field(default_factory=LearnerSpec)
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+    strategies: StrategiesSpec | None = None
     state: StateSpec | None = None
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
     _encoder: ContextEncoder = PrivateAttr()
+    _strategy_set: StrategySet | None = PrivateAttr(default=None)
 
     @field_validator("key")
     @classmethod
@@ -266,6 +149,13 @@ class ExperimentSpec(BaseModel):
         for name in self.reward.surrogate.covariates if self.reward.surrogate else ():
             require_numeric_field(self.context, "reward.surrogate.covariates", name)
         self.simulation.check_levels(self.factors)
+        if self.strategies is not None:
+            self._strategy_set = compile_strategies(
+                self.strategies,
+                space=self._space,
+                context=self.context,
+                default_floor=self.exploration_floor,
+            )
         return self
 
     def _check_policy(self) -> None:
@@ -306,6 +196,10 @@ class ExperimentSpec(BaseModel):
     def decision_space(self) -> DecisionSpace:
         """The decision space of ``factors`` and ``rules`` (built once, at validation)."""
         return self._space
+
+    def strategy_set(self) -> StrategySet | None:
+        """The compiled ``[strategies]`` section (built once, at validation), or None."""
+        return self._strategy_set
 
     def build_policy(
         self,
@@ -480,4 +374,6 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return SurrogateSpec
     if len(loc) == 3 and loc[0] == "context":
         return CONTEXT_KINDS.get(str(loc[2]))
+    if loc[0] == "strategies":
+        return strategies_model_at(loc[1:])
     return None

@@ -40,6 +40,8 @@ __all__ = [
     "Outcome",
     "PolicySnapshot",
     "Reward",
+    "StrategyAssignment",
+    "StrategySnapshot",
     "UTCDateTime",
     "new_decision_id",
     "utcnow",
@@ -145,6 +147,8 @@ class Decision(SQLModel, table=True):
     window_closes_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: str = Field(default=DecisionStatus.OPEN.value, sa_type=String(16))
     suppressed_reason: str | None = Field(default=None, sa_type=String(255))
+    #: The customer's strategy for the epoch (experiments with strategies; None otherwise).
+    strategy: str | None = Field(default=None, sa_type=String(64))
 
 
 class Outcome(SQLModel, table=True):
@@ -152,7 +156,16 @@ class Outcome(SQLModel, table=True):
     never dropped."""
 
     __tablename__ = "outcome"
-    __table_args__ = (UniqueConstraint("outcome_id", name="uq_outcome_outcome_id"),)
+    __table_args__ = (
+        UniqueConstraint("outcome_id", name="uq_outcome_outcome_id"),
+        # A customer's outcomes in a time range: the KPI of a strategy epoch.
+        Index(
+            "ix_outcome_experiment_customer_occurred",
+            "experiment_key",
+            "customer_id",
+            "occurred_at",
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     outcome_id: str = Field(sa_type=String(255))
@@ -188,6 +201,65 @@ class PolicySnapshot(SQLModel, table=True):
     __tablename__ = "policy_snapshot"
     __table_args__ = (
         UniqueConstraint("experiment_key", "version", name="uq_policy_snapshot_experiment_version"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_key: str = Field(index=True, sa_type=String(64))
+    version: int
+    state: bytes = Field(sa_type=LargeBinary)
+    rows_learned: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class StrategyAssignment(SQLModel, table=True):
+    """A customer's strategy for one epoch of a strategy experiment, and the epoch's KPI.
+
+    One row per (experiment, customer, epoch): the unique key makes the assignment stable
+    across processes (insert-or-return). Holdout customers get a row with no strategy, so
+    their epoch KPI is measured for comparison. ``kpi`` is set once the epoch has closed;
+    ``learned_version`` is the strategy snapshot that folded it in.
+    """
+
+    __tablename__ = "strategy_assignment"
+    __table_args__ = (
+        UniqueConstraint(
+            "experiment_key",
+            "customer_id",
+            "epoch",
+            name="uq_strategy_assignment_experiment_customer_epoch",
+        ),
+        Index("ix_strategy_assignment_experiment_epoch_end", "experiment_key", "epoch_end"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_key: str = Field(
+        sa_type=String(64),
+        sa_column_args=[ForeignKey("experiment.key", name="fk_strategy_assignment_experiment_key")],
+    )
+    customer_id: str = Field(sa_type=String(255))
+    epoch: int
+    epoch_start: datetime = Field(sa_type=UTCDateTime)
+    epoch_end: datetime = Field(sa_type=UTCDateTime)
+    group: str = Field(default=Group.TREATMENT.value, sa_type=String(16))
+    strategy: str | None = Field(default=None, sa_type=String(64))
+    strategy_index: int | None = None
+    propensity: float | None = None
+    policy_version: int = 0
+    context: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    assigned_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    kpi: float | None = None
+    measured_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    learned_version: int | None = None
+
+
+class StrategySnapshot(SQLModel, table=True):
+    """The strategy policy's learned state (npz bytes) at one version of one experiment."""
+
+    __tablename__ = "strategy_snapshot"
+    __table_args__ = (
+        UniqueConstraint(
+            "experiment_key", "version", name="uq_strategy_snapshot_experiment_version"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -237,5 +309,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     PolicySnapshot,
     ApiKey,
     LearnerLease,
+    StrategyAssignment,
+    StrategySnapshot,
 )
 """Every table model, in dependency order."""

@@ -5,8 +5,8 @@ off-policy aggregates still add up; what goes is what identifies or describes a 
 
 - :func:`purge_contexts` empties the stored context of decisions made before a date, once
   nothing needs it any more: the decision is closed and its reward (if any) was learned.
-- :func:`erase_customer` replaces a customer's id with an opaque token in decisions and
-  outcomes and empties their contexts (right to erasure), whatever their age.
+- :func:`erase_customer` replaces a customer's id with an opaque token in decisions, outcomes
+  and strategy assignments and empties their contexts (right to erasure), whatever their age.
 
 Bad arguments raise :class:`~experiments.store.errors.InvalidFieldError` (a ``ValueError``
 naming the field).
@@ -23,6 +23,7 @@ from sqlmodel import Session, col
 
 from experiments.store import models
 from experiments.store.errors import InvalidFieldError
+from experiments.store.strategies import erase_assignments
 from experiments.vocabulary import DecisionStatus
 
 __all__ = ["ErasureResult", "erase_customer", "purge_contexts"]
@@ -35,6 +36,7 @@ class ErasureResult:
     decisions: int
     outcomes: int
     token: str
+    strategy_assignments: int = 0
 
 
 def purge_contexts(database: Engine, *, before: datetime) -> int:
@@ -81,5 +83,11 @@ def erase_customer(database: Engine, *, customer_id: str) -> ErasureResult:
             .values(customer_id=token)
             .execution_options(synchronize_session=False)
         ).rowcount
+        assignments = erase_assignments(session, customer_id=customer_id, token=token)
         session.commit()
-    return ErasureResult(decisions=int(decisions), outcomes=int(outcomes), token=token)
+    return ErasureResult(
+        decisions=int(decisions),
+        outcomes=int(outcomes),
+        token=token,
+        strategy_assignments=assignments,
+    )

@@ -272,7 +272,7 @@ def test_arms_are_compared_with_the_interaction_arm_and_the_oracle_edge() -> Non
     retention = comparison_of(rows, "engagement", "retention")
     assert retention is not None
     assert retention.share is None
-    assert "no detectable oracle edge" in (retention.note or "")
+    assert "not positive beyond its interval" in (retention.note or "")
     slight = OracleResult(
         "revenue_28d",
         oracles.click,

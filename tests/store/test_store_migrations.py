@@ -44,7 +44,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(engine) == head_revision() == "0001"
+        assert upgrade(engine) == head_revision() == "0002"
         expected = {model.__tablename__ for model in TABLES} | {"alembic_version"}
         assert table_names(engine) == expected
         assert current_revision(engine) == head_revision()
@@ -90,9 +90,9 @@ def test_check_schema_refuses_an_unknown_revision(engine: Engine) -> None:
 def test_check_schema_asks_to_upgrade_an_older_revision(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pretend this engage ships a newer revision than the database's 0001."""
-    monkeypatch.setattr(schema_module, "head_revision", lambda: "0002")
-    expected = "database is at revision 0001, this engage knows 0002; run `engage db upgrade`"
+    """Pretend this engage ships a newer revision than the database's 0002."""
+    monkeypatch.setattr(schema_module, "head_revision", lambda: "0003")
+    expected = "database is at revision 0002, this engage knows 0003; run `engage db upgrade`"
     with pytest.raises(SchemaMismatchError) as info:
         check_schema(engine)
     assert str(info.value) == expected
@@ -131,12 +131,16 @@ def test_migrations_ship_with_the_package() -> None:
     assert (folder / "env.py").is_file()
     assert (folder / "script.py.mako").is_file()
     assert (folder / "versions" / "0001_initial.py").is_file()
+    assert (folder / "versions" / "0002_strategies.py").is_file()
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     patterns = set(setuptools["package-data"]["experiments.store"])
     shipped = {p for pattern in patterns for p in folder.parent.glob(pattern)}
-    assert {folder / "env.py", folder / "script.py.mako", folder / "versions/0001_initial.py"} <= (
-        shipped
-    )
+    assert {
+        folder / "env.py",
+        folder / "script.py.mako",
+        folder / "versions/0001_initial.py",
+        folder / "versions/0002_strategies.py",
+    } <= shipped
 
 
 def test_engine_settings(database_url: str) -> None:

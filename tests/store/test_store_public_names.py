@@ -117,6 +117,8 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "Outcome",
         "PolicySnapshot",
         "Reward",
+        "StrategyAssignment",
+        "StrategySnapshot",
         "UTCDateTime",
         "new_decision_id",
         "utcnow",
@@ -154,6 +156,19 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "unpack_state",
     },
     "experiments.store.database": {"Database", "SessionLock", "open_database"},
+    "experiments.store.strategies": {
+        "assignments_due",
+        "assignments_for",
+        "epoch_outcome_totals",
+        "erase_assignments",
+        "insert_assignments",
+        "insert_strategy_snapshot",
+        "latest_strategy_snapshot",
+        "mark_assignments_learned",
+        "measured_assignments",
+        "set_assignment_kpis",
+        "unlearned_assignments",
+    },
 }
 
 

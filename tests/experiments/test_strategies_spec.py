@@ -1,0 +1,299 @@
+"""The ``[strategies]`` section: the example loads, masks and epochs by hand, and every bad
+section is refused naming its field."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from experiments.spec import SpecError, load_spec, parse_spec
+from experiments.spec.strategies import MIN_EPOCH, Cadence
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def base() -> dict[str, Any]:
+    """offer (none, bundle) x message (calm, loud) x channel (sms, push); push+loud is ruled out."""
+    return {
+        "key": "promo",
+        "factors": {
+            "offer": ["none", "bundle"],
+            "message": ["calm", "loud"],
+            "channel": ["sms", "push"],
+        },
+        "rules": [{"message": "loud", "channel": "push"}],
+        "context": {
+            "spend": {"type": "numeric", "min": 0},
+            "plan": {"type": "categorical", "levels": ["prepaid", "postpaid"]},
+        },
+        "policy": {"name": "linear_ts"},
+        "reward": {"kind": "sum", "event": "revenue", "window": "1d"},
+        "strategies": {
+            "epoch": "7d",
+            "kpi": {"kind": "sum", "event": "revenue", "baseline": ["spend"]},
+            "options": [
+                {"name": "all"},
+                {"name": "calm", "allow": {"message": ["calm"]}},
+                {"name": "sparse", "max_decisions": 2, "window": "3d"},
+                {"name": "weekly", "max_decisions": 1},
+            ],
+        },
+    }
+
+
+def test_the_example_loads_and_its_strategies_restrict_messages() -> None:
+    spec = load_spec(EXAMPLES / "strategies.toml")
+    strategies = spec.strategy_set()
+    assert strategies is not None
+    assert strategies.names == ("all", "no-pressure", "inform-educate", "fewer-contacts")
+    space = spec.decision_space()
+    position = space.factor_names.index("message")
+    for name, allowed in (
+        ("no-pressure", {"informational", "educational", "personalised"}),
+        ("inform-educate", {"informational", "educational"}),
+    ):
+        mask = strategies.masks[strategies.index_of(name)]
+        messages = {space.factors["message"][code] for code in space.level_index[mask, position]}
+        assert messages == allowed
+    assert strategies.masks[strategies.index_of("all")].tolist() == space.allowed.tolist()
+    assert strategies.cadences[3] == Cadence(1, timedelta(days=7))
+    assert strategies.section.policy.contextual
+    mechanism = load_spec(EXAMPLES / "mechanism.toml").to_json_dict()
+    ours = spec.to_json_dict()
+    for field in ("factors", "rules", "context", "policy", "reward", "holdout", "contact"):
+        assert ours[field] == mechanism[field], field
+
+
+def test_masks_cadences_and_round_trip_by_hand() -> None:
+    spec = parse_spec(base())
+    strategies = spec.strategy_set()
+    assert strategies is not None
+    # Actions in itertools.product order of offer x message x channel; (loud, push) excluded.
+    allowed = [True, True, True, False] * 2
+    assert strategies.masks.tolist() == [
+        allowed,
+        [True, True, False, False] * 2,
+        allowed,
+        allowed,
+    ]
+    assert strategies.cadences == (
+        None,
+        None,
+        Cadence(2, timedelta(days=3)),
+        Cadence(1, None),
+    )
+    assert strategies.space.action_names == ["all", "calm", "sparse", "weekly"]
+    assert strategies.fields == ("spend", "plan")
+    assert strategies.floor == spec.exploration_floor
+    assert parse_spec(spec.to_json_dict()) == spec
+    now = datetime(2026, 1, 9, tzinfo=UTC)
+    assert Cadence(2, timedelta(days=3)).since(now, now - timedelta(days=1)) == now - timedelta(
+        days=3
+    )
+    assert Cadence(1, None).since(now, now - timedelta(days=1)) == now - timedelta(days=1)
+
+
+def test_epochs_lie_on_a_fixed_grid_from_the_origin() -> None:
+    strategies = parse_spec(base()).strategy_set()
+    assert strategies is not None
+    origin = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
+    week = timedelta(days=7)
+    assert strategies.epoch_at(origin, origin) == (0, origin, origin + week)
+    just_before = origin + week - timedelta(microseconds=1)
+    assert strategies.epoch_at(origin, just_before)[0] == 0
+    assert strategies.epoch_at(origin, origin + week) == (1, origin + week, origin + 2 * week)
+    assert strategies.epoch_at(origin, origin + 3 * week + timedelta(hours=5))[0] == 3
+    assert strategies.epoch_at(origin, origin - timedelta(days=1))[0] == 0
+
+
+def test_the_strategy_policy_sees_only_its_context_fields() -> None:
+    data = base()
+    data["strategies"]["context"] = ["spend"]
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    X = strategies.encode([{"spend": 3.0, "plan": "prepaid"}, {"spend": 5.5, "plan": "postpaid"}])
+    np.testing.assert_array_equal(X, [[3.0], [5.5]])
+    assert strategies.build_policy(seed=0).n_context == 1
+
+
+def with_change(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    data = copy.deepcopy(base())
+    change(data["strategies"])
+    return data
+
+
+REFUSALS = [
+    (
+        "unknown factor",
+        lambda s: s["options"][1]["allow"].update(colour=["red"]),
+        "strategies.options[1].allow.colour",
+        "strategy 'calm' names unknown factor 'colour'",
+    ),
+    (
+        "unknown level",
+        lambda s: s["options"][1]["allow"].update(message=["calm", "shouting"]),
+        "strategies.options[1].allow.message",
+        "strategy 'calm' names unknown level 'shouting' of factor 'message'",
+    ),
+    (
+        "epoch shorter than a day",
+        lambda s: s.update(epoch="23h"),
+        "strategies.epoch",
+        "must be at least one day",
+    ),
+    (
+        "no eligible action given the rules",
+        lambda s: s["options"].append(
+            {"name": "loud-push", "allow": {"message": ["loud"], "channel": ["push"]}}
+        ),
+        "strategies.options[4]",
+        "strategy 'loud-push' leaves no eligible action",
+    ),
+    (
+        "duplicate names",
+        lambda s: s["options"].append({"name": "calm"}),
+        "strategies.options[4].name",
+        "strategy 'calm' repeats",
+    ),
+    (
+        "fewer than two strategies",
+        lambda s: s.update(options=[{"name": "all"}]),
+        "strategies.options",
+        "at least 2 strategies",
+    ),
+    (
+        "an empty level list",
+        lambda s: s["options"][1]["allow"].update(message=[]),
+        "strategies.options[1].allow.message",
+        "must allow at least one level",
+    ),
+    (
+        "a window without a limit",
+        lambda s: s["options"][0].update(window="7d"),
+        "strategies.options[0].window",
+        "needs max_decisions",
+    ),
+    (
+        "a bad strategy name",
+        lambda s: s["options"][0].update(name="All Of It"),
+        "strategies.options[0].name",
+        "lowercase letters",
+    ),
+    (
+        "an unknown field of a strategy",
+        lambda s: s["options"][0].update(allowed={}),
+        "strategies.options[0].allowed",
+        "unknown field",
+    ),
+    (
+        "a baseline that is not a numeric field",
+        lambda s: s["kpi"].update(baseline=["plan"]),
+        "strategies.kpi.baseline[0]",
+        "must name a numeric context field",
+    ),
+    (
+        "a contextual policy that cannot see the baseline",
+        lambda s: s.update(context=["plan"]),
+        "strategies.context",
+        "must include the baseline field(s) ['spend']",
+    ),
+    (
+        "an unknown context field",
+        lambda s: s.update(context=["spend", "age"]),
+        "strategies.context[1]",
+        "must name a context field",
+    ),
+    (
+        "a policy that cannot explore",
+        lambda s: s.update(policy={"name": "fixed"}),
+        "strategies.policy.name",
+        "must be one of",
+    ),
+    (
+        "a [0, 1] policy on a summed KPI",
+        lambda s: s.update(policy={"name": "beta_ts"}),
+        "strategies.policy.name",
+        "needs kpi kind 'retained'",
+    ),
+    (
+        "bad policy parameters",
+        lambda s: s.update(policy={"name": "linear_ts", "params": {"ridge": -1.0}}),
+        "strategies.policy.params",
+        "ridge",
+    ),
+    (
+        "an engine-owned parameter",
+        lambda s: s.update(policy={"name": "linear_ts", "params": {"seed": 3}}),
+        "strategies.policy.params",
+        "must not set 'seed'",
+    ),
+    (
+        "an unknown KPI kind",
+        lambda s: s["kpi"].update(kind="mean"),
+        "strategies.kpi.kind",
+        "'sum' or 'retained'",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "words"),
+    [item[1:] for item in REFUSALS],
+    ids=[item[0] for item in REFUSALS],
+)
+def test_bad_sections_are_refused_by_name(
+    change: Callable[[dict[str, Any]], None], field: str, words: str
+) -> None:
+    with pytest.raises(SpecError) as caught:
+        parse_spec(with_change(change))
+    assert caught.value.field == field
+    assert words in caught.value.message
+
+
+def test_a_policy_that_ignores_the_context_needs_no_baseline_in_it() -> None:
+    data = with_change(
+        lambda s: s.update(context=["plan"], policy={"name": "gaussian_ts", "params": {}})
+    )
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    assert not strategies.section.policy.contextual
+
+
+def test_retained_kpi_takes_a_binary_policy_and_specs_without_strategies_have_none() -> None:
+    data = with_change(
+        lambda s: s.update(kpi={"kind": "retained", "event": "churn"}, policy={"name": "beta_ts"})
+    )
+    assert parse_spec(data).strategy_set() is not None
+    plain = base()
+    del plain["strategies"]
+    assert parse_spec(plain).strategy_set() is None
+    assert timedelta(days=1) == MIN_EPOCH
+
+
+def test_the_readme_section_is_a_valid_strategies_section() -> None:
+    """The README's ```toml block, on top of examples/mechanism.toml, parses."""
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    blocks = [part.split("```")[0] for part in readme.split("```toml\n")[1:]]
+    (block,) = [block for block in blocks if block.startswith("[strategies]")]
+    data = tomllib.loads((EXAMPLES / "mechanism.toml").read_text())
+    data.update(tomllib.loads(block))
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    assert strategies.names == ("all", "no-pressure", "fewer-contacts")
+
+
+def test_the_example_is_valid_toml_with_the_documented_sections() -> None:
+    data = tomllib.loads((EXAMPLES / "strategies.toml").read_text())
+    assert data["strategies"]["epoch"] == "14d"
+    assert data["strategies"]["kpi"] == {
+        "kind": "sum",
+        "event": "revenue",
+        "baseline": ["spend_30d"],
+    }

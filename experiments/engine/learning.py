@@ -54,6 +54,15 @@ def learnable(
     return X, usable
 
 
+def _arrays(rows: Sequence[LearningRow]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Actions ``(n,)``, rewards ``(n,)`` and propensities ``(n,)`` of learning rows."""
+    return (
+        np.array([row.action_index for row in rows], dtype=np.int64),
+        np.array([row.value for row in rows], dtype=np.float64),
+        np.array([row.propensity for row in rows], dtype=np.float64),
+    )
+
+
 class SnapshotPublisher:
     """Learns and publishes snapshots in one database.
 
@@ -85,29 +94,17 @@ class SnapshotPublisher:
             learned = 0 if latest is None else latest.rows_learned
             X, usable = learnable(spec, rows)
             if isinstance(treatment, FittedQPolicy):
-                transitions = build_transitions(
-                    session, key, spec, usable, X, now=self._clock.now()
-                )
-                waiting = {row.decision_id for row in transitions.waiting}
+                ready = build_transitions(session, key, spec, usable, X, now=self._clock.now())
+                waiting = {row.decision_id for row in ready.waiting}
                 rows = [row for row in rows if row.decision_id not in waiting]
                 if not rows:
                     return None
-                usable, X = transitions.rows, transitions.X
-            actions = np.array([row.action_index for row in usable], dtype=np.int64)
-            rewards = np.array([row.value for row in usable], dtype=np.float64)
-            propensities = np.array([row.propensity for row in usable], dtype=np.float64)
-            if isinstance(treatment, FittedQPolicy):
+                usable = ready.rows
                 treatment.update_transitions(
-                    X,
-                    actions,
-                    rewards,
-                    propensities,
-                    transitions.X_next,
-                    transitions.done,
-                    transitions.next_mask,
+                    ready.X, *_arrays(usable), ready.X_next, ready.done, ready.next_mask
                 )
             else:
-                treatment.update(X, actions, rewards, propensities)
+                treatment.update(X, *_arrays(usable))
             new_version = version + 1
             insert_snapshot(
                 session,

@@ -7,14 +7,18 @@ import tomllib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import numpy as np
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session, SQLModel, select
 
+from bandit import make_policy
+from experiments.spec import load_spec, parse_spec
+from experiments.store import models
 from experiments.store import schema as schema_module
 from experiments.store.connection import (
     DEFAULT_DATABASE_URL,
@@ -32,6 +36,7 @@ from experiments.store.schema import (
     head_revision,
     upgrade,
 )
+from experiments.store.snapshots import pack_state, unpack_state
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,7 +49,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(engine) == head_revision() == "0002"
+        assert upgrade(engine) == head_revision() == "0003"
         expected = {model.__tablename__ for model in TABLES} | {"alembic_version"}
         assert table_names(engine) == expected
         assert current_revision(engine) == head_revision()
@@ -90,9 +95,9 @@ def test_check_schema_refuses_an_unknown_revision(engine: Engine) -> None:
 def test_check_schema_asks_to_upgrade_an_older_revision(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pretend this engage ships a newer revision than the database's 0002."""
-    monkeypatch.setattr(schema_module, "head_revision", lambda: "0003")
-    expected = "database is at revision 0002, this engage knows 0003; run `engage db upgrade`"
+    """Pretend this engage ships a newer revision than the database's 0003."""
+    monkeypatch.setattr(schema_module, "head_revision", lambda: "0004")
+    expected = "database is at revision 0003, this engage knows 0004; run `engage db upgrade`"
     with pytest.raises(SchemaMismatchError) as info:
         check_schema(engine)
     assert str(info.value) == expected
@@ -215,5 +220,55 @@ def test_in_memory_sqlite_shares_one_database() -> None:
     try:
         upgrade(engine)
         check_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def test_migration_0003_pins_the_noise_variance_a_snapshot_learned_under(
+    database_url: str,
+) -> None:
+    """An experiment whose latest snapshot came from the fixed-noise model (the old default
+    1.0) keeps that model; one without snapshots, or with a learned-noise snapshot, learns."""
+    spec = load_spec(ROOT / "examples" / "mechanism.toml")
+    assert "noise_variance" not in spec.policy.params
+    fixed = make_policy(
+        spec.policy.name, space=spec.decision_space(), n_context=spec.n_features, seed=0
+    )
+    rng = np.random.default_rng(0)
+    contexts = rng.normal(size=(50, spec.n_features))
+    actions = np.flatnonzero(spec.decision_space().allowed)[rng.integers(0, 10, size=50)]
+    fixed.update(contexts, actions, rng.normal(size=50))
+    learned = spec.build_policy(seed=0)
+    learned.update(contexts, actions, rng.normal(size=50))
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "0002")
+        with Session(engine) as session:
+            for key, state in (("old", fixed), ("fresh", None), ("auto", learned)):
+                data = {**spec.to_json_dict(), "key": key}
+                session.add(Experiment(key=key, description="", spec=data))
+                if state is not None:
+                    session.add(
+                        models.PolicySnapshot(
+                            experiment_key=key, version=1, state=pack_state(state.get_state())
+                        )
+                    )
+            session.commit()
+        assert upgrade(engine) == "0003"
+        with Session(engine) as session:
+            stored = {key: session.get(Experiment, key) for key in ("old", "fresh", "auto")}
+            params = {key: row.spec["policy"]["params"] for key, row in stored.items() if row}
+            snapshot = session.exec(
+                select(models.PolicySnapshot).where(models.PolicySnapshot.experiment_key == "old")
+            ).one()
+        assert params["old"]["noise_variance"] == 1.0
+        assert "noise_variance" not in params["fresh"]
+        assert "noise_variance" not in params["auto"]
+        pinned = parse_spec({**spec.to_json_dict(), "policy": stored["old"].spec["policy"]})
+        policy = pinned.build_policy(seed=0)
+        policy.set_state(unpack_state(snapshot.state))
+        np.testing.assert_allclose(
+            policy.expected_rewards(contexts), fixed.expected_rewards(contexts)
+        )
     finally:
         engine.dispose()

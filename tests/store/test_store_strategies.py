@@ -213,7 +213,7 @@ def test_migration_0002_keeps_existing_decisions(database_url: str) -> None:
                 "('d1', 'promo', 'c1', '2026-03-02 00:00:00+00:00', '{}', 2, '[]', "
                 "'treatment', 0, false, 'open')"
             )
-        assert upgrade(engine) == "0002"
+        assert upgrade(engine, "0002") == "0002"
         with Session(engine) as session:
             decision = session.get(models.Decision, "d1")
         assert decision is not None

@@ -116,7 +116,7 @@ def learning_rows(
     kpis = np.array([row.kpi for row in usable], dtype=np.float64)
     propensities = np.array([row.propensity for row in usable], dtype=np.float64)
     baseline = strategies.kpi.baseline
-    if usable and baseline and not strategies.section.policy.contextual:
+    if usable and baseline and not strategies.section.adjusts_through_context:
         values = np.array([[_number(row.context, name) for name in baseline] for row in usable])
         epochs = np.array([row.epoch for row in usable])
         kpis = regression_adjusted(kpis, values, epochs, actions)

@@ -30,9 +30,19 @@ baseline fields must be in the policy's context, and the per-strategy linear mod
 adjustment itself: its prediction for a strategy is a regression of the KPI on the context, so
 comparing strategies at the same context compares them net of where the customer started
 (Lin 2013's fully interacted regression). A policy that ignores the context (``gaussian_ts``,
-``beta_ts``) learns instead from the KPI adjusted on the baseline within each cohort of closing
-epochs (:func:`bandit.adjustment.regression_adjusted`, CUPED). The report adjusts explicitly
-either way.
+``beta_ts``, or a linear one with ``context = []``) learns instead from the KPI adjusted on the
+baseline within each cohort of closing epochs (:func:`bandit.adjustment.regression_adjusted`,
+CUPED). The report adjusts explicitly either way.
+
+**Withholding levels (a factorial design).** Instead of naming strategies, a spec may list
+levels the strategy policy may withhold, each on its own::
+
+    [strategies.withhold]
+    message = ["informational", "educational", "promotional", "urgency", "personalised"]
+
+Every combination is a strategy (``all``, ``no-urgency``, ``no-promotional-urgency``, ...), and
+a linear strategy policy learns one effect per level from every epoch, so a spec need not
+guess which level does harm: the policy finds it.
 
 :func:`compile_strategies` checks the section against the rest of the spec (factors, levels,
 rules, context) and builds the :class:`StrategySet` the engine uses; every refusal names its
@@ -73,6 +83,10 @@ __all__ = [
 MIN_EPOCH = timedelta(days=1)
 #: The factor of the strategy policy's one-factor decision space.
 STRATEGY_FACTOR = "strategy"
+#: At most this many levels in ``[strategies.withhold]``: ``2 ** n`` strategies.
+MAX_WITHHELD_LEVELS = 10
+#: The levels of each binary factor of a withhold strategy space.
+ALLOW, WITHHOLD = "allow", "withhold"
 #: Policies that cannot choose strategies: one never explores, the other needs transitions.
 _REFUSED_POLICIES = ("fixed", "fitted_q")
 
@@ -166,13 +180,22 @@ class StrategiesSpec(BaseModel):
     model_config = FROZEN
 
     epoch: Duration
-    options: list[StrategySpec]
+    options: list[StrategySpec] = Field(default_factory=list)
+    withhold: dict[StrictStr, list[StrictStr]] = Field(default_factory=dict)
     kpi: EpochKpiSpec
     policy: StrategyPolicySpec = Field(
         default_factory=lambda: StrategyPolicySpec(**default_strategy_policy())
     )
     context: list[StrictStr] | None = None
     exploration_floor: Number | None = Field(default=None, ge=0.0, le=1.0)
+
+    @property
+    def adjusts_through_context(self) -> bool:
+        """Whether the strategy policy adjusts the KPI for the baseline itself: a contextual
+        policy that sees at least one context field. Otherwise (a policy that ignores the
+        context, or a linear one given ``context = []``, which learns one mean per strategy)
+        the engine regression-adjusts the KPIs on the baseline before learning."""
+        return self.policy.contextual and self.context != []
 
     @field_validator("epoch")
     @classmethod
@@ -187,8 +210,8 @@ class StrategiesSpec(BaseModel):
     @field_validator("options")
     @classmethod
     def _names(cls, value: list[StrategySpec]) -> list[StrategySpec]:
-        if len(value) < 2:
-            raise ValueError(f"must name at least 2 strategies to choose between; got {len(value)}")
+        if len(value) == 1:
+            raise ValueError("must name at least 2 strategies to choose between; got 1")
         seen: set[str] = set()
         for position, option in enumerate(value):
             if option.name in seen:
@@ -197,6 +220,24 @@ class StrategiesSpec(BaseModel):
                 )
             seen.add(option.name)
         return value
+
+    @model_validator(mode="after")
+    def _options_or_withhold(self) -> StrategiesSpec:
+        if bool(self.options) == bool(self.withhold):
+            raise SpecError(
+                "options",
+                "give either strategy options ([[strategies.options]], at least 2) or "
+                "[strategies.withhold] (levels the policy may withhold, each on its own), "
+                f"not {'both' if self.options else 'neither'}",
+            )
+        count = sum(len(levels) for levels in self.withhold.values())
+        if count > MAX_WITHHELD_LEVELS:
+            raise SpecError(
+                "withhold",
+                f"may name at most {MAX_WITHHELD_LEVELS} levels in all (each doubles the "
+                f"number of strategies); got {count}",
+            )
+        return self
 
 
 @dataclass(frozen=True)
@@ -293,9 +334,22 @@ def compile_strategies(
     not have (or that are not numeric), a contextual policy that does not see the baseline,
     and a policy or parameters the strategy space cannot take.
     """
-    masks = np.vstack(
-        [_strategy_mask(option, position, space) for position, option in enumerate(section.options)]
-    )
+    if section.withhold:
+        strategy_names, strategy_space, masks = _withhold_strategies(section.withhold, space)
+        cadences: tuple[Cadence | None, ...] = (None,) * len(strategy_names)
+    else:
+        masks = np.vstack(
+            [
+                _strategy_mask(option, position, space)
+                for position, option in enumerate(section.options)
+            ]
+        )
+        strategy_names = tuple(option.name for option in section.options)
+        strategy_space = DecisionSpace({STRATEGY_FACTOR: list(strategy_names)})
+        cadences = tuple(
+            None if option.max_decisions is None else Cadence(option.max_decisions, option.window)
+            for option in section.options
+        )
     for position, baseline in enumerate(section.kpi.baseline):
         item = context.get(baseline)
         if item is None or item.type != "numeric":
@@ -311,7 +365,7 @@ def compile_strategies(
                 f"strategies.context[{position}]",
                 f"must name a context field, one of {names(list(context))}; got {name!r}",
             )
-    if section.policy.contextual:
+    if section.adjusts_through_context:
         unseen = [name for name in section.kpi.baseline if name not in seen]
         if unseen:
             raise SpecError(
@@ -326,16 +380,12 @@ def compile_strategies(
             f"policy {section.policy.name!r} learns from rewards in [0, 1]: it needs kpi kind "
             f"'retained'; got {section.kpi.kind!r}",
         )
-    strategy_names = tuple(option.name for option in section.options)
     compiled = StrategySet(
         section=section,
         names=strategy_names,
-        space=DecisionSpace({STRATEGY_FACTOR: list(strategy_names)}),
+        space=strategy_space,
         masks=masks,
-        cadences=tuple(
-            None if option.max_decisions is None else Cadence(option.max_decisions, option.window)
-            for option in section.options
-        ),
+        cadences=cadences,
         encoder=ContextEncoder.from_schema({name: context[name] for name in seen}),
         floor=default_floor if section.exploration_floor is None else section.exploration_floor,
     )
@@ -349,6 +399,80 @@ def compile_strategies(
             f"bad hyper-parameters for {section.policy.name!r}: {error}",
         ) from None
     return compiled
+
+
+def _withhold_strategies(
+    withhold: Mapping[str, Sequence[str]], space: DecisionSpace
+) -> tuple[tuple[str, ...], DecisionSpace, np.ndarray]:
+    """The strategies of a ``[strategies.withhold]`` section: every combination of the named
+    levels, each allowed or withheld (a factorial design).
+
+    The strategy policy's space has one two-level factor (``allow``, ``withhold``) per named
+    level, so a linear policy's one-hot features make its model additive: each level's effect
+    of being withheld is learned from every epoch, not only from the epochs of one strategy
+    (a 2^k factorial estimates each main effect from all runs: Box, Hunter & Hunter 2005,
+    *Statistics for Experimenters*, ch. 5). Combinations that leave no action the rules allow
+    are excluded by rules of that space. Names: ``all``, else ``no-`` and the withheld levels
+    joined by ``-`` (``factor.level`` when several factors are named), and
+    ``no-<n>-levels-<index>`` past 64 characters or where level names would make two alike.
+
+    Returns the names ``(S,)`` in the space's action order, the space, and the masks
+    ``(S, n_actions)``.
+    """
+    named: list[tuple[str, str]] = []
+    for factor, levels in withhold.items():
+        where = f"strategies.withhold.{factor}"
+        if factor not in space.factors:
+            raise SpecError(
+                where,
+                f"names unknown factor {factor!r}; expected one of {names(list(space.factors))}",
+            )
+        known = space.factors[factor]
+        if not levels:
+            raise SpecError(where, f"must name at least one level of {factor!r}")
+        for level in levels:
+            if level not in known:
+                raise SpecError(
+                    where,
+                    f"names unknown level {level!r} of factor {factor!r}; expected some of "
+                    f"{names(list(known))}",
+                )
+            if (factor, level) in named:
+                raise SpecError(where, f"names level {level!r} twice")
+            named.append((factor, level))
+    labels = [f"{factor}.{level}" if len(withhold) > 1 else level for factor, level in named]
+    binary = DecisionSpace({f"{factor}.{level}": [ALLOW, WITHHOLD] for factor, level in named})
+    withheld = binary.level_index.astype(bool)
+    masks = np.repeat(space.allowed[None, :], withheld.shape[0], axis=0)
+    for column, (factor, level) in enumerate(named):
+        codes = space.level_index[:, space.factor_names.index(factor)]
+        masks[withheld[:, column]] &= codes != space.factors[factor].index(level)
+    strategy_names = tuple(
+        _withhold_name([label for label, flag in zip(labels, flags, strict=True) if flag], row)
+        for row, flags in enumerate(withheld)
+    )
+    if len(set(strategy_names)) < len(strategy_names):
+        strategy_names = tuple(
+            _withhold_name([""] * int(flags.sum()), row) if flags.any() else "all"
+            for row, flags in enumerate(withheld)
+        )
+    empty = [
+        {
+            binary.factor_names[column]: WITHHOLD if flag else ALLOW
+            for column, flag in enumerate(flags)
+        }
+        for flags in withheld[~masks.any(axis=1)]
+    ]
+    if empty:
+        binary = DecisionSpace(binary.factors, empty)
+    return strategy_names, binary, masks
+
+
+def _withhold_name(labels: Sequence[str], index: int) -> str:
+    if not labels:
+        return "all"
+    name = "no-" + "-".join(labels)
+    return name if len(name) <= 64 else f"no-{len(labels)}-levels-{index}"
 
 
 def _strategy_mask(option: StrategySpec, position: int, space: DecisionSpace) -> np.ndarray:

@@ -31,7 +31,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
 
-def strategy_set(policy: dict[str, Any]) -> StrategySet:
+def strategy_set(policy: dict[str, Any], context: list[str] | None = None) -> StrategySet:
     spec = parse_spec(
         {
             "key": "promo",
@@ -42,6 +42,7 @@ def strategy_set(policy: dict[str, Any]) -> StrategySet:
             "strategies": {
                 "epoch": "7d",
                 "policy": policy,
+                "context": context,
                 "kpi": {"kind": "sum", "event": "revenue", "baseline": ["spend"]},
                 "options": [{"name": "all"}, {"name": "calm", "allow": {"message": ["calm"]}}],
             },
@@ -121,6 +122,22 @@ def test_a_policy_that_ignores_the_context_learns_adjusted_kpis() -> None:
     policy.update(np.zeros((len(rows), strategies.encoder.width)), actions, kpis)
     mean, _ = policy.posterior()  # type: ignore[attr-defined]
     assert mean[1] - mean[0] == pytest.approx(2.0, abs=0.2)
+
+
+def test_a_linear_policy_without_context_learns_adjusted_kpis() -> None:
+    """``context = []``: the linear policy keeps one mean per strategy, so the engine adjusts
+    the KPIs as for a policy that ignores the context; the means recover the true +2."""
+    strategies = strategy_set(
+        {"name": "linear_ts", "params": {"ridge": 1e-9, "noise_variance": "auto"}}, context=[]
+    )
+    assert not strategies.section.adjusts_through_context
+    rows = confounded_rows(4000, seed=2)
+    X, actions, kpis, _ = learning_rows(strategies, rows)
+    assert X.shape == (4000, 0)
+    policy = strategies.build_policy(seed=0)
+    policy.update(X, actions, kpis)
+    means = policy.expected_rewards(np.zeros((1, 0)))[0]
+    assert means[1] - means[0] == pytest.approx(2.0, abs=0.15)
 
 
 def test_the_strategy_policy_moves_to_the_clearly_better_strategy(tmp_path: Path) -> None:

@@ -235,6 +235,42 @@ REFUSALS = [
         "must not set 'seed'",
     ),
     (
+        "options and withhold together",
+        lambda s: s.update(withhold={"message": ["loud"]}),
+        "strategies.options",
+        "not both",
+    ),
+    (
+        "neither options nor withhold",
+        lambda s: s.update(options=[]),
+        "strategies.options",
+        "not neither",
+    ),
+    (
+        "withhold of an unknown factor",
+        lambda s: s.update(options=[], withhold={"colour": ["red"]}),
+        "strategies.withhold.colour",
+        "names unknown factor 'colour'",
+    ),
+    (
+        "withhold of an unknown level",
+        lambda s: s.update(options=[], withhold={"message": ["shouting"]}),
+        "strategies.withhold.message",
+        "names unknown level 'shouting' of factor 'message'",
+    ),
+    (
+        "withhold of no level",
+        lambda s: s.update(options=[], withhold={"message": []}),
+        "strategies.withhold.message",
+        "must name at least one level",
+    ),
+    (
+        "withhold of too many levels",
+        lambda s: s.update(options=[], withhold={"message": [f"m{i}" for i in range(11)]}),
+        "strategies.withhold",
+        "at most 10 levels in all (each doubles the number of strategies); got 11",
+    ),
+    (
         "an unknown KPI kind",
         lambda s: s["kpi"].update(kind="mean"),
         "strategies.kpi.kind",
@@ -255,6 +291,74 @@ def test_bad_sections_are_refused_by_name(
         parse_spec(with_change(change))
     assert caught.value.field == field
     assert words in caught.value.message
+
+
+def test_withheld_levels_make_every_combination_a_strategy() -> None:
+    """message (calm, loud) x channel (sms, push), push+loud ruled out: withholding calm and
+    push leaves loud by sms only; withholding both messages leaves nothing, so that
+    combination is ruled out of the strategy space (by hand)."""
+    data = base()
+    data["strategies"].update(
+        options=[], withhold={"message": ["calm", "loud"], "channel": ["push"]}
+    )
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    # Binary factors in order message.calm, message.loud, channel.push; product order.
+    assert strategies.names == (
+        "all",
+        "no-channel.push",
+        "no-message.loud",
+        "no-message.loud-channel.push",
+        "no-message.calm",
+        "no-message.calm-channel.push",
+        "no-message.calm-message.loud",
+        "no-message.calm-message.loud-channel.push",
+    )
+    assert strategies.space.factor_names == ("message.calm", "message.loud", "channel.push")
+    assert strategies.space.allowed.tolist() == [True] * 6 + [False, False]
+    # Actions: offer (none, bundle) x message (calm, loud) x channel (sms, push).
+    rules = [True, True, True, False] * 2
+    expected = {
+        "all": rules,
+        "no-channel.push": [True, False, True, False] * 2,
+        "no-message.loud": [True, True, False, False] * 2,
+        "no-message.loud-channel.push": [True, False, False, False] * 2,
+        "no-message.calm": [False, False, True, False] * 2,
+        "no-message.calm-channel.push": [False, False, True, False] * 2,
+        "no-message.calm-message.loud": [False] * 8,
+    }
+    for name, mask in expected.items():
+        assert strategies.masks[strategies.index_of(name)].tolist() == mask, name
+    assert strategies.cadences == (None,) * 8
+    assert not strategies.section.adjusts_through_context or strategies.fields
+
+
+def test_a_linear_policy_over_withheld_levels_learns_one_effect_per_level() -> None:
+    """The strategy policy's model is additive in the levels, so it predicts a combination it
+    never tried. By hand: allowing calm adds 1, loud 2 and push 4 to the KPI; trained on
+    'all' (7) and each level withheld alone (6, 5, 3), it predicts 2 for withholding calm and
+    push together (loud by sms only) and 1 for withholding loud and push."""
+    data = base()
+    data["strategies"].update(
+        options=[],
+        withhold={"message": ["calm", "loud"], "channel": ["push"]},
+        context=[],
+        policy={"name": "linear_ts", "params": {"ridge": 1e-6, "noise_variance": 1.0}},
+    )
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    policy = strategies.build_policy(seed=0)
+    trained = {"all": 7.0, "no-message.calm": 6.0, "no-message.loud": 5.0, "no-channel.push": 3.0}
+    actions = np.array([strategies.index_of(name) for name in trained] * 25)
+    rewards = np.array(list(trained.values()) * 25)
+    policy.update(np.zeros((100, 0)), actions, rewards)
+    scores = policy.expected_rewards(np.zeros((1, 0)))[0]
+    for name, expected in (
+        *trained.items(),
+        ("no-message.calm-channel.push", 2.0),
+        ("no-message.loud-channel.push", 1.0),
+    ):
+        assert scores[strategies.index_of(name)] == pytest.approx(expected, abs=1e-3), name
 
 
 def test_a_policy_that_ignores_the_context_needs_no_baseline_in_it() -> None:

@@ -10,7 +10,9 @@ report's comparison. :func:`epoch_kpi` is the rule, pure.
 
 :meth:`StrategyLearner.learn` then folds the measured treatment assignments into the strategy
 policy, as ``(context at assignment, strategy, KPI, propensity)``, and publishes the next
-strategy snapshot in the same transaction. A contextual policy adjusts for the customer's
+strategy snapshot in the same transaction (with a panel, only the panel's assignments, each
+with the customer's context at enrolment: what living under a strategy does, not what one epoch
+of it does). A contextual policy adjusts for the customer's
 pre-epoch value through its context (the spec requires the baseline fields in it); a policy
 that ignores the context learns from the KPI regression-adjusted on the baseline within each
 epoch (:func:`bandit.adjustment.regression_adjusted`). Only one process should learn at a
@@ -23,9 +25,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import numpy as np
+from sqlmodel import Session
 
 from bandit.adjustment import regression_adjusted
 from experiments.engine.clock import Clock
+from experiments.engine.holdout import in_panel
 from experiments.engine.registry import find_experiment
 from experiments.engine.strategies import StrategyPolicies
 from experiments.spec import SpecError, parse_spec
@@ -36,6 +40,7 @@ from experiments.store.snapshots import pack_state, unpack_state
 from experiments.store.strategies import (
     assignments_due,
     epoch_outcome_totals,
+    first_assignments,
     insert_strategy_snapshot,
     latest_strategy_snapshot,
     mark_assignments_learned,
@@ -99,26 +104,35 @@ class EpochJoin:
 
 
 def learning_rows(
-    strategies: StrategySet, rows: Sequence[models.StrategyAssignment]
+    strategies: StrategySet,
+    rows: Sequence[models.StrategyAssignment],
+    enrolment: Mapping[str, Mapping[str, object]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Contexts ``(n, d)``, strategies ``(n,)``, KPIs ``(n,)`` and propensities ``(n,)`` of
     the rows the strategy policy can learn from.
 
-    A row whose context was erased (stored as ``{}``) is skipped. A policy that ignores the
-    context gets each KPI regression-adjusted on the baseline fields (the slope fitted within
-    epoch x strategy cells, applied around the epoch's mean).
+    A row whose context was erased (stored as ``{}``) is skipped. ``enrolment`` (panel
+    learning) maps customers to their context at enrolment, used instead of the row's own:
+    after epochs under a strategy, the customer's recent spend is partly the strategy's doing,
+    and adjusting on it would take out the effect being measured. Rows of customers it lacks
+    are skipped. A policy that ignores the context gets each KPI regression-adjusted on the
+    baseline fields (the slope fitted within epoch x strategy cells, applied around the epoch's
+    mean).
     """
-    usable = [row for row in rows if row.context]
-    X = strategies.encode([row.context for row in usable]) if usable else None
+    contexts = [
+        row.context if enrolment is None else enrolment.get(row.customer_id, {}) for row in rows
+    ]
+    usable = [(row, context) for row, context in zip(rows, contexts, strict=True) if context]
+    X = strategies.encode([context for _, context in usable]) if usable else None
     if X is None:
         X = np.zeros((0, strategies.encoder.width))
-    actions = np.array([row.strategy_index for row in usable], dtype=np.int64)
-    kpis = np.array([row.kpi for row in usable], dtype=np.float64)
-    propensities = np.array([row.propensity for row in usable], dtype=np.float64)
+    actions = np.array([row.strategy_index for row, _ in usable], dtype=np.int64)
+    kpis = np.array([row.kpi for row, _ in usable], dtype=np.float64)
+    propensities = np.array([row.propensity for row, _ in usable], dtype=np.float64)
     baseline = strategies.kpi.baseline
     if usable and baseline and not strategies.section.adjusts_through_context:
-        values = np.array([[_number(row.context, name) for name in baseline] for row in usable])
-        epochs = np.array([row.epoch for row in usable])
+        values = np.array([[_number(context, name) for name in baseline] for _, context in usable])
+        epochs = np.array([row.epoch for row, _ in usable])
         kpis = regression_adjusted(kpis, values, epochs, actions)
     return X, actions, kpis, propensities
 
@@ -128,6 +142,23 @@ def _number(context: Mapping[str, object], name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise SpecError(f"context.{name}", f"baseline must be a number; got {value!r}")
     return float(value)
+
+
+def panel_enrolment(
+    session: Session,
+    key: str,
+    salt: str,
+    strategies: StrategySet,
+    rows: Sequence[models.StrategyAssignment],
+) -> dict[str, Mapping[str, object]] | None:
+    """With a panel, its customers among ``rows`` and their contexts at enrolment (what the
+    strategy policy learns from); None without a panel (every row is learned as it is)."""
+    share = strategies.section.panel
+    if not share:
+        return None
+    members = sorted({row.customer_id for row in rows if in_panel(salt, row.customer_id, share)})
+    enrolled = first_assignments(session, experiment_key=key, customer_ids=members)
+    return {customer: row.context for customer, row in enrolled.items()}
 
 
 class StrategyLearner:
@@ -151,8 +182,9 @@ class StrategyLearner:
             experiment = find_experiment(session, key)
             # Most calls (the learner polls) find nothing: ask before parsing the spec.
             rows = unlearned_assignments(session, experiment_key=key, limit=limit)
-            strategies = parse_spec(experiment.spec).strategy_set() if rows else None
-            if strategies is None:
+            spec = parse_spec(experiment.spec) if rows else None
+            strategies = None if spec is None else spec.strategy_set()
+            if spec is None or strategies is None:
                 return None
             policy = self._policies.build(strategies)
             latest = latest_strategy_snapshot(session, experiment_key=key)
@@ -160,7 +192,8 @@ class StrategyLearner:
             if latest is not None:
                 policy.set_state(unpack_state(latest.state))
                 version, learned = latest.version, latest.rows_learned
-            X, actions, kpis, propensities = learning_rows(strategies, rows)
+            enrolment = panel_enrolment(session, key, spec.holdout.salt or key, strategies, rows)
+            X, actions, kpis, propensities = learning_rows(strategies, rows, enrolment)
             policy.update(X, actions, kpis, propensities)
             new_version = version + 1
             insert_strategy_snapshot(

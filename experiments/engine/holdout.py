@@ -24,3 +24,17 @@ def assign_group(experiment_key: str, customer_id: str, holdout_share: float) ->
     if unit_hash(experiment_key, customer_id) < holdout_share:
         return Group.HOLDOUT
     return Group.TREATMENT
+
+
+def in_panel(salt: str, customer_id: str, share: float) -> bool:
+    """Whether a customer belongs to a strategy experiment's persistent panel: a stable
+    ``share`` of customers, by a hash independent of the holdout's (salted apart)."""
+    return unit_hash(f"{salt}\x00panel", customer_id) < share
+
+
+def panel_strategy(salt: str, customer_id: str, candidates: int) -> int:
+    """A panel customer's strategy, uniform over ``candidates`` (>= 1) and stable: a third,
+    independent hash of the customer picks one of them."""
+    return min(
+        candidates - 1, int(unit_hash(f"{salt}\x00panel-strategy", customer_id) * candidates)
+    )

@@ -10,7 +10,9 @@ for the current epoch and asks the store only about customers it has not.
 
 - Treated customers get a strategy chosen by the strategy policy (a bandit over the strategy
   names, on the customer's context at assignment), logged with its propensity and the strategy
-  snapshot version; holdout customers get a row with no strategy (their epoch KPI is measured
+  snapshot version; customers of the spec's persistent panel (``strategies.panel``) keep the
+  strategy they were enrolled with, drawn uniformly by a stable hash, logged with that
+  uniform propensity; holdout customers get a row with no strategy (their epoch KPI is measured
   for comparison) and their decisions are not restricted.
 - While the experiment is paused or in apprentice mode the control serves everyone, so no
   strategy is assigned or applied.
@@ -31,9 +33,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+from sqlmodel import Session
 
 from bandit import Policy
-from experiments.engine.holdout import assign_group
+from experiments.engine.holdout import assign_group, in_panel, panel_strategy
 from experiments.engine.planning import SuppressionReason
 from experiments.engine.registry import find_experiment
 from experiments.engine.snapshots import SNAPSHOT_CHECK_SECONDS, LoadedPolicy
@@ -44,6 +47,7 @@ from experiments.store.decisions import count_recent_decisions_by_customer
 from experiments.store.snapshots import unpack_state
 from experiments.store.strategies import (
     assignments_for,
+    first_assignments,
     insert_assignments,
     latest_strategy_snapshot,
 )
@@ -286,7 +290,12 @@ class StrategyAssigner:
                 for customer, context in new
                 if assign_group(salt, customer, loaded.spec.holdout.share) == Group.TREATMENT
             ]
-            choices: dict[str, tuple[int, float]] = {}
+            choices = self._panel_choices(
+                session, key, strategies, salt, [customer for customer, _ in treated]
+            )
+            treated = [
+                (customer, context) for customer, context in treated if customer not in choices
+            ]
             if treated:
                 X = self._encode(strategies, [context for _, context in treated])
                 with current.lock:
@@ -333,6 +342,34 @@ class StrategyAssigner:
                 assigned[customer] = None if action is None else strategies.names[action]
         self._remember(key, epoch, assigned)
         return assigned
+
+    @staticmethod
+    def _panel_choices(
+        session: Session,
+        key: str,
+        strategies: StrategySet,
+        salt: str,
+        customers: Sequence[str],
+    ) -> dict[str, tuple[int, float]]:
+        """The strategies of the panel customers among ``customers``: the one they were
+        enrolled with, else one drawn uniformly over the strategy space's allowed strategies by
+        a stable hash; the propensity is the uniform draw's (``1 / allowed``)."""
+        share = strategies.section.panel
+        members = [customer for customer in customers if share and in_panel(salt, customer, share)]
+        if not members:
+            return {}
+        allowed = np.flatnonzero(strategies.space.allowed)
+        propensity = 1.0 / allowed.size
+        enrolled = first_assignments(session, experiment_key=key, customer_ids=members)
+        choices: dict[str, tuple[int, float]] = {}
+        for customer in members:
+            row = enrolled.get(customer)
+            if row is not None and row.strategy_index is not None:
+                choices[customer] = (row.strategy_index, propensity)
+            else:
+                index = int(allowed[panel_strategy(salt, customer, allowed.size)])
+                choices[customer] = (index, propensity)
+        return choices
 
     @staticmethod
     def _encode(strategies: StrategySet, contexts: Sequence[Mapping[str, object]]) -> np.ndarray:

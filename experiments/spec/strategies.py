@@ -34,6 +34,16 @@ comparing strategies at the same context compares them net of where the customer
 baseline within each cohort of closing epochs (:func:`bandit.adjustment.regression_adjusted`,
 CUPED). The report adjusts explicitly either way.
 
+**A panel for what a strategy does over a lifetime.** Redrawn every epoch, a strategy's KPI
+measures what one epoch of it does, and that can have the opposite sign of living under it:
+on ``examples/mechanism.toml`` withholding urgency for one week *costs* revenue that week
+(the click it would have won), while withholding it for good earns the most, because fatigue
+compounds. With ``panel = 0.3`` a stable random 30% of treated customers (by a hash of the
+customer, as the holdout) keep one strategy, drawn uniformly at their first epoch, for the
+whole experiment, and the strategy policy learns only from their epochs, each adjusted on
+the customer's baseline at enrolment; everyone else is assigned by the policy every epoch.
+The panel is the experiment's persistent randomised arms; the rest exploit what it shows.
+
 **Withholding levels (a factorial design).** Instead of naming strategies, a spec may list
 levels the strategy policy may withhold, each on its own::
 
@@ -188,6 +198,7 @@ class StrategiesSpec(BaseModel):
     )
     context: list[StrictStr] | None = None
     exploration_floor: Number | None = Field(default=None, ge=0.0, le=1.0)
+    panel: Number = Field(default=0.0, ge=0.0, le=1.0)
 
     @property
     def adjusts_through_context(self) -> bool:

@@ -27,6 +27,7 @@ __all__ = [
     "assignments_for",
     "epoch_outcome_totals",
     "erase_assignments",
+    "first_assignments",
     "insert_assignments",
     "insert_strategy_snapshot",
     "latest_strategy_snapshot",
@@ -47,6 +48,40 @@ def assignments_for(
             StrategyAssignment.experiment_key == experiment_key,
             StrategyAssignment.epoch == epoch,
             col(StrategyAssignment.customer_id).in_(chunk),
+        )
+        for row in session.exec(stmt):
+            found[row.customer_id] = row
+    return found
+
+
+def first_assignments(
+    session: Session, *, experiment_key: str, customer_ids: Sequence[str]
+) -> dict[str, StrategyAssignment]:
+    """Each customer's earliest assignment with a strategy (their enrolment), by customer id;
+    customers without one are absent."""
+    found: dict[str, StrategyAssignment] = {}
+    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+        enrolment = (
+            select(
+                col(StrategyAssignment.customer_id).label("customer"),
+                func.min(StrategyAssignment.epoch).label("epoch"),
+            )
+            .where(
+                StrategyAssignment.experiment_key == experiment_key,
+                col(StrategyAssignment.strategy).is_not(None),
+                col(StrategyAssignment.customer_id).in_(chunk),
+            )
+            .group_by(col(StrategyAssignment.customer_id))
+            .subquery()
+        )
+        stmt = (
+            select(StrategyAssignment)
+            .join(
+                enrolment,
+                (col(StrategyAssignment.customer_id) == enrolment.c.customer)
+                & (col(StrategyAssignment.epoch) == enrolment.c.epoch),
+            )
+            .where(StrategyAssignment.experiment_key == experiment_key)
         )
         for row in session.exec(stmt):
             found[row.customer_id] = row

@@ -21,7 +21,8 @@ from experiments.analysis.export import export_experiment
 from experiments.analysis.report import build_live_report
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
-from experiments.engine.holdout import assign_group
+from experiments.engine.epochs import learning_rows
+from experiments.engine.holdout import assign_group, in_panel, panel_strategy
 from experiments.spec import parse_spec
 from experiments.store import models
 from experiments.store.database import Database
@@ -415,3 +416,67 @@ def test_the_report_compares_each_strategy_with_the_holdout_by_epoch(
     with exported.files["decisions"].open() as handle:
         decided = {row["customer_id"]: row["strategy"] for row in csv.DictReader(handle)}
     assert decided == {c: r.strategy or "" for c, r in results.items()}
+
+
+def test_panel_customers_keep_their_enrolment_strategy_and_alone_teach_the_policy(
+    engine: Engine,
+) -> None:
+    """``panel = 0.5``: a stable half of the treated customers (by hash) keep the strategy a
+    second hash drew uniformly at enrolment, epoch after epoch, logged with propensity 1/3;
+    the others are assigned by the policy; only the panel's measured epochs are learned."""
+    clock = ManualClock(START)
+    core = make_core(engine, clock, panel=0.5)
+    names = ("all", "calm", "calm-sms")
+    customers = [f"c{index}" for index in range(60)]
+    treated = [c for c in customers if assign_group("promo", c, 0.25) == Group.TREATMENT]
+    panel = [c for c in treated if in_panel("promo", c, 0.5)]
+    assert 10 <= len(panel) <= len(treated) - 10
+    for epoch in range(3):
+        clock.set(START + epoch * WEEK)
+        results = {c: ask(core, c, spend=float(index)) for index, c in enumerate(customers)}
+        for customer in panel:
+            assert results[customer].strategy == names[panel_strategy("promo", customer, 3)]
+    rows = [row for row in assignments(engine) if row.customer_id in panel]
+    assert len(rows) == 3 * len(panel)
+    for row in rows:
+        assert row.strategy == names[panel_strategy("promo", row.customer_id, 3)]
+        assert row.propensity == pytest.approx(1 / 3)
+    others = [row for row in assignments(engine) if row.customer_id in set(treated) - set(panel)]
+    assert all(row.strategy_index is not None for row in others)
+    core.measure_epochs("promo")  # epochs 0 and 1 are closed; epoch 2 is open
+    assert core.learn_strategies("promo") == 1
+    with Session(engine) as session:
+        snapshot = latest_strategy_snapshot(session, experiment_key="promo")
+    assert snapshot is not None
+    assert int(unpack_state(snapshot.state)["n_updates"]) == 2 * len(panel)
+    learned = [row for row in assignments(engine) if row.learned_version == 1]
+    assert len(learned) == 2 * len(treated)  # the others are marked, not learned from
+
+
+def test_a_panel_learns_on_the_context_at_enrolment() -> None:
+    """Rows of later epochs are encoded and adjusted with the enrolment context, and rows of
+    customers outside the panel are not learned."""
+    strategies = parse_spec(spec_dict(panel=0.5, context=["spend"])).strategy_set()
+    assert strategies is not None
+    rows = [
+        models.StrategyAssignment(
+            id=index,
+            experiment_key="promo",
+            customer_id=customer,
+            epoch=1,
+            epoch_start=START + WEEK,
+            epoch_end=START + 2 * WEEK,
+            group="treatment",
+            strategy="calm",
+            strategy_index=1,
+            propensity=1 / 3,
+            context={"spend": 9.0},
+            kpi=4.0,
+        )
+        for index, customer in enumerate(("c1", "c2"))
+    ]
+    X, actions, kpis, propensities = learning_rows(strategies, rows, {"c1": {"spend": 2.0}})
+    np.testing.assert_array_equal(X, [[2.0]])
+    assert actions.tolist() == [1]
+    assert kpis.tolist() == [4.0]
+    assert propensities.tolist() == pytest.approx([1 / 3])

@@ -144,21 +144,28 @@ def _number(context: Mapping[str, object], name: str) -> float:
     return float(value)
 
 
-def panel_enrolment(
+def panel_rows(
     session: Session,
     key: str,
     salt: str,
     strategies: StrategySet,
     rows: Sequence[models.StrategyAssignment],
-) -> dict[str, Mapping[str, object]] | None:
-    """With a panel, its customers among ``rows`` and their contexts at enrolment (what the
-    strategy policy learns from); None without a panel (every row is learned as it is)."""
-    share = strategies.section.panel
-    if not share:
-        return None
-    members = sorted({row.customer_id for row in rows if in_panel(salt, row.customer_id, share)})
+) -> tuple[list[models.StrategyAssignment], dict[str, Mapping[str, object]] | None]:
+    """The rows the strategy policy learns from, and with a panel the contexts at enrolment.
+
+    Without a panel: every row, and None. With one: the rows of customers who were in the
+    panel in the row's epoch (so on their enrolment strategy since then), and each such
+    customer's context at enrolment.
+    """
+    section = strategies.section
+    if not section.has_panel:
+        return list(rows), None
+    learned = [
+        row for row in rows if in_panel(salt, row.customer_id, section.panel_share(row.epoch))
+    ]
+    members = sorted({row.customer_id for row in learned})
     enrolled = first_assignments(session, experiment_key=key, customer_ids=members)
-    return {customer: row.context for customer, row in enrolled.items()}
+    return learned, {customer: row.context for customer, row in enrolled.items()}
 
 
 class StrategyLearner:
@@ -192,8 +199,10 @@ class StrategyLearner:
             if latest is not None:
                 policy.set_state(unpack_state(latest.state))
                 version, learned = latest.version, latest.rows_learned
-            enrolment = panel_enrolment(session, key, spec.holdout.salt or key, strategies, rows)
-            X, actions, kpis, propensities = learning_rows(strategies, rows, enrolment)
+            learned_rows, enrolment = panel_rows(
+                session, key, spec.holdout.salt or key, strategies, rows
+            )
+            X, actions, kpis, propensities = learning_rows(strategies, learned_rows, enrolment)
             policy.update(X, actions, kpis, propensities)
             new_version = version + 1
             insert_strategy_snapshot(

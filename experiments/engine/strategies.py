@@ -291,7 +291,7 @@ class StrategyAssigner:
                 if assign_group(salt, customer, loaded.spec.holdout.share) == Group.TREATMENT
             ]
             choices = self._panel_choices(
-                session, key, strategies, salt, [customer for customer, _ in treated]
+                session, key, strategies, salt, [customer for customer, _ in treated], epoch
             )
             treated = [
                 (customer, context) for customer, context in treated if customer not in choices
@@ -350,11 +350,12 @@ class StrategyAssigner:
         strategies: StrategySet,
         salt: str,
         customers: Sequence[str],
+        epoch: int,
     ) -> dict[str, tuple[int, float]]:
-        """The strategies of the panel customers among ``customers``: the one they were
-        enrolled with, else one drawn uniformly over the strategy space's allowed strategies by
-        a stable hash; the propensity is the uniform draw's (``1 / allowed``)."""
-        share = strategies.section.panel
+        """The strategies of ``epoch``'s panel customers among ``customers``: the one they
+        were enrolled with, else one drawn uniformly over the strategy space's allowed
+        strategies by a stable hash; the propensity is the uniform draw's (``1 / allowed``)."""
+        share = strategies.section.panel_share(epoch)
         members = [customer for customer in customers if share and in_panel(salt, customer, share)]
         if not members:
             return {}

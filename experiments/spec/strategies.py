@@ -43,6 +43,8 @@ customer, as the holdout) keep one strategy, drawn uniformly at their first epoc
 whole experiment, and the strategy policy learns only from their epochs, each adjusted on
 the customer's baseline at enrolment; everyone else is assigned by the policy every epoch.
 The panel is the experiment's persistent randomised arms; the rest exploit what it shows.
+``panel_warmup = 3`` puts every treated customer in the panel for the first 3 epochs (a
+learning phase with all the experiment's power), after which the ``panel`` share stays.
 
 **Withholding levels (a factorial design).** Instead of naming strategies, a spec may list
 levels the strategy policy may withhold, each on its own::
@@ -199,6 +201,18 @@ class StrategiesSpec(BaseModel):
     context: list[StrictStr] | None = None
     exploration_floor: Number | None = Field(default=None, ge=0.0, le=1.0)
     panel: Number = Field(default=0.0, ge=0.0, le=1.0)
+    panel_warmup: Integer = Field(default=0, ge=0, le=1000)
+
+    @property
+    def has_panel(self) -> bool:
+        """Whether some epochs have a persistent panel (``panel`` or ``panel_warmup``)."""
+        return self.panel > 0.0 or self.panel_warmup > 0
+
+    def panel_share(self, epoch: int) -> float:
+        """The share of treated customers in the panel in ``epoch``: all of them during the
+        first ``panel_warmup`` epochs, then ``panel``. It never grows, so a customer in the
+        panel in some epoch has been in it since enrolment."""
+        return 1.0 if epoch < self.panel_warmup else float(self.panel)
 
     @property
     def adjusts_through_context(self) -> bool:

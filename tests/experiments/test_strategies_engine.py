@@ -480,3 +480,34 @@ def test_a_panel_learns_on_the_context_at_enrolment() -> None:
     assert actions.tolist() == [1]
     assert kpis.tolist() == [4.0]
     assert propensities.tolist() == pytest.approx([1 / 3])
+
+
+def test_a_panel_warmup_holds_every_treated_customer_in_the_panel_at_first(
+    engine: Engine,
+) -> None:
+    """``panel_warmup = 1, panel = 0.5``: in epoch 0 every treated customer gets their hashed
+    uniform strategy; from epoch 1 only the panel keeps it. The learner folds in epoch 0 for
+    everyone treated and epoch 1 for the panel only."""
+    clock = ManualClock(START)
+    core = make_core(engine, clock, panel=0.5, panel_warmup=1)
+    names = ("all", "calm", "calm-sms")
+    customers = [f"c{index}" for index in range(60)]
+    treated = [c for c in customers if assign_group("promo", c, 0.25) == Group.TREATMENT]
+    panel = {c for c in treated if in_panel("promo", c, 0.5)}
+    for epoch in range(3):
+        clock.set(START + epoch * WEEK)
+        for index, customer in enumerate(customers):
+            ask(core, customer, spend=float(index))
+    by_epoch = {(row.customer_id, row.epoch): row for row in assignments(engine) if row.strategy}
+    for customer in treated:
+        hashed = names[panel_strategy("promo", customer, 3)]
+        assert by_epoch[(customer, 0)].strategy == hashed
+        assert by_epoch[(customer, 0)].propensity == pytest.approx(1 / 3)
+        if customer in panel:
+            assert by_epoch[(customer, 1)].strategy == by_epoch[(customer, 2)].strategy == hashed
+    core.measure_epochs("promo")
+    assert core.learn_strategies("promo") == 1
+    with Session(engine) as session:
+        snapshot = latest_strategy_snapshot(session, experiment_key="promo")
+    assert snapshot is not None
+    assert int(unpack_state(snapshot.state)["n_updates"]) == len(treated) + len(panel)

@@ -271,6 +271,18 @@ REFUSALS = [
         "at most 10 levels in all (each doubles the number of strategies); got 11",
     ),
     (
+        "a panel share above 1",
+        lambda s: s.update(panel=1.5),
+        "strategies.panel",
+        "must be less than or equal to 1; got 1.5",
+    ),
+    (
+        "a negative panel warm-up",
+        lambda s: s.update(panel_warmup=-1),
+        "strategies.panel_warmup",
+        "must be greater than or equal to 0; got -1",
+    ),
+    (
         "an unknown KPI kind",
         lambda s: s["kpi"].update(kind="mean"),
         "strategies.kpi.kind",

@@ -55,6 +55,7 @@ from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_polic
 from bandit.policies.linear import LinearPolicy
 from experiments.spec.context import ContextEncoder, ContextField
 from experiments.spec.errors import SpecError, names
+from experiments.spec.limits import MAX_STRATEGIES, check_policy_cost
 from experiments.spec.values import FROZEN, Duration, Integer, Number
 
 __all__ = [
@@ -189,6 +190,8 @@ class StrategiesSpec(BaseModel):
     def _names(cls, value: list[StrategySpec]) -> list[StrategySpec]:
         if len(value) < 2:
             raise ValueError(f"must name at least 2 strategies to choose between; got {len(value)}")
+        if len(value) > MAX_STRATEGIES:
+            raise ValueError(f"must name at most {MAX_STRATEGIES} strategies; got {len(value):,}")
         seen: set[str] = set()
         for position, option in enumerate(value):
             if option.name in seen:
@@ -338,6 +341,13 @@ def compile_strategies(
         ),
         encoder=ContextEncoder.from_schema({name: context[name] for name in seen}),
         floor=default_floor if section.exploration_floor is None else section.exploration_floor,
+    )
+    check_policy_cost(
+        "strategies.policy",
+        section.policy.name,
+        section.policy.params,
+        compiled.space.factor_sizes,
+        compiled.encoder.width,
     )
     try:
         compiled.build_policy(seed=0)

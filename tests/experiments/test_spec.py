@@ -806,3 +806,103 @@ def test_other_packages_import_only_public_names() -> None:
                     imported.update(alias.name for alias in node.names)
     assert imported
     assert imported <= set(PUBLIC)
+
+
+# --------------------------------------------------------------------------- resource bounds
+def _big_factors(count: int, levels: int) -> dict[str, list[str]]:
+    return {f"f{j}": [f"l{i}" for i in range(levels)] for j in range(count)}
+
+
+RESOURCE_LIMITS: list[tuple[str, Mutation, str, str]] = [
+    (
+        "n_samples of a hundred million",
+        _set("policy", value={"name": "logistic_ts", "params": {"n_samples": 100_000_000}}),
+        "policy.params.n_samples",
+        "must be at most 10,000; got 100,000,000",
+    ),
+    (
+        "fitted Q memory",
+        _set("policy", value={"name": "fitted_q", "params": {"memory": 10_000_000}}),
+        "policy.params.memory",
+        "must be at most 100,000",
+    ),
+    (
+        "fitted Q iterations",
+        _set("policy", value={"name": "fitted_q", "params": {"n_iterations": 1_000}}),
+        "policy.params.n_iterations",
+        "must be at most 100",
+    ),
+    (
+        "too many factors",
+        _set("factors", value={f"f{i}": ["a"] for i in range(33)}),
+        "factors",
+        "at most 32 factors; got 33",
+    ),
+    (
+        "too many context fields",
+        _set("context", value={f"x{i}": {"type": "numeric"} for i in range(257)}),
+        "context",
+        "at most 256 fields; got 257",
+    ),
+    (
+        "too wide a context",
+        _set(
+            "context",
+            value={"plan": {"type": "categorical", "levels": [f"p{i}" for i in range(1_025)]}},
+        ),
+        "context",
+        "at most 1,024 columns",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "fragment"),
+    [case[1:] for case in RESOURCE_LIMITS],
+    ids=[case[0] for case in RESOURCE_LIMITS],
+)
+def test_sizes_that_scale_memory_or_time_are_bounded(
+    mutate: Mutation, field: str, fragment: str
+) -> None:
+    data = quickstart_data()
+    mutate(data)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert (caught.value.field, fragment in caught.value.message) == (field, True), caught.value
+
+
+def test_n_samples_is_bounded_by_the_space_it_samples_over() -> None:
+    """100,000 actions times 101 draws is more than 10,000,000 numbers per decision: the
+    error names n_samples and the largest value this space allows (100)."""
+    data = quickstart_data()
+    data["rules"] = []
+    data["factors"] = _big_factors(5, 10)
+    data["policy"] = {"name": "logistic_ts", "params": {"n_samples": 100}}
+    parse_spec(data)
+    data["policy"]["params"]["n_samples"] = 101
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert caught.value.field == "policy.params.n_samples"
+    assert caught.value.message.startswith(
+        "must be at most 100 for this space (100,000 actions, 50 level slots, 5 context columns"
+    )
+    assert caught.value.message.endswith("got 101")
+
+
+def test_a_space_too_large_for_the_policy_names_the_policy_and_its_sizes() -> None:
+    data = quickstart_data()
+    data["rules"] = []
+    data["factors"] = _big_factors(2, 300)
+    data["policy"] = {"name": "linucb", "params": {"interactions": True}}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert caught.value.field == "policy"
+    assert caught.value.message.startswith(
+        "policy 'linucb' is too large for this space (90,000 actions, 90,600 level slots"
+    )
+    assert "numbers of learned state (at most 8,000,000)" in caught.value.message
+    assert caught.value.message.endswith(
+        "use fewer factor levels or context fields or interactions = false"
+    )
+    data["policy"] = {"name": "uniform"}
+    assert parse_spec(data).decision_space().n_actions == 90_000

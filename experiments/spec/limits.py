@@ -21,6 +21,8 @@ bound                         what it limits
 :data:`MAX_DECISION_CELLS`    numbers a decision holds at once (its largest array)
 :data:`MAX_DECISION_WORK`     multiply-adds per decision
 :data:`MAX_REFIT_WORK`        multiply-adds of one fitted Q refit
+:data:`MAX_MAGNITUDE`         rewards, their defaults and targets, real hyper-parameters
+:data:`MIN_MAGNITUDE`         the smallest non-zero real hyper-parameter
 ============================  =======================================================
 
 The last four are budgets on a policy over a spec's space, computed by :func:`policy_cost`
@@ -70,6 +72,14 @@ MAX_DECISION_CELLS = 10_000_000
 MAX_DECISION_WORK = 2_000_000_000
 #: Most multiply-adds of one fitted Q refit (its Bellman targets over the memory).
 MAX_REFIT_WORK = 20_000_000_000
+
+#: Largest magnitude of a reward's default or target and of a real hyper-parameter: the same
+#: bound as an outcome's value. The linear policies square rewards; 1e308 would overflow the
+#: update to inf and stall the experiment's learning ("'state.mean' must be finite").
+MAX_MAGNITUDE = 1e12
+#: Smallest magnitude of a non-zero real hyper-parameter: a ridge of 1e-320 is a prior
+#: variance of inf, a noise variance of 1e-300 a covariance that is not positive definite.
+MIN_MAGNITUDE = 1e-12
 
 #: Defaults of the size-setting hyper-parameters, as the policies declare them.
 _DEFAULTS = {"n_samples": 100, "memory": 2048, "n_iterations": 10}
@@ -206,6 +216,15 @@ def check_policy_cost(
     """
     if name not in POLICIES:
         return  # the name's own validator reports it
+    for key, value in params.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or key in _DEFAULTS:
+            continue
+        if value and not MIN_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
+            raise SpecError(
+                f"{where}.params.{key}",
+                f"must be 0 or a number between {MIN_MAGNITUDE:g} and {MAX_MAGNITUDE:g} in "
+                f"magnitude; got {value!r}",
+            )
     chosen: dict[str, int] = {}
     for key, most in (
         ("n_samples", MAX_N_SAMPLES),

@@ -158,3 +158,44 @@ def test_experiments_list_and_show_print_markup_and_escapes_as_text(tmp_path: Pa
         assert code == 0, output
         assert "[/][red]x\\x1b[2J" in output
         assert "\x1b" not in output
+
+
+QUICKSTART = (ROOT / "examples" / "quickstart.toml").read_text()
+
+
+def _spec_file(tmp_path: Path, old: str, new: str) -> str:
+    assert old in QUICKSTART
+    path = tmp_path / "spec.toml"
+    path.write_text(QUICKSTART.replace(old, new))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        (
+            'name = "logistic_ts"',
+            'name = "logistic_ts"\nparams = { n_samples = 100000000 }',
+            "error: policy.params.n_samples: must be at most 10,000; got 100,000,000",
+        ),
+        (
+            "default = 0.0",
+            "default = 1e308",
+            "error: reward.default: must be a number within +-1e+12, the bound on outcome "
+            "values; got 1e+308",
+        ),
+        (
+            'name = "logistic_ts"',
+            'name = "logistic_ts"\nparams = { ridge = 1e-320 }',
+            "error: policy.params.ridge: must be 0 or a number between 1e-12 and 1e+12 in "
+            "magnitude; got 1e-320",
+        ),
+    ],
+    ids=["n_samples", "reward default", "ridge"],
+)
+def test_run_refuses_a_spec_that_would_exhaust_memory_or_overflow(
+    tmp_path: Path, old: str, new: str, line: str
+) -> None:
+    path = _spec_file(tmp_path, old, new)
+    code, output = invoke("run", path, "--customers", "10", "--days", "1", "--no-track")
+    assert (code, output) == (2, line)

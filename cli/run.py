@@ -10,7 +10,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import MAX_SEED, JsonFlag, console, fail, print_json, readable_errors, shown
+from cli.common import (
+    MAX_SEED,
+    JsonFlag,
+    console,
+    error_console,
+    fail,
+    print_json,
+    readable_errors,
+    shown,
+)
 from cli.render import fixed, lift_table, percent, strategy_table
 
 if TYPE_CHECKING:
@@ -63,7 +72,7 @@ def run(
     """
     from experiments.runs.arms import arm_names, default_arms
     from experiments.runs.report import result_json, track_run, verdict
-    from experiments.runs.simulation import RunOptions, run_simulation
+    from experiments.runs.simulation import RunOptions, run_simulation, run_warnings
     from experiments.spec import load_spec
 
     with readable_errors():
@@ -85,6 +94,8 @@ def run(
         )
     if not options.arms:
         raise fail("--arms names no arm")
+    for line in run_warnings(spec, options):
+        warn(line)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -115,6 +126,11 @@ def run(
         )
 
 
+def warn(line: str) -> None:
+    """One warning line on stderr: text, not markup."""
+    error_console.print(shown(f"warning: {' '.join(line.split())}"), soft_wrap=True)
+
+
 def _print_tables(result: RunResult) -> None:
     from experiments.runs.report import arm_summary
 
@@ -140,6 +156,16 @@ def _print_tables(result: RunResult) -> None:
         )
     console.print(table)
     _print_comparisons(result)
+    held = int((~result.treated).sum())
+    if held < 2 or result.treated.sum() < 2:
+        console.print(
+            shown(
+                f"No lift table: {held:,} held-out and {int(result.treated.sum()):,} treated "
+                "customers; lift needs at least 2 in each group (holdout.share "
+                f"{result.spec.holdout.share:g})"
+            )
+        )
+        return
     lift = lift_table(
         "Lift vs the randomized holdout all arms share (relative, 95% CI; always-valid CI)",
         [(arm.arm, row) for arm in result.arms for row in arm.lifts],

@@ -20,6 +20,7 @@ The arms and what each one runs are defined in :mod:`experiments.runs.arms`.
 
 from __future__ import annotations
 
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,7 +43,7 @@ from experiments.runs.oracles import OracleResult, run_oracles
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.strategies import StrategyDays
 from experiments.runs.world import world_config
-from experiments.simulate import CustomerWorld
+from experiments.simulate import EVENT_NAMES, CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
 from experiments.store.rewards import reward_rows
@@ -128,6 +129,38 @@ def holdout_mask(spec: ExperimentSpec, customers: int) -> np.ndarray:
         [assign_group(salt, f"c{index}", share) == Group.HOLDOUT for index in range(customers)],
         dtype=bool,
     )
+
+
+def run_warnings(spec: ExperimentSpec, options: RunOptions) -> list[str]:
+    """What makes a run of ``spec`` say less than it seems to, each as one line, known before
+    simulating: an event the simulator never emits (a reward that is always its default) and
+    a holdout or treatment group too small to measure lift against."""
+    warnings = []
+    events = [("reward.event", spec.reward.event)]
+    if spec.reward.surrogate is not None:
+        events += [("reward.surrogate.signals", name) for name in spec.reward.surrogate.signals]
+    if spec.strategies is not None:
+        events.append(("strategies.kpi.event", spec.strategies.kpi.event))
+    for where, event in events:
+        if event not in EVENT_NAMES:
+            warnings.append(
+                f"{where} {event!r} is never emitted by the simulator (it emits "
+                f"{', '.join(EVENT_NAMES)}): every reward will be the default"
+            )
+    held = int(holdout_mask(spec, options.customers).sum())
+    treated = options.customers - held
+    if held < 2 or treated < 2:
+        warnings.append(
+            f"holdout.share {spec.holdout.share:g} holds out {held:,} of {options.customers:,} "
+            f"customers ({treated:,} treated): lift against the holdout needs at least 2 in "
+            "each group, so there will be no lift table"
+        )
+    return warnings
+
+
+def _mean(values: np.ndarray) -> float:
+    """The mean, NaN for no values (without numpy's empty-slice warning)."""
+    return float(values.mean()) if values.size else math.nan
 
 
 class _ArmRunner:
@@ -336,8 +369,8 @@ class _ArmRunner:
         }
         for name, values in measures.items():
             self.result.kpis[name] = {
-                "treatment": float(values[~self.holdout].mean()),
-                "holdout": float(values[self.holdout].mean()),
+                "treatment": _mean(values[~self.holdout]),
+                "holdout": _mean(values[self.holdout]),
             }
         self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
         self.result.per_customer = {

@@ -117,6 +117,15 @@ class ExperimentSpec(BaseModel):
         _check_action_count(value)
         return value
 
+    @field_validator("factors")
+    @classmethod
+    def _factor_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for factor, levels in value.items():
+            _check_name(factor, factor, "factor name")
+            for position, level in enumerate(levels):
+                _check_name(level, f"{factor}[{position}]", "level")
+        return value
+
     @field_validator("rules", mode="before")
     @classmethod
     def _rule_shapes(cls, value: Any) -> Any:
@@ -346,6 +355,26 @@ def _check_action_count(factors: Any) -> None:
             raise ValueError(
                 f"must define at most {MAX_ACTIONS:,} actions; these factors define "
                 f"{math.prod(sizes):,}"
+            )
+
+
+#: What joins factors and levels in an action's name (``offer=bundle|channel=sms``).
+_SEPARATORS = ("|", "=")
+
+
+def _check_name(name: str, where: str, what: str) -> None:
+    """Refuse an empty name, one with spaces around it (``"push "`` would look like
+    ``"push"`` everywhere it is shown) and one holding an action-name separator."""
+    if not name.strip():
+        raise SpecError(where, f"must be a non-empty {what}; got {name!r}")
+    if name != name.strip():
+        raise SpecError(where, f"must be a {what} without leading or trailing spaces; got {name!r}")
+    for separator in _SEPARATORS:
+        if separator in name:
+            raise SpecError(
+                where,
+                f"must be a {what} without {separator!r}, which joins factors and levels in "
+                f"action names (offer=bundle|channel=sms); got {name!r}",
             )
 
 

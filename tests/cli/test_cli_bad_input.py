@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,47 @@ def test_run_refuses_a_spec_that_would_exhaust_memory_or_overflow(
     path = _spec_file(tmp_path, old, new)
     code, output = invoke("run", path, "--customers", "10", "--days", "1", "--no-track")
     assert (code, output) == (2, line)
+
+
+#: ``engage run`` at its smallest: no MLflow, no oracles, one process.
+QUICK_RUN = ["run", "--customers", "10", "--days", "1", "--no-track", "--no-oracles", "--jobs", "1"]
+
+
+def test_run_warns_of_a_reward_event_the_simulator_never_emits(tmp_path: Path) -> None:
+    path = _spec_file(tmp_path, 'event = "click"', 'event = "clicked"')
+    result = runner.invoke(
+        app,
+        [*QUICK_RUN, path, "--arms", "interaction", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "warning: reward.event 'clicked' is never emitted by the simulator (it emits click, "
+        "accept, revenue, usage, churn): every reward will be the default"
+    )
+
+
+@pytest.mark.parametrize(("share", "held", "treated"), [("0.0", 0, 40), ("0.999999", 40, 0)])
+def test_run_says_why_a_holdout_share_gives_no_lift_without_numpy_warnings(
+    tmp_path: Path, share: str, held: int, treated: int
+) -> None:
+    path = _spec_file(tmp_path, "share = 0.1", f"share = {share}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's "Mean of empty slice"
+        result = runner.invoke(
+            app,
+            [*QUICK_RUN, path, "--customers", "40", "--arms", "uniform,interaction"],
+        )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"warning: holdout.share {float(share):g} holds out {held} of 40 customers ({treated} "
+        "treated): lift against the holdout needs at least 2 in each group, so there will be "
+        "no lift table\n"
+    )
+    assert "Warning" not in result.output
+    assert (
+        " ".join(result.stdout.split()).count(
+            f"No lift table: {held} held-out and {treated} treated customers; lift needs at least "
+            f"2 in each group (holdout.share {float(share):g})"
+        )
+        == 1
+    )

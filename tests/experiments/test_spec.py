@@ -367,6 +367,26 @@ BAD_SPECS: list[tuple[str, Mutation, str, str]] = [
     ("factor without levels", _set("factors", "offer", value=[]), "factors.offer", "non-empty"),
     ("duplicate levels", _set("factors", "offer", value=["a", "a"]), "factors.offer", "duplicate"),
     ("numeric level", _set("factors", "offer", value=["a", 2]), "factors.offer[1]", "got 2"),
+    ("empty level", _set("factors", "offer", value=["a", ""]), "factors.offer[1]", "got ''"),
+    ("blank level", _set("factors", "offer", value=[" ", "a"]), "factors.offer[0]", "got ' '"),
+    (
+        "level with a trailing space",
+        _set("factors", "channel", value=["sms", "push "]),
+        "factors.channel[1]",
+        "without leading or trailing spaces; got 'push '",
+    ),
+    (
+        "level with a separator",
+        _set("factors", "channel", value=["sms", "push=1"]),
+        "factors.channel[1]",
+        "must be a level without '='",
+    ),
+    (
+        "factor name with a separator",
+        _set("factors", value={"offer|channel": ["a", "b"]}),
+        "factors.offer|channel",
+        "must be a factor name without '|'",
+    ),
     (
         "too many actions",
         _set("factors", value={f"f{i}": [str(j) for j in range(10)] for i in range(6)}),

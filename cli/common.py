@@ -38,11 +38,23 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 MAX_SEED = 2**63 - 1
 
 
+#: Longest word of an error line shown whole; longer ones (a 100,000-character level name
+#: quoted back) are cut to their first :data:`CLIPPED_TO` characters and their length.
+LONGEST_WORD = 120
+CLIPPED_TO = 80
+
+
+def _clipped(word: str) -> str:
+    if len(word) <= LONGEST_WORD:
+        return word
+    return f"{word[:CLIPPED_TO]}…({len(word):,} characters)"
+
+
 def fail(message: str) -> typer.Exit:
     """Print one readable error line and return the exit to raise (code 2)."""
     # One line whatever the terminal width (rich would wrap at 80 columns in a pipe), and the
     # message is text, not markup: it may quote user input with [brackets].
-    line = escape(" ".join(message.split()))
+    line = escape(" ".join(_clipped(word) for word in message.split()))
     error_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from typing import Annotated
 
 import typer
@@ -12,11 +13,18 @@ from cli.common import DatabaseUrl, checked_engine, console, database_url, fail,
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    """Whether ``host`` names the loopback interface, in any spelling the resolver takes:
+    ``localhost``, ``::1``, ``[::1]``, ``127.0.0.1`` and its inet_aton forms (``127.1``)."""
+    name = host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name)).is_loopback
+    except OSError:
         return False
 
 

@@ -36,6 +36,7 @@ and holds a worker to its memory and time budget.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from bandit.policies.beta_ts import BetaTSPolicy, GaussianTSPolicy
 from bandit.policies.epsilon_greedy import EpsilonGreedyPolicy
 from bandit.policies.fitted_q import FittedQPolicy
 from bandit.policies.linear import LinearPolicy, ThompsonLinearPolicy
-from experiments.spec.errors import SpecError
+from experiments.spec.errors import SpecError, names
 
 #: Largest decision space a spec may define; the policies score every action per decision.
 MAX_ACTIONS = 100_000
@@ -127,6 +128,31 @@ def sizes_of(factor_sizes: Sequence[int], n_context: int, params: Mapping[str, A
         width=width,
         per_arm=len(factor_sizes) == 1 and not interactions,
     )
+
+
+#: Arguments of a policy's constructor that are not hyper-parameters of a spec.
+_NOT_HYPER_PARAMETERS = ("self", "space", "n_context", "seed", "exploration_floor")
+
+
+def hyper_parameters(name: str) -> list[str]:
+    """The hyper-parameters policy ``name`` takes: the keyword arguments of its constructor
+    and of the constructors it passes ``**kwargs`` on to."""
+    found: list[str] = []
+    for cls in POLICIES[name].__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        parameters = inspect.signature(init).parameters.values()
+        found += [
+            parameter.name
+            for parameter in parameters
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+            and parameter.name not in _NOT_HYPER_PARAMETERS
+            and parameter.name not in found
+        ]
+        if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+            break
+    return sorted(found)
 
 
 def _int_param(params: Mapping[str, Any], name: str) -> int | None:
@@ -216,6 +242,14 @@ def check_policy_cost(
     """
     if name not in POLICIES:
         return  # the name's own validator reports it
+    known = hyper_parameters(name)
+    for key in params:
+        if key not in known:
+            expected = f"expected one of {names(known)}" if known else "it takes none"
+            raise SpecError(
+                f"{where}.params.{key}",
+                f"is not a hyper-parameter of policy {name!r}; {expected}",
+            )
     for key, value in params.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or key in _DEFAULTS:
             continue

@@ -39,7 +39,7 @@ from experiments.spec.context import (
     check_context_names,
     require_numeric_field,
 )
-from experiments.spec.errors import SpecError
+from experiments.spec.errors import SpecError, clip
 from experiments.spec.limits import (
     MAX_ACTIONS,
     MAX_CONTEXT_FIELDS,
@@ -366,15 +366,17 @@ def _check_name(name: str, where: str, what: str) -> None:
     """Refuse an empty name, one with spaces around it (``"push "`` would look like
     ``"push"`` everywhere it is shown) and one holding an action-name separator."""
     if not name.strip():
-        raise SpecError(where, f"must be a non-empty {what}; got {name!r}")
+        raise SpecError(where, f"must be a non-empty {what}; got {clip(name)}")
     if name != name.strip():
-        raise SpecError(where, f"must be a {what} without leading or trailing spaces; got {name!r}")
+        raise SpecError(
+            where, f"must be a {what} without leading or trailing spaces; got {clip(name)}"
+        )
     for separator in _SEPARATORS:
         if separator in name:
             raise SpecError(
                 where,
                 f"must be a {what} without {separator!r}, which joins factors and levels in "
-                f"action names (offer=bundle|channel=sms); got {name!r}",
+                f"action names (offer=bundle|channel=sms); got {clip(name)}",
             )
 
 

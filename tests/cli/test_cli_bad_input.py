@@ -4,6 +4,7 @@ text is shown, never obeyed; --json is strict JSON."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -243,4 +244,118 @@ def test_run_says_why_a_holdout_share_gives_no_lift_without_numpy_warnings(
             f"2 in each group (holdout.share {float(share):g})"
         )
         == 1
+    )
+
+
+def test_a_bad_policy_parameter_is_named_with_the_valid_ones(tmp_path: Path) -> None:
+    path = _spec_file(
+        tmp_path, 'name = "logistic_ts"', 'name = "kalman_ts"\nparams = { process_nois = 0.1 }'
+    )
+    assert invoke("run", path, "--no-track") == (
+        2,
+        "error: policy.params.process_nois: is not a hyper-parameter of policy 'kalman_ts'; "
+        "expected one of ['fit_intercept', 'forgetting', 'interactions', 'n_samples', "
+        "'noise_variance', 'process_noise', 'ridge', 'scale']",
+    )
+
+
+@pytest.mark.parametrize(
+    ("levels", "line"),
+    [
+        (
+            f'"sms", "{"x" * 100_000} "',
+            "error: factors.channel[1]: must be a level without leading or trailing spaces; "
+            f"got '{'x' * 79}…(100,003 characters)",
+        ),
+        (
+            f'"sms", "{"x" * 100_000}", "{"x" * 100_000}"',
+            "error: factors.channel: factor 'channel' has duplicate levels: ['sms', "
+            f"'{'x' * 79}…(100,003 characters) '{'x' * 79}…(100,004 characters)",
+        ),
+    ],
+    ids=["padded", "duplicate"],
+)
+def test_a_long_value_is_echoed_clipped(tmp_path: Path, levels: str, line: str) -> None:
+    path = _spec_file(tmp_path, '"sms", "email", "push"', levels)
+    assert invoke("run", path, "--no-track") == (2, line)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("run", "--customers", "abc", "x"),
+            "error: Invalid value for '--customers': Input should be a valid integer, unable "
+            "to parse string as an integer (see 'engage run --help')",
+        ),
+        (("nosuch",), "error: No such command 'nosuch'. (see 'engage --help')"),
+        (("run",), "error: Missing argument 'SPEC'. (see 'engage run --help')"),
+        (
+            ("keys", "create", "--scope", "root"),
+            "error: Invalid value for '--scope': 'root' is not one of 'admin', 'decide', "
+            "'read'. (see 'engage keys create --help')",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_code_2(args: tuple[str, ...], line: str) -> None:
+    result = runner.invoke(app, list(args), prog_name="engage")
+    assert (result.exit_code, result.output) == (2, line + "\n")
+
+
+@pytest.mark.parametrize("group", [(), ("db",), ("keys",), ("experiments",)])
+def test_every_group_help_has_an_example(group: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*group, "--help"], prog_name="engage")
+    assert result.exit_code == 0
+    assert f"Example: engage {group[0] if group else 'init'}" in result.output
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.1", "127.0.1", "localhost", "LOCALHOST.", "::1", "[::1]", "0x7f.1"]
+)
+def test_serve_takes_any_spelling_of_loopback(host: str) -> None:
+    from cli.serve import _is_loopback
+
+    assert _is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "0.0.0.0", "example.com", "128.1", "::"])  # noqa: S104
+def test_serve_refuses_other_hosts_without_allow_remote(host: str) -> None:
+    from cli.serve import _is_loopback
+
+    assert not _is_loopback(host)
+
+
+def test_a_pipe_or_a_device_is_refused_as_a_spec_or_a_log(tmp_path: Path) -> None:
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    for args, line in (
+        (
+            ["run", str(fifo)],
+            f"error: file: {fifo} is not a regular file (a pipe, socket or device); pass a file",
+        ),
+        (
+            ["evaluate", "/dev/zero", "--policy", "linucb"],
+            "error: /dev/zero is not a regular file (a pipe, socket or device); pass a file",
+        ),
+    ):
+        done = subprocess.run(  # noqa: S603 - our own CLI; a hang fails by the timeout
+            [sys.executable, "-c", "from cli.main import entry; entry()", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert (done.returncode, done.stderr, done.stdout) == (2, line + "\n", "")
+
+
+def test_a_spec_file_above_the_size_bound_is_refused(tmp_path: Path) -> None:
+    from experiments.spec.loading import MAX_SPEC_BYTES
+
+    path = tmp_path / "big.toml"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_SPEC_BYTES + 1)
+    assert invoke("run", str(path)) == (
+        2,
+        f"error: file: {path} is {MAX_SPEC_BYTES + 1:,} bytes; at most {MAX_SPEC_BYTES:,} are read",
     )

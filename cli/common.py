@@ -114,9 +114,21 @@ def print_json(data: Any) -> None:
 
 
 def database_url(value: str | None) -> str:
+    """The store's URL: ``value``, else the configured one. An in-memory SQLite URL is refused
+    (exit code 2): every command runs in a process of its own, so whatever it wrote there
+    would be gone when it ends (``db upgrade`` would report a schema no one can use)."""
     from experiments.settings import Settings
+    from experiments.store.connection import is_in_memory
 
-    return value or Settings().database_url
+    url = value or Settings().database_url
+    with readable_errors():
+        in_memory = is_in_memory(url)
+    if in_memory:
+        raise fail(
+            f"database URL {url} is an in-memory SQLite database, gone when this command "
+            "ends; use a file, e.g. sqlite:///engage.db"
+        )
+    return url
 
 
 def checked_engine(url: str | None) -> Engine:

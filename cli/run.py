@@ -20,6 +20,9 @@ from cli.common import (
     readable_errors,
     shown,
 )
+from cli.common import (
+    database_url as checked_url,
+)
 from cli.render import fixed, lift_table, percent, strategy_table
 
 if TYPE_CHECKING:
@@ -86,7 +89,7 @@ def run(
                 if arms is None
                 else arm_names([arm.strip() for arm in arms.split(",") if arm.strip()])
             ),
-            database_url=database_url,
+            database_url=None if database_url is None else checked_url(database_url),
             fatigue=fatigue,
             nurturing=nurturing,
             drift=drift,

@@ -36,6 +36,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "database_url_from_env",
     "dialect_name",
+    "is_in_memory",
     "make_engine",
     "normalize_url",
 ]
@@ -79,6 +80,13 @@ def normalize_url(url: str | URL) -> URL:
 
 def _is_sqlite_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or (url.query.get("mode") == "memory")
+
+
+def is_in_memory(url: str | URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``:memory:``,
+    ``mode=memory``): one that is gone when the process that opened it ends."""
+    parsed = normalize_url(url)
+    return parsed.drivername in _SQLITE_DRIVERS and _is_sqlite_memory(parsed)
 
 
 def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +29,8 @@ from experiments.store.database import open_database
 from experiments.store.schema import upgrade
 
 runner = CliRunner()
+#: The ``engage`` program of this checkout, as the console script runs it.
+ENGAGE = [sys.executable, "-c", "from cli.main import entry; entry()"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -339,7 +346,7 @@ def test_a_pipe_or_a_device_is_refused_as_a_spec_or_a_log(tmp_path: Path) -> Non
         ),
     ):
         done = subprocess.run(  # noqa: S603 - our own CLI; a hang fails by the timeout
-            [sys.executable, "-c", "from cli.main import entry; entry()", *args],
+            [*ENGAGE, *args],
             capture_output=True,
             text=True,
             timeout=60,
@@ -358,4 +365,80 @@ def test_a_spec_file_above_the_size_bound_is_refused(tmp_path: Path) -> None:
     assert invoke("run", str(path)) == (
         2,
         f"error: file: {path} is {MAX_SPEC_BYTES + 1:,} bytes; at most {MAX_SPEC_BYTES:,} are read",
+    )
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another socket is listening on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def test_serve_and_ui_refuse_a_port_in_use_before_saying_they_serve(
+    tmp_path: Path, taken_port: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'engage.db'}"
+    upgrade(url)
+    line = f"error: cannot listen on 127.0.0.1:{taken_port}: Address already in use"
+    result = runner.invoke(app, ["serve", "--port", str(taken_port), "--database-url", url])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n")
+    result = runner.invoke(app, ["ui", "--port", str(taken_port)])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n")
+
+
+def test_serve_on_port_0_says_the_port_it_bound(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'engage.db'}"
+    upgrade(url)
+    server = subprocess.Popen(  # noqa: S603 - our own CLI
+        [*ENGAGE, "serve", "--port", "0", "--database-url", url, "--no-learner"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        match = re.fullmatch(
+            r"engage serving on http://127\.0\.0\.1:(\d+) \(docs at /docs\)\n", first
+        )
+        assert match, first
+        port = int(match.group(1))
+        assert port != 0
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "args", [("db", "upgrade"), ("keys", "create", "--scope", "read"), ("experiments", "list")]
+)
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(args: tuple[str, ...], url: str) -> None:
+    assert invoke(*args, env={"ENGAGE_DATABASE_URL": url}) == (
+        2,
+        f"error: database URL {url} is an in-memory SQLite database, gone when this command "
+        "ends; use a file, e.g. sqlite:///engage.db",
+    )
+
+
+def test_run_refuses_an_in_memory_database(tmp_path: Path) -> None:
+    assert invoke(
+        *QUICK_RUN, str(ROOT / "examples" / "quickstart.toml"), "--database-url", "sqlite://"
+    ) == (
+        2,
+        "error: database URL sqlite:// is an in-memory SQLite database, gone when this command "
+        "ends; use a file, e.g. sqlite:///engage.db",
     )

@@ -52,6 +52,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "SQLITE_BUSY_TIMEOUT_MS",
         "database_url_from_env",
         "dialect_name",
+        "is_in_memory",
         "make_engine",
         "normalize_url",
     },

@@ -131,6 +131,17 @@ def database_url(value: str | None) -> str:
     return url
 
 
+def require_existing(url: str) -> None:
+    """Refuse a SQLite file that does not exist (exit code 2): opening it would create it,
+    empty, and the command would then fail on the missing schema anyway."""
+    from experiments.store.connection import sqlite_file
+
+    with readable_errors():
+        path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise fail(f"no database at {path}; run `engage db upgrade` to create it")
+
+
 def checked_engine(url: str | None) -> Engine:
     """The engine of the store at ``url`` (or the configured one) once its schema is this
     engage's; otherwise ``SchemaMismatchError``, a store error that :func:`readable_errors`
@@ -138,7 +149,9 @@ def checked_engine(url: str | None) -> Engine:
     from experiments.store.connection import make_engine
     from experiments.store.schema import check_schema
 
-    engine = make_engine(database_url(url))
+    resolved = database_url(url)
+    require_existing(resolved)
+    engine = make_engine(resolved)
     try:
         check_schema(engine)
     except BaseException:
@@ -152,6 +165,8 @@ def checked_database(url: str | None) -> Database:
     (what the engine and the report read)."""
     from experiments.store.database import open_database
 
-    database = open_database(database_url(url))
+    resolved = database_url(url)
+    require_existing(resolved)
+    database = open_database(resolved)
     database.check_schema()
     return database

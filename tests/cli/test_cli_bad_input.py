@@ -442,3 +442,25 @@ def test_run_refuses_an_in_memory_database(tmp_path: Path) -> None:
         "error: database URL sqlite:// is an in-memory SQLite database, gone when this command "
         "ends; use a file, e.g. sqlite:///engage.db",
     )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("experiments", "list"),
+        ("experiments", "show", "promo"),
+        ("report", "promo"),
+        ("keys", "list"),
+        ("export", "promo"),
+        ("purge", "--before", "2026-01-01"),
+    ],
+)
+def test_a_missing_sqlite_file_is_refused_and_not_created(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    path = tmp_path / "nope.db"
+    assert invoke(*args, "--database-url", f"sqlite:///{path}") == (
+        2,
+        f"error: no database at {path}; run `engage db upgrade` to create it",
+    )
+    assert not path.exists()

@@ -55,6 +55,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "is_in_memory",
         "make_engine",
         "normalize_url",
+        "sqlite_file",
     },
     "experiments.store.deadlines": {"guarded_connect"},
     "experiments.store.decisions": {

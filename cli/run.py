@@ -78,17 +78,19 @@ def run(
     from experiments.runs.simulation import RunOptions, run_simulation, run_warnings
     from experiments.spec import load_spec
 
+    named = [arm.strip() for arm in arms.split(",") if arm.strip()] if arms is not None else []
+    repeated = sorted({arm for arm in named if named.count(arm) > 1})
+    if repeated:
+        raise fail(
+            f"--arms names {', '.join(map(repr, repeated))} more than once; name each arm once"
+        )
     with readable_errors():
         spec = load_spec(spec_path)
         options = RunOptions(
             customers=customers,
             days=days,
             seed=seed,
-            arms=(
-                default_arms(spec)
-                if arms is None
-                else arm_names([arm.strip() for arm in arms.split(",") if arm.strip()])
-            ),
+            arms=(default_arms(spec) if arms is None else arm_names(named)),
             database_url=None if database_url is None else checked_url(database_url),
             fatigue=fatigue,
             nurturing=nurturing,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,6 +37,7 @@ from experiments.analysis.strategies import StrategyReport
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.holdout import assign_group
+from experiments.errors import InvalidInputError
 from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
 from experiments.runs.comparison import ArmComparison, compare_arms
 from experiments.runs.oracles import OracleResult, run_oracles
@@ -46,6 +47,7 @@ from experiments.runs.world import world_config
 from experiments.simulate import EVENT_NAMES, CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
+from experiments.store.experiments import get_experiment
 from experiments.store.rewards import reward_rows
 from experiments.store.schema import upgrade
 from experiments.store.snapshots import latest_snapshot, unpack_state
@@ -433,6 +435,8 @@ def run_simulation(
     with tempfile.TemporaryDirectory(prefix="engage-run-") as scratch:
         url = options.database_url or f"sqlite:///{Path(scratch) / 'run.db'}"
         upgrade(url)
+        if options.database_url is not None:
+            _check_keys_free(spec, options.arms, url)
         tasks = len(options.arms) + int(options.oracles)
         if jobs <= 1 or tasks == 1:
             arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
@@ -455,6 +459,25 @@ def run_simulation(
         oracles=oracles,
         comparisons=comparisons,
     )
+
+
+def _check_keys_free(spec: ExperimentSpec, arms: Sequence[str], url: str) -> None:
+    """Refuse a database that already holds an arm's experiment (an earlier run, perhaps
+    interrupted), naming the key, before anything is simulated."""
+    database = open_database(url)
+    try:
+        with database.session() as session:
+            for arm in arms:
+                key = arm_spec(spec, arm).key
+                if get_experiment(session, key=key) is not None:
+                    raise InvalidInputError(
+                        f"experiment {key!r} (the {arm} arm) already exists in {url}: an earlier "
+                        "run, perhaps interrupted, kept it there; pass another --database-url, "
+                        "or leave it out to run in a temporary database",
+                        field="database_url",
+                    )
+    finally:
+        database.dispose()
 
 
 def _run_parallel(

@@ -464,3 +464,25 @@ def test_a_missing_sqlite_file_is_refused_and_not_created(
         f"error: no database at {path}; run `engage db upgrade` to create it",
     )
     assert not path.exists()
+
+
+def test_run_refuses_an_arm_named_twice() -> None:
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    assert invoke(*QUICK_RUN, quickstart, "--arms", "uniform, interaction,uniform") == (
+        2,
+        "error: --arms names 'uniform' more than once; name each arm once",
+    )
+
+
+def test_a_second_run_into_the_same_database_names_the_key_that_exists(tmp_path: Path) -> None:
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    args = (*QUICK_RUN, quickstart, "--customers", "100", "--arms", "interaction")
+    first = invoke(*args, "--database-url", url)
+    assert first[0] == 0, first[1]
+    assert invoke(*args, "--database-url", url) == (
+        2,
+        f"error: experiment 'quickstart-interaction' (the interaction arm) already exists in "
+        f"{url}: an earlier run, perhaps interrupted, kept it there; pass another "
+        "--database-url, or leave it out to run in a temporary database",
+    )

@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import re
+import signal
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -48,6 +49,22 @@ def _clipped(word: str) -> str:
     if len(word) <= LONGEST_WORD:
         return word
     return f"{word[:CLIPPED_TO]}…({len(word):,} characters)"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM acts as Ctrl-C: it raises ``KeyboardInterrupt``, so worker
+    processes are stopped, MLflow runs end as KILLED and engage exits 130, where SIGTERM's
+    default would end engage at once and leave both behind."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def fail(message: str) -> typer.Exit:

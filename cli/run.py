@@ -19,6 +19,7 @@ from cli.common import (
     print_json,
     readable_errors,
     shown,
+    sigterm_as_interrupt,
 )
 from cli.common import (
     database_url as checked_url,
@@ -73,6 +74,40 @@ def run(
 
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
+    with sigterm_as_interrupt():
+        _run(
+            spec_path,
+            customers=customers,
+            days=days,
+            seed=seed,
+            arms=arms,
+            database_url=database_url,
+            fatigue=fatigue,
+            nurturing=nurturing,
+            drift=drift,
+            oracles=oracles,
+            track=track,
+            jobs=jobs,
+            as_json=as_json,
+        )
+
+
+def _run(
+    spec_path: Path,
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    arms: str | None,
+    database_url: str | None,
+    fatigue: bool,
+    nurturing: bool,
+    drift: bool,
+    oracles: bool,
+    track: bool,
+    jobs: int,
+    as_json: bool,
+) -> None:
     from experiments.runs.arms import arm_names, default_arms
     from experiments.runs.report import result_json, track_run, verdict
     from experiments.runs.simulation import RunOptions, run_simulation, run_warnings

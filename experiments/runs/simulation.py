@@ -20,8 +20,11 @@ The arms and what each one runs are defined in :mod:`experiments.runs.arms`.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -488,30 +491,102 @@ def _run_parallel(
     jobs: int,
 ) -> tuple[list[ArmResult], OracleResult | None]:
     import multiprocessing
-    import queue
-    from concurrent.futures import Future, ProcessPoolExecutor, wait
+    from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
     tasks = len(options.arms) + int(options.oracles)
-    with (
-        context.Manager() as manager,
-        ProcessPoolExecutor(max_workers=min(jobs, tasks), mp_context=context) as pool,
-    ):
-        days_done = manager.Queue()
-        futures = [
-            pool.submit(_run_arm, spec_data, arm, options, url, days_done) for arm in options.arms
-        ]
-        oracle = pool.submit(_oracles, spec_data, options) if options.oracles else None
-        pending: set[Future[Any]] = {*futures, *([oracle] if oracle is not None else [])}
-        while pending:
-            _, pending = wait(pending, timeout=0.2)
-            while True:
-                try:
-                    name, day = days_done.get_nowait()
-                except queue.Empty:
-                    break
-                if on_day is not None:
-                    on_day(name, day)
-        return [future.result() for future in futures], (
-            oracle.result() if oracle is not None else None
-        )
+    held = _HeldSignal(signal.SIGTERM)
+    with contextlib.ExitStack() as stack:
+        # A SIGTERM while the manager and the pool start would interrupt their handshakes
+        # half done (the manager then dies with a traceback): it waits until they are up.
+        with held:
+            manager = stack.enter_context(context.Manager())
+            pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=min(jobs, tasks), mp_context=context)
+            )
+            days_done = manager.Queue()
+        try:
+            held.deliver()
+            return _wait_for_arms(pool, days_done, spec_data, options, url, on_day)
+        except BaseException:
+            # Ctrl-C, SIGTERM (see cli.common.sigterm_as_interrupt) or a failed arm: stop
+            # the workers now rather than wait for their simulations to end; a signal sent
+            # to engage alone does not reach them.
+            _stop_workers(pool)
+            raise
+
+
+class _HeldSignal:
+    """Within the block, ``signum`` is recorded instead of handled; :meth:`deliver` sends a
+    recorded one again, to the handler the block found. Outside the main thread (where
+    handlers cannot be set) it does nothing."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.previous: Any = None
+        self.pending = False
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(self.signum, self._record)
+
+    def __exit__(self, *_: object) -> None:
+        if self.previous is not None:
+            signal.signal(self.signum, self.previous)
+            self.previous = None
+
+    def _record(self, signum: int, frame: object) -> None:
+        self.pending = True
+
+    def deliver(self) -> None:
+        if self.pending:
+            self.pending = False
+            signal.raise_signal(self.signum)
+
+
+def _stop_workers(pool: Any) -> None:
+    """Cancel the tasks not started and terminate the pool's worker processes."""
+    # The executor keeps its processes private; there is no public way to stop them early.
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    if threading.current_thread() is threading.main_thread():
+        # The executor's own thread may still write to a terminated worker's pipe; under
+        # engage's SIGPIPE default (cli.main.entry) that would end engage with status 141
+        # before the interrupt is reported. Broken pipes are errors from here on.
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    for worker in workers:
+        worker.join(timeout=10)
+
+
+def _wait_for_arms(
+    pool: Any,
+    days_done: Any,
+    spec_data: dict[str, Any],
+    options: RunOptions,
+    url: str,
+    on_day: Callable[[str, int], None] | None,
+) -> tuple[list[ArmResult], OracleResult | None]:
+    """Submit every arm (and the oracles) to ``pool`` and wait, reporting days as they end."""
+    import queue
+    from concurrent.futures import Future, wait
+
+    futures = [
+        pool.submit(_run_arm, spec_data, arm, options, url, days_done) for arm in options.arms
+    ]
+    oracle = pool.submit(_oracles, spec_data, options) if options.oracles else None
+    pending: set[Future[Any]] = {*futures, *([oracle] if oracle is not None else [])}
+    while pending:
+        _, pending = wait(pending, timeout=0.2)
+        while True:
+            try:
+                name, day = days_done.get_nowait()
+            except queue.Empty:
+                break
+            if on_day is not None:
+                on_day(name, day)
+    return [future.result() for future in futures], (
+        oracle.result() if oracle is not None else None
+    )

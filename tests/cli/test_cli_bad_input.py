@@ -30,7 +30,7 @@ from experiments.store.schema import upgrade
 
 runner = CliRunner()
 #: The ``engage`` program of this checkout, as the console script runs it.
-ENGAGE = [sys.executable, "-c", "from cli.main import entry; entry()"]
+ENGAGE = [sys.executable, "-X", "faulthandler", "-c", "from cli.main import entry; entry()"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -486,3 +486,89 @@ def test_a_second_run_into_the_same_database_names_the_key_that_exists(tmp_path:
         f"{url}: an earlier run, perhaps interrupted, kept it there; pass another "
         "--database-url, or leave it out to run in a temporary database",
     )
+
+
+def _group_alive(group: int) -> list[int]:
+    """Processes still in process group ``group``."""
+    alive = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            alive.append(int(status.parent.name))
+    return alive
+
+
+#: A run long enough to be stopped halfway, in two worker processes.
+LONG_RUN = ["--no-track", "--customers", "3000", "--days", "30", "--jobs", "2"]
+
+
+def _terminate_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the handler interrupts this
+
+
+def test_sigterm_while_tracking_ends_the_mlflow_runs_as_killed(tmp_path: Path) -> None:
+    """engage run wraps its work in sigterm_as_interrupt: a SIGTERM while it logs to MLflow
+    ends the parent and child runs as KILLED, as Ctrl-C does, not stuck RUNNING."""
+    from mlflow import MlflowClient
+
+    from cli.common import sigterm_as_interrupt
+    from experiments.analysis.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with (
+        pytest.raises(KeyboardInterrupt),
+        sigterm_as_interrupt(),
+        Tracker("terminated", run_name="r", params={}, uri=uri) as tracker,
+        tracker.child("uniform", params={}) as child,
+    ):
+        _terminate_self()
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(tracker.parent_run_id).info.status == "KILLED"
+    assert client.get_run(child.run_id).info.status == "KILLED"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+
+
+@pytest.mark.parametrize("midway", [False, True], ids=["starting", "midway"])
+def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_no_worker_behind(
+    tmp_path: Path, midway: bool
+) -> None:
+    """SIGTERM to engage alone (as a supervisor sends it): exit 130, and its worker
+    processes (a pool and a multiprocessing manager) end with it."""
+    run = subprocess.Popen(  # noqa: S603 - our own CLI
+        [*ENGAGE, "run", str(ROOT / "examples" / "quickstart.toml"), *LONG_RUN],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_group_alive(run.pid)) < 3:  # engage, the manager and a pool worker
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        if midway:
+            time.sleep(4)  # the workers are simulating
+            assert run.poll() is None
+        run.send_signal(signal.SIGTERM)
+        try:
+            code = run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGABRT)  # faulthandler: where it hangs
+            run.wait(timeout=10)
+            raise AssertionError(run.stderr.read() if run.stderr else "") from None
+        assert code == 130
+        assert run.stderr is not None
+        assert "Traceback" not in run.stderr.read()
+        deadline = time.monotonic() + 15
+        while _group_alive(run.pid):
+            assert time.monotonic() < deadline, _group_alive(run.pid)
+            time.sleep(0.2)
+    finally:
+        for pid in _group_alive(run.pid):
+            os.kill(pid, signal.SIGKILL)

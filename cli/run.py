@@ -134,6 +134,11 @@ def _run(
         )
     if not options.arms:
         raise fail("--arms names no arm")
+    if track:  # before simulating: a store that cannot be reached fails now, not at the end
+        from experiments.analysis.tracking import check_store
+
+        with readable_errors():
+            check_store()
     for line in run_warnings(spec, options):
         warn(line)
     columns = (
@@ -150,20 +155,24 @@ def _run(
 
         with readable_errors():
             result = run_simulation(spec, options, on_day=on_day, jobs=jobs)
-    run_id = None
+    run_id, untracked = None, None
     if track:
-        with readable_errors():
+        try:
             run_id = track_run(result, spec_path.read_text())
+        except (ValueError, OSError) as error:  # TrackingError: still show what was simulated
+            untracked = f"the results were not tracked in MLflow: {error}"
     if as_json:
         print_json({**result_json(result), "mlflow_run_id": run_id})
-        return
-    _print_tables(result)
-    console.print(verdict(result))
-    if run_id is not None:
-        console.print(
-            f"Tracked in MLflow (parent run {run_id}). Compare the runs: [bold]engage ui[/] "
-            "then open http://127.0.0.1:5000"
-        )
+    else:
+        _print_tables(result)
+        console.print(verdict(result))
+        if run_id is not None:
+            console.print(
+                f"Tracked in MLflow (parent run {run_id}). Compare the runs: [bold]engage ui[/] "
+                "then open http://127.0.0.1:5000"
+            )
+    if untracked is not None:
+        raise fail(untracked)
 
 
 def warn(line: str) -> None:

@@ -11,6 +11,8 @@ the field to change:
 bound                         what it limits
 ============================  =======================================================
 :data:`MAX_FACTORS`           factors of the decision space (``factors``)
+:data:`MAX_FACTOR_NAME`       characters of a factor's name
+:data:`MAX_LEVEL_NAME`        characters of a level's name
 :data:`MAX_CONTEXT_FIELDS`    fields of the context schema (``context``)
 :data:`MAX_CONTEXT_WIDTH`     encoded context columns (one per level of a categorical)
 :data:`MAX_STRATEGIES`        strategies (``strategies.options``)
@@ -53,6 +55,10 @@ from experiments.spec.errors import SpecError, names
 MAX_ACTIONS = 100_000
 #: Most factors in a decision space.
 MAX_FACTORS = 32
+#: Longest factor name (as long as a context field's name or an experiment key).
+MAX_FACTOR_NAME = 64
+#: Longest level name.
+MAX_LEVEL_NAME = 128
 #: Most fields in a context schema.
 MAX_CONTEXT_FIELDS = 256
 #: Most encoded context columns (numeric and boolean fields one each, categoricals one per level).

@@ -44,7 +44,9 @@ from experiments.spec.limits import (
     MAX_ACTIONS,
     MAX_CONTEXT_FIELDS,
     MAX_CONTEXT_WIDTH,
+    MAX_FACTOR_NAME,
     MAX_FACTORS,
+    MAX_LEVEL_NAME,
     check_policy_cost,
 )
 from experiments.spec.reward import RewardSpec
@@ -121,9 +123,9 @@ class ExperimentSpec(BaseModel):
     @classmethod
     def _factor_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
         for factor, levels in value.items():
-            _check_name(factor, factor, "factor name")
+            _check_name(factor, factor, "factor name", MAX_FACTOR_NAME)
             for position, level in enumerate(levels):
-                _check_name(level, f"{factor}[{position}]", "level")
+                _check_name(level, f"{factor}[{position}]", "level", MAX_LEVEL_NAME)
         return value
 
     @field_validator("rules", mode="before")
@@ -362,9 +364,14 @@ def _check_action_count(factors: Any) -> None:
 _SEPARATORS = ("|", "=")
 
 
-def _check_name(name: str, where: str, what: str) -> None:
+def _check_name(name: str, where: str, what: str, longest: int) -> None:
     """Refuse an empty name, one with spaces around it (``"push "`` would look like
-    ``"push"`` everywhere it is shown) and one holding an action-name separator."""
+    ``"push"`` everywhere it is shown), one holding an action-name separator and one longer
+    than ``longest`` characters (names become MLflow param and metric names, and columns)."""
+    if len(name) > longest:
+        raise SpecError(
+            where, f"must be a {what} of at most {longest} characters; got {len(name):,}"
+        )
     if not name.strip():
         raise SpecError(where, f"must be a non-empty {what}; got {clip(name)}")
     if name != name.strip():

@@ -267,23 +267,31 @@ def test_a_bad_policy_parameter_is_named_with_the_valid_ones(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize(
-    ("levels", "line"),
+    ("old", "new", "line"),
     [
         (
-            f'"sms", "{"x" * 100_000} "',
-            "error: factors.channel[1]: must be a level without leading or trailing spaces; "
-            f"got '{'x' * 79}…(100,003 characters)",
+            'key = "quickstart"',
+            f'key = "{"x" * 100_000}"',
+            "error: key: must be 1 to 64 characters of lowercase letters, digits, '_' and '-', "
+            f"starting with a letter or digit; got '{'x' * 79}…(100,002 characters)",
         ),
         (
-            f'"sms", "{"x" * 100_000}", "{"x" * 100_000}"',
-            "error: factors.channel: factor 'channel' has duplicate levels: ['sms', "
-            f"'{'x' * 79}…(100,003 characters) '{'x' * 79}…(100,004 characters)",
+            'channel = ["sms", "email", "push"]',
+            f'channel = ["sms", "{"x" * 100_000}"]',
+            "error: factors.channel[1]: must be a level of at most 128 characters; got 100,000",
+        ),
+        (
+            'channel = "email"',
+            f'channel = "{"x" * 100_000}"',
+            "error: rules[0]: 'rules[0]' names unknown level "
+            f"'{'x' * 79}…(100,002 characters) of factor 'channel'; known: ['sms', 'email', "
+            "'push'].",
         ),
     ],
-    ids=["padded", "duplicate"],
+    ids=["key", "level", "rule"],
 )
-def test_a_long_value_is_echoed_clipped(tmp_path: Path, levels: str, line: str) -> None:
-    path = _spec_file(tmp_path, '"sms", "email", "push"', levels)
+def test_a_long_value_is_echoed_clipped(tmp_path: Path, old: str, new: str, line: str) -> None:
+    path = _spec_file(tmp_path, old, new)
     assert invoke("run", path, "--no-track") == (2, line)
 
 
@@ -572,3 +580,50 @@ def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_no_worker_behind(
     finally:
         for pid in _group_alive(run.pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_run_checks_the_tracking_store_before_simulating(tmp_path: Path) -> None:
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    result = runner.invoke(
+        app,
+        ["run", quickstart, "--customers", "10", "--days", "1", "--jobs", "1"],
+        env={"MLFLOW_TRACKING_URI": "nonsense://x"},
+    )
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        "error: MLflow could not reach the tracking store at nonsense://x: "
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_run_prints_its_results_when_tracking_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.analysis.tracking_store import TrackingError
+
+    def broken(*_: object) -> str:
+        raise TrackingError("MLflow could not log the run's params at sqlite:///m.db: full")
+
+    monkeypatch.setattr("experiments.analysis.tracking.check_store", lambda: "sqlite:///m.db")
+    monkeypatch.setattr("experiments.runs.report.track_run", broken)
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    result = runner.invoke(
+        app,
+        [
+            *QUICK_RUN,
+            quickstart,
+            "--customers",
+            "100",
+            "--arms",
+            "interaction",
+            "--json",
+            "--track",
+        ],
+    )
+    assert result.exit_code == 2
+    printed = json.loads(result.stdout)
+    assert printed["mlflow_run_id"] is None
+    assert [arm["arm"] for arm in printed["arms"]] == ["interaction"]
+    assert result.stderr == (
+        "error: the results were not tracked in MLflow: MLflow could not log the run's params "
+        "at sqlite:///m.db: full\n"
+    )

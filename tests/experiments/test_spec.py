@@ -382,6 +382,18 @@ BAD_SPECS: list[tuple[str, Mutation, str, str]] = [
         "must be a level without '='",
     ),
     (
+        "factor name of 5,000 characters",
+        _set("factors", value={"f" * 5_000: ["a", "b"]}),
+        f"factors.{'f' * 5_000}",
+        "must be a factor name of at most 64 characters; got 5,000",
+    ),
+    (
+        "level of 129 characters",
+        _set("factors", "offer", value=["a", "b" * 129]),
+        "factors.offer[1]",
+        "must be a level of at most 128 characters; got 129",
+    ),
+    (
         "factor name with a separator",
         _set("factors", value={"offer|channel": ["a", "b"]}),
         "factors.offer|channel",

@@ -126,8 +126,17 @@ def strict_json(data: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    """``data`` as strict JSON (no NaN or Infinity; other objects as their text)."""
-    console.print_json(json.dumps(strict_json(data), default=str, allow_nan=False))
+    """``data`` as strict JSON (no NaN or Infinity; other objects as their text), indented,
+    with every character outside printable ASCII escaped: control and direction characters
+    in stored text are shown as ``\\u202e``, never obeyed (rich's own ``print_json`` writes
+    them raw, and json escapes all but DEL)."""
+    from rich.highlighter import JSONHighlighter
+
+    text = json.dumps(strict_json(data), default=str, allow_nan=False, indent=2)
+    rendered = JSONHighlighter()(text.replace("\x7f", "\\u007f"))
+    rendered.no_wrap = True
+    rendered.overflow = None
+    console.print(rendered, soft_wrap=True)
 
 
 def database_url(value: str | None) -> str:

@@ -627,3 +627,88 @@ def test_run_prints_its_results_when_tracking_fails(monkeypatch: pytest.MonkeyPa
         "error: the results were not tracked in MLflow: MLflow could not log the run's params "
         "at sqlite:///m.db: full\n"
     )
+
+
+def _storable(text: str) -> bool:
+    from experiments.spec.text import text_problem
+
+    return text_problem(text) is None
+
+
+#: Levels a spec accepts, drawn from the hostile alphabet: non-empty, not padded with spaces,
+#: without the action-name separators.
+HOSTILE_LEVEL = HOSTILE_TEXT.filter(
+    lambda text: (
+        text.strip() == text
+        and text != ""
+        and "|" not in text
+        and "=" not in text
+        and len(text) <= 128
+        and _storable(text)
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'store.db'}"
+    upgrade(url)
+    return url
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    description=HOSTILE_TEXT.filter(_storable),
+    levels=st.lists(HOSTILE_LEVEL, min_size=1, max_size=3, unique=True),
+)
+def test_experiment_text_is_printed_escaped_and_readable(
+    hostile_store: str, description: str, levels: list[str]
+) -> None:
+    """Whatever a spec's description and levels hold (markup, ESC sequences, direction
+    marks, controls), `engage experiments show` prints the description as :func:`shown`
+    writes it and the levels as JSON, and nothing the terminal would act on."""
+    engine = DecisionEngine(open_database(hostile_store))
+    key = f"k{len(engine.list_experiments())}"
+    engine.create_experiment(
+        {
+            "key": key,
+            "description": description,
+            "factors": {"offer": levels},
+            "policy": {"name": "uniform"},
+            "reward": {"kind": "event", "event": "click", "window": "1d"},
+        }
+    )
+    result = runner.invoke(app, ["experiments", "show", key, "--database-url", hostile_store])
+    assert result.exit_code == 0, result.output
+    title, spec = result.stdout.split("\n", 1)
+    assert title == shown(f"{key} (running) {description}").plain
+    assert json.loads(spec, parse_constant=pytest.fail)["factors"]["offer"] == levels
+    unshown = [char for char in result.stdout if not (visible(char) or char == "\n")]
+    assert not unshown, unshown
+
+
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"not strict JSON: {name}")
+
+
+def test_json_of_run_report_and_evaluate_is_strict_json(tmp_path: Path) -> None:
+    """A tiny run has groups too small for intervals (NaN inside): --json still writes strict
+    JSON, which json.loads reads without NaN or Infinity."""
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    outputs = []
+    for args in (
+        [*QUICK_RUN, quickstart, "--arms", "interaction", "--database-url", url, "--json"],
+        ["report", "quickstart-interaction", "--database-url", url, "--no-track", "--json"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    log = tmp_path / "log.csv"
+    log.write_text("action,reward,propensity,x\na,1,0.5,1\nb,1,0.5,1\na,1,0.5,1\n")
+    result = runner.invoke(app, ["evaluate", str(log), "--policy", "linucb", "--json"])
+    assert result.exit_code == 0, result.output
+    outputs.append(result.stdout)
+    for output in outputs:
+        json.loads(output, parse_constant=_refuse_constant)
+    assert "null" in outputs[0]  # the intervals a tiny run cannot compute

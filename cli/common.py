@@ -7,6 +7,7 @@ import contextlib
 import json
 import math
 import re
+import signal
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -38,11 +39,39 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 MAX_SEED = 2**63 - 1
 
 
+#: Longest word of an error line shown whole; longer ones (a 100,000-character level name
+#: quoted back) are cut to their first :data:`CLIPPED_TO` characters and their length.
+LONGEST_WORD = 120
+CLIPPED_TO = 80
+
+
+def _clipped(word: str) -> str:
+    if len(word) <= LONGEST_WORD:
+        return word
+    return f"{word[:CLIPPED_TO]}…({len(word):,} characters)"
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM acts as Ctrl-C: it raises ``KeyboardInterrupt``, so worker
+    processes are stopped, MLflow runs end as KILLED and engage exits 130, where SIGTERM's
+    default would end engage at once and leave both behind."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def fail(message: str) -> typer.Exit:
     """Print one readable error line and return the exit to raise (code 2)."""
     # One line whatever the terminal width (rich would wrap at 80 columns in a pipe), and the
     # message is text, not markup: it may quote user input with [brackets].
-    line = escape(" ".join(message.split()))
+    line = escape(" ".join(_clipped(word) for word in message.split()))
     error_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
@@ -97,14 +126,46 @@ def strict_json(data: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    """``data`` as strict JSON (no NaN or Infinity; other objects as their text)."""
-    console.print_json(json.dumps(strict_json(data), default=str, allow_nan=False))
+    """``data`` as strict JSON (no NaN or Infinity; other objects as their text), indented,
+    with every character outside printable ASCII escaped: control and direction characters
+    in stored text are shown as ``\\u202e``, never obeyed (rich's own ``print_json`` writes
+    them raw, and json escapes all but DEL)."""
+    from rich.highlighter import JSONHighlighter
+
+    text = json.dumps(strict_json(data), default=str, allow_nan=False, indent=2)
+    rendered = JSONHighlighter()(text.replace("\x7f", "\\u007f"))
+    rendered.no_wrap = True
+    rendered.overflow = None
+    console.print(rendered, soft_wrap=True)
 
 
 def database_url(value: str | None) -> str:
+    """The store's URL: ``value``, else the configured one. An in-memory SQLite URL is refused
+    (exit code 2): every command runs in a process of its own, so whatever it wrote there
+    would be gone when it ends (``db upgrade`` would report a schema no one can use)."""
     from experiments.settings import Settings
+    from experiments.store.connection import is_in_memory
 
-    return value or Settings().database_url
+    url = value or Settings().database_url
+    with readable_errors():
+        in_memory = is_in_memory(url)
+    if in_memory:
+        raise fail(
+            f"database URL {url} is an in-memory SQLite database, gone when this command "
+            "ends; use a file, e.g. sqlite:///engage.db"
+        )
+    return url
+
+
+def require_existing(url: str) -> None:
+    """Refuse a SQLite file that does not exist (exit code 2): opening it would create it,
+    empty, and the command would then fail on the missing schema anyway."""
+    from experiments.store.connection import sqlite_file
+
+    with readable_errors():
+        path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise fail(f"no database at {path}; run `engage db upgrade` to create it")
 
 
 def checked_engine(url: str | None) -> Engine:
@@ -114,7 +175,9 @@ def checked_engine(url: str | None) -> Engine:
     from experiments.store.connection import make_engine
     from experiments.store.schema import check_schema
 
-    engine = make_engine(database_url(url))
+    resolved = database_url(url)
+    require_existing(resolved)
+    engine = make_engine(resolved)
     try:
         check_schema(engine)
     except BaseException:
@@ -128,6 +191,8 @@ def checked_database(url: str | None) -> Database:
     (what the engine and the report read)."""
     from experiments.store.database import open_database
 
-    database = open_database(database_url(url))
+    resolved = database_url(url)
+    require_existing(resolved)
+    database = open_database(resolved)
     database.check_schema()
     return database

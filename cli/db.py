@@ -6,7 +6,10 @@ import typer
 
 from cli.common import DatabaseUrl, console, database_url, readable_errors
 
-app = typer.Typer(help="Database schema commands.", no_args_is_help=True)
+app = typer.Typer(
+    help="Database schema commands.\n\nExample: engage db upgrade --database-url sqlite:///engage.db",
+    no_args_is_help=True,
+)
 
 
 @app.command()

@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from experiments.engine import DecisionEngine
     from experiments.store.models import Experiment
 
-app = typer.Typer(help="Experiment commands.", no_args_is_help=True)
+app = typer.Typer(
+    help="Experiment commands.\n\nExample: engage experiments list --json", no_args_is_help=True
+)
 Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
 

@@ -28,6 +28,9 @@ def export(
     experiment: Annotated[str, typer.Argument(help="Experiment key.")],
     out: Annotated[Path, typer.Option(help="Folder to write into.")] = Path("export"),
     fmt: Annotated[Format, typer.Option("--format", help="File format.")] = Format.csv,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite the files of an earlier export.")
+    ] = False,
     url: DatabaseUrl = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -40,7 +43,7 @@ def export(
 
     with readable_errors():
         database = checked_engine(url)
-        result = export_experiment(database, experiment, out, fmt=fmt.value)
+        result = export_experiment(database, experiment, out, fmt=fmt.value, force=force)
     if as_json:
         print_json(
             {

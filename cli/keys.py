@@ -24,7 +24,10 @@ from cli.common import (
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-app = typer.Typer(help="API key commands.", no_args_is_help=True)
+app = typer.Typer(
+    help="API key commands.\n\nExample: engage keys create --scope decide --name checkout-service",
+    no_args_is_help=True,
+)
 
 
 class Scope(StrEnum):

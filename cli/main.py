@@ -10,8 +10,13 @@ import typer
 from rich.progress import Progress
 from rich.table import Table
 
+# typer vendors click (typer._click) and re-exports only BadParameter of its exceptions.
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
+from typer.exceptions import Abort
+
 from cli import db, experiments_cmd, keys
-from cli.common import MAX_SEED, console
+from cli.common import MAX_SEED, console, fail
 from cli.evaluate import evaluate
 from cli.export_cmd import export
 from cli.init_cmd import init
@@ -21,11 +26,59 @@ from cli.run import run
 from cli.serve import serve
 from cli.ui import ui
 
+
+class _OneLineErrors(TyperGroup):
+    """The ``engage`` group, with a usage error as one line and exit code 2, like every other
+    bad input (click and typer would draw a boxed message under a usage line)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: object,
+    ) -> object:
+        try:
+            result = super().main(
+                args,
+                prog_name,
+                complete_var,
+                standalone_mode=False,
+                **extra,  # type: ignore[arg-type]
+            )
+        except ClickException as error:
+            if not standalone_mode:
+                raise
+            if isinstance(error, NoArgsIsHelpError):  # `engage db`: the group's help
+                error.show()
+                sys.exit(error.exit_code)
+            hint = ""
+            context = getattr(error, "ctx", None)
+            if context is not None:
+                hint = f" (see '{context.command_path} --help')"
+            try:
+                # typer checks values with pydantic, whose messages start "Value error, ".
+                raise fail(error.format_message().replace("Value error, ", "") + hint)
+            except typer.Exit:
+                sys.exit(error.exit_code)
+        except Abort:
+            if not standalone_mode:
+                raise
+            typer.echo("Aborted!", err=True)
+            sys.exit(1)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
     name="engage",
-    help="Adaptive experimentation for continuous customer engagement.",
+    help="Adaptive experimentation for continuous customer engagement.\n\n"
+    "Example: engage init my-experiment.toml && engage run my-experiment.toml",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=_OneLineErrors,
 )
 app.add_typer(db.app, name="db")
 app.add_typer(keys.app, name="keys")

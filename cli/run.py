@@ -10,7 +10,20 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import MAX_SEED, JsonFlag, console, fail, print_json, readable_errors, shown
+from cli.common import (
+    MAX_SEED,
+    JsonFlag,
+    console,
+    error_console,
+    fail,
+    print_json,
+    readable_errors,
+    shown,
+    sigterm_as_interrupt,
+)
+from cli.common import (
+    database_url as checked_url,
+)
 from cli.render import fixed, lift_table, percent, strategy_table
 
 if TYPE_CHECKING:
@@ -61,23 +74,59 @@ def run(
 
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
+    with sigterm_as_interrupt():
+        _run(
+            spec_path,
+            customers=customers,
+            days=days,
+            seed=seed,
+            arms=arms,
+            database_url=database_url,
+            fatigue=fatigue,
+            nurturing=nurturing,
+            drift=drift,
+            oracles=oracles,
+            track=track,
+            jobs=jobs,
+            as_json=as_json,
+        )
+
+
+def _run(
+    spec_path: Path,
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    arms: str | None,
+    database_url: str | None,
+    fatigue: bool,
+    nurturing: bool,
+    drift: bool,
+    oracles: bool,
+    track: bool,
+    jobs: int,
+    as_json: bool,
+) -> None:
     from experiments.runs.arms import arm_names, default_arms
     from experiments.runs.report import result_json, track_run, verdict
-    from experiments.runs.simulation import RunOptions, run_simulation
+    from experiments.runs.simulation import RunOptions, run_simulation, run_warnings
     from experiments.spec import load_spec
 
+    named = [arm.strip() for arm in arms.split(",") if arm.strip()] if arms is not None else []
+    repeated = sorted({arm for arm in named if named.count(arm) > 1})
+    if repeated:
+        raise fail(
+            f"--arms names {', '.join(map(repr, repeated))} more than once; name each arm once"
+        )
     with readable_errors():
         spec = load_spec(spec_path)
         options = RunOptions(
             customers=customers,
             days=days,
             seed=seed,
-            arms=(
-                default_arms(spec)
-                if arms is None
-                else arm_names([arm.strip() for arm in arms.split(",") if arm.strip()])
-            ),
-            database_url=database_url,
+            arms=(default_arms(spec) if arms is None else arm_names(named)),
+            database_url=None if database_url is None else checked_url(database_url),
             fatigue=fatigue,
             nurturing=nurturing,
             drift=drift,
@@ -85,6 +134,13 @@ def run(
         )
     if not options.arms:
         raise fail("--arms names no arm")
+    if track:  # before simulating: a store that cannot be reached fails now, not at the end
+        from experiments.analysis.tracking import check_store
+
+        with readable_errors():
+            check_store()
+    for line in run_warnings(spec, options):
+        warn(line)
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -99,20 +155,29 @@ def run(
 
         with readable_errors():
             result = run_simulation(spec, options, on_day=on_day, jobs=jobs)
-    run_id = None
+    run_id, untracked = None, None
     if track:
-        with readable_errors():
+        try:
             run_id = track_run(result, spec_path.read_text())
+        except (ValueError, OSError) as error:  # TrackingError: still show what was simulated
+            untracked = f"the results were not tracked in MLflow: {error}"
     if as_json:
         print_json({**result_json(result), "mlflow_run_id": run_id})
-        return
-    _print_tables(result)
-    console.print(verdict(result))
-    if run_id is not None:
-        console.print(
-            f"Tracked in MLflow (parent run {run_id}). Compare the runs: [bold]engage ui[/] "
-            "then open http://127.0.0.1:5000"
-        )
+    else:
+        _print_tables(result)
+        console.print(verdict(result))
+        if run_id is not None:
+            console.print(
+                f"Tracked in MLflow (parent run {run_id}). Compare the runs: [bold]engage ui[/] "
+                "then open http://127.0.0.1:5000"
+            )
+    if untracked is not None:
+        raise fail(untracked)
+
+
+def warn(line: str) -> None:
+    """One warning line on stderr: text, not markup."""
+    error_console.print(shown(f"warning: {' '.join(line.split())}"), soft_wrap=True)
 
 
 def _print_tables(result: RunResult) -> None:
@@ -140,6 +205,16 @@ def _print_tables(result: RunResult) -> None:
         )
     console.print(table)
     _print_comparisons(result)
+    held = int((~result.treated).sum())
+    if held < 2 or result.treated.sum() < 2:
+        console.print(
+            shown(
+                f"No lift table: {held:,} held-out and {int(result.treated.sum()):,} treated "
+                "customers; lift needs at least 2 in each group (holdout.share "
+                f"{result.spec.holdout.share:g})"
+            )
+        )
+        return
     lift = lift_table(
         "Lift vs the randomized holdout all arms share (relative, 95% CI; always-valid CI)",
         [(arm.arm, row) for arm in result.arms for row in arm.lifts],

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
+import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -12,11 +15,18 @@ from cli.common import DatabaseUrl, checked_engine, console, database_url, fail,
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
+    """Whether ``host`` names the loopback interface, in any spelling the resolver takes:
+    ``localhost``, ``::1``, ``[::1]``, ``127.0.0.1`` and its inet_aton forms (``127.1``)."""
+    name = host.strip().removeprefix("[").removesuffix("]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(name)).is_loopback
+    except OSError:
         return False
 
 
@@ -36,7 +46,7 @@ def serve(
 
     Example: engage serve --port 8000 --database-url sqlite:///engage.db
     """
-    from experiments.service.server import run_server
+    from experiments.service.server import listen, run_server
 
     if not _is_loopback(host) and not allow_remote:
         raise fail(f"--host {host} is not a loopback address; pass --allow-remote to bind it")
@@ -45,5 +55,20 @@ def serve(
         checked_engine(resolved).dispose()
     os.environ["ENGAGE_DATABASE_URL"] = resolved
     os.environ["ENGAGE_LEARNER"] = "true" if learner else "false"
-    console.print(f"engage serving on http://{host}:{port} (docs at /docs)")
-    run_server(host=host, port=port, workers=workers)
+    sock = bind_or_fail(host, port, listen)
+    bound = sock.getsockname()[1]  # --port 0 asks for a free port: say which
+    address = f"http://[{host}]:{bound}" if ":" in host else f"http://{host}:{bound}"
+    console.print(f"engage serving on {address} (docs at /docs)", highlight=False)
+    sys.stdout.flush()  # before the server takes over: a reader of a pipe needs the port now
+    run_server(host=host, port=bound, workers=workers, sock=sock)
+
+
+def bind_or_fail(
+    host: str, port: int, listen: Callable[[str, int], socket.socket]
+) -> socket.socket:
+    """``listen(host, port)``, or one line and exit code 2 saying why it cannot be bound
+    (address in use, not an address of this machine, ...)."""
+    try:
+        return listen(host, port)
+    except OSError as error:
+        raise fail(f"cannot listen on {host}:{port}: {error.strerror or error}") from None

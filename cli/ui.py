@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from cli.common import console, fail, readable_errors
-from cli.serve import _is_loopback
+from cli.serve import _is_loopback, bind_or_fail
 
 
 def ui(
@@ -34,9 +34,14 @@ def ui(
 
     if not _is_loopback(host) and not allow_remote:
         raise fail(f"--host {host} is not a loopback address; pass --allow-remote to bind it")
+    from experiments.service.server import listen
+
     with readable_errors():
         store = tracking_uri()
         command = ui_command(host, port, store)
+    # MLflow's server reports a port in use and still exits 0: try the port first. (Another
+    # process may take it in between; then MLflow's own message is all there is.)
+    bind_or_fail(host, port, listen).close()
     address = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     console.print(
         f"MLflow UI on [bold]{escape(address)}[/] (store {escape(redacted(store))}); "

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments._files import file_problem
 from experiments.errors import InvalidInputError
 
 __all__ = [
@@ -68,10 +69,15 @@ class LoggedData:
     keys: np.ndarray | None = None
 
 
+#: Largest log read: the table is read whole into memory.
+MAX_LOG_BYTES = 2**30
+
+
 def read_table(path: Path, *, field: str = "log") -> Any:
     """A CSV or Parquet file as a ``pyarrow.Table``; ``field`` names the option in errors."""
-    if not path.is_file():
-        raise InvalidInputError(f"no such file: {path}", field=field)
+    problem = file_problem(path, max_bytes=MAX_LOG_BYTES)
+    if problem is not None:
+        raise InvalidInputError(problem, field=field)
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet"):
         raise InvalidInputError(f"{path.name}: expected a .csv or .parquet file", field=field)

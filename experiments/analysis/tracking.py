@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
-__all__ = ["ChildRun", "Tracker", "log_reporting_run"]
+__all__ = ["ChildRun", "Tracker", "check_store", "log_reporting_run"]
 
 _log = logging.getLogger(__name__)
 
@@ -77,6 +77,16 @@ def _translated(uri: str, action: str) -> Iterator[None]:
         raise TrackingError(f"MLflow could not {action} at {where}: {first_line}") from error
     except OSError as error:
         raise TrackingError(f"MLflow could not {action} at {redacted(uri)}: {error}") from error
+
+
+def check_store(uri: str | None = None) -> str:
+    """Reach the tracking store at ``uri`` (default :func:`tracking_uri`) and return it, or
+    raise :class:`TrackingError` saying why not: a long simulation checks it first rather than
+    learn at its end that nothing can be logged."""
+    uri = uri or tracking_uri()
+    with _translated(uri, "reach the tracking store"):
+        _client(uri).search_experiments(max_results=1)
+    return uri
 
 
 def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import enum
+import hashlib
 import json
 import math
 import re
@@ -18,11 +19,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MAX_PARAM_VALUE_LENGTH", "clean_key", "flatten_params", "plain"]
+__all__ = ["MAX_KEY_LENGTH", "MAX_PARAM_VALUE_LENGTH", "clean_key", "flatten_params", "plain"]
 
 # mlflow.utils.validation.MAX_PARAM_VAL_LENGTH, copied so that flattening needs no mlflow import;
 # a test pins it to MLflow's value.
 MAX_PARAM_VALUE_LENGTH = 6000
+# mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH, the longest param or metric name; pinned too.
+MAX_KEY_LENGTH = 250
 _TRUNCATION_MARK = "..."
 # What MLflow accepts in metric and param names (mlflow.utils.validation, non-Windows).
 _BAD_KEY_CHARACTERS = re.compile(r"[^/\w.\- :]")
@@ -85,8 +88,14 @@ def _truncate(text: str) -> str:
 
 
 def clean_key(name: str) -> str:
-    """``name`` with every character MLflow refuses in metric and param names as ``_``."""
-    return _BAD_KEY_CHARACTERS.sub("_", name)
+    """``name`` with every character MLflow refuses in metric and param names as ``_``, and
+    cut to :data:`MAX_KEY_LENGTH` when longer (MLflow refuses the whole batch otherwise): its
+    start, ``~`` and 8 hex digits of its hash, so different long names stay different."""
+    cleaned = _BAD_KEY_CHARACTERS.sub("_", name)
+    if len(cleaned) <= MAX_KEY_LENGTH:
+        return cleaned
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass"), usedforsecurity=False)
+    return f"{cleaned[: MAX_KEY_LENGTH - 9]}~{digest.hexdigest()[:8]}"
 
 
 def plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ import socket
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-__all__ = ["APP", "NoDelayConfig", "run_server"]
+__all__ = ["APP", "NoDelayConfig", "listen", "run_server"]
 
 APP = "experiments.service.factory:app_from_environment"
 
@@ -26,8 +26,25 @@ class NoDelayConfig(uvicorn.Config):
         return socket.socket(bound.family, bound.type, socket.IPPROTO_TCP, fileno=bound.detach())
 
 
-def run_server(*, host: str, port: int, workers: int) -> None:
-    """Serve the app built from ``ENGAGE_`` settings until interrupted."""
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` (port 0: a free one), as uvicorn binds it but
+    raising ``OSError`` instead of exiting, so the caller can say why it cannot serve and,
+    once it can, which port it got. Its protocol is set (see :class:`NoDelayConfig`)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(*, host: str, port: int, workers: int, sock: socket.socket | None = None) -> None:
+    """Serve the app built from ``ENGAGE_`` settings until interrupted, on ``sock`` (from
+    :func:`listen`) when given, else on a socket uvicorn binds to ``host:port``."""
     config = NoDelayConfig(
         APP,
         factory=True,
@@ -37,7 +54,8 @@ def run_server(*, host: str, port: int, workers: int) -> None:
         log_level="warning",
         access_log=False,
     )
+    bound = sock if sock is not None else config.bind_socket()
     if workers > 1:
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=[bound]).run()
     else:
-        uvicorn.Server(config).run()
+        uvicorn.Server(config).run(sockets=[bound])

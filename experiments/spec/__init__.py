@@ -21,6 +21,7 @@ modules behind it each do one job:
 - ``reward``: the ``[reward]`` section; ``surrogate`` its ``[reward.surrogate]`` table;
 - ``state``: the ``[state]`` section, the customer state decisions see and log;
 - ``simulation``: the ``[simulation]`` section, the world ``engage run`` simulates in;
+- ``limits``: the bounds on sizes and hyper-parameters that scale memory or time;
 - ``loading``: :func:`parse_spec`, :func:`load_spec`, and the packaged quickstart spec;
 - ``text``: which text the store can hold verbatim (checked on every spec parsed).
 """
@@ -29,9 +30,9 @@ from __future__ import annotations
 
 from experiments.spec.context import BooleanField, CategoricalField, ContextField, NumericField
 from experiments.spec.errors import SpecError
+from experiments.spec.limits import MAX_ACTIONS
 from experiments.spec.loading import example_spec_text, load_spec, parse_spec
 from experiments.spec.model import (
-    MAX_ACTIONS,
     ContactSpec,
     ExperimentSpec,
     HoldoutSpec,

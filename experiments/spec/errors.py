@@ -39,9 +39,22 @@ class SpecError(ValueError):
         self.errors: tuple[tuple[str, str], ...] = tuple(errors) or ((field, message),)
 
 
+#: Most characters of a value an error message repeats back.
+ECHO_LIMIT = 80
+
+
+def clip(value: object) -> str:
+    """``repr(value)``, cut to :data:`ECHO_LIMIT` characters with its full length noted: an
+    error repeats what it received, and a 100,000-character level name is not readable."""
+    text = repr(value)
+    if len(text) <= ECHO_LIMIT:
+        return text
+    return f"{text[:ECHO_LIMIT]}…({len(text):,} characters)"
+
+
 def names(values: Sequence[str]) -> str:
     """``values`` as a bracketed list of quoted names, the way messages show choices."""
-    return "[" + ", ".join(repr(value) for value in values) + "]"
+    return "[" + ", ".join(clip(value) for value in values) + "]"
 
 
 def dotted(parts: Sequence[str | int]) -> str:
@@ -85,12 +98,13 @@ def describe(
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         if not isinstance(got, Mapping):
             return dotted(path), (
-                f"must be a table such as {{type = 'numeric'}}; got {type(got).__name__} {got!r}"
+                "must be a table such as {type = 'numeric'}; "
+                f"got {type(got).__name__} {clip(got)}"
             )
         expected = f"one of {names(list(context_kinds))}"
         if got.get("type") is None:
             return dotted([*path, "type"]), f"required field is missing; expected {expected}"
-        return dotted([*path, "type"]), f"must be {expected}; got {got.get('type')!r}"
+        return dotted([*path, "type"]), f"must be {expected}; got {clip(got.get('type'))}"
     if kind in ("too_short", "string_too_short", "too_long"):
         ctx = error.get("ctx", {})
         if kind == "too_long":
@@ -98,7 +112,7 @@ def describe(
         else:
             bound = f"at least {ctx.get('min_length')}"
         unit = "character(s)" if kind == "string_too_short" else "item(s)"
-        return dotted(path), f"must have {bound} {unit}; got {got!r}"
+        return dotted(path), f"must have {bound} {unit}; got {clip(got)}"
     message = str(error["msg"])
     for prefix, replacement in (("Input should be", "must be"), ("Value should", "must")):
         if message.startswith(prefix):
@@ -107,7 +121,7 @@ def describe(
     else:
         message = message[:1].lower() + message[1:]
     if "input" in error:
-        message += f"; got {got!r}"
+        message += f"; got {clip(got)}"
     return dotted(path), message
 
 

@@ -15,12 +15,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from experiments._files import file_problem
 from experiments.spec.context import CONTEXT_KINDS
 from experiments.spec.errors import SpecError, spec_error
 from experiments.spec.model import ExperimentSpec, model_at
 from experiments.spec.text import first_text_problem
 
 _QUICKSTART = "quickstart.toml"
+#: Largest spec file read: specs are a few kilobytes; the bounds on a spec's sizes
+#: (:mod:`experiments.spec.limits`) fit in far less.
+MAX_SPEC_BYTES = 10_000_000
 
 
 def parse_spec(data: Mapping[str, Any]) -> ExperimentSpec:
@@ -45,6 +49,11 @@ def load_spec(path: str | Path) -> ExperimentSpec:
     """Read and validate a TOML spec file; unreadable files and TOML syntax errors raise
     :class:`SpecError` on the field ``file``."""
     source = Path(path)
+    if not source.exists():
+        raise SpecError("file", f"no spec file at {str(source)!r}")
+    problem = file_problem(source, max_bytes=MAX_SPEC_BYTES)
+    if problem is not None:
+        raise SpecError("file", problem)
     try:
         text = source.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -39,7 +39,16 @@ from experiments.spec.context import (
     check_context_names,
     require_numeric_field,
 )
-from experiments.spec.errors import SpecError
+from experiments.spec.errors import SpecError, clip
+from experiments.spec.limits import (
+    MAX_ACTIONS,
+    MAX_CONTEXT_FIELDS,
+    MAX_CONTEXT_WIDTH,
+    MAX_FACTOR_NAME,
+    MAX_FACTORS,
+    MAX_LEVEL_NAME,
+    check_policy_cost,
+)
 from experiments.spec.reward import RewardSpec
 from experiments.spec.sections import (
     ContactSpec,
@@ -57,9 +66,6 @@ from experiments.spec.strategies import (
 )
 from experiments.spec.surrogate import SurrogateSpec
 from experiments.spec.values import FROZEN, Number
-
-#: Largest decision space a spec may define; the policies score every action per decision.
-MAX_ACTIONS = 100_000
 
 #: The ``noise_variance`` a linear policy learns its noise variance under (see
 #: :meth:`ExperimentSpec.build_policy`).
@@ -113,6 +119,15 @@ class ExperimentSpec(BaseModel):
         _check_action_count(value)
         return value
 
+    @field_validator("factors")
+    @classmethod
+    def _factor_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for factor, levels in value.items():
+            _check_name(factor, factor, "factor name", MAX_FACTOR_NAME)
+            for position, level in enumerate(levels):
+                _check_name(level, f"{factor}[{position}]", "level", MAX_LEVEL_NAME)
+        return value
+
     @field_validator("rules", mode="before")
     @classmethod
     def _rule_shapes(cls, value: Any) -> Any:
@@ -123,6 +138,14 @@ class ExperimentSpec(BaseModel):
     @classmethod
     def _context_names(cls, value: dict[str, Any]) -> dict[str, Any]:
         check_context_names(value)
+        if len(value) > MAX_CONTEXT_FIELDS:
+            raise ValueError(f"must have at most {MAX_CONTEXT_FIELDS:,} fields; got {len(value):,}")
+        width = sum(len(getattr(item, "levels", ())) or 1 for item in value.values())
+        if width > MAX_CONTEXT_WIDTH:
+            raise ValueError(
+                f"must encode to at most {MAX_CONTEXT_WIDTH:,} columns (one per numeric or "
+                f"boolean field, one per level of a categorical field); got {width:,}"
+            )
         return value
 
     @model_validator(mode="after")
@@ -171,6 +194,14 @@ class ExperimentSpec(BaseModel):
                 f"{self.reward.kind!r} with default {self.reward.default:g} "
                 "(use linear_ts, kalman_ts, linucb or epsilon_greedy for other rewards)",
             )
+        # Before building: the policy's arrays are allocated in its constructor.
+        check_policy_cost(
+            "policy",
+            self.policy.name,
+            self.policy.params,
+            self._space.factor_sizes,
+            self.n_features,
+        )
         try:
             self.build_policy()
         except BanditValueError as error:
@@ -315,14 +346,44 @@ class ExperimentSpec(BaseModel):
 
 
 def _check_action_count(factors: Any) -> None:
-    """Refuse factors whose levels multiply to more than :data:`MAX_ACTIONS` actions,
-    before the decision space is built (its arrays have one row per action)."""
+    """Refuse more than :data:`MAX_FACTORS` factors, and factors whose levels multiply to
+    more than :data:`MAX_ACTIONS` actions, before the decision space is built (its arrays
+    have one row per action)."""
     if isinstance(factors, Mapping):
+        if len(factors) > MAX_FACTORS:
+            raise ValueError(f"must have at most {MAX_FACTORS} factors; got {len(factors):,}")
         sizes = [len(levels) for levels in factors.values() if isinstance(levels, list | tuple)]
         if len(sizes) == len(factors) and math.prod(sizes) > MAX_ACTIONS:
             raise ValueError(
                 f"must define at most {MAX_ACTIONS:,} actions; these factors define "
                 f"{math.prod(sizes):,}"
+            )
+
+
+#: What joins factors and levels in an action's name (``offer=bundle|channel=sms``).
+_SEPARATORS = ("|", "=")
+
+
+def _check_name(name: str, where: str, what: str, longest: int) -> None:
+    """Refuse an empty name, one with spaces around it (``"push "`` would look like
+    ``"push"`` everywhere it is shown), one holding an action-name separator and one longer
+    than ``longest`` characters (names become MLflow param and metric names, and columns)."""
+    if len(name) > longest:
+        raise SpecError(
+            where, f"must be a {what} of at most {longest} characters; got {len(name):,}"
+        )
+    if not name.strip():
+        raise SpecError(where, f"must be a non-empty {what}; got {clip(name)}")
+    if name != name.strip():
+        raise SpecError(
+            where, f"must be a {what} without leading or trailing spaces; got {clip(name)}"
+        )
+    for separator in _SEPARATORS:
+        if separator in name:
+            raise SpecError(
+                where,
+                f"must be a {what} without {separator!r}, which joins factors and levels in "
+                f"action names (offer=bundle|channel=sms); got {clip(name)}",
             )
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, StrictStr, model_validator
+from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
 
 from experiments.spec.errors import SpecError
+from experiments.spec.limits import MAX_MAGNITUDE
 from experiments.spec.surrogate import SurrogateSpec, check_surrogate_reward
 from experiments.spec.values import FROZEN, Duration, Number
 
@@ -48,6 +49,18 @@ class RewardSpec(BaseModel):
         if isinstance(data, Mapping) and data.get("kind") == "retained" and "default" not in data:
             return {**data, "default": 1.0}
         return data
+
+    @field_validator("default", "target")
+    @classmethod
+    def _bounded(cls, value: float | None) -> float | None:
+        # Rewards are squared in learning: 1e308 would overflow to inf there, long after
+        # the spec was accepted.
+        if value is not None and abs(value) > MAX_MAGNITUDE:
+            raise ValueError(
+                f"must be a number within +-{MAX_MAGNITUDE:g}, the bound on outcome values; "
+                f"got {value!r}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _change_fields(self) -> RewardSpec:

@@ -77,6 +77,7 @@ from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_polic
 from bandit.policies.linear import LinearPolicy
 from experiments.spec.context import ContextEncoder, ContextField
 from experiments.spec.errors import SpecError, names
+from experiments.spec.limits import MAX_STRATEGIES, check_policy_cost
 from experiments.spec.values import FROZEN, Duration, Integer, Number
 
 __all__ = [
@@ -95,8 +96,8 @@ __all__ = [
 MIN_EPOCH = timedelta(days=1)
 #: The factor of the strategy policy's one-factor decision space.
 STRATEGY_FACTOR = "strategy"
-#: At most this many levels in ``[strategies.withhold]``: ``2 ** n`` strategies.
-MAX_WITHHELD_LEVELS = 10
+#: At most this many levels in ``[strategies.withhold]``: ``2 ** 8`` is :data:`MAX_STRATEGIES`.
+MAX_WITHHELD_LEVELS = 8
 #: The levels of each binary factor of a withhold strategy space.
 ALLOW, WITHHOLD = "allow", "withhold"
 #: Policies that cannot choose strategies: one never explores, the other needs transitions.
@@ -237,6 +238,8 @@ class StrategiesSpec(BaseModel):
     def _names(cls, value: list[StrategySpec]) -> list[StrategySpec]:
         if len(value) == 1:
             raise ValueError("must name at least 2 strategies to choose between; got 1")
+        if len(value) > MAX_STRATEGIES:
+            raise ValueError(f"must name at most {MAX_STRATEGIES} strategies; got {len(value):,}")
         seen: set[str] = set()
         for position, option in enumerate(value):
             if option.name in seen:
@@ -413,6 +416,13 @@ def compile_strategies(
         cadences=cadences,
         encoder=ContextEncoder.from_schema({name: context[name] for name in seen}),
         floor=default_floor if section.exploration_floor is None else section.exploration_floor,
+    )
+    check_policy_cost(
+        "strategies.policy",
+        section.policy.name,
+        section.policy.params,
+        compiled.space.factor_sizes,
+        compiled.encoder.width,
     )
     try:
         compiled.build_policy(seed=0)

@@ -39,6 +39,7 @@ import numpy as np
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
 from experiments.spec.errors import SpecError
+from experiments.spec.limits import MAX_MAGNITUDE
 from experiments.spec.values import FROZEN, Duration, Integer, Number
 
 __all__ = [
@@ -60,7 +61,7 @@ class SurrogateSpec(BaseModel):
     covariates: list[StrictStr] = Field(default_factory=list)
     min_matured: Integer = Field(default=200, ge=2)
     refresh: Integer = Field(default=1000, ge=1)
-    ridge: Number = Field(default=1.0, ge=0.0)
+    ridge: Number = Field(default=1.0, ge=0.0, le=MAX_MAGNITUDE)
     fallback: Literal["early_sum", "default"] = "early_sum"
 
     @field_validator("signals", "covariates")

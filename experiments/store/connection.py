@@ -21,6 +21,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -36,8 +37,10 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "database_url_from_env",
     "dialect_name",
+    "is_in_memory",
     "make_engine",
     "normalize_url",
+    "sqlite_file",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///engage.db"
@@ -79,6 +82,23 @@ def normalize_url(url: str | URL) -> URL:
 
 def _is_sqlite_memory(url: URL) -> bool:
     return url.database in (None, "", ":memory:") or (url.query.get("mode") == "memory")
+
+
+def is_in_memory(url: str | URL) -> bool:
+    """Whether ``url`` is an in-memory SQLite database (``sqlite://``, ``:memory:``,
+    ``mode=memory``): one that is gone when the process that opened it ends."""
+    parsed = normalize_url(url)
+    return parsed.drivername in _SQLITE_DRIVERS and _is_sqlite_memory(parsed)
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite ``url`` (None for PostgreSQL and in-memory SQLite): connecting
+    creates a missing one, empty, so a command that reads checks it first."""
+    parsed = normalize_url(url)
+    if parsed.drivername not in _SQLITE_DRIVERS or _is_sqlite_memory(parsed):
+        return None
+    database = str(parsed.database)
+    return Path(database.removeprefix("file:")) if parsed.query.get("uri") else Path(database)
 
 
 def _set_sqlite_pragmas(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

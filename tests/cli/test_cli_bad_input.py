@@ -4,11 +4,18 @@ text is shown, never obeyed; --json is strict JSON."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import signal
+import socket
 import subprocess
 import sys
+import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -22,6 +29,8 @@ from experiments.store.database import open_database
 from experiments.store.schema import upgrade
 
 runner = CliRunner()
+#: The ``engage`` program of this checkout, as the console script runs it.
+ENGAGE = [sys.executable, "-X", "faulthandler", "-c", "from cli.main import entry; entry()"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -158,3 +167,548 @@ def test_experiments_list_and_show_print_markup_and_escapes_as_text(tmp_path: Pa
         assert code == 0, output
         assert "[/][red]x\\x1b[2J" in output
         assert "\x1b" not in output
+
+
+QUICKSTART = (ROOT / "examples" / "quickstart.toml").read_text()
+
+
+def _spec_file(tmp_path: Path, old: str, new: str) -> str:
+    assert old in QUICKSTART
+    path = tmp_path / "spec.toml"
+    path.write_text(QUICKSTART.replace(old, new))
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        (
+            'name = "logistic_ts"',
+            'name = "logistic_ts"\nparams = { n_samples = 100000000 }',
+            "error: policy.params.n_samples: must be at most 10,000; got 100,000,000",
+        ),
+        (
+            "default = 0.0",
+            "default = 1e308",
+            "error: reward.default: must be a number within +-1e+12, the bound on outcome "
+            "values; got 1e+308",
+        ),
+        (
+            'name = "logistic_ts"',
+            'name = "logistic_ts"\nparams = { ridge = 1e-320 }',
+            "error: policy.params.ridge: must be 0 or a number between 1e-12 and 1e+12 in "
+            "magnitude; got 1e-320",
+        ),
+    ],
+    ids=["n_samples", "reward default", "ridge"],
+)
+def test_run_refuses_a_spec_that_would_exhaust_memory_or_overflow(
+    tmp_path: Path, old: str, new: str, line: str
+) -> None:
+    path = _spec_file(tmp_path, old, new)
+    code, output = invoke("run", path, "--customers", "10", "--days", "1", "--no-track")
+    assert (code, output) == (2, line)
+
+
+#: ``engage run`` at its smallest: no MLflow, no oracles, one process.
+QUICK_RUN = ["run", "--customers", "10", "--days", "1", "--no-track", "--no-oracles", "--jobs", "1"]
+
+
+def test_run_warns_of_a_reward_event_the_simulator_never_emits(tmp_path: Path) -> None:
+    path = _spec_file(tmp_path, 'event = "click"', 'event = "clicked"')
+    result = runner.invoke(
+        app,
+        [*QUICK_RUN, path, "--arms", "interaction", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[0] == (
+        "warning: reward.event 'clicked' is never emitted by the simulator (it emits click, "
+        "accept, revenue, usage, churn): every reward will be the default"
+    )
+
+
+@pytest.mark.parametrize(("share", "held", "treated"), [("0.0", 0, 40), ("0.999999", 40, 0)])
+def test_run_says_why_a_holdout_share_gives_no_lift_without_numpy_warnings(
+    tmp_path: Path, share: str, held: int, treated: int
+) -> None:
+    path = _spec_file(tmp_path, "share = 0.1", f"share = {share}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # numpy's "Mean of empty slice"
+        result = runner.invoke(
+            app,
+            [*QUICK_RUN, path, "--customers", "40", "--arms", "uniform,interaction"],
+        )
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"warning: holdout.share {float(share):g} holds out {held} of 40 customers ({treated} "
+        "treated): lift against the holdout needs at least 2 in each group, so there will be "
+        "no lift table\n"
+    )
+    assert "Warning" not in result.output
+    assert (
+        " ".join(result.stdout.split()).count(
+            f"No lift table: {held} held-out and {treated} treated customers; lift needs at least "
+            f"2 in each group (holdout.share {float(share):g})"
+        )
+        == 1
+    )
+
+
+def test_a_bad_policy_parameter_is_named_with_the_valid_ones(tmp_path: Path) -> None:
+    path = _spec_file(
+        tmp_path, 'name = "logistic_ts"', 'name = "kalman_ts"\nparams = { process_nois = 0.1 }'
+    )
+    assert invoke("run", path, "--no-track") == (
+        2,
+        "error: policy.params.process_nois: is not a hyper-parameter of policy 'kalman_ts'; "
+        "expected one of ['fit_intercept', 'forgetting', 'interactions', 'n_samples', "
+        "'noise_variance', 'process_noise', 'ridge', 'scale']",
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line"),
+    [
+        (
+            'key = "quickstart"',
+            f'key = "{"x" * 100_000}"',
+            "error: key: must be 1 to 64 characters of lowercase letters, digits, '_' and '-', "
+            f"starting with a letter or digit; got '{'x' * 79}…(100,002 characters)",
+        ),
+        (
+            'channel = ["sms", "email", "push"]',
+            f'channel = ["sms", "{"x" * 100_000}"]',
+            "error: factors.channel[1]: must be a level of at most 128 characters; got 100,000",
+        ),
+        (
+            'channel = "email"',
+            f'channel = "{"x" * 100_000}"',
+            "error: rules[0]: 'rules[0]' names unknown level "
+            f"'{'x' * 79}…(100,002 characters) of factor 'channel'; known: ['sms', 'email', "
+            "'push'].",
+        ),
+    ],
+    ids=["key", "level", "rule"],
+)
+def test_a_long_value_is_echoed_clipped(tmp_path: Path, old: str, new: str, line: str) -> None:
+    path = _spec_file(tmp_path, old, new)
+    assert invoke("run", path, "--no-track") == (2, line)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("run", "--customers", "abc", "x"),
+            "error: Invalid value for '--customers': Input should be a valid integer, unable "
+            "to parse string as an integer (see 'engage run --help')",
+        ),
+        (("nosuch",), "error: No such command 'nosuch'. (see 'engage --help')"),
+        (("run",), "error: Missing argument 'SPEC'. (see 'engage run --help')"),
+        (
+            ("keys", "create", "--scope", "root"),
+            "error: Invalid value for '--scope': 'root' is not one of 'admin', 'decide', "
+            "'read'. (see 'engage keys create --help')",
+        ),
+    ],
+)
+def test_a_usage_error_is_one_line_with_exit_code_2(args: tuple[str, ...], line: str) -> None:
+    result = runner.invoke(app, list(args), prog_name="engage")
+    assert (result.exit_code, result.output) == (2, line + "\n")
+
+
+@pytest.mark.parametrize("group", [(), ("db",), ("keys",), ("experiments",)])
+def test_every_group_help_has_an_example(group: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*group, "--help"], prog_name="engage")
+    assert result.exit_code == 0
+    assert f"Example: engage {group[0] if group else 'init'}" in result.output
+
+
+@pytest.mark.parametrize(
+    "host", ["127.0.0.1", "127.1", "127.0.1", "localhost", "LOCALHOST.", "::1", "[::1]", "0x7f.1"]
+)
+def test_serve_takes_any_spelling_of_loopback(host: str) -> None:
+    from cli.serve import _is_loopback
+
+    assert _is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["10.0.0.1", "0.0.0.0", "example.com", "128.1", "::"])  # noqa: S104
+def test_serve_refuses_other_hosts_without_allow_remote(host: str) -> None:
+    from cli.serve import _is_loopback
+
+    assert not _is_loopback(host)
+
+
+def test_a_pipe_or_a_device_is_refused_as_a_spec_or_a_log(tmp_path: Path) -> None:
+    fifo = tmp_path / "spec.toml"
+    os.mkfifo(fifo)
+    for args, line in (
+        (
+            ["run", str(fifo)],
+            f"error: file: {fifo} is not a regular file (a pipe, socket or device); pass a file",
+        ),
+        (
+            ["evaluate", "/dev/zero", "--policy", "linucb"],
+            "error: /dev/zero is not a regular file (a pipe, socket or device); pass a file",
+        ),
+    ):
+        done = subprocess.run(  # noqa: S603 - our own CLI; a hang fails by the timeout
+            [*ENGAGE, *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+        assert (done.returncode, done.stderr, done.stdout) == (2, line + "\n", "")
+
+
+def test_a_spec_file_above_the_size_bound_is_refused(tmp_path: Path) -> None:
+    from experiments.spec.loading import MAX_SPEC_BYTES
+
+    path = tmp_path / "big.toml"
+    with path.open("wb") as handle:
+        handle.truncate(MAX_SPEC_BYTES + 1)
+    assert invoke("run", str(path)) == (
+        2,
+        f"error: file: {path} is {MAX_SPEC_BYTES + 1:,} bytes; at most {MAX_SPEC_BYTES:,} are read",
+    )
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another socket is listening on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield int(holder.getsockname()[1])
+
+
+def test_serve_and_ui_refuse_a_port_in_use_before_saying_they_serve(
+    tmp_path: Path, taken_port: int
+) -> None:
+    url = f"sqlite:///{tmp_path / 'engage.db'}"
+    upgrade(url)
+    line = f"error: cannot listen on 127.0.0.1:{taken_port}: Address already in use"
+    result = runner.invoke(app, ["serve", "--port", str(taken_port), "--database-url", url])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n")
+    result = runner.invoke(app, ["ui", "--port", str(taken_port)])
+    assert (result.exit_code, result.stdout, result.stderr) == (2, "", line + "\n")
+
+
+def test_serve_on_port_0_says_the_port_it_bound(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'engage.db'}"
+    upgrade(url)
+    server = subprocess.Popen(  # noqa: S603 - our own CLI
+        [*ENGAGE, "serve", "--port", "0", "--database-url", url, "--no-learner"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        match = re.fullmatch(
+            r"engage serving on http://127\.0\.0\.1:(\d+) \(docs at /docs\)\n", first
+        )
+        assert match, first
+        port = int(match.group(1))
+        assert port != 0
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/livez", timeout=1).status_code == 200
+                break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "args", [("db", "upgrade"), ("keys", "create", "--scope", "read"), ("experiments", "list")]
+)
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(args: tuple[str, ...], url: str) -> None:
+    assert invoke(*args, env={"ENGAGE_DATABASE_URL": url}) == (
+        2,
+        f"error: database URL {url} is an in-memory SQLite database, gone when this command "
+        "ends; use a file, e.g. sqlite:///engage.db",
+    )
+
+
+def test_run_refuses_an_in_memory_database(tmp_path: Path) -> None:
+    assert invoke(
+        *QUICK_RUN, str(ROOT / "examples" / "quickstart.toml"), "--database-url", "sqlite://"
+    ) == (
+        2,
+        "error: database URL sqlite:// is an in-memory SQLite database, gone when this command "
+        "ends; use a file, e.g. sqlite:///engage.db",
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("experiments", "list"),
+        ("experiments", "show", "promo"),
+        ("report", "promo"),
+        ("keys", "list"),
+        ("export", "promo"),
+        ("purge", "--before", "2026-01-01"),
+    ],
+)
+def test_a_missing_sqlite_file_is_refused_and_not_created(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    path = tmp_path / "nope.db"
+    assert invoke(*args, "--database-url", f"sqlite:///{path}") == (
+        2,
+        f"error: no database at {path}; run `engage db upgrade` to create it",
+    )
+    assert not path.exists()
+
+
+def test_run_refuses_an_arm_named_twice() -> None:
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    assert invoke(*QUICK_RUN, quickstart, "--arms", "uniform, interaction,uniform") == (
+        2,
+        "error: --arms names 'uniform' more than once; name each arm once",
+    )
+
+
+def test_a_second_run_into_the_same_database_names_the_key_that_exists(tmp_path: Path) -> None:
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    args = (*QUICK_RUN, quickstart, "--customers", "100", "--arms", "interaction")
+    first = invoke(*args, "--database-url", url)
+    assert first[0] == 0, first[1]
+    assert invoke(*args, "--database-url", url) == (
+        2,
+        f"error: experiment 'quickstart-interaction' (the interaction arm) already exists in "
+        f"{url}: an earlier run, perhaps interrupted, kept it there; pass another "
+        "--database-url, or leave it out to run in a temporary database",
+    )
+
+
+def _group_alive(group: int) -> list[int]:
+    """Processes still in process group ``group``."""
+    alive = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group and fields[0] != "Z":
+            alive.append(int(status.parent.name))
+    return alive
+
+
+#: A run long enough to be stopped halfway, in two worker processes.
+LONG_RUN = ["--no-track", "--customers", "3000", "--days", "30", "--jobs", "2"]
+
+
+def _terminate_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(5)  # the handler interrupts this
+
+
+def test_sigterm_while_tracking_ends_the_mlflow_runs_as_killed(tmp_path: Path) -> None:
+    """engage run wraps its work in sigterm_as_interrupt: a SIGTERM while it logs to MLflow
+    ends the parent and child runs as KILLED, as Ctrl-C does, not stuck RUNNING."""
+    from mlflow import MlflowClient
+
+    from cli.common import sigterm_as_interrupt
+    from experiments.analysis.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with (
+        pytest.raises(KeyboardInterrupt),
+        sigterm_as_interrupt(),
+        Tracker("terminated", run_name="r", params={}, uri=uri) as tracker,
+        tracker.child("uniform", params={}) as child,
+    ):
+        _terminate_self()
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(tracker.parent_run_id).info.status == "KILLED"
+    assert client.get_run(child.run_id).info.status == "KILLED"
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # restored
+
+
+@pytest.mark.parametrize("midway", [False, True], ids=["starting", "midway"])
+def test_sigterm_stops_a_run_like_ctrl_c_and_leaves_no_worker_behind(
+    tmp_path: Path, midway: bool
+) -> None:
+    """SIGTERM to engage alone (as a supervisor sends it): exit 130, and its worker
+    processes (a pool and a multiprocessing manager) end with it."""
+    run = subprocess.Popen(  # noqa: S603 - our own CLI
+        [*ENGAGE, "run", str(ROOT / "examples" / "quickstart.toml"), *LONG_RUN],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(_group_alive(run.pid)) < 3:  # engage, the manager and a pool worker
+            assert run.poll() is None, run.stderr.read() if run.stderr else ""
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        if midway:
+            time.sleep(4)  # the workers are simulating
+            assert run.poll() is None
+        run.send_signal(signal.SIGTERM)
+        try:
+            code = run.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            run.send_signal(signal.SIGABRT)  # faulthandler: where it hangs
+            run.wait(timeout=10)
+            raise AssertionError(run.stderr.read() if run.stderr else "") from None
+        assert code == 130
+        assert run.stderr is not None
+        assert "Traceback" not in run.stderr.read()
+        deadline = time.monotonic() + 15
+        while _group_alive(run.pid):
+            assert time.monotonic() < deadline, _group_alive(run.pid)
+            time.sleep(0.2)
+    finally:
+        for pid in _group_alive(run.pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_run_checks_the_tracking_store_before_simulating(tmp_path: Path) -> None:
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    result = runner.invoke(
+        app,
+        ["run", quickstart, "--customers", "10", "--days", "1", "--jobs", "1"],
+        env={"MLFLOW_TRACKING_URI": "nonsense://x"},
+    )
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        "error: MLflow could not reach the tracking store at nonsense://x: "
+    )
+    assert result.stderr.count("\n") == 1
+
+
+def test_run_prints_its_results_when_tracking_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    from experiments.analysis.tracking_store import TrackingError
+
+    def broken(*_: object) -> str:
+        raise TrackingError("MLflow could not log the run's params at sqlite:///m.db: full")
+
+    monkeypatch.setattr("experiments.analysis.tracking.check_store", lambda: "sqlite:///m.db")
+    monkeypatch.setattr("experiments.runs.report.track_run", broken)
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    result = runner.invoke(
+        app,
+        [
+            *QUICK_RUN,
+            quickstart,
+            "--customers",
+            "100",
+            "--arms",
+            "interaction",
+            "--json",
+            "--track",
+        ],
+    )
+    assert result.exit_code == 2
+    printed = json.loads(result.stdout)
+    assert printed["mlflow_run_id"] is None
+    assert [arm["arm"] for arm in printed["arms"]] == ["interaction"]
+    assert result.stderr == (
+        "error: the results were not tracked in MLflow: MLflow could not log the run's params "
+        "at sqlite:///m.db: full\n"
+    )
+
+
+def _storable(text: str) -> bool:
+    from experiments.spec.text import text_problem
+
+    return text_problem(text) is None
+
+
+#: Levels a spec accepts, drawn from the hostile alphabet: non-empty, not padded with spaces,
+#: without the action-name separators.
+HOSTILE_LEVEL = HOSTILE_TEXT.filter(
+    lambda text: (
+        text.strip() == text
+        and text != ""
+        and "|" not in text
+        and "=" not in text
+        and len(text) <= 128
+        and _storable(text)
+    )
+)
+
+
+@pytest.fixture(scope="module")
+def hostile_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'store.db'}"
+    upgrade(url)
+    return url
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    description=HOSTILE_TEXT.filter(_storable),
+    levels=st.lists(HOSTILE_LEVEL, min_size=1, max_size=3, unique=True),
+)
+def test_experiment_text_is_printed_escaped_and_readable(
+    hostile_store: str, description: str, levels: list[str]
+) -> None:
+    """Whatever a spec's description and levels hold (markup, ESC sequences, direction
+    marks, controls), `engage experiments show` prints the description as :func:`shown`
+    writes it and the levels as JSON, and nothing the terminal would act on."""
+    engine = DecisionEngine(open_database(hostile_store))
+    key = f"k{len(engine.list_experiments())}"
+    engine.create_experiment(
+        {
+            "key": key,
+            "description": description,
+            "factors": {"offer": levels},
+            "policy": {"name": "uniform"},
+            "reward": {"kind": "event", "event": "click", "window": "1d"},
+        }
+    )
+    result = runner.invoke(app, ["experiments", "show", key, "--database-url", hostile_store])
+    assert result.exit_code == 0, result.output
+    title, spec = result.stdout.split("\n", 1)
+    assert title == shown(f"{key} (running) {description}").plain
+    assert json.loads(spec, parse_constant=pytest.fail)["factors"]["offer"] == levels
+    unshown = [char for char in result.stdout if not (visible(char) or char == "\n")]
+    assert not unshown, unshown
+
+
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"not strict JSON: {name}")
+
+
+def test_json_of_run_report_and_evaluate_is_strict_json(tmp_path: Path) -> None:
+    """A tiny run has groups too small for intervals (NaN inside): --json still writes strict
+    JSON, which json.loads reads without NaN or Infinity."""
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    quickstart = str(ROOT / "examples" / "quickstart.toml")
+    outputs = []
+    for args in (
+        [*QUICK_RUN, quickstart, "--arms", "interaction", "--database-url", url, "--json"],
+        ["report", "quickstart-interaction", "--database-url", url, "--no-track", "--json"],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    log = tmp_path / "log.csv"
+    log.write_text("action,reward,propensity,x\na,1,0.5,1\nb,1,0.5,1\na,1,0.5,1\n")
+    result = runner.invoke(app, ["evaluate", str(log), "--policy", "linucb", "--json"])
+    assert result.exit_code == 0, result.output
+    outputs.append(result.stdout)
+    for output in outputs:
+        json.loads(output, parse_constant=_refuse_constant)
+    assert "null" in outputs[0]  # the intervals a tiny run cannot compute

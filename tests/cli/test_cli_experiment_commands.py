@@ -170,6 +170,34 @@ def test_export_writes_the_run_tables(run_database: tuple[str, dict], tmp_path: 
     assert one_line(output).startswith("error:")
 
 
+def test_export_refuses_to_overwrite_an_earlier_export_and_leaves_no_folder_when_it_fails(
+    run_database: tuple[str, dict], tmp_path: Path
+) -> None:
+    url, _ = run_database
+    first = invoke("export", "engagement-engagement", "--database-url", url, "--out", str(tmp_path))
+    assert first[0] == 0, first[1]
+    before = (tmp_path / "decisions.csv").read_bytes()
+    code, output = invoke(
+        "export", "engagement-uniform", "--database-url", url, "--out", str(tmp_path)
+    )
+    assert (code, one_line(output)) == (
+        2,
+        f"error: {tmp_path / 'decisions.csv'} already exists (an earlier export); pass "
+        "--force to overwrite it, or choose another --out",
+    )
+    assert (tmp_path / "decisions.csv").read_bytes() == before
+    code, output = invoke(
+        "export", "engagement-uniform", "--database-url", url, "--out", str(tmp_path), "--force"
+    )
+    assert code == 0, output
+    assert (tmp_path / "decisions.csv").read_bytes() != before
+    assert not list(tmp_path.glob(".*.partial"))
+    fresh = tmp_path / "fresh"
+    code, output = invoke("export", "nope", "--database-url", url, "--out", str(fresh))
+    assert code == 2
+    assert not fresh.exists()
+
+
 def test_purge_and_erase(run_database: tuple[str, dict]) -> None:
     url, _ = run_database
     code, output = invoke("purge", "--before", "not-a-date", "--database-url", url)

@@ -179,6 +179,17 @@ def test_serve_with_allow_remote_hands_over_to_uvicorn(
     monkeypatch.setattr(
         "experiments.service.server.run_server", lambda **kwargs: calls.append(kwargs)
     )
+    bound: list[tuple[str, int]] = []
+
+    class FakeSocket:
+        def getsockname(self) -> tuple[str, int]:
+            return bound[0]
+
+    fake = FakeSocket()
+    monkeypatch.setattr(
+        "experiments.service.server.listen",
+        lambda host, port: bound.append((host, port)) or fake,
+    )
     # serve exports the settings for its workers: restore the environment afterwards.
     monkeypatch.setenv("ENGAGE_DATABASE_URL", "unset-by-test")
     monkeypatch.setenv("ENGAGE_LEARNER", "unset-by-test")
@@ -198,7 +209,8 @@ def test_serve_with_allow_remote_hands_over_to_uvicorn(
     )
     assert result.exit_code == 0, result.output
     (kwargs,) = calls
-    assert kwargs == {"host": ALL_INTERFACES, "port": 8123, "workers": 1}
+    assert bound == [(ALL_INTERFACES, 8123)]
+    assert kwargs == {"host": ALL_INTERFACES, "port": 8123, "workers": 1, "sock": fake}
     # The worker processes build their settings from the environment serve exported.
     assert os.environ["ENGAGE_DATABASE_URL"] == url
     assert os.environ["ENGAGE_LEARNER"] == "false"

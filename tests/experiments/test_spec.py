@@ -333,8 +333,8 @@ BAD_SPECS: list[tuple[str, Mutation, str, str]] = [
     (
         "unknown policy param",
         _set("policy", "params", value={"rigde": 1}),
-        "policy.params",
-        "rigde",
+        "policy.params.rigde",
+        "is not a hyper-parameter of policy 'logistic_ts'; expected one of ['fit_intercept',",
     ),
     ("seed in params", _set("policy", "params", value={"seed": 1}), "policy.params", "'seed'"),
     (
@@ -367,6 +367,38 @@ BAD_SPECS: list[tuple[str, Mutation, str, str]] = [
     ("factor without levels", _set("factors", "offer", value=[]), "factors.offer", "non-empty"),
     ("duplicate levels", _set("factors", "offer", value=["a", "a"]), "factors.offer", "duplicate"),
     ("numeric level", _set("factors", "offer", value=["a", 2]), "factors.offer[1]", "got 2"),
+    ("empty level", _set("factors", "offer", value=["a", ""]), "factors.offer[1]", "got ''"),
+    ("blank level", _set("factors", "offer", value=[" ", "a"]), "factors.offer[0]", "got ' '"),
+    (
+        "level with a trailing space",
+        _set("factors", "channel", value=["sms", "push "]),
+        "factors.channel[1]",
+        "without leading or trailing spaces; got 'push '",
+    ),
+    (
+        "level with a separator",
+        _set("factors", "channel", value=["sms", "push=1"]),
+        "factors.channel[1]",
+        "must be a level without '='",
+    ),
+    (
+        "factor name of 5,000 characters",
+        _set("factors", value={"f" * 5_000: ["a", "b"]}),
+        f"factors.{'f' * 5_000}",
+        "must be a factor name of at most 64 characters; got 5,000",
+    ),
+    (
+        "level of 129 characters",
+        _set("factors", "offer", value=["a", "b" * 129]),
+        "factors.offer[1]",
+        "must be a level of at most 128 characters; got 129",
+    ),
+    (
+        "factor name with a separator",
+        _set("factors", value={"offer|channel": ["a", "b"]}),
+        "factors.offer|channel",
+        "must be a factor name without '|'",
+    ),
     (
         "too many actions",
         _set("factors", value={f"f{i}": [str(j) for j in range(10)] for i in range(6)}),
@@ -583,7 +615,7 @@ def test_load_spec_file_errors(tmp_path: Path) -> None:
         load_spec(broken)
     assert caught.value.field == "file"
     assert "line" in caught.value.message
-    with pytest.raises(SpecError, match="cannot read") as caught:
+    with pytest.raises(SpecError, match="is a directory, not a file") as caught:
         load_spec(tmp_path)
     assert caught.value.field == "file"
     invalid = tmp_path / "invalid.toml"
@@ -806,3 +838,103 @@ def test_other_packages_import_only_public_names() -> None:
                     imported.update(alias.name for alias in node.names)
     assert imported
     assert imported <= set(PUBLIC)
+
+
+# --------------------------------------------------------------------------- resource bounds
+def _big_factors(count: int, levels: int) -> dict[str, list[str]]:
+    return {f"f{j}": [f"l{i}" for i in range(levels)] for j in range(count)}
+
+
+RESOURCE_LIMITS: list[tuple[str, Mutation, str, str]] = [
+    (
+        "n_samples of a hundred million",
+        _set("policy", value={"name": "logistic_ts", "params": {"n_samples": 100_000_000}}),
+        "policy.params.n_samples",
+        "must be at most 10,000; got 100,000,000",
+    ),
+    (
+        "fitted Q memory",
+        _set("policy", value={"name": "fitted_q", "params": {"memory": 10_000_000}}),
+        "policy.params.memory",
+        "must be at most 100,000",
+    ),
+    (
+        "fitted Q iterations",
+        _set("policy", value={"name": "fitted_q", "params": {"n_iterations": 1_000}}),
+        "policy.params.n_iterations",
+        "must be at most 100",
+    ),
+    (
+        "too many factors",
+        _set("factors", value={f"f{i}": ["a"] for i in range(33)}),
+        "factors",
+        "at most 32 factors; got 33",
+    ),
+    (
+        "too many context fields",
+        _set("context", value={f"x{i}": {"type": "numeric"} for i in range(257)}),
+        "context",
+        "at most 256 fields; got 257",
+    ),
+    (
+        "too wide a context",
+        _set(
+            "context",
+            value={"plan": {"type": "categorical", "levels": [f"p{i}" for i in range(1_025)]}},
+        ),
+        "context",
+        "at most 1,024 columns",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "fragment"),
+    [case[1:] for case in RESOURCE_LIMITS],
+    ids=[case[0] for case in RESOURCE_LIMITS],
+)
+def test_sizes_that_scale_memory_or_time_are_bounded(
+    mutate: Mutation, field: str, fragment: str
+) -> None:
+    data = quickstart_data()
+    mutate(data)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert (caught.value.field, fragment in caught.value.message) == (field, True), caught.value
+
+
+def test_n_samples_is_bounded_by_the_space_it_samples_over() -> None:
+    """100,000 actions times 101 draws is more than 10,000,000 numbers per decision: the
+    error names n_samples and the largest value this space allows (100)."""
+    data = quickstart_data()
+    data["rules"] = []
+    data["factors"] = _big_factors(5, 10)
+    data["policy"] = {"name": "logistic_ts", "params": {"n_samples": 100}}
+    parse_spec(data)
+    data["policy"]["params"]["n_samples"] = 101
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert caught.value.field == "policy.params.n_samples"
+    assert caught.value.message.startswith(
+        "must be at most 100 for this space (100,000 actions, 50 level slots, 5 context columns"
+    )
+    assert caught.value.message.endswith("got 101")
+
+
+def test_a_space_too_large_for_the_policy_names_the_policy_and_its_sizes() -> None:
+    data = quickstart_data()
+    data["rules"] = []
+    data["factors"] = _big_factors(2, 300)
+    data["policy"] = {"name": "linucb", "params": {"interactions": True}}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert caught.value.field == "policy"
+    assert caught.value.message.startswith(
+        "policy 'linucb' is too large for this space (90,000 actions, 90,600 level slots"
+    )
+    assert "numbers of learned state (at most 8,000,000)" in caught.value.message
+    assert caught.value.message.endswith(
+        "use fewer factor levels or context fields or interactions = false"
+    )
+    data["policy"] = {"name": "uniform"}
+    assert parse_spec(data).decision_space().n_actions == 90_000

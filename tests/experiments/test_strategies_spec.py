@@ -266,9 +266,9 @@ REFUSALS = [
     ),
     (
         "withhold of too many levels",
-        lambda s: s.update(options=[], withhold={"message": [f"m{i}" for i in range(11)]}),
+        lambda s: s.update(options=[], withhold={"message": [f"m{i}" for i in range(9)]}),
         "strategies.withhold",
-        "at most 10 levels in all (each doubles the number of strategies); got 11",
+        "at most 8 levels in all (each doubles the number of strategies); got 9",
     ),
     (
         "a panel share above 1",
@@ -413,3 +413,22 @@ def test_the_example_is_valid_toml_with_the_documented_sections() -> None:
         "event": "revenue",
         "baseline": ["spend_30d"],
     }
+
+
+def test_the_strategy_policy_and_the_strategies_are_bounded() -> None:
+    data = tomllib.loads((EXAMPLES / "strategies.toml").read_text())
+    data["strategies"]["policy"] = {"name": "linear_ts", "params": {"n_samples": 10**8}}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert (caught.value.field, caught.value.message) == (
+        "strategies.policy.params.n_samples",
+        "must be at most 10,000; got 100,000,000",
+    )
+    data["strategies"]["policy"] = {"name": "linear_ts"}
+    data["strategies"]["options"] = [{"name": f"s{i}"} for i in range(257)]
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert (caught.value.field, caught.value.message) == (
+        "strategies.options",
+        "must name at most 256 strategies; got 257",
+    )

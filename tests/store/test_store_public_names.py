@@ -52,8 +52,10 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "SQLITE_BUSY_TIMEOUT_MS",
         "database_url_from_env",
         "dialect_name",
+        "is_in_memory",
         "make_engine",
         "normalize_url",
+        "sqlite_file",
     },
     "experiments.store.deadlines": {"guarded_connect"},
     "experiments.store.decisions": {

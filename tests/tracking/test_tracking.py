@@ -24,7 +24,12 @@ import pytest
 from experiments.analysis.plots import cumulative_curves
 from experiments.analysis.report import LiveReport, live_report_markdown
 from experiments.analysis.tracking import Tracker, log_reporting_run
-from experiments.analysis.tracking_params import MAX_PARAM_VALUE_LENGTH, flatten_params
+from experiments.analysis.tracking_params import (
+    MAX_KEY_LENGTH,
+    MAX_PARAM_VALUE_LENGTH,
+    clean_key,
+    flatten_params,
+)
 from experiments.analysis.tracking_store import (
     TrackingError,
     artifact_root,
@@ -365,6 +370,22 @@ def test_flatten_truncates_to_mlflow_limit() -> None:
     cut = flatten_params({"a": exact + "z"})["a"]
     assert len(cut) == MAX_PARAM_VALUE_LENGTH
     assert cut == "y" * (MAX_PARAM_VALUE_LENGTH - 3) + "..."
+
+
+def test_long_names_are_cut_to_mlflow_key_limit_and_stay_distinct() -> None:
+    """A param or metric name over MLflow's limit made it refuse the whole batch, after the
+    simulation: names are cut to the limit with a hash of the whole name."""
+    from mlflow.utils.validation import MAX_ENTITY_KEY_LENGTH
+
+    assert MAX_KEY_LENGTH == MAX_ENTITY_KEY_LENGTH
+    exact = "k" * MAX_KEY_LENGTH
+    assert clean_key(exact) == exact
+    first, second = clean_key(exact + "a"), clean_key(exact + "b")
+    assert len(first) == len(second) == MAX_KEY_LENGTH
+    assert first != second
+    assert first.startswith("k" * (MAX_KEY_LENGTH - 9) + "~")
+    flat = flatten_params({"spec": {"factors": {"f" * 5_000: ["a", "b"]}}})
+    assert [len(key) for key in flat] == [MAX_KEY_LENGTH]
 
 
 def test_git_commit(tmp_path: Path) -> None:

@@ -163,6 +163,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "assignments_for",
         "epoch_outcome_totals",
         "erase_assignments",
+        "first_assignments",
         "insert_assignments",
         "insert_strategy_snapshot",
         "latest_strategy_snapshot",

@@ -22,6 +22,7 @@ from experiments.analysis.lift import NO_DIFFERENCE, LiftRow, lift_table_markdow
 from experiments.analysis.model import Number, ReportModel
 from experiments.analysis.report import OffPolicySummary
 from experiments.analysis.strategies import strategy_table_markdown
+from experiments.runs.arms import STRATEGY_ARM
 from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparison_of
 from experiments.runs.simulation import ArmResult, RunResult
 from experiments.runs.strategies import log_strategy_arm, strategy_params
@@ -31,6 +32,7 @@ __all__ = [
     "SHARE_DEFINITION",
     "ArmSummary",
     "all_lift_rows",
+    "approach_arm",
     "arm_summary",
     "comparison_markdown",
     "comparison_metrics",
@@ -99,15 +101,27 @@ def all_lift_rows(result: RunResult) -> list[LiftRow]:
     return [row for arm in result.arms for row in arm.lifts]
 
 
-def verdict(result: RunResult) -> str:
-    """A sentence on engagement versus interaction: what each KPI's paired 95% interval
-    supports, and the share of the oracle edge, from the numbers (whatever they say)."""
+def approach_arm(result: RunResult) -> str | None:
+    """The arm the closing sentence speaks for: the strategy arm when it ran (the default
+    engagement approach of a spec with strategies), else the engagement arm, else None."""
     names = {arm.arm for arm in result.arms}
-    if "engagement" not in names or REFERENCE not in names:
+    for arm in (STRATEGY_ARM, "engagement"):
+        if arm in names:
+            return arm
+    return None
+
+
+def verdict(result: RunResult) -> str:
+    """A sentence on the engagement approach (:func:`approach_arm`) versus interaction: what
+    each KPI's paired 95% interval supports, and the share of the oracle edge, from the
+    numbers (whatever they say)."""
+    names = {arm.arm for arm in result.arms}
+    arm = approach_arm(result)
+    if arm is None or REFERENCE not in names:
         return "Run both the interaction and the engagement arms to compare them."
     parts = []
     for kpi, label in KPIS.items():
-        row = comparison_of(result.comparisons, "engagement", kpi)
+        row = comparison_of(result.comparisons, arm, kpi)
         if row is None:
             continue
         parts.append(f"on {label} {_sentence(row)}")
@@ -121,16 +135,17 @@ def verdict(result: RunResult) -> str:
 
 def _sentence(row: ArmComparison) -> str:
     """One KPI of the closing sentence: the difference, its interval and what it supports."""
+    arm = row.arm
     if row.difference is None or row.low is None or row.high is None:
-        return f"engagement and interaction cannot be compared ({row.note})"
+        return f"{arm} and interaction cannot be compared ({row.note})"
     digits = "+.4f" if row.kpi == "retention" else "+.3f"
     supports = {
-        NO_DIFFERENCE: "no detectable difference between the engagement and the interaction policy",
-        "engagement higher": "the engagement policy is higher than the interaction policy",
-        "engagement lower": "the engagement policy is lower than the interaction policy",
+        NO_DIFFERENCE: f"no detectable difference between the {arm} and the interaction policy",
+        f"{arm} higher": f"the {arm} policy is higher than the interaction policy",
+        f"{arm} lower": f"the {arm} policy is lower than the interaction policy",
     }.get(row.reading, row.reading)
     text = (
-        f"engagement minus interaction is {row.difference:{digits}} "
+        f"{arm} minus interaction is {row.difference:{digits}} "
         f"[{row.low:{digits}}, {row.high:{digits}}] (95%, paired over {row.n:,} treated "
         f"customers): {supports}"
     )

@@ -16,7 +16,7 @@ from experiments.engine.clock import ManualClock
 from experiments.runs.arms import ARMS, arm_spec
 from experiments.runs.comparison import compare_arms, comparison_of
 from experiments.runs.oracles import OracleResult, revenue_objective, run_oracles
-from experiments.runs.report import render_markdown, result_json, verdict
+from experiments.runs.report import approach_arm, render_markdown, result_json, verdict
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.simulation import (
     ArmResult,
@@ -360,3 +360,32 @@ def test_the_closing_sentence_says_no_detectable_difference_when_the_interval_ho
     text = verdict(result)
     assert text.count(NO_DIFFERENCE) == 2
     assert "beat" not in text
+
+
+def test_the_closing_sentence_speaks_for_the_strategy_arm_when_it_ran(
+    mechanism: ExperimentSpec,
+) -> None:
+    """With strategies run, the strategy arm is the engagement approach the sentence compares
+    with interaction: +1 revenue on every customer is an interval above 0 (by hand), and the
+    engagement arm is not what it speaks of."""
+    treated = np.ones(4, dtype=bool)
+    base = {"revenue": np.array([1.0, 2, 3, 4]), "retention": np.array([1.0, 0, 1, 1])}
+    per_customer = {
+        "interaction": base,
+        "engagement": base,
+        "strategy": {"revenue": base["revenue"] + 1.0, "retention": base["retention"]},
+    }
+    names = ("interaction", "engagement", "strategy")
+    result = RunResult(
+        spec=mechanism,
+        options=RunOptions(customers=4, days=1, arms=names),
+        arms=[ArmResult(arm=name, key=name, policy="linear_ts", reward="r") for name in names],
+        database_url="",
+        treated=treated,
+        comparisons=compare_arms(per_customer, treated, None),
+    )
+    assert approach_arm(result) == "strategy"
+    text = verdict(result)
+    assert "strategy minus interaction is +1.000 [+1.000, +1.000]" in text
+    assert "the strategy policy is higher than the interaction policy" in text
+    assert "engagement minus" not in text

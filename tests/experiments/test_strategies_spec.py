@@ -65,6 +65,9 @@ def test_the_example_loads_and_its_strategies_restrict_messages() -> None:
     assert strategies.masks[strategies.index_of("all")].tolist() == space.allowed.tolist()
     assert strategies.cadences[3] == Cadence(1, timedelta(days=7))
     assert strategies.section.policy.contextual
+    assert not strategies.section.adjusts_through_context  # context = []: the engine adjusts
+    assert strategies.section.panel_share(2) == 1.0
+    assert strategies.section.panel_share(3) == 0.3
     mechanism = load_spec(EXAMPLES / "mechanism.toml").to_json_dict()
     ours = spec.to_json_dict()
     for field in ("factors", "rules", "context", "policy", "reward", "holdout", "contact"):
@@ -407,11 +410,12 @@ def test_the_readme_section_is_a_valid_strategies_section() -> None:
 
 def test_the_example_is_valid_toml_with_the_documented_sections() -> None:
     data = tomllib.loads((EXAMPLES / "strategies.toml").read_text())
-    assert data["strategies"]["epoch"] == "14d"
+    assert data["strategies"]["epoch"] == "7d"
+    assert (data["strategies"]["panel"], data["strategies"]["panel_warmup"]) == (0.3, 3)
     assert data["strategies"]["kpi"] == {
         "kind": "sum",
         "event": "revenue",
-        "baseline": ["spend_30d"],
+        "baseline": ["spend_30d", "spend_7d"],
     }
 
 

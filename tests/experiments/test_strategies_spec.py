@@ -67,7 +67,7 @@ def test_the_example_loads_and_its_strategies_restrict_messages() -> None:
     assert strategies.section.policy.contextual
     assert not strategies.section.adjusts_through_context  # context = []: the engine adjusts
     assert strategies.section.panel_share(2) == 1.0
-    assert strategies.section.panel_share(3) == 0.3
+    assert strategies.section.panel_share(3) == 0.15
     mechanism = load_spec(EXAMPLES / "mechanism.toml").to_json_dict()
     ours = spec.to_json_dict()
     for field in ("factors", "rules", "context", "policy", "reward", "holdout", "contact"):
@@ -411,7 +411,7 @@ def test_the_readme_section_is_a_valid_strategies_section() -> None:
 def test_the_example_is_valid_toml_with_the_documented_sections() -> None:
     data = tomllib.loads((EXAMPLES / "strategies.toml").read_text())
     assert data["strategies"]["epoch"] == "7d"
-    assert (data["strategies"]["panel"], data["strategies"]["panel_warmup"]) == (0.3, 3)
+    assert (data["strategies"]["panel"], data["strategies"]["panel_warmup"]) == (0.15, 3)
     assert data["strategies"]["kpi"] == {
         "kind": "sum",
         "event": "revenue",

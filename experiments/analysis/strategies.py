@@ -92,13 +92,16 @@ class StrategyReport(ReportModel):
     """The strategies of a live experiment (see the module docstring).
 
     ``policy_version`` is the newest strategy snapshot (0 before the first); ``holdout`` is
-    the label of the holdout in :attr:`EpochAllocation.customers`.
+    the label of the holdout in :attr:`EpochAllocation.customers`; ``panel`` and
+    ``panel_warmup`` are the spec's persistent panel (0 and 0 without one).
     """
 
     kpi: str
     epoch_days: float
     baseline: tuple[str, ...]
     policy: str
+    panel: float = 0.0
+    panel_warmup: int = 0
     policy_version: int
     measured: int
     learned: int
@@ -218,6 +221,8 @@ def strategy_report(
         epoch_days=section.epoch.total_seconds() / 86_400,
         baseline=tuple(section.kpi.baseline),
         policy=section.policy.name,
+        panel=float(section.panel),
+        panel_warmup=section.panel_warmup,
         policy_version=0 if snapshot is None else snapshot.version,
         measured=len(rows),
         learned=sum(1 for row in rows if row.learned_version is not None),
@@ -270,7 +275,13 @@ def strategy_table_markdown(report: StrategyReport) -> str:
     lines = [
         f"Strategies: epoch KPI {report.kpi} over {report.epoch_days:g}-day epochs, "
         f"strategy policy {report.policy} v{report.policy_version}; adjusted on "
-        f"{', '.join(report.baseline) or 'nothing'}.",
+        f"{', '.join(report.baseline) or 'nothing'}."
+        + (
+            f" Persistent panel: every treated customer for the first {report.panel_warmup} "
+            f"epochs, then {100 * report.panel:g}%; the policy learns from the panel only."
+            if report.panel or report.panel_warmup
+            else ""
+        ),
         "",
         "| strategy | assigned | measured | KPI | holdout KPI | difference [95% CI] "
         "| adjusted difference [95% CI] |",

@@ -95,6 +95,8 @@ def strategy_params(report: StrategyReport | None) -> dict[str, Any]:
         "strategy_kpi": report.kpi,
         "strategy_baseline": ",".join(report.baseline),
         "strategy_policy": report.policy,
+        "strategy_panel": report.panel,
+        "strategy_panel_warmup": report.panel_warmup,
     }
 
 

@@ -19,6 +19,7 @@ import experiments.engine.strategies as strategies_module
 from bandit.adjustment import stratified_difference
 from experiments.analysis.export import export_experiment
 from experiments.analysis.report import build_live_report
+from experiments.analysis.strategies import strategy_report, strategy_table_markdown
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.epochs import learning_rows
@@ -511,3 +512,10 @@ def test_a_panel_warmup_holds_every_treated_customer_in_the_panel_at_first(
         snapshot = latest_strategy_snapshot(session, experiment_key="promo")
     assert snapshot is not None
     assert int(unpack_state(snapshot.state)["n_updates"]) == len(treated) + len(panel)
+    spec = parse_spec(spec_dict(panel=0.5, panel_warmup=1))
+    with Session(engine) as session:
+        report = strategy_report(session, experiment_key="promo", strategies=spec.strategy_set())
+    assert (report.panel, report.panel_warmup) == (0.5, 1)
+    assert "every treated customer for the first 1 epochs, then 50%" in strategy_table_markdown(
+        report
+    )

@@ -109,8 +109,9 @@ def _run(
     as_json: bool,
 ) -> None:
     from experiments.runs.arms import arm_names, default_arms
+    from experiments.runs.preflight import run_warnings
     from experiments.runs.report import result_json, track_run, verdict
-    from experiments.runs.simulation import RunOptions, run_simulation, run_warnings
+    from experiments.runs.simulation import RunOptions, run_simulation
     from experiments.spec import load_spec
 
     named = [arm.strip() for arm in arms.split(",") if arm.strip()] if arms is not None else []

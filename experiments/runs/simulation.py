@@ -24,8 +24,7 @@ import contextlib
 import math
 import signal
 import tempfile
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -39,22 +38,20 @@ from experiments.analysis.report import OffPolicySummary, off_policy_summary
 from experiments.analysis.strategies import StrategyReport
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
-from experiments.engine.holdout import assign_group
-from experiments.errors import InvalidInputError
 from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
 from experiments.runs.comparison import ArmComparison, compare_arms
 from experiments.runs.oracles import OracleResult, run_oracles
+from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.strategies import StrategyDays
-from experiments.runs.world import world_config
-from experiments.simulate import EVENT_NAMES, CustomerWorld
+from experiments.runs.workers import HeldSignal, stop_workers
+from experiments.runs.world import holdout_mask, world_config
+from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
-from experiments.store.experiments import get_experiment
 from experiments.store.rewards import reward_rows
 from experiments.store.schema import upgrade
 from experiments.store.snapshots import latest_snapshot, unpack_state
-from experiments.vocabulary import Group
 
 __all__ = ["ArmResult", "RunOptions", "RunResult", "holdout_mask", "run_simulation"]
 
@@ -123,44 +120,6 @@ class RunResult:
     treated: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     oracles: OracleResult | None = None
     comparisons: list[ArmComparison] = field(default_factory=list)
-
-
-def holdout_mask(spec: ExperimentSpec, customers: int) -> np.ndarray:
-    """``(customers,)`` bool: who the engine holds out of ``spec`` (customer ``i`` is
-    ``c<i>``), hashed on ``holdout.salt`` when set, else on the key, as the engine does."""
-    salt = spec.holdout.salt or spec.key
-    share = spec.holdout.share
-    return np.array(
-        [assign_group(salt, f"c{index}", share) == Group.HOLDOUT for index in range(customers)],
-        dtype=bool,
-    )
-
-
-def run_warnings(spec: ExperimentSpec, options: RunOptions) -> list[str]:
-    """What makes a run of ``spec`` say less than it seems to, each as one line, known before
-    simulating: an event the simulator never emits (a reward that is always its default) and
-    a holdout or treatment group too small to measure lift against."""
-    warnings = []
-    events = [("reward.event", spec.reward.event)]
-    if spec.reward.surrogate is not None:
-        events += [("reward.surrogate.signals", name) for name in spec.reward.surrogate.signals]
-    if spec.strategies is not None:
-        events.append(("strategies.kpi.event", spec.strategies.kpi.event))
-    for where, event in events:
-        if event not in EVENT_NAMES:
-            warnings.append(
-                f"{where} {event!r} is never emitted by the simulator (it emits "
-                f"{', '.join(EVENT_NAMES)}): every reward will be the default"
-            )
-    held = int(holdout_mask(spec, options.customers).sum())
-    treated = options.customers - held
-    if held < 2 or treated < 2:
-        warnings.append(
-            f"holdout.share {spec.holdout.share:g} holds out {held:,} of {options.customers:,} "
-            f"customers ({treated:,} treated): lift against the holdout needs at least 2 in "
-            "each group, so there will be no lift table"
-        )
-    return warnings
 
 
 def _mean(values: np.ndarray) -> float:
@@ -439,7 +398,7 @@ def run_simulation(
         url = options.database_url or f"sqlite:///{Path(scratch) / 'run.db'}"
         upgrade(url)
         if options.database_url is not None:
-            _check_keys_free(spec, options.arms, url)
+            check_keys_free(spec, options.arms, url)
         tasks = len(options.arms) + int(options.oracles)
         if jobs <= 1 or tasks == 1:
             arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
@@ -464,25 +423,6 @@ def run_simulation(
     )
 
 
-def _check_keys_free(spec: ExperimentSpec, arms: Sequence[str], url: str) -> None:
-    """Refuse a database that already holds an arm's experiment (an earlier run, perhaps
-    interrupted), naming the key, before anything is simulated."""
-    database = open_database(url)
-    try:
-        with database.session() as session:
-            for arm in arms:
-                key = arm_spec(spec, arm).key
-                if get_experiment(session, key=key) is not None:
-                    raise InvalidInputError(
-                        f"experiment {key!r} (the {arm} arm) already exists in {url}: an earlier "
-                        "run, perhaps interrupted, kept it there; pass another --database-url, "
-                        "or leave it out to run in a temporary database",
-                        field="database_url",
-                    )
-    finally:
-        database.dispose()
-
-
 def _run_parallel(
     spec_data: dict[str, Any],
     options: RunOptions,
@@ -495,7 +435,7 @@ def _run_parallel(
 
     context = multiprocessing.get_context("spawn")
     tasks = len(options.arms) + int(options.oracles)
-    held = _HeldSignal(signal.SIGTERM)
+    held = HeldSignal(signal.SIGTERM)
     with contextlib.ExitStack() as stack:
         # A SIGTERM while the manager and the pool start would interrupt their handshakes
         # half done (the manager then dies with a traceback): it waits until they are up.
@@ -512,53 +452,8 @@ def _run_parallel(
             # Ctrl-C, SIGTERM (see cli.common.sigterm_as_interrupt) or a failed arm: stop
             # the workers now rather than wait for their simulations to end; a signal sent
             # to engage alone does not reach them.
-            _stop_workers(pool)
+            stop_workers(pool)
             raise
-
-
-class _HeldSignal:
-    """Within the block, ``signum`` is recorded instead of handled; :meth:`deliver` sends a
-    recorded one again, to the handler the block found. Outside the main thread (where
-    handlers cannot be set) it does nothing."""
-
-    def __init__(self, signum: int) -> None:
-        self.signum = signum
-        self.previous: Any = None
-        self.pending = False
-
-    def __enter__(self) -> None:
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(self.signum, self._record)
-
-    def __exit__(self, *_: object) -> None:
-        if self.previous is not None:
-            signal.signal(self.signum, self.previous)
-            self.previous = None
-
-    def _record(self, signum: int, frame: object) -> None:
-        self.pending = True
-
-    def deliver(self) -> None:
-        if self.pending:
-            self.pending = False
-            signal.raise_signal(self.signum)
-
-
-def _stop_workers(pool: Any) -> None:
-    """Cancel the tasks not started and terminate the pool's worker processes."""
-    # The executor keeps its processes private; there is no public way to stop them early.
-    workers = list((getattr(pool, "_processes", None) or {}).values())
-    if threading.current_thread() is threading.main_thread():
-        # The executor's own thread may still write to a terminated worker's pipe; under
-        # engage's SIGPIPE default (cli.main.entry) that would end engage with status 141
-        # before the interrupt is reported. Broken pipes are errors from here on.
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    pool.shutdown(wait=False, cancel_futures=True)
-    for worker in workers:
-        if worker.is_alive():
-            worker.terminate()
-    for worker in workers:
-        worker.join(timeout=10)
 
 
 def _wait_for_arms(

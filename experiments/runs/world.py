@@ -13,13 +13,17 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+import numpy as np
+
+from experiments.engine.holdout import assign_group
 from experiments.simulate import ContactRules, WorldConfig
 from experiments.spec import ExperimentSpec
+from experiments.vocabulary import Group
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunOptions
 
-__all__ = ["contact_rules", "world_config"]
+__all__ = ["contact_rules", "holdout_mask", "world_config"]
 
 
 def contact_rules(spec: ExperimentSpec) -> ContactRules:
@@ -56,4 +60,15 @@ def world_config(spec: ExperimentSpec, options: RunOptions) -> WorldConfig:
         mechanism=simulation.mechanism_value(),
         burn_in_days=simulation.burn_in_days,
         burn_in_rules=contact_rules(spec),
+    )
+
+
+def holdout_mask(spec: ExperimentSpec, customers: int) -> np.ndarray:
+    """``(customers,)`` bool: who the engine holds out of ``spec`` (customer ``i`` is
+    ``c<i>``), hashed on ``holdout.salt`` when set, else on the key, as the engine does."""
+    salt = spec.holdout.salt or spec.key
+    share = spec.holdout.share
+    return np.array(
+        [assign_group(salt, f"c{index}", share) == Group.HOLDOUT for index in range(customers)],
+        dtype=bool,
     )

@@ -104,7 +104,8 @@ def truth_rows(environment: LogisticEnvironment, X: np.ndarray, start: int) -> n
 
 @dataclass(frozen=True)
 class Stream:
-    """Pre-drawn rounds: contexts ``(T, d)``, uniforms ``(T,)``, optimal expected reward ``(T,)``.
+    """Pre-drawn rounds: contexts ``(T, d)``, uniforms ``(T,)``, optimal expected reward ``(T,)``
+    and the expected reward of the uniform choice over the eligible actions ``(T,)``.
 
     ``table`` holds the full truth ``(T, A)`` when it is small; otherwise the truth of a batch
     is recomputed from the environment (stationary truth only).
@@ -115,6 +116,7 @@ class Stream:
     uniforms: np.ndarray
     optimal: np.ndarray
     table: np.ndarray | None
+    uniform: np.ndarray
 
     @property
     def n_rounds(self) -> int:
@@ -140,6 +142,7 @@ class Stream:
             uniforms=self.uniforms[:n],
             optimal=self.optimal[:n],
             table=self.truth(0, n),
+            uniform=self.uniform[:n],
         )
 
 
@@ -152,18 +155,20 @@ def make_stream(
     contexts = environment.contexts(rounds, rng)
     uniforms = rng.random(rounds)
     n_actions = spec.n_actions
+    allowed = spec.space().allowed
     if rounds * n_actions <= MAX_TABLE_CELLS:
         table = truth_rows(environment, contexts, 0)
-        optimal = table.max(axis=1)
+        optimal = table[:, allowed].max(axis=1)
+        uniform = table[:, allowed].mean(axis=1)
     else:
         if environment.drift_angle:
             raise ValueError("a drifting environment needs its truth table in memory")
         table = None
         chunk = max(1, MAX_TABLE_CELLS // n_actions)
-        optimal = np.concatenate(
-            [
-                environment.expected(contexts[start : start + chunk]).max(axis=1)
-                for start in range(0, rounds, chunk)
-            ]
-        )
-    return Stream(environment, contexts, uniforms, optimal, table)
+        parts = [
+            environment.expected(contexts[start : start + chunk])[:, allowed]
+            for start in range(0, rounds, chunk)
+        ]
+        optimal = np.concatenate([part.max(axis=1) for part in parts])
+        uniform = np.concatenate([part.mean(axis=1) for part in parts])
+    return Stream(environment, contexts, uniforms, optimal, table, uniform)

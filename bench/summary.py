@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.agents import CONTEXTUAL, STATIONARY
-from bench.core import Latency, Memory, RunSummary, first_round_reaching
+from bench.core import FLOOR, Latency, Memory, RunSummary, first_round_reaching
 from bench.environments import EnvSpec
 from bench.report import Table, fmt, fmt_rate, fmt_ratio, verdict
 
@@ -224,6 +224,8 @@ def reward_table(title: str, result: EnvResult, batch: int, tail: int, *, target
         f"reward last {tail:,}",
         f"expected last {tail:,}",
         f"optimal last {tail:,}",
+        f"regret last {tail:,}",
+        "vs ceiling",
     ]
     if target:
         columns.append(f">= {REWARD_TARGET}")
@@ -239,6 +241,8 @@ def reward_table(title: str, result: EnvResult, batch: int, tail: int, *, target
             fmt(run.reward_tail),
             fmt(run.expected_tail),
             fmt(run.optimal_tail),
+            fmt(run.regret_tail),
+            fmt(run.ceiling_regret_tail),
         ]
         if target:
             applies = agent.ours and agent.policy in CONTEXTUAL
@@ -249,6 +253,11 @@ def reward_table(title: str, result: EnvResult, batch: int, tail: int, *, target
     table.notes.append(
         "expected = true success probability of the chosen action, optimal = the best action's;"
         " every agent plays the same contexts and the same reward draws."
+    )
+    table.notes.append(
+        "regret = optimal - expected per round; vs ceiling = the regret against the best our"
+        f" policies can expect under their default exploration floor f = {FLOOR:g},"
+        " (1 - f) optimal + f uniform (negative: above it; the references have no floor)."
     )
     if truncated:
         table.notes.append(

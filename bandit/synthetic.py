@@ -6,7 +6,10 @@ which keeps ``w . x`` of unit variance); the reward of action ``a`` is Bernoulli
 ``p = sigmoid(sum_f w_{f, level_f(a)} . x)``. With ``drift_angle > 0`` every weight vector
 rotates by ``drift_angle * t / horizon`` radians at round ``t`` in each of ``d // 2`` fixed,
 mutually orthogonal random planes (a rotation of the whole space, not of one plane), so a
-model trained early goes stale.
+model trained early goes stale. ``drift`` shapes the angle over time: ``"linear"`` (the
+above), ``"step"`` (no drift, then the whole ``drift_angle`` at once half way, an abrupt
+change) or ``"periodic"`` (``drift_angle * sin(2 pi cycles t / horizon)``: the world swings
+away and back ``cycles`` times).
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from scipy.special import expit
 
 from bandit.space import DecisionSpace
 
+#: How the rotation angle moves over the horizon.
+DRIFT_SHAPES = ("linear", "step", "periodic")
+
 
 @dataclass
 class LogisticEnvironment:
@@ -28,10 +34,14 @@ class LogisticEnvironment:
     seed: int = 0
     drift_angle: float = 0.0
     horizon: int = 20_000
+    drift: str = "linear"
+    cycles: float = 2.0
     weights: np.ndarray = field(init=False, repr=False)
     _planes: tuple[np.ndarray, np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        if self.drift not in DRIFT_SHAPES:
+            raise ValueError(f"drift must be one of {DRIFT_SHAPES}; got {self.drift!r}")
         rng = np.random.default_rng(self.seed)
         n_levels = sum(self.space.factor_sizes)
         scale = np.sqrt(self.n_context * len(self.space.factor_sizes))
@@ -46,11 +56,19 @@ class LogisticEnvironment:
         """Draw ``n`` contexts, shape ``(n, d)``."""
         return rng.standard_normal((n, self.n_context))
 
+    def angle_at(self, t: float) -> float:
+        """The rotation angle at round ``t`` (radians), by the ``drift`` shape."""
+        if self.drift == "step":
+            return self.drift_angle if t >= self.horizon / 2 else 0.0
+        if self.drift == "periodic":
+            return self.drift_angle * float(np.sin(2 * np.pi * self.cycles * t / self.horizon))
+        return self.drift_angle * t / self.horizon
+
     def weights_at(self, t: float) -> np.ndarray:
-        """Level weights at round ``t`` after rotating by ``drift_angle * t / horizon``."""
+        """Level weights at round ``t`` after rotating by :meth:`angle_at`."""
         if not self.drift_angle:
             return self.weights
-        angle = self.drift_angle * t / self.horizon
+        angle = self.angle_at(t)
         u, v = self._planes
         along_u, along_v = self.weights @ u, self.weights @ v
         rotated_u = np.cos(angle) * along_u - np.sin(angle) * along_v

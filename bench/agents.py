@@ -14,7 +14,10 @@ References, configured as follows:
   ``cost = -reward``. Batches of ``n`` predict ``n`` times, then learn ``n`` times.
 - MABWiser ``LinUCB`` / ``LinTS`` with one model per arm; a constant feature is prepended to
   the context ("linear policies need an intercept"). Until the first ``fit`` it chooses
-  uniformly at random (MABWiser cannot predict before it is fitted).
+  uniformly at random (MABWiser cannot predict before it is fitted). Its LinTS is not
+  textbook Thompson sampling at batch 100: the arms' models hold copies of one generator in
+  one state, so all arms draw the same normals (a randomized UCB); ``python -m bench.ts_gap``
+  measures it.
 """
 
 from __future__ import annotations

@@ -18,8 +18,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bandit.policies.base import Policy
 from bench.agents import Agent
 from bench.environments import Stream
+
+#: Our policies' default exploration floor: the share of every decision spread uniformly.
+FLOOR = Policy.default_floor
+
+
+def floor_ceiling(optimal: np.ndarray, uniform: np.ndarray, floor: float = FLOOR) -> np.ndarray:
+    """The most a policy mixing ``floor`` of uniform choice into its own can expect per round,
+    ``(1 - floor) optimal + floor uniform``."""
+    return (1.0 - floor) * optimal + floor * uniform
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,9 @@ class RunSummary:
 
     ``*_all`` average over every round played, ``*_tail`` over the last ``tail_rounds``;
     ``expected`` is the true success probability of the chosen action and ``optimal`` the
-    best action's; ``curve`` is the mean expected reward per ``window`` rounds.
+    best action's; ``ceiling`` is the best a policy under our default exploration floor
+    ``f`` can expect, ``(1 - f) optimal + f uniform`` (``uniform``: the mean over the eligible
+    actions); ``curve`` is the mean expected reward per ``window`` rounds.
     """
 
     batch_size: int
@@ -42,6 +54,7 @@ class RunSummary:
     reward_tail: float
     expected_tail: float
     optimal_tail: float
+    ceiling_tail: float
     rounds_per_second: float
     cpu_rounds_per_second: float
     select_seconds: float
@@ -50,13 +63,24 @@ class RunSummary:
     window: int
     curve: list[float]
 
+    @property
+    def regret_tail(self) -> float:
+        """Mean expected regret per round over the tail against the optimum."""
+        return self.optimal_tail - self.expected_tail
+
+    @property
+    def ceiling_regret_tail(self) -> float:
+        """The same against the floor's ceiling (negative: above it, as without a floor)."""
+        return self.ceiling_tail - self.expected_tail
+
 
 @dataclass
 class RunRecord:
     """One agent's pass over the first ``rounds`` rounds of a stream at one batch size.
 
     ``rewards`` and ``expected`` hold the realised and expected (true ``p``) reward of each
-    round played; ``truncated`` says the run hit its time budget before ``planned`` rounds.
+    round played, ``optimal`` and ``uniform`` the best action's and the eligible actions' mean;
+    ``truncated`` says the run hit its time budget before ``planned`` rounds.
     """
 
     batch_size: int
@@ -67,6 +91,7 @@ class RunRecord:
     select_seconds: float
     update_seconds: float
     cpu_seconds: float
+    uniform: np.ndarray
 
     @property
     def rounds(self) -> int:
@@ -100,6 +125,7 @@ class RunRecord:
             reward_tail=float(self.rewards[last].mean()),
             expected_tail=float(self.expected[last].mean()),
             optimal_tail=float(self.optimal[last].mean()),
+            ceiling_tail=float(floor_ceiling(self.optimal[last], self.uniform[last]).mean()),
             rounds_per_second=self.rounds_per_second,
             cpu_rounds_per_second=self.cpu_rounds_per_second,
             select_seconds=self.select_seconds,
@@ -164,6 +190,7 @@ def run_agent(
         select_seconds=select_seconds,
         update_seconds=update_seconds,
         cpu_seconds=cpu_seconds,
+        uniform=stream.uniform[:done].copy(),
     )
 
 

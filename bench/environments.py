@@ -9,6 +9,10 @@ differences between agents are not Bernoulli noise.
 - B: the factored 10 x 5 x 4 x 6 = 1,200-action space (offer, message, channel, timing),
   d = 20; the truth is additive over factor levels (:class:`bandit.synthetic.LogisticEnvironment`).
 - C: A whose weights rotate in a random plane by ``drift_angle`` over the horizon.
+- D, E, F: more stationary worlds of A's generator: another K = 8, d = 10 world, K = 4 with
+  d = 5, and K = 16 with d = 20.
+- S, J, P: A's world drifting three ways: slowly (a quarter turn over the horizon), by an
+  abrupt quarter turn half way, and periodically (swinging a quarter turn away and back twice).
 """
 
 from __future__ import annotations
@@ -35,18 +39,24 @@ class EnvSpec:
     truth_seed: int
     stream_seed: int
     drift_angle: float = 0.0
+    drift: str = "linear"
+
+    @property
+    def stationary(self) -> bool:
+        return not self.drift_angle
 
     def space(self) -> DecisionSpace:
         return DecisionSpace(self.factors)
 
     def environment(self, horizon: int) -> LogisticEnvironment:
-        """The known-truth environment; a drift completes ``drift_angle`` over ``horizon``."""
+        """The known-truth environment; its drift is shaped over ``horizon`` rounds."""
         return LogisticEnvironment(
             self.space(),
             self.n_context,
             seed=self.truth_seed,
             drift_angle=self.drift_angle,
             horizon=horizon,
+            drift=self.drift,
         )
 
     @property
@@ -58,9 +68,16 @@ def _levels(prefix: str, n: int) -> tuple[str, ...]:
     return tuple(f"{prefix}{i}" for i in range(n))
 
 
+#: The stationary environments of the reward comparison and the drifting ones.
+STATIONARY_KEYS = ("A", "D", "E", "F")
+DRIFT_KEYS = ("C", "S", "J", "P")
+
+
 def environment_specs(drift_angle: float) -> dict[str, EnvSpec]:
-    """The three environments by key. C shares A's truth and stream and only adds drift."""
+    """The environments by key. C, S, J and P share A's truth and stream and only add drift
+    (C by ``drift_angle``, the others by a quarter turn)."""
     arms = {"arm": _levels("arm", 8)}
+    quarter = np.pi / 2
     factored = {
         "offer": _levels("offer", 10),
         "message": _levels("message", 5),
@@ -86,7 +103,22 @@ def environment_specs(drift_angle: float) -> dict[str, EnvSpec]:
             stream_seed=100,
             drift_angle=drift_angle,
         ),
-    }
+        "D": EnvSpec("D", "K=8 arms, d=10, stationary, another world", arms, 10, 2, 102),
+        "E": EnvSpec("E", "K=4 arms, d=5, stationary", {"arm": _levels("arm", 4)}, 5, 3, 103),
+        "F": EnvSpec("F", "K=16 arms, d=20, stationary", {"arm": _levels("arm", 16)}, 20, 4, 104),
+        "S": EnvSpec(
+            "S", "K=8 arms, d=10, slow drift: a quarter turn over the horizon", arms, 10, 0, 100,
+            drift_angle=quarter,
+        ),
+        "J": EnvSpec(
+            "J", "K=8 arms, d=10, abrupt change: a quarter turn at once half way", arms, 10, 0,
+            100, drift_angle=quarter, drift="step",
+        ),
+        "P": EnvSpec(
+            "P", "K=8 arms, d=10, periodic drift: a quarter turn away and back, twice", arms,
+            10, 0, 100, drift_angle=quarter, drift="periodic",
+        ),
+    }  # fmt: skip
 
 
 def truth_rows(environment: LogisticEnvironment, X: np.ndarray, start: int) -> np.ndarray:
@@ -104,7 +136,8 @@ def truth_rows(environment: LogisticEnvironment, X: np.ndarray, start: int) -> n
 
 @dataclass(frozen=True)
 class Stream:
-    """Pre-drawn rounds: contexts ``(T, d)``, uniforms ``(T,)``, optimal expected reward ``(T,)``.
+    """Pre-drawn rounds: contexts ``(T, d)``, uniforms ``(T,)``, optimal expected reward ``(T,)``
+    and the expected reward of the uniform choice over the eligible actions ``(T,)``.
 
     ``table`` holds the full truth ``(T, A)`` when it is small; otherwise the truth of a batch
     is recomputed from the environment (stationary truth only).
@@ -115,6 +148,7 @@ class Stream:
     uniforms: np.ndarray
     optimal: np.ndarray
     table: np.ndarray | None
+    uniform: np.ndarray
 
     @property
     def n_rounds(self) -> int:
@@ -140,6 +174,7 @@ class Stream:
             uniforms=self.uniforms[:n],
             optimal=self.optimal[:n],
             table=self.truth(0, n),
+            uniform=self.uniform[:n],
         )
 
 
@@ -152,18 +187,20 @@ def make_stream(
     contexts = environment.contexts(rounds, rng)
     uniforms = rng.random(rounds)
     n_actions = spec.n_actions
+    allowed = spec.space().allowed
     if rounds * n_actions <= MAX_TABLE_CELLS:
         table = truth_rows(environment, contexts, 0)
-        optimal = table.max(axis=1)
+        optimal = table[:, allowed].max(axis=1)
+        uniform = table[:, allowed].mean(axis=1)
     else:
         if environment.drift_angle:
             raise ValueError("a drifting environment needs its truth table in memory")
         table = None
         chunk = max(1, MAX_TABLE_CELLS // n_actions)
-        optimal = np.concatenate(
-            [
-                environment.expected(contexts[start : start + chunk]).max(axis=1)
-                for start in range(0, rounds, chunk)
-            ]
-        )
-    return Stream(environment, contexts, uniforms, optimal, table)
+        parts = [
+            environment.expected(contexts[start : start + chunk])[:, allowed]
+            for start in range(0, rounds, chunk)
+        ]
+        optimal = np.concatenate([part.max(axis=1) for part in parts])
+        uniform = np.concatenate([part.mean(axis=1) for part in parts])
+    return Stream(environment, contexts, uniforms, optimal, table, uniform)

@@ -6,7 +6,10 @@ agent (same contexts, same reward draws):
 - A, the K = 8, d = 10 logistic bandit, 20,000 rounds: reward at batch 1 (one
   ``select`` then one ``update`` per round, as the service sees it) and at batch 100, the
   throughput of both, tracemalloc memory, and our ratios to each reference;
-- C, A with weights rotating over the horizon: is kalman_ts ahead of the stationary policies;
+- D, E, F, more stationary worlds (another K = 8, d = 10 world, K = 4 / d = 5, K = 16 /
+  d = 20): reward at batch 1 and 100 against the references;
+- C, A with weights rotating over the horizon, and S, J, P, A with a slow drift, an abrupt
+  change and a periodic drift: is kalman_ts ahead of the stationary policies;
 - B, the factored 1,200-action space with 20 context features: reward and learning curves
   against per-arm models (our linucb with one level per action, MABWiser LinUCB with 1,200
   arms), single-decision latency and throughput.
@@ -46,11 +49,20 @@ from bench.agents import (
     references_available,
 )
 from bench.core import Latency, RunRecord, measure_latency, measure_memory, run_agent
-from bench.environments import EnvSpec, Stream, environment_specs, make_stream
+from bench.environments import (
+    DRIFT_KEYS,
+    STATIONARY_KEYS,
+    EnvSpec,
+    Stream,
+    environment_specs,
+    make_stream,
+)
 from bench.report import Table, machine, print_tables, write_results
 from bench.summary import AgentResult, EnvResult
 
 T = TypeVar("T")
+#: Every environment, in the order the run measures them.
+ALL_KEYS = (*STATIONARY_KEYS, *DRIFT_KEYS, "B")
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -221,6 +233,24 @@ def _run_a(
     return result, tables
 
 
+def _run_more(
+    runner: _Runner, env: EnvSpec, agents: Sequence[AgentSpec]
+) -> tuple[EnvResult, list[Table]]:
+    """Another stationary world: reward at both batch sizes, no speed or memory."""
+    config = runner.config
+    small, large = config.small_batch, config.large_batch
+    result, _ = _stationary(runner, env, agents, (small, large))
+    reward = summary.reward_table(
+        f"{env.key}: {env.title}, {config.rounds:,} rounds, batch {small}",
+        result,
+        small,
+        config.tail,
+        target=False,
+    )
+    summary.add_batch_column(reward, result, large, config.tail)
+    return result, [reward]
+
+
 def _run_c(
     runner: _Runner, env: EnvSpec, agents: Sequence[AgentSpec]
 ) -> tuple[EnvResult, list[Table]]:
@@ -228,7 +258,7 @@ def _run_c(
     result, stream = _stationary(runner, env, agents, (config.drift_batch,))
     result.drift = summary.drift_verdict(result, config.drift_batch)
     table = summary.reward_table(
-        f"C: {env.title}, {config.rounds:,} rounds, batch {config.drift_batch}",
+        f"{env.key}: {env.title}, {config.rounds:,} rounds, batch {config.drift_batch}",
         result,
         config.drift_batch,
         config.tail,
@@ -277,7 +307,7 @@ def run_benchmark(
     config: BenchConfig,
     *,
     policies: Sequence[str] = OUR_POLICIES,
-    environments: Sequence[str] = ("A", "B", "C"),
+    environments: Sequence[str] = ALL_KEYS,
     references: bool = True,
     console: Console | None = None,
     show_progress: bool = True,
@@ -303,13 +333,15 @@ def run_benchmark(
     )
     with progress:
         runner = _Runner(config, progress)
-        for key in ("A", "C", "B"):
+        for key in ALL_KEYS:
             if key not in environments:
                 continue
             env = specs[key]
             if key == "A":
                 results[key], new = _run_a(runner, env, [*ours, *refs])
-            elif key == "C":
+            elif key in STATIONARY_KEYS:
+                results[key], new = _run_more(runner, env, [*ours, *refs])
+            elif key in DRIFT_KEYS:
                 results[key], new = _run_c(runner, env, [*ours, *refs])
             else:
                 baselines = per_arm_agents(config.seed, references=references)
@@ -331,6 +363,8 @@ def run_benchmark(
             "rounds_per_second_batch_large": summary.SPEED_TARGET_LARGE,
             "latency_p99_ms": summary.LATENCY_TARGET_MS,
             "drift_margin": summary.DRIFT_MARGIN,
+            "thompson_margin": summary.TS_MARGIN,
+            "drift_policy_at_rest_margin": summary.REST_MARGIN,
         },
         "targets": [asdict(item) for item in found],
         "references_available": references_available(),
@@ -412,8 +446,14 @@ def _load(values: object) -> str:
 
 class EnvKey(StrEnum):
     A = "A"
-    B = "B"
+    D = "D"
+    E = "E"
+    F = "F"
     C = "C"
+    S = "S"
+    J = "J"
+    P = "P"
+    B = "B"
 
 
 app = typer.Typer(add_completion=False)
@@ -459,7 +499,7 @@ def main(
             " running without them[/yellow]"
         )
     config = BenchConfig.quick() if quick else BenchConfig()
-    keys = tuple(item.value for item in env) if env else ("A", "B", "C")
+    keys = tuple(item.value for item in env) if env else ALL_KEYS
     outcome = run_benchmark(
         config, policies=names, environments=keys, references=references, console=console
     )

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bench.agents import CONTEXTUAL, STATIONARY
-from bench.core import Latency, Memory, RunSummary, first_round_reaching
+from bench.core import FLOOR, Latency, Memory, RunSummary, first_round_reaching
 from bench.environments import EnvSpec
 from bench.report import Table, fmt, fmt_rate, fmt_ratio, verdict
 
@@ -20,6 +20,8 @@ SPEED_TARGET_SMALL = 10_000.0  # rounds/s at batch 1 on A
 SPEED_TARGET_LARGE = 300_000.0  # rounds/s at batch 100 on A
 LATENCY_TARGET_MS = 2.0  # p99 of one select (batch of one) on the 1,200-action space
 DRIFT_MARGIN = 0.01  # kalman_ts ahead of the best stationary policy of ours on C, last 5,000
+TS_MARGIN = 0.003  # linear_ts at most this far behind MABWiser's LinTS, stationary worlds
+REST_MARGIN = 0.005  # kalman_ts at most this far behind the best stationary policy, ditto
 
 
 @dataclass
@@ -52,7 +54,8 @@ class Ratio:
 
 @dataclass(frozen=True)
 class DriftVerdict:
-    """kalman_ts against the best stationary policy of ours (and the best reference) on C."""
+    """kalman_ts against the best stationary policy of ours (and the best reference) in a
+    drifting environment."""
 
     kalman_tail: float
     best_stationary: str
@@ -182,16 +185,20 @@ def targets(results: dict[str, EnvResult], small: int, large: int, tail: int) ->
                     else "all pass",
                 )
             )
-    drift = results["C"].drift if "C" in results else None
-    if drift is not None:
+    found.extend(thompson_targets(results, small, large))
+    for key, result in results.items():
+        drift = result.drift
+        if drift is None:
+            continue
         found.append(
             TargetResult(
-                f"C: kalman_ts ahead of the stationary policies by >= {DRIFT_MARGIN}",
+                f"{key}: kalman_ts ahead of the stationary policies by >= {DRIFT_MARGIN}",
                 drift.passed,
                 f"kalman_ts {drift.kalman_tail:.3f} vs {drift.best_stationary}"
                 f" {drift.stationary_tail:.3f} ({drift.lead:+.3f})",
             )
         )
+    found.extend(drift_policy_at_rest(results, small))
     if "B" in results and results["B"].ours():
         p99 = {n: a.latency.p99_ms for n, a in results["B"].ours().items() if a.latency}
         slow = sorted((n for n, v in p99.items() if v >= LATENCY_TARGET_MS), key=p99.__getitem__)
@@ -205,6 +212,52 @@ def targets(results: dict[str, EnvResult], small: int, large: int, tail: int) ->
             )
         )
     return found
+
+
+def _stationary_results(results: dict[str, EnvResult]) -> dict[str, EnvResult]:
+    return {key: r for key, r in results.items() if r.spec.stationary and key != "B"}
+
+
+def thompson_targets(results: dict[str, EnvResult], small: int, large: int) -> list[TargetResult]:
+    """linear_ts within :data:`TS_MARGIN` of MABWiser's LinTS (or ahead) on every stationary
+    environment, at each batch size, when both ran."""
+    found = []
+    for batch in (small, large):
+        gaps = {
+            key: r.agents["linear_ts"].runs[batch].expected_tail
+            - r.agents["MABWiser LinTS"].runs[batch].expected_tail
+            for key, r in _stationary_results(results).items()
+            if {"linear_ts", "MABWiser LinTS"} <= set(r.agents)
+        }
+        if gaps:
+            found.append(
+                TargetResult(
+                    f"stationary: linear_ts >= MABWiser LinTS - {TS_MARGIN} at batch {batch}",
+                    min(gaps.values()) >= -TS_MARGIN,
+                    ", ".join(f"{key} {gap:+.4f}" for key, gap in gaps.items()),
+                )
+            )
+    return found
+
+
+def drift_policy_at_rest(results: dict[str, EnvResult], batch: int) -> list[TargetResult]:
+    """kalman_ts within :data:`REST_MARGIN` of the best stationary policy of ours on every
+    stationary environment (a drift policy should cost little when nothing drifts)."""
+    gaps = {}
+    for key, r in _stationary_results(results).items():
+        ours = r.ours()
+        stationary = [a.runs[batch].expected_tail for a in ours.values() if a.policy in STATIONARY]
+        if "kalman_ts" in ours and stationary:
+            gaps[key] = ours["kalman_ts"].runs[batch].expected_tail - max(stationary)
+    if not gaps:
+        return []
+    return [
+        TargetResult(
+            f"stationary: kalman_ts >= best stationary of ours - {REST_MARGIN} at batch {batch}",
+            min(gaps.values()) >= -REST_MARGIN,
+            ", ".join(f"{key} {gap:+.4f}" for key, gap in gaps.items()),
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- tables
@@ -224,6 +277,8 @@ def reward_table(title: str, result: EnvResult, batch: int, tail: int, *, target
         f"reward last {tail:,}",
         f"expected last {tail:,}",
         f"optimal last {tail:,}",
+        f"regret last {tail:,}",
+        "vs ceiling",
     ]
     if target:
         columns.append(f">= {REWARD_TARGET}")
@@ -239,6 +294,8 @@ def reward_table(title: str, result: EnvResult, batch: int, tail: int, *, target
             fmt(run.reward_tail),
             fmt(run.expected_tail),
             fmt(run.optimal_tail),
+            fmt(run.regret_tail),
+            fmt(run.ceiling_regret_tail),
         ]
         if target:
             applies = agent.ours and agent.policy in CONTEXTUAL
@@ -249,6 +306,11 @@ def reward_table(title: str, result: EnvResult, batch: int, tail: int, *, target
     table.notes.append(
         "expected = true success probability of the chosen action, optimal = the best action's;"
         " every agent plays the same contexts and the same reward draws."
+    )
+    table.notes.append(
+        "regret = optimal - expected per round; vs ceiling = the regret against the best our"
+        f" policies can expect under their default exploration floor f = {FLOOR:g},"
+        " (1 - f) optimal + f uniform (negative: above it; the references have no floor)."
     )
     if truncated:
         table.notes.append(

@@ -41,9 +41,15 @@ class DecisionStatus(StrEnum):
 
 
 class Attribution(StrEnum):
-    """How an outcome was matched to a decision."""
+    """How an outcome was matched to a decision.
+
+    Only ``attributed`` outcomes count in a reward. ``before_decision`` names a decision but
+    occurred before its reward window opened (its creation, or a deferred decision's
+    activation): the reward ignores it, so it is reported apart, never as ``attributed``.
+    """
 
     ATTRIBUTED = "attributed"
+    BEFORE_DECISION = "before_decision"
     UNATTRIBUTED = "unattributed"
     LATE = "late"
     UNKNOWN_DECISION = "unknown_decision"

@@ -134,6 +134,7 @@ class FittedQPolicy(ThompsonLinearPolicy):
     """
 
     name = "fitted_q"
+    default_noise_variance = 1.0
 
     def __init__(
         self,

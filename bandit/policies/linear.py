@@ -27,11 +27,21 @@ Thompson sampling draws ``sigma^2`` from ``InvGamma(a, b)`` for every Monte Carl
 then ``w``, so the draws follow the multivariate Student t marginal; LinUCB uses the plug-in
 ``sigma^2 = b / a`` (the reciprocal of the posterior mean precision), which tends to the
 residual variance of the rewards. An explicit number keeps the known-variance model exactly.
+
+``"auto"`` is the default of every policy with a Gaussian likelihood: a fixed guess sets the
+width of every posterior draw, and the old default of 1 is four times the largest variance of
+a 0/1 reward, so Thompson sampling explored as if rewards were four to five times noisier
+than they are (the posterior spread ``sqrt(sigma^2 V)`` two to two and a half times too
+wide). Riquelme, Tucker & Snoek (2018) found learning the noise variance with the weights
+(LinFullPost) the most reliable linear Thompson sampler of their comparison. On six K = 8,
+d = 10 logistic bandits (``python -m bench.ts_gap``) it takes linear_ts from 0.751 to 0.767
+(expected reward, last 5,000 of 20,000 rounds, batch 100). A policy that cannot learn it
+(logistic, fitted Q) keeps 1.0.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, Unpack
+from typing import ClassVar, Final, Literal, Unpack
 
 import numpy as np
 
@@ -47,14 +57,14 @@ NOISE_PRIOR_SHAPE = 1.0
 NOISE_PRIOR_SCALE = 1.0
 
 #: The ``noise_variance`` value that learns the noise variance from the rewards.
-AUTO_NOISE = "auto"
+AUTO_NOISE: Final = "auto"
 
 
 class LinearOptions(PolicyOptions, total=False):
     """The keyword arguments of :class:`LinearPolicy` that its subclasses pass on to it."""
 
     ridge: float
-    noise_variance: float | Literal["auto"]
+    noise_variance: float | Literal["auto"] | None
     fit_intercept: bool
     interactions: bool
 
@@ -77,13 +87,17 @@ class LinearPolicy(Policy):
         ridge: prior precision of every weight (> 0); the ridge penalty.
         noise_variance: reward noise variance ``s2`` (> 0), or ``"auto"`` to learn it under
             the Normal-inverse-gamma model of the module docstring (state then also holds
-            ``noise_shape`` and ``noise_scale``, the posterior ``a`` and ``b``).
+            ``noise_shape`` and ``noise_scale``, the posterior ``a`` and ``b``). ``None``
+            (the default) is the class's ``default_noise_variance``: ``"auto"``, or 1.0 for
+            a policy that cannot learn it.
         fit_intercept: add a constant context feature.
         interactions: add factor-pair bias features.
     """
 
     #: The likelihood is Gaussian, so ``noise_variance="auto"`` applies.
     gaussian_likelihood: ClassVar[bool] = True
+    #: What ``noise_variance=None`` means: learned, unless a subclass cannot learn it.
+    default_noise_variance: ClassVar[float | Literal["auto"]] = AUTO_NOISE
 
     def __init__(
         self,
@@ -91,7 +105,7 @@ class LinearPolicy(Policy):
         n_context: int,
         *,
         ridge: float = 1.0,
-        noise_variance: float | Literal["auto"] = 1.0,
+        noise_variance: float | Literal["auto"] | None = None,
         fit_intercept: bool = True,
         interactions: bool = False,
         seed: int | np.random.Generator | None = None,
@@ -101,6 +115,8 @@ class LinearPolicy(Policy):
         owner = type(self).__name__
         self.ridge = check_real(ridge, "ridge", owner, low=0.0, closed="right")
         self.noise_variance: float | str
+        if noise_variance is None:
+            noise_variance = self.default_noise_variance
         if isinstance(noise_variance, str) and noise_variance == AUTO_NOISE:
             if not self.gaussian_likelihood:
                 raise BanditValueError(

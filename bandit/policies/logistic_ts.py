@@ -22,6 +22,7 @@ class LogisticTSPolicy(ThompsonLinearPolicy):
     name = "logistic_ts"
     binary_rewards = True
     gaussian_likelihood = False
+    default_noise_variance = 1.0
 
     def _likelihood_terms(
         self, predictor: np.ndarray, rewards: np.ndarray

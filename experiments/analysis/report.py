@@ -74,7 +74,7 @@ class DecisionCounts(ReportModel):
 
 
 class OutcomeCounts(ReportModel):
-    """Outcome events in all and by attribution (attributed, late, unattributed, ...)."""
+    """Outcome events in all and by attribution (attributed, before_decision, late, ...)."""
 
     total: int
     by_attribution: dict[str, int]

@@ -134,8 +134,9 @@ class DecisionEngine:
 
         Each outcome is attributed to the decision it names, or to the customer's latest
         decision in the experiment made before the event. Outcomes naming an unknown
-        decision, arriving after the decision's window, or matching no decision are kept and
-        labelled (``unknown_decision``, ``late``, ``unattributed``) for the report.
+        decision, occurring before or after the decision's window, or matching no decision
+        are kept and labelled (``unknown_decision``, ``before_decision``, ``late``,
+        ``unattributed``) for the report.
         """
         return self._outcomes.record(outcomes)
 

@@ -4,8 +4,10 @@ attributed to a decision.
 An outcome names its decision, or names the experiment and the customer (then it goes to the
 customer's latest open decision made before the event). Nothing is dropped: an outcome naming
 an unknown decision, arriving after its decision's window or reward, or matching no decision is
-stored with its :class:`~experiments.vocabulary.Attribution` label for the report. Only
-``attributed`` outcomes count in rewards (:mod:`experiments.engine.join`).
+stored with its :class:`~experiments.vocabulary.Attribution` label for the report: one that
+names its decision but occurred before the decision's reward window opened is
+``before_decision``. Only ``attributed`` outcomes count in rewards
+(:mod:`experiments.engine.join`).
 """
 
 from __future__ import annotations
@@ -52,6 +54,20 @@ class RecordResult:
     duplicates: int
 
 
+def before_window(opens: datetime | None, *, occurred: datetime, received: datetime) -> bool:
+    """Whether an outcome that ``occurred`` (and was ``received``) precedes the reward window
+    of its decision, which ``opens`` at the decision's creation or activation.
+
+    The reward counts only outcomes in ``[opens, opens + window)``
+    (:func:`~experiments.engine.reward.evaluate_reward`). A deferred decision not yet activated
+    (``opens`` is ``None``) opens its window at its activation, after ``received``: an outcome
+    that occurred before it was received cannot fall in that window.
+    """
+    if opens is None:
+        return occurred < received
+    return occurred < opens
+
+
 def attribute(
     session: Session,
     outcome: OutcomeInput,
@@ -85,7 +101,9 @@ def attribute(
         )
     if decision is not None:
         closes = decision.window_closes_at
-        if decision.status != DecisionStatus.OPEN or (
+        if before_window(decision.activated_at, occurred=outcome.occurred_at, received=received):
+            attribution = Attribution.BEFORE_DECISION
+        elif decision.status != DecisionStatus.OPEN or (
             closes is not None and outcome.occurred_at >= closes
         ):
             attribution = Attribution.LATE

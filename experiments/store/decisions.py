@@ -131,6 +131,9 @@ class DecisionHead(NamedTuple):
     customer_id: str
     status: str
     window_closes_at: datetime | None
+    #: When the reward window opens: the creation, or a deferred decision's activation
+    #: (``None`` until then).
+    activated_at: datetime | None
 
 
 def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str, DecisionHead]:
@@ -144,6 +147,7 @@ def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str
             Decision.customer_id,
             Decision.status,
             Decision.window_closes_at,
+            Decision.activated_at,
         ).where(col(Decision.id).in_(chunk))
         for row in session.exec(stmt):
             found[row[0]] = DecisionHead(*row)

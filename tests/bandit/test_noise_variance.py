@@ -90,14 +90,12 @@ TODAY = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("explicit", [{}, {"noise_variance": 1.0}], ids=["default", "explicit"])
 @pytest.mark.parametrize(("name", "space_name"), sorted(TODAY))
-def test_explicit_noise_variance_reproduces_todays_draws(
-    name: str, space_name: str, explicit: dict
-) -> None:
+def test_explicit_noise_variance_reproduces_todays_draws(name: str, space_name: str) -> None:
+    """``noise_variance = 1.0``, the default before ``"auto"`` became it, draws as it did."""
     space = {"factored": FACTORED, "five-arms": FIVE_ARMS}[space_name]
     params = {"exploration_floor": 0.3} if name == "linucb" else {}
-    policy = make_policy(name, space=space, n_context=2, seed=7, **params, **explicit)
+    policy = make_policy(name, space=space, n_context=2, seed=7, noise_variance=1.0, **params)
     rng = np.random.default_rng(3)
     actions, propensities = [], []
     for _ in range(4):
@@ -306,8 +304,26 @@ def test_auto_state_round_trips_and_reproduces_decisions(name: str) -> None:
     np.testing.assert_array_equal(first.actions, second.actions)
     np.testing.assert_array_equal(first.propensities, second.propensities)
     with pytest.raises(BanditValueError) as error:
-        make_policy(name, space=FACTORED, n_context=2).set_state(state)
+        make_policy(name, space=FACTORED, n_context=2, noise_variance=1.0).set_state(state)
     assert error.value.field == "state"
+
+
+@pytest.mark.parametrize("name", ["linear_ts", "linucb", "kalman_ts", "epsilon_greedy"])
+def test_a_gaussian_linear_policy_learns_its_noise_unless_told(name: str) -> None:
+    """The default is ``"auto"`` (issue 13, item 2): the draws' width follows the rewards'
+    own variance; a number given keeps the known-variance model."""
+    policy = make_policy(name, space=FACTORED, n_context=2)
+    assert policy.noise_variance == "auto"
+    assert sorted(policy.get_state()) == ["cov", "mean", "n_updates", "noise_scale", "noise_shape"]
+    fixed = make_policy(name, space=FACTORED, n_context=2, noise_variance=0.25)
+    assert fixed.noise_variance == 0.25
+    assert sorted(fixed.get_state()) == ["cov", "mean", "n_updates"]
+
+
+@pytest.mark.parametrize("name", ["logistic_ts", "fitted_q"])
+def test_a_policy_that_cannot_learn_its_noise_keeps_one(name: str) -> None:
+    policy = make_policy(name, space=FACTORED, n_context=2)
+    assert policy.noise_variance == 1.0
 
 
 @given(seed=st.integers(0, 2**32 - 1), n=st.integers(0, 6), factored=st.booleans())

@@ -88,7 +88,9 @@ def logged_data(space: DecisionSpace, n: int, d: int, seed: int, binary: bool = 
 
 
 def hand_linucb(alpha: float, **kwargs: object) -> LinUCBPolicy:
-    """Arm a sees x = 0 -> 1 and x = 1 -> 2 (z = [1, 0] and [1, 1]); arm b sees nothing."""
+    """Arm a sees x = 0 -> 1 and x = 1 -> 2 (z = [1, 0] and [1, 1]); arm b sees nothing.
+    Known noise variance 1 unless ``kwargs`` say otherwise."""
+    kwargs = {"noise_variance": 1.0, **kwargs}
     policy = LinUCBPolicy(TWO_ARMS, 1, alpha=alpha, exploration_floor=0.0, **kwargs)
     policy.update(np.array([[0.0], [1.0]]), np.array([0, 0]), np.array([1.0, 2.0]))
     return policy
@@ -235,7 +237,7 @@ def test_linucb_alpha_zero_is_greedy_ridge(space: DecisionSpace) -> None:
 
 def test_linucb_bounds_are_mean_plus_alpha_sd() -> None:
     X, actions, rewards = logged_data(FACTORED, 50, 2, seed=9, binary=False)
-    policy = LinUCBPolicy(FACTORED, 2, alpha=0.7)
+    policy = LinUCBPolicy(FACTORED, 2, alpha=0.7, noise_variance=1.0)
     policy.update(X, actions, rewards)
     mean, cov, features = ridge_reference(FACTORED, X, actions, rewards)
     probe = np.random.default_rng(1).standard_normal((3, 2))
@@ -337,9 +339,12 @@ def test_logistic_ts_batch_is_one_newton_step(space: DecisionSpace) -> None:
 
 
 def test_linear_ts_two_arm_probability_is_normal_cdf() -> None:
-    """P(a beats b) = Phi((m_a - m_b) / (scale sqrt(v_a + v_b))) for independent arm blocks."""
+    """P(a beats b) = Phi((m_a - m_b) / (scale sqrt(v_a + v_b))) for independent arm blocks
+    (a known noise variance; the learned one's Student t is in test_noise_variance.py)."""
     X, actions, rewards = logged_data(TWO_ARMS, 12, 2, seed=1, binary=False)
-    policy = LinearTSPolicy(TWO_ARMS, 2, scale=1.5, n_samples=200_000, exploration_floor=0.0)
+    policy = LinearTSPolicy(
+        TWO_ARMS, 2, scale=1.5, n_samples=200_000, exploration_floor=0.0, noise_variance=1.0
+    )
     policy.update(X, actions, rewards)
     x = np.array([[0.3, -0.8]])
     z = np.array([1.0, 0.3, -0.8])
@@ -355,7 +360,7 @@ def test_joint_draws_use_the_correlation_between_actions() -> None:
     (phi_0 - phi_1)^T Sigma (phi_0 - phi_1), smaller than v_0 + v_1 would say."""
     space = DecisionSpace({"offer": ["x", "y"], "channel": ["sms"]})
     X, actions, rewards = logged_data(space, 10, 1, seed=3, binary=False)
-    policy = LinearTSPolicy(space, 1, n_samples=200_000, exploration_floor=0.0)
+    policy = LinearTSPolicy(space, 1, n_samples=200_000, exploration_floor=0.0, noise_variance=1.0)
     policy.update(X, actions, rewards)
     mean, cov, features = ridge_reference(space, X, actions, rewards)
     x = np.array([[0.5]])

@@ -45,15 +45,17 @@ def outcome():
 
 
 def test_every_policy_runs_in_every_environment(outcome) -> None:
-    assert set(outcome.results) == {"A", "B", "C"}
-    for key in ("A", "C"):
+    assert set(outcome.results) == {"A", "B", "C", "D", "E", "F", "S", "J", "P"}
+    for key in ("A", "C", "D", "E", "F", "S", "J", "P"):
         assert list(outcome.results[key].ours()) == list(OUR_POLICIES)
     assert list(outcome.results["B"].agents) == [*OUR_POLICIES, "linucb per-arm"]
     assert outcome.payload["references_run"] == []
 
 
 def test_run_summaries_are_consistent(outcome) -> None:
-    for key, batches, rounds in (("A", (1, 10), 60), ("C", (1,), 60), ("B", (10,), 40)):
+    cases = [("A", (1, 10), 60), ("C", (1,), 60), ("B", (10,), 40)]
+    cases += [(key, (1, 10), 60) for key in "DEF"] + [(key, (1,), 60) for key in "SJP"]
+    for key, batches, rounds in cases:
         for agent in outcome.results[key].agents.values():
             assert sorted(agent.runs) == sorted(batches)
             for run in agent.runs.values():
@@ -61,6 +63,8 @@ def test_run_summaries_are_consistent(outcome) -> None:
                 assert run.tail_rounds == 20
                 assert len(run.curve) == rounds // 20
                 assert 0.0 <= run.expected_all <= run.optimal_all <= 1.0
+                assert run.regret_tail >= 0.0
+                assert run.ceiling_tail <= run.optimal_tail
                 assert 0.0 <= run.reward_all <= 1.0
                 measured_speed = run.rounds_per_second  # measured, never judged here
                 assert measured_speed > 0
@@ -79,21 +83,35 @@ def test_latency_memory_and_derived_results(outcome) -> None:
             assert agent.memory.peak_mib >= 0
     assert outcome.results["B"].per_arm_level is not None
     assert set(outcome.results["B"].rounds_to_per_arm) == set(outcome.results["B"].agents)
-    assert outcome.results["C"].drift is not None
+    for key in "CSJP":
+        assert outcome.results[key].drift is not None
     assert outcome.results["A"].ratios == {name: {} for name in OUR_POLICIES}
-    assert [item.target.split(":")[0] for item in outcome.targets] == ["A", "A", "A", "C", "B"]
+    # No references here, so no Thompson comparison; the drift policy at rest is judged.
+    assert [item.target.split(":")[0] for item in outcome.targets] == [
+        *"AAA",
+        *"CSJP",
+        "stationary",
+        "B",
+    ]
     assert all(item.passed in (True, False) for item in outcome.targets)
 
 
 def test_results_are_written_as_json_and_markdown(outcome, tmp_path) -> None:
     json_path, md_path = write_results(tmp_path, outcome.payload, outcome.tables, "# header\n")
     payload = json.loads(json_path.read_text())
-    assert set(payload["environments"]) == {"A", "B", "C"}
+    assert set(payload["environments"]) == {"A", "B", "C", "D", "E", "F", "S", "J", "P"}
     run = payload["environments"]["A"]["agents"]["linucb"]["runs"]["1"]
-    fields = {"reward_all", "expected_tail", "optimal_tail", "rounds_per_second", "curve"}
+    fields = {
+        "reward_all",
+        "expected_tail",
+        "optimal_tail",
+        "ceiling_tail",
+        "rounds_per_second",
+        "curve",
+    }
     assert fields <= set(run)
     assert {"python", "packages", "blas", "git"} <= set(payload["machine"])
-    assert len(payload["targets"]) == 5
+    assert len(payload["targets"]) == 9
     text = md_path.read_text()
     assert text.startswith("# header")
     assert "### A: K=8 arms" in text
@@ -130,3 +148,21 @@ def test_drifting_truth_is_evaluated_at_each_round() -> None:
     for i in range(4):
         np.testing.assert_allclose(rows[i], environment.expected(X[i : i + 1], 3 + i)[0])
     assert not np.allclose(rows[0], environment.expected(X[:1], 0)[0])
+
+
+def test_regret_against_the_optimum_and_the_floor_ceiling() -> None:
+    """Recomputed from the truth table: the uniform value is the mean over the actions, the
+    ceiling 0.99 optimal + 0.01 uniform (the default floor), regrets the differences."""
+    spec = environment_specs(0.0)["A"]
+    stream = make_stream(spec, 50)
+    assert stream.table is not None
+    np.testing.assert_allclose(stream.uniform, stream.table.mean(axis=1), rtol=1e-15)
+    np.testing.assert_allclose(stream.optimal, stream.table.max(axis=1), rtol=1e-15)
+    agent = PolicyAgent("uniform", spec.space(), spec.n_context, seed=0)
+    run = run_agent(agent, stream, batch_size=5).summary(tail=20, window=10)
+    last = slice(30, 50)
+    ceiling = 0.99 * stream.table[last].max(axis=1) + 0.01 * stream.table[last].mean(axis=1)
+    assert run.ceiling_tail == pytest.approx(ceiling.mean(), rel=1e-14)
+    assert run.regret_tail == pytest.approx(run.optimal_tail - run.expected_tail, rel=1e-14)
+    assert run.ceiling_regret_tail == pytest.approx(ceiling.mean() - run.expected_tail, rel=1e-14)
+    assert 0.0 < run.ceiling_regret_tail < run.regret_tail

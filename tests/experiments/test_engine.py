@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from experiments.analysis.report import build_live_report
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.holdout import assign_group
@@ -143,6 +144,61 @@ def test_outcomes_are_idempotent_and_late_or_unknown_ones_are_kept(
     with Session(engine) as session:
         (reward,) = session.exec(select(models.Reward)).all()
     assert reward.value == pytest.approx(12.5)  # 10 + 2.5 within the window; the late 5 is not
+
+
+def test_outcomes_before_their_decision_are_labelled_so_never_attributed(
+    decisions: DecisionEngine, clock: ManualClock, engine: Engine
+) -> None:
+    """Issue 13, item 4: an outcome naming its decision but dated before the decision's
+    window opened was labelled ``attributed`` (and counted so in the report) though the
+    reward ignores it.
+
+    Timeline (hours after START): c1 decided at 0; c2 deferred at 0 and activated at 2.
+    Outcomes: o-a c1 at -1 (before), o-b c1 at +1 (in), o-c c2 at +1 before its activation
+    (received at +1.5: before any activation), o-d c2 at +3 (in), o-e c2 at +1.5 received
+    after activation at 2 (before). Rewards after the 7-day window: c1 = 4, c2 = 16.
+    """
+    now = ask(decisions, "c1")
+    deferred = ask(decisions, "c2", defer=True)
+    hours = [START + timedelta(hours=h) for h in (-1, 1, 1.5, 3)]
+    decisions.record(
+        [
+            OutcomeInput("o-a", "revenue", 1.0, hours[0], now.decision_id),
+            OutcomeInput("o-b", "revenue", 4.0, hours[1], now.decision_id),
+        ]
+    )
+    clock.advance(timedelta(minutes=90))
+    decisions.record([OutcomeInput("o-c", "revenue", 2.0, hours[1], deferred.decision_id)])
+    clock.advance(timedelta(minutes=30))
+    decisions.activate(deferred.decision_id)
+    clock.advance(timedelta(hours=1))
+    decisions.record(
+        [
+            OutcomeInput("o-d", "revenue", 16.0, hours[3], deferred.decision_id),
+            OutcomeInput("o-e", "revenue", 8.0, hours[2], deferred.decision_id),
+        ]
+    )
+    with Session(engine) as session:
+        attribution = {
+            row.outcome_id: row.attribution for row in session.exec(select(models.Outcome))
+        }
+    assert attribution == {
+        "o-a": "before_decision",
+        "o-b": "attributed",
+        "o-c": "before_decision",
+        "o-d": "attributed",
+        "o-e": "before_decision",
+    }
+    counts = build_live_report(Database(engine), "promo").outcomes
+    assert counts.total == 5
+    assert counts.by_attribution["before_decision"] == 3
+    assert counts.by_attribution["attributed"] == 2
+    clock.advance(timedelta(days=7))
+    assert decisions.join_rewards("promo") == 2
+    with Session(engine) as session:
+        rewards = {row.decision_id: row.value for row in session.exec(select(models.Reward))}
+    # Every attributed outcome counts in its reward and no other does.
+    assert rewards == {now.decision_id: 4.0, deferred.decision_id: 16.0}
 
 
 def test_window_close_gives_default_and_learning_publishes_versions(

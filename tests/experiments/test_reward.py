@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from experiments.engine.outcomes import before_window
 from experiments.engine.reward import (
     OutcomeEvent,
     RewardResult,
@@ -267,3 +268,30 @@ def test_every_kind_is_order_independent_and_bounded(
             assert -1.0 <= result.value <= 1.0
         if now >= 14:
             assert result is not None  # the window is closed: always known
+
+
+@given(
+    opens=st.one_of(st.none(), st.floats(min_value=-3, max_value=3)),
+    occurred=st.floats(min_value=-5, max_value=12),
+    received=st.floats(min_value=-5, max_value=12),
+)
+def test_an_outcome_labelled_before_its_decision_never_counts(
+    opens: float | None, occurred: float, received: float
+) -> None:
+    """``before_decision`` (:func:`before_window`) implies the reward ignores the outcome, for
+    a decision whose window opened at ``opens`` or, deferred, opens at an activation at or
+    after ``received``; an outcome in the window is never labelled so."""
+    spec = reward_spec(kind="sum", event="revenue", window="7d")
+    before = before_window(
+        None if opens is None else at(opens), occurred=at(occurred), received=at(received)
+    )
+    starts = [at(opens)] if opens is not None else [at(max(received, r)) for r in (-5, 0, 12)]
+    for start in starts:
+        result = evaluate_reward(
+            spec, decided_at=start, now=start + 8 * DAY, outcomes=[outcome("revenue", occurred)]
+        )
+        assert result is not None
+        if before:
+            assert result == RewardResult(0.0, **FINAL)
+    if opens is not None:
+        assert before == (at(occurred) < at(opens))

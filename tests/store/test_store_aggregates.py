@@ -20,10 +20,11 @@ from experiments.store.aggregates import (
 from experiments.store.experiments import create_experiment
 from experiments.store.models import Decision, Experiment, Outcome, Reward
 from experiments.store.rewards import reward_rows
+from experiments.vocabulary import Attribution
 
 T0 = datetime(2025, 1, 6, tzinfo=UTC)
 STATUSES = np.array(["open", "rewarded", "never_activated", "suppressed", "paused"])
-ATTRIBUTIONS = np.array(["attributed", "unattributed", "late", "unknown_decision"])
+ATTRIBUTIONS = np.array([a.value for a in Attribution])
 
 
 def test_reward_aggregate_by_hand() -> None:
@@ -72,7 +73,7 @@ def test_aggregates_match_numpy(session: Session, seed: int) -> None:
         if has_reward[i]
     )
     session.add(Reward(decision_id=noise.id, experiment_key="other", value=1e6, computed_at=T0))
-    attribution = ATTRIBUTIONS[rng.integers(0, 4, size=150)]
+    attribution = ATTRIBUTIONS[rng.integers(0, len(ATTRIBUTIONS), size=150)]
     session.add_all(
         Outcome(
             outcome_id=f"o{j}",

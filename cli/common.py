@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.text import Text
 
 if TYPE_CHECKING:
@@ -70,9 +69,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def fail(message: str) -> typer.Exit:
     """Print one readable error line and return the exit to raise (code 2)."""
     # One line whatever the terminal width (rich would wrap at 80 columns in a pipe), and the
-    # message is text, not markup: it may quote user input with [brackets].
-    line = escape(" ".join(_clipped(word) for word in message.split()))
-    error_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+    # message is text, not markup, with its control characters written out (:func:`shown`):
+    # it may quote user input with [brackets] or ESC sequences.
+    line = shown(" ".join(_clipped(word) for word in message.split()))
+    error_console.print(Text("error: ", style="bold red") + line, highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
 
 

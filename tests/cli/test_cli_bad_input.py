@@ -3,6 +3,7 @@ text is shown, never obeyed; --json is strict JSON."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import re
@@ -712,3 +713,41 @@ def test_json_of_run_report_and_evaluate_is_strict_json(tmp_path: Path) -> None:
     for output in outputs:
         json.loads(output, parse_constant=_refuse_constant)
     assert "null" in outputs[0]  # the intervals a tiny run cannot compute
+
+
+#: Column names a CSV header can hold and the log reader keeps as a context column: not a
+#: reserved column name, no newline or NUL (a CSV row break), not blank.
+HOSTILE_COLUMN = HOSTILE_TEXT.filter(
+    lambda text: (
+        text.strip() != ""
+        and not ({"\n", "\r", "\x00"} & set(text))
+        and text.strip().lower()
+        not in {"action", "reward", "propensity", "timestamp", "id", "customer_id"}
+        and len(text) <= 64
+    )
+)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    # The file is rewritten whole for every example.
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(column=HOSTILE_COLUMN)
+def test_a_log_column_name_is_printed_escaped_and_readable(tmp_path: Path, column: str) -> None:
+    """Whatever a log's context column is called, `engage evaluate`'s refusal of its missing
+    value names it as :func:`shown` writes it, on one line, with exit code 2, and nothing the
+    terminal would act on."""
+    log = tmp_path / "hostile.csv"
+    with log.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["action", "reward", "propensity", column])
+        writer.writerows([["ab"[i % 2], i % 2, 0.5, "nan" if i == 3 else i] for i in range(20)])
+    result = runner.invoke(app, ["evaluate", str(log), "--policy", "uniform"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    unshown = [char for char in result.output if not (visible(char) or char == "\n")]
+    assert not unshown, unshown
+    message = f"column '{column}' has a missing or infinite value at row 4"
+    assert result.output == "error: " + shown(" ".join(message.split())).plain + "\n"

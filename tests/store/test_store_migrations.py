@@ -231,8 +231,12 @@ def test_migration_0003_pins_the_noise_variance_a_snapshot_learned_under(
     1.0) keeps that model; one without snapshots, or with a learned-noise snapshot, learns."""
     spec = load_spec(ROOT / "examples" / "mechanism.toml")
     assert "noise_variance" not in spec.policy.params
-    fixed = make_policy(
-        spec.policy.name, space=spec.decision_space(), n_context=spec.n_features, seed=0
+    fixed = make_policy(  # the fixed-noise model, as the old default built it
+        spec.policy.name,
+        space=spec.decision_space(),
+        n_context=spec.n_features,
+        seed=0,
+        noise_variance=1.0,
     )
     rng = np.random.default_rng(0)
     contexts = rng.normal(size=(50, spec.n_features))

@@ -180,7 +180,14 @@ def test_decision_round_trip(session: Session) -> None:
     session.expire_all()
     assert get_decision(session, decision_id=decision.id).status == "rewarded"  # type: ignore[union-attr]
     assert decision_heads(session, decision_ids=[decision.id, "missing", decision.id]) == {
-        decision.id: (decision.id, "exp", "c1", "rewarded", loaded.window_closes_at)
+        decision.id: (
+            decision.id,
+            "exp",
+            "c1",
+            "rewarded",
+            loaded.window_closes_at,
+            loaded.activated_at,
+        )
     }
 
 

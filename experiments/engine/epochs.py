@@ -199,9 +199,7 @@ class StrategyLearner:
             if latest is not None:
                 policy.set_state(unpack_state(latest.state))
                 version, learned = latest.version, latest.rows_learned
-            learned_rows, enrolment = panel_rows(
-                session, key, spec.holdout.salt or key, strategies, rows
-            )
+            learned_rows, enrolment = panel_rows(session, key, spec.holdout_salt, strategies, rows)
             X, actions, kpis, propensities = learning_rows(strategies, learned_rows, enrolment)
             policy.update(X, actions, kpis, propensities)
             new_version = version + 1

@@ -202,7 +202,7 @@ def plan_decisions(
             (:meth:`experiments.engine.strategies.StrategyPlan.apply`).
     """
     spec = loaded.spec
-    salt = spec.holdout.salt or key
+    salt = spec.holdout_salt
     groups = [assign_group(salt, request.customer_id, spec.holdout.share) for request in requests]
     suppressed = contact_suppressions(spec.contact, requests, recent)
     if strategies is not None:

@@ -279,7 +279,7 @@ class StrategyAssigner:
         rest (a row another process stored meanwhile wins and is read back)."""
         strategies = current.strategies
         customers = [customer for customer, _ in wanted]
-        salt = loaded.spec.holdout.salt or key  # the holdout planning assigns, exactly
+        salt = loaded.spec.holdout_salt  # the holdout planning assigns, exactly
         with self._database.session() as session:
             stored = assignments_for(
                 session, experiment_key=key, epoch=epoch, customer_ids=customers

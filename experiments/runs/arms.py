@@ -93,7 +93,7 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     holds out the same customers."""
     data = spec.to_json_dict()
     data["key"] = f"{spec.key}-{arm}".replace("_", "-")[:64]
-    data["holdout"] = {**data["holdout"], "salt": spec.holdout.salt or spec.key}
+    data["holdout"] = {**data["holdout"], "salt": spec.holdout_salt}
     click = {"kind": "event", "event": "click", "window": 86_400, "default": 0.0}
     if arm != STRATEGY_ARM:
         data["strategies"] = None

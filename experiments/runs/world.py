@@ -66,7 +66,7 @@ def world_config(spec: ExperimentSpec, options: RunOptions) -> WorldConfig:
 def holdout_mask(spec: ExperimentSpec, customers: int) -> np.ndarray:
     """``(customers,)`` bool: who the engine holds out of ``spec`` (customer ``i`` is
     ``c<i>``), hashed on ``holdout.salt`` when set, else on the key, as the engine does."""
-    salt = spec.holdout.salt or spec.key
+    salt = spec.holdout_salt
     share = spec.holdout.share
     return np.array(
         [assign_group(salt, f"c{index}", share) == Group.HOLDOUT for index in range(customers)],

@@ -290,6 +290,12 @@ class ExperimentSpec(BaseModel):
         return make_policy("uniform", space=self._space, n_context=self.n_features, seed=seed)
 
     @property
+    def holdout_salt(self) -> str:
+        """What the holdout (and a strategy panel) hash customers with: ``holdout.salt``,
+        else the key. Experiments with the same salt and share hold out the same customers."""
+        return self.holdout.salt or self.key
+
+    @property
     def n_context(self) -> int:
         """Width of the encoded context vector."""
         return self._encoder.width

@@ -45,21 +45,8 @@ def withhold_strategies(
     named: list[tuple[str, str]] = []
     for factor, levels in withhold.items():
         where = f"strategies.withhold.{factor}"
-        if factor not in space.factors:
-            raise SpecError(
-                where,
-                f"names unknown factor {factor!r}; expected one of {names(list(space.factors))}",
-            )
-        known = space.factors[factor]
-        if not levels:
-            raise SpecError(where, f"must name at least one level of {factor!r}")
+        _level_codes(where, "", "name", space, factor, levels)
         for level in levels:
-            if level not in known:
-                raise SpecError(
-                    where,
-                    f"names unknown level {level!r} of factor {factor!r}; expected some of "
-                    f"{names(list(known))}",
-                )
             if (factor, level) in named:
                 raise SpecError(where, f"names level {level!r} twice")
             named.append((factor, level))
@@ -103,27 +90,9 @@ def option_mask(option: StrategySpec, position: int, space: DecisionSpace) -> np
     where = f"strategies.options[{position}].allow"
     allowed = space.allowed.copy()
     for factor, levels in option.allow.items():
-        if factor not in space.factors:
-            raise SpecError(
-                f"{where}.{factor}",
-                f"strategy {option.name!r} names unknown factor {factor!r}; expected one of "
-                f"{names(list(space.factors))}",
-            )
-        known = space.factors[factor]
-        if not levels:
-            raise SpecError(
-                f"{where}.{factor}",
-                f"strategy {option.name!r} must allow at least one level of {factor!r}",
-            )
-        for level in levels:
-            if level not in known:
-                raise SpecError(
-                    f"{where}.{factor}",
-                    f"strategy {option.name!r} names unknown level {level!r} of factor "
-                    f"{factor!r}; expected some of {names(list(known))}",
-                )
+        who = f"strategy {option.name!r} "
+        codes = _level_codes(f"{where}.{factor}", who, "allow", space, factor, levels)
         column = space.factor_names.index(factor)
-        codes = [known.index(level) for level in levels]
         allowed &= np.isin(space.level_index[:, column], codes)
     if not allowed.any():
         raise SpecError(
@@ -132,3 +101,27 @@ def option_mask(option: StrategySpec, position: int, space: DecisionSpace) -> np
             "excluded by the spec's rules",
         )
     return allowed
+
+
+def _level_codes(
+    where: str, who: str, verb: str, space: DecisionSpace, factor: str, levels: Sequence[str]
+) -> list[int]:
+    """The codes of ``levels`` of ``factor`` in ``space``; refuses (at ``where``, the message
+    starting with ``who``) an unknown factor, no level (``must <verb> at least one level``)
+    and an unknown level."""
+    if factor not in space.factors:
+        raise SpecError(
+            where,
+            f"{who}names unknown factor {factor!r}; expected one of {names(list(space.factors))}",
+        )
+    known = space.factors[factor]
+    if not levels:
+        raise SpecError(where, f"{who}must {verb} at least one level of {factor!r}")
+    for level in levels:
+        if level not in known:
+            raise SpecError(
+                where,
+                f"{who}names unknown level {level!r} of factor {factor!r}; expected some of "
+                f"{names(list(known))}",
+            )
+    return [known.index(level) for level in levels]

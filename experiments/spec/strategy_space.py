@@ -57,14 +57,16 @@ def withhold_strategies(
     for column, (factor, level) in enumerate(named):
         codes = space.level_index[:, space.factor_names.index(factor)]
         masks[withheld[:, column]] &= codes != space.factors[factor].index(level)
+    withheld_labels = [
+        [label for label, flag in zip(labels, flags, strict=True) if flag] for flags in withheld
+    ]
     strategy_names = tuple(
-        _withhold_name([label for label, flag in zip(labels, flags, strict=True) if flag], row)
-        for row, flags in enumerate(withheld)
+        _withhold_name(chosen, row) for row, chosen in enumerate(withheld_labels)
     )
     if len(set(strategy_names)) < len(strategy_names):
         strategy_names = tuple(
-            _withhold_name([""] * int(flags.sum()), row) if flags.any() else "all"
-            for row, flags in enumerate(withheld)
+            _withhold_name(chosen, row, readable=False)
+            for row, chosen in enumerate(withheld_labels)
         )
     empty = [
         {
@@ -78,11 +80,13 @@ def withhold_strategies(
     return strategy_names, binary, masks
 
 
-def _withhold_name(labels: Sequence[str], index: int) -> str:
+def _withhold_name(labels: Sequence[str], index: int, *, readable: bool = True) -> str:
+    """``all``, ``no-`` and the withheld labels, or (past 64 characters, or not ``readable``)
+    ``no-<count>-levels-<index>``."""
     if not labels:
         return "all"
     name = "no-" + "-".join(labels)
-    return name if len(name) <= 64 else f"no-{len(labels)}-levels-{index}"
+    return name if readable and len(name) <= 64 else f"no-{len(labels)}-levels-{index}"
 
 
 def option_mask(option: StrategySpec, position: int, space: DecisionSpace) -> np.ndarray:

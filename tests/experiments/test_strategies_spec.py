@@ -348,6 +348,21 @@ def test_withheld_levels_make_every_combination_a_strategy() -> None:
     assert not strategies.section.adjusts_through_context or strategies.fields
 
 
+def test_withheld_level_names_that_would_make_two_strategies_alike_get_indexed_names() -> None:
+    """Withholding a and b, or withholding a-b, would both read "no-a-b": every withheld
+    combination is then named by its count and index, and all names stay distinct."""
+    data = base()
+    data["factors"]["message"] = ["a", "b", "a-b"]
+    data["rules"] = []
+    data["strategies"].update(options=[], withhold={"message": ["a", "b", "a-b"]})
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    assert len(set(strategies.names)) == len(strategies.names) == 8
+    assert strategies.names[0] == "all"
+    assert strategies.names[1] == "no-1-levels-1"  # a-b withheld: the last factor varies fastest
+    assert strategies.names[6] == "no-2-levels-6"  # a and b withheld
+
+
 def test_a_linear_policy_over_withheld_levels_learns_one_effect_per_level() -> None:
     """The strategy policy's model is additive in the levels, so it predicts a combination it
     never tried. By hand: allowing calm adds 1, loud 2 and push 4 to the KPI; trained on

@@ -361,7 +361,10 @@ class StrategyAssigner:
             return {}
         allowed = np.flatnonzero(strategies.space.allowed)
         propensity = 1.0 / allowed.size
-        enrolled = first_assignments(session, experiment_key=key, customer_ids=members)
+        # Nobody was enrolled before the first epoch: no query on its (busiest) decisions.
+        enrolled = (
+            first_assignments(session, experiment_key=key, customer_ids=members) if epoch else {}
+        )
         choices: dict[str, tuple[int, float]] = {}
         for customer in members:
             row = enrolled.get(customer)

@@ -66,6 +66,10 @@ def reward_rows(
 ) -> list[LearningRow]:
     """Rewards joined with their decisions, oldest first (suppressed decisions have no reward).
 
+    Rewards computed at the same moment follow their decisions' time and customer, so the order
+    (and what a learner or an estimator that draws per row makes of it) is the same in every run
+    of the same log; the random decision id only breaks what is left.
+
     ``learned``: only rewards already folded into a snapshot (True), only those not yet
     (False), or all (None).
     """
@@ -85,7 +89,12 @@ def reward_rows(
         .select_from(Reward)
         .join(Decision, col(Decision.id) == col(Reward.decision_id))
         .where(Reward.experiment_key == experiment_key, col(Decision.action_index).is_not(None))
-        .order_by(col(Reward.computed_at), col(Reward.decision_id))
+        .order_by(
+            col(Reward.computed_at),
+            col(Decision.created_at),
+            col(Decision.customer_id),
+            col(Reward.decision_id),
+        )
     )
     if learned is not None:
         column = col(Reward.learned_version)

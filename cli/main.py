@@ -24,6 +24,7 @@ from cli.report import report
 from cli.retention_cmd import erase, purge
 from cli.run import run
 from cli.serve import serve
+from cli.sweep import sweep
 from cli.ui import ui
 
 
@@ -85,6 +86,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(experiments_cmd.app, name="experiments")
 app.command()(init)
 app.command()(run)
+app.command()(sweep)
 app.command()(report)
 app.command()(export)
 app.command()(purge)

@@ -27,42 +27,55 @@ from cli.common import (
 from cli.render import fixed, lift_table, percent, strategy_table
 
 if TYPE_CHECKING:
-    from experiments.runs.simulation import RunResult
+    from experiments.runs.simulation import RunOptions, RunResult
+    from experiments.spec import ExperimentSpec
+
+
+SpecArgument = Annotated[Path, typer.Argument(help="Experiment spec (TOML).", metavar="SPEC")]
+CustomersOption = Annotated[int, typer.Option(min=10, help="Simulated customers.")]
+DaysOption = Annotated[int, typer.Option(min=1, max=3650, help="Simulated days.")]
+ArmsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated arms: uniform,business_as_usual,interaction,engagement, and "
+        "strategy for a spec with [strategies] (default: all of them)."
+    ),
+]
+FatigueOption = Annotated[bool, typer.Option("--fatigue/--no-fatigue")]
+NurturingOption = Annotated[bool, typer.Option("--nurturing/--no-nurturing")]
+DriftOption = Annotated[bool, typer.Option("--drift/--no-drift")]
+OraclesOption = Annotated[
+    bool,
+    typer.Option(
+        "--oracles/--no-oracles",
+        help="Run the click and revenue oracles (the simulator's truth) and report each "
+        "arm's share of their edge; a few seconds.",
+    ),
+]
+TrackOption = Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")]
+DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 
 
 def run(
-    spec_path: Annotated[Path, typer.Argument(help="Experiment spec (TOML).", metavar="SPEC")],
-    customers: Annotated[int, typer.Option(min=10, help="Simulated customers.")] = 20_000,
-    days: Annotated[int, typer.Option(min=1, max=3650, help="Simulated days.")] = 60,
+    spec_path: SpecArgument,
+    customers: CustomersOption = 20_000,
+    days: DaysOption = 60,
     seed: Annotated[
         int, typer.Option(min=0, max=MAX_SEED, help="Seed of the simulated population.")
     ] = 0,
-    arms: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated arms: uniform,business_as_usual,interaction,engagement, and "
-            "strategy for a spec with [strategies] (default: all of them)."
-        ),
-    ] = None,
+    arms: ArmsOption = None,
     database_url: Annotated[
         str | None,
         typer.Option(help="Keep the run's decisions in this database (default: temporary)."),
     ] = None,
-    fatigue: Annotated[bool, typer.Option("--fatigue/--no-fatigue")] = True,
-    nurturing: Annotated[bool, typer.Option("--nurturing/--no-nurturing")] = True,
-    drift: Annotated[bool, typer.Option("--drift/--no-drift")] = True,
-    oracles: Annotated[
-        bool,
-        typer.Option(
-            "--oracles/--no-oracles",
-            help="Run the click and revenue oracles (the simulator's truth) and report each "
-            "arm's share of their edge; a few seconds.",
-        ),
-    ] = True,
-    track: Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")] = True,
+    fatigue: FatigueOption = True,
+    nurturing: NurturingOption = True,
+    drift: DriftOption = True,
+    oracles: OraclesOption = True,
+    track: TrackOption = True,
     jobs: Annotated[
         int, typer.Option(min=1, max=64, help="Arms simulated at once (worker processes).")
-    ] = min(2, os.cpu_count() or 1),
+    ] = DEFAULT_JOBS,
     as_json: JsonFlag = False,
 ) -> None:
     """Run SPEC against the customer simulator and compare policies on revenue and retention.
@@ -108,40 +121,22 @@ def _run(
     jobs: int,
     as_json: bool,
 ) -> None:
-    from experiments.runs.arms import arm_names, default_arms
-    from experiments.runs.preflight import run_warnings
     from experiments.runs.report import result_json, track_run, verdict
-    from experiments.runs.simulation import RunOptions, run_simulation
-    from experiments.spec import load_spec
+    from experiments.runs.simulation import run_simulation
 
-    named = [arm.strip() for arm in arms.split(",") if arm.strip()] if arms is not None else []
-    repeated = sorted({arm for arm in named if named.count(arm) > 1})
-    if repeated:
-        raise fail(
-            f"--arms names {', '.join(map(repr, repeated))} more than once; name each arm once"
-        )
-    with readable_errors():
-        spec = load_spec(spec_path)
-        options = RunOptions(
-            customers=customers,
-            days=days,
-            seed=seed,
-            arms=(default_arms(spec) if arms is None else arm_names(named)),
-            database_url=None if database_url is None else checked_url(database_url),
-            fatigue=fatigue,
-            nurturing=nurturing,
-            drift=drift,
-            oracles=oracles,
-        )
-    if not options.arms:
-        raise fail("--arms names no arm")
-    if track:  # before simulating: a store that cannot be reached fails now, not at the end
-        from experiments.analysis.tracking import check_store
-
-        with readable_errors():
-            check_store()
-    for line in run_warnings(spec, options):
-        warn(line)
+    spec, options = prepared_run(
+        spec_path,
+        customers=customers,
+        days=days,
+        seed=seed,
+        arms=arms,
+        database_url=None if database_url is None else checked_url(database_url),
+        fatigue=fatigue,
+        nurturing=nurturing,
+        drift=drift,
+        oracles=oracles,
+        track=track,
+    )
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),
@@ -174,6 +169,59 @@ def _run(
             )
     if untracked is not None:
         raise fail(untracked)
+
+
+def prepared_run(
+    spec_path: Path,
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    arms: str | None,
+    database_url: str | None,
+    fatigue: bool,
+    nurturing: bool,
+    drift: bool,
+    oracles: bool,
+    track: bool,
+) -> tuple[ExperimentSpec, RunOptions]:
+    """The spec and the run options of ``engage run`` and ``engage sweep``, checked: arms named
+    once and known, a tracking store reachable before simulating (when ``track``), the run's
+    warnings printed. Bad input exits with code 2 and one line."""
+    from experiments.runs.arms import arm_names, default_arms
+    from experiments.runs.preflight import run_warnings
+    from experiments.runs.simulation import RunOptions
+    from experiments.spec import load_spec
+
+    named = [arm.strip() for arm in arms.split(",") if arm.strip()] if arms is not None else []
+    repeated = sorted({arm for arm in named if named.count(arm) > 1})
+    if repeated:
+        raise fail(
+            f"--arms names {', '.join(map(repr, repeated))} more than once; name each arm once"
+        )
+    with readable_errors():
+        spec = load_spec(spec_path)
+        options = RunOptions(
+            customers=customers,
+            days=days,
+            seed=seed,
+            arms=(default_arms(spec) if arms is None else arm_names(named)),
+            database_url=database_url,
+            fatigue=fatigue,
+            nurturing=nurturing,
+            drift=drift,
+            oracles=oracles,
+        )
+    if not options.arms:
+        raise fail("--arms names no arm")
+    if track:  # before simulating: a store that cannot be reached fails now, not at the end
+        from experiments.analysis.tracking import check_store
+
+        with readable_errors():
+            check_store()
+    for line in run_warnings(spec, options):
+        warn(line)
+    return spec, options
 
 
 def warn(line: str) -> None:

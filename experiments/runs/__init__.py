@@ -14,6 +14,9 @@
                    MLflow
 ``strategies``     the strategy arm: a strategy per customer and epoch, followed day by day and
                    logged to MLflow
+``sweep``          ``engage sweep``: a grid of cells (seeds x spec overrides), each an ``engage
+                   run``; ``sweep_executors`` runs them on Ray or local processes;
+                   ``sweep_report`` reports them and pools settings over seeds
 ``quickstart``     ``engage demo``: a short bandit on the synthetic logistic environment
 =================  ==============================================================================
 

@@ -26,7 +26,7 @@ from experiments.store.database import Database
 from experiments.store.decisions import (
     DecisionHead,
     decision_heads,
-    latest_open_decision,
+    latest_open_decisions,
     lock_decision_statuses,
 )
 from experiments.store.outcomes import insert_outcomes, mark_outcomes_late
@@ -73,11 +73,13 @@ def attribute(
     outcome: OutcomeInput,
     received: datetime,
     named: Mapping[str, DecisionHead],
+    by_customer: Mapping[tuple[str, str, datetime], DecisionHead],
 ) -> dict[str, Any]:
     """The outcome row to store: ``outcome`` with its decision and its attribution label.
 
-    ``named`` holds the decisions the batch names by id; an outcome naming none is matched to
-    the customer's latest open decision in the experiment made before it occurred.
+    ``named`` holds the decisions the batch names by id; ``by_customer`` the customer's latest
+    open decision in the experiment made before the outcome occurred, by ``(experiment,
+    customer, occurred_at)`` (:func:`customer_decisions`), for outcomes naming none.
     """
     decision: models.Decision | DecisionHead | None = None
     attribution = Attribution.ATTRIBUTED
@@ -86,12 +88,7 @@ def attribute(
         if decision is None:
             attribution = Attribution.UNKNOWN_DECISION
     elif outcome.experiment is not None and outcome.customer_id is not None:
-        decision = latest_open_decision(
-            session,
-            experiment_key=outcome.experiment,
-            customer_id=outcome.customer_id,
-            before=outcome.occurred_at,
-        )
+        decision = by_customer.get((outcome.experiment, outcome.customer_id, outcome.occurred_at))
         if decision is None:
             attribution = Attribution.UNATTRIBUTED
     else:
@@ -118,6 +115,23 @@ def attribute(
         "received_at": received,
         "attribution": attribution,
     }
+
+
+def customer_decisions(
+    session: Session, items: Sequence[OutcomeInput]
+) -> dict[tuple[str, str, datetime], DecisionHead]:
+    """For the outcomes naming a customer but no decision: the customer's latest open decision
+    made before each occurred (:func:`~experiments.store.decisions.latest_open_decisions`),
+    looked up per experiment in bulk, by ``(experiment, customer, occurred_at)``."""
+    lookups: dict[str, list[tuple[str, datetime]]] = {}
+    for item in items:
+        if item.decision_id is None and item.experiment is not None and item.customer_id:
+            lookups.setdefault(item.experiment, []).append((item.customer_id, item.occurred_at))
+    found: dict[tuple[str, str, datetime], DecisionHead] = {}
+    for experiment, pairs in lookups.items():
+        heads = latest_open_decisions(session, experiment_key=experiment, lookups=pairs)
+        found.update({(experiment, *pair): head for pair, head in heads.items()})
+    return found
 
 
 def relabel_raced(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -166,7 +180,8 @@ class OutcomeRecorder:
                 session,
                 decision_ids=[item.decision_id for item in items if item.decision_id is not None],
             )
-            rows = [attribute(session, item, received, named) for item in items]
+            by_customer = customer_decisions(session, items)
+            rows = [attribute(session, item, received, named, by_customer) for item in items]
             result = insert_outcomes(session, outcomes=rows)
             # Only the rows written here: a duplicate's stored row was labelled (and maybe
             # counted in a reward) by the request that stored it, and a retry changes nothing.

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, func, or_, update
+from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import Session, col, select
 
 from experiments.store._sql import (
@@ -46,6 +46,7 @@ __all__ = [
     "insert_decision",
     "insert_decisions",
     "latest_open_decision",
+    "latest_open_decisions",
     "lock_decision_statuses",
     "next_decisions",
     "set_decision_status",
@@ -193,36 +194,70 @@ def latest_open_decision(
     customer_id: str,
     before: datetime,
     include_unactivated: bool = False,
-) -> Decision | None:
+) -> DecisionHead | None:
     """The customer's newest open decision in ``experiment_key`` made at or before ``before``
     (an outcome's ``occurred_at``): where an outcome naming only the customer is attributed.
 
     Deferred decisions count only once activated at or before ``before`` (the customer cannot
-    react to an offer never shown), unless ``include_unactivated``.
+    react to an offer never shown), unless ``include_unactivated``. One look-up of
+    :func:`latest_open_decisions`.
     """
-    conditions: list[ColumnElement[bool]] = [
-        col(Decision.experiment_key) == experiment_key,
-        col(Decision.customer_id) == customer_id,
-        col(Decision.status) == DecisionStatus.OPEN.value,
-        col(Decision.created_at) <= before,
-    ]
-    if not include_unactivated:
-        conditions.append(
-            or_(
-                col(Decision.deferred).is_(False),
-                and_(
-                    col(Decision.activated_at).is_not(None),
-                    col(Decision.activated_at) <= before,
-                ),
-            )
-        )
-    stmt = (
-        select(Decision)
-        .where(*conditions)
-        .order_by(col(Decision.created_at).desc(), col(Decision.id).desc())
-        .limit(1)
+    found = latest_open_decisions(
+        session,
+        experiment_key=experiment_key,
+        lookups=[(customer_id, before)],
+        include_unactivated=include_unactivated,
     )
-    return session.exec(stmt).first()
+    return found.get((customer_id, before))
+
+
+def latest_open_decisions(
+    session: Session,
+    *,
+    experiment_key: str,
+    lookups: Sequence[tuple[str, datetime]],
+    include_unactivated: bool = False,
+) -> dict[tuple[str, datetime], DecisionHead]:
+    """:func:`latest_open_decision` for many ``(customer_id, before)`` look-ups at once, keyed
+    by the look-up (absent where there is none): one query per chunk of customers, not one per
+    outcome. "Newest" is the latest ``created_at``, ties to the larger id, as one query with
+    ``ORDER BY created_at DESC, id DESC LIMIT 1`` would pick."""
+    if not lookups:
+        return {}
+    latest_before = max(before for _, before in lookups)
+    candidates: dict[str, list[tuple[datetime, str, bool, DecisionHead]]] = {}
+    customers = list(dict.fromkeys(customer for customer, _ in lookups))
+    for chunk in chunks(customers):
+        stmt = select_columns(
+            Decision.id,
+            Decision.experiment_key,
+            Decision.customer_id,
+            Decision.status,
+            Decision.window_closes_at,
+            Decision.activated_at,
+            Decision.created_at,
+            Decision.deferred,
+        ).where(
+            col(Decision.experiment_key) == experiment_key,
+            col(Decision.customer_id).in_(chunk),
+            col(Decision.status) == DecisionStatus.OPEN.value,
+            col(Decision.created_at) <= latest_before,
+        )
+        for row in session.exec(stmt):
+            head = DecisionHead(*row[:6])
+            candidates.setdefault(head.customer_id, []).append((row[6], head.id, row[7], head))
+    for rows in candidates.values():
+        rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
+    found: dict[tuple[str, datetime], DecisionHead] = {}
+    for customer, before in lookups:
+        for created_at, _, deferred, head in candidates.get(customer, ()):
+            if created_at > before:
+                continue
+            shown = not deferred or (head.activated_at is not None and head.activated_at <= before)
+            if shown or include_unactivated:
+                found[(customer, before)] = head
+                break
+    return found
 
 
 def activate_decision(

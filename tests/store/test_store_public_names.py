@@ -76,6 +76,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "insert_decision",
         "insert_decisions",
         "latest_open_decision",
+        "latest_open_decisions",
         "lock_decision_statuses",
         "next_decisions",
         "set_decision_status",

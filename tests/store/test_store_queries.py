@@ -30,6 +30,7 @@ from experiments.store.decisions import (
     get_decision,
     insert_decision,
     latest_open_decision,
+    latest_open_decisions,
     set_decision_status,
 )
 from experiments.store.errors import (
@@ -311,6 +312,36 @@ def test_latest_open_decision_on_a_timeline(session: Session) -> None:
     session.commit()
     assert latest(T0 + 2 * DAY + timedelta(minutes=30)) == day1.id  # not shown yet then
     assert latest(T0 + 2.5 * DAY) == deferred.id
+
+
+def test_many_look_ups_at_once_find_what_each_finds_alone(session: Session) -> None:
+    """Two customers, look-ups at several times (one before any decision, two at the same
+    time, one in another time zone), in one call: each gets the decision the timeline says."""
+    add_experiment(session)
+    c1_day0, c1_day1, c2_day2, _ = add_decisions(
+        session,
+        make_decision("c1", T0),
+        make_decision("c1", T0 + DAY),
+        make_decision("c2", T0 + 2 * DAY),
+        make_decision("c2", T0 + 5 * DAY, status="rewarded"),
+    )
+    tokyo = timezone(timedelta(hours=9))
+    lookups = [
+        ("c1", T0 - timedelta(seconds=1)),
+        ("c1", T0 + timedelta(hours=3)),
+        ("c1", (T0 + DAY).astimezone(tokyo)),
+        ("c2", T0 + DAY),
+        ("c2", T0 + 6 * DAY),
+        ("c3", T0 + 6 * DAY),
+    ]
+    found = latest_open_decisions(session, experiment_key="exp", lookups=lookups)
+    assert {key: head.id for key, head in found.items()} == {
+        ("c1", T0 + timedelta(hours=3)): c1_day0.id,
+        ("c1", T0 + DAY): c1_day1.id,
+        ("c2", T0 + 6 * DAY): c2_day2.id,
+    }
+    assert latest_open_decisions(session, experiment_key="exp", lookups=[]) == {}
+    assert latest_open_decisions(session, experiment_key="other", lookups=lookups) == {}
 
 
 def test_activation_happens_once_and_only_for_deferred(session: Session) -> None:

@@ -17,7 +17,6 @@ from experiments.engine.clock import Clock
 from experiments.engine.reward import OutcomeEvent, evaluate_reward
 from experiments.engine.snapshots import PolicyCache
 from experiments.engine.surrogate import SurrogateJoin
-from experiments.store import models
 from experiments.store.database import Database
 from experiments.store.decisions import (
     decisions_due_for_reward,
@@ -27,7 +26,7 @@ from experiments.store.decisions import (
     set_decision_status,
 )
 from experiments.store.outcomes import outcomes_for_decisions
-from experiments.store.rewards import insert_rewards
+from experiments.store.rewards import insert_rewards, reward_row
 from experiments.vocabulary import Attribution, DecisionStatus
 
 #: How far before the previous join a reward join looks again for fresh outcomes. A process
@@ -128,12 +127,11 @@ class RewardJoin:
                 if result is None:
                     continue
                 rewards.append(
-                    models.Reward(
+                    reward_row(
                         decision_id=decision.id,
                         experiment_key=key,
                         value=result.value,
                         computed_at=now,
-                        learned_version=None,
                     )
                 )
                 rewarded.append(decision.id)

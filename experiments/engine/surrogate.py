@@ -47,7 +47,7 @@ from experiments.store.decisions import (
     set_decision_status,
 )
 from experiments.store.outcomes import outcomes_for_decisions
-from experiments.store.rewards import insert_rewards
+from experiments.store.rewards import insert_rewards, reward_row
 from experiments.vocabulary import Attribution, DecisionStatus
 
 __all__ = ["SurrogateFit", "SurrogateJoin", "UnitRows", "surrogate_units"]
@@ -221,13 +221,7 @@ def _insert(
 ) -> int:
     """Reward rows for ``decisions``; a decision that has one keeps it."""
     rewards = [
-        models.Reward(
-            decision_id=decision.id,
-            experiment_key=key,
-            value=float(value),
-            computed_at=now,
-            learned_version=None,
-        )
+        reward_row(decision_id=decision.id, experiment_key=key, value=value, computed_at=now)
         for decision, value in zip(decisions, values, strict=True)
     ]
     return insert_rewards(session, rewards=rewards) if rewards else 0

@@ -8,7 +8,7 @@ transaction as its reward.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,16 +25,33 @@ __all__ = [
     "count_unlearned_rewards",
     "insert_rewards",
     "mark_rewards_learned",
+    "reward_row",
     "reward_rows",
     "unlearned_rewards",
 ]
 
 
-def insert_rewards(session: Session, *, rewards: Sequence[Reward]) -> int:
-    """Store rewards, skipping decisions that already have one; returns how many were new."""
+def reward_row(
+    *, decision_id: str, experiment_key: str, value: float, computed_at: datetime
+) -> dict[str, Any]:
+    """A new, not yet learned reward as an insertable row: what a join writes, without building
+    an ORM object per reward (their validation cost more than the insert)."""
+    return {
+        "decision_id": decision_id,
+        "experiment_key": experiment_key,
+        "value": float(value),
+        "computed_at": computed_at,
+        "learned_version": None,
+    }
+
+
+def insert_rewards(session: Session, *, rewards: Sequence[Reward | Mapping[str, Any]]) -> int:
+    """Store rewards (models, or rows from :func:`reward_row`), skipping decisions that already
+    have one; returns how many were new."""
     rows: dict[str, dict[str, Any]] = {}
     for reward in rewards:
-        rows.setdefault(reward.decision_id, row_of(reward))
+        row = row_of(reward) if isinstance(reward, Reward) else dict(reward)
+        rows.setdefault(row["decision_id"], row)
     inserted = insert_ignoring_conflicts(
         session, Reward, list(rows.values()), conflict=["decision_id"], returning="decision_id"
     )

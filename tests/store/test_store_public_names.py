@@ -139,6 +139,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "count_unlearned_rewards",
         "insert_rewards",
         "mark_rewards_learned",
+        "reward_row",
         "reward_rows",
         "unlearned_rewards",
     },

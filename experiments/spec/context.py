@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
-from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple, cast
 
 import numpy as np
 from pydantic import BaseModel, Field, StrictBool, StrictStr, model_validator
@@ -223,9 +223,55 @@ class ContextEncoder:
                 "contexts", f"must be a list of context objects; got {type(contexts).__name__}"
             )
         rows = np.zeros((len(contexts), self.width), dtype=np.float64)
+        if self._encode_columns(rows, contexts):
+            return rows
+        rows[:] = 0.0
         for position, context in enumerate(contexts):
             self._encode_into(rows[position], context, f"contexts[{position}]")
         return rows
+
+    def _encode_columns(self, rows: np.ndarray, contexts: Sequence[object]) -> bool:
+        """Encode a batch column by column (the same values :meth:`_encode_into` gives, several
+        times faster on large batches); False, leaving ``rows`` partly written, at the first
+        value that is not plainly valid, so the row-by-row path finds it and names it."""
+        if not all(isinstance(context, dict) for context in contexts):
+            return False
+        batch = cast("Sequence[dict[str, Any]]", contexts)
+        if not set().union(*batch) <= self.schema.keys():
+            return False
+        for name, field, offset, levels in self.columns:
+            values = [context.get(name) for context in batch]
+            if any(value is None for value in values):
+                if field.required:
+                    return False
+                values = [field.default if value is None else value for value in values]
+            if isinstance(field, NumericField):
+                if any(isinstance(value, bool | np.bool_ | str) for value in values):
+                    return False
+                try:
+                    column = np.array(values, dtype=np.float64)
+                except (TypeError, ValueError):
+                    return False
+                low = -MAX_CONTEXT_MAGNITUDE if field.min is None else field.min
+                high = MAX_CONTEXT_MAGNITUDE if field.max is None else field.max
+                inside = np.isfinite(column) & (np.abs(column) <= MAX_CONTEXT_MAGNITUDE)
+                if column.ndim != 1 or not (inside & (column >= low) & (column <= high)).all():
+                    return False
+                rows[:, offset] = column
+            elif isinstance(field, BooleanField):
+                if not all(isinstance(value, bool | np.bool_) for value in values):
+                    return False
+                rows[:, offset] = np.array(values, dtype=np.float64)
+            else:
+                index = {level: position for position, level in enumerate(levels)}
+                positions = [
+                    index.get(value, -1) if isinstance(value, str) else -1 for value in values
+                ]
+                found = np.array(positions, dtype=np.int64)
+                if (found < 0).any():
+                    return False
+                rows[np.arange(len(batch)), offset + found] = 1.0
+        return True
 
     def _encode_into(self, row: np.ndarray, context: object, where: str) -> None:
         if not isinstance(context, Mapping):

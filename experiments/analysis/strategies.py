@@ -93,7 +93,8 @@ class StrategyReport(ReportModel):
 
     ``policy_version`` is the newest strategy snapshot (0 before the first); ``holdout`` is
     the label of the holdout in :attr:`EpochAllocation.customers`; ``panel`` and
-    ``panel_warmup`` are the spec's persistent panel (0 and 0 without one).
+    ``panel_warmup`` are the spec's persistent panel (0 and 0 without one), ``panel_settle``
+    the epochs under a strategy before the policy learns from a panel customer.
     """
 
     kpi: str
@@ -102,6 +103,7 @@ class StrategyReport(ReportModel):
     policy: str
     panel: float = 0.0
     panel_warmup: int = 0
+    panel_settle: int = 0
     policy_version: int
     measured: int
     learned: int
@@ -223,6 +225,7 @@ def strategy_report(
         policy=section.policy.name,
         panel=float(section.panel),
         panel_warmup=section.panel_warmup,
+        panel_settle=section.panel_settle,
         policy_version=0 if snapshot is None else snapshot.version,
         measured=len(rows),
         learned=sum(1 for row in rows if row.learned_version is not None),
@@ -278,7 +281,12 @@ def strategy_table_markdown(report: StrategyReport) -> str:
         f"{', '.join(report.baseline) or 'nothing'}."
         + (
             f" Persistent panel: every treated customer for the first {report.panel_warmup} "
-            f"epochs, then {100 * report.panel:g}%; the policy learns from the panel only."
+            f"epochs, then {100 * report.panel:g}%; the policy learns from the panel only"
+            + (
+                f", from each customer's epoch {report.panel_settle + 1} under their strategy on."
+                if report.panel_settle
+                else "."
+            )
             if report.panel or report.panel_warmup
             else ""
         ),

@@ -154,8 +154,8 @@ def panel_rows(
     """The rows the strategy policy learns from, and with a panel the contexts at enrolment.
 
     Without a panel: every row, and None. With one: the rows of customers who were in the
-    panel in the row's epoch (so on their enrolment strategy since then), and each such
-    customer's context at enrolment.
+    panel in the row's epoch (so on their enrolment strategy since then) and had been under it
+    for at least ``panel_settle`` epochs before, and each such customer's context at enrolment.
     """
     section = strategies.section
     if not section.has_panel:
@@ -165,7 +165,13 @@ def panel_rows(
     ]
     members = sorted({row.customer_id for row in learned})
     enrolled = first_assignments(session, experiment_key=key, customer_ids=members)
-    return learned, {customer: row.context for customer, row in enrolled.items()}
+    settled = [
+        row
+        for row in learned
+        if row.customer_id in enrolled
+        and row.epoch - enrolled[row.customer_id].epoch >= section.panel_settle
+    ]
+    return settled, {customer: row.context for customer, row in enrolled.items()}
 
 
 class StrategyLearner:

@@ -97,6 +97,7 @@ def strategy_params(report: StrategyReport | None) -> dict[str, Any]:
         "strategy_policy": report.policy,
         "strategy_panel": report.panel,
         "strategy_panel_warmup": report.panel_warmup,
+        "strategy_panel_settle": report.panel_settle,
     }
 
 

@@ -45,6 +45,10 @@ the customer's baseline at enrolment; everyone else is assigned by the policy ev
 The panel is the experiment's persistent randomised arms; the rest exploit what it shows.
 ``panel_warmup = 3`` puts every treated customer in the panel for the first 3 epochs (a
 learning phase with all the experiment's power), after which the ``panel`` share stays.
+``panel_settle = 2`` has the policy learn only from a panel customer's epochs from the third
+under their strategy on: what a strategy does to a customer's first weeks (the clicks an
+urgency message no longer wins) can have the opposite sign of what it does once they live
+under it, and it is the latter the policy assigns for.
 
 **Withholding levels (a factorial design).** Instead of naming strategies, a spec may list
 levels the strategy policy may withhold, each on its own::
@@ -202,6 +206,7 @@ class StrategiesSpec(BaseModel):
     exploration_floor: Number | None = Field(default=None, ge=0.0, le=1.0)
     panel: Number = Field(default=0.0, ge=0.0, le=1.0)
     panel_warmup: Integer = Field(default=0, ge=0, le=1000)
+    panel_settle: Integer = Field(default=0, ge=0, le=1000)
 
     @property
     def has_panel(self) -> bool:

@@ -483,6 +483,31 @@ def test_a_panel_learns_on_the_context_at_enrolment() -> None:
     assert propensities.tolist() == pytest.approx([1 / 3])
 
 
+def test_a_settled_panel_teaches_only_epochs_after_the_first_under_a_strategy(
+    engine: Engine,
+) -> None:
+    """``panel_warmup = 1, panel = 0.5, panel_settle = 1``: epoch 0 is every treated
+    customer's first under their strategy, so nothing of it is learned; epoch 1 is learned for
+    the panel (its second epoch under the strategy). Every row is marked as seen."""
+    clock = ManualClock(START)
+    core = make_core(engine, clock, panel=0.5, panel_warmup=1, panel_settle=1)
+    customers = [f"c{index}" for index in range(60)]
+    treated = [c for c in customers if assign_group("promo", c, 0.25) == Group.TREATMENT]
+    panel = {c for c in treated if in_panel("promo", c, 0.5)}
+    for epoch in range(3):
+        clock.set(START + epoch * WEEK)
+        for index, customer in enumerate(customers):
+            ask(core, customer, spend=float(index))
+    core.measure_epochs("promo")
+    assert core.learn_strategies("promo") == 1
+    with Session(engine) as session:
+        snapshot = latest_strategy_snapshot(session, experiment_key="promo")
+    assert snapshot is not None
+    assert int(unpack_state(snapshot.state)["n_updates"]) == len(panel)
+    learned = [row for row in assignments(engine) if row.learned_version == 1]
+    assert len(learned) == 2 * len(treated)
+
+
 def test_a_panel_warmup_holds_every_treated_customer_in_the_panel_at_first(
     engine: Engine,
 ) -> None:

@@ -286,6 +286,12 @@ REFUSALS = [
         "must be greater than or equal to 0; got -1",
     ),
     (
+        "a negative panel settling time",
+        lambda s: s.update(panel_settle=-2),
+        "strategies.panel_settle",
+        "must be greater than or equal to 0; got -2",
+    ),
+    (
         "an unknown KPI kind",
         lambda s: s["kpi"].update(kind="mean"),
         "strategies.kpi.kind",

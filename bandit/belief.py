@@ -8,8 +8,9 @@
   makes every score variance a ``w``-dimensional quadratic form.
 
 Both offer the same operations to the policies: mean scores, score variances, Monte Carlo
-draws of scores, the linear predictor of chosen actions, the incremental update of
-:mod:`bandit.linalg`, and the Kalman predict step.
+draws of scores and Thompson choice probabilities (:mod:`bandit.montecarlo`), the linear
+predictor of chosen actions, the incremental update of :mod:`bandit.linalg`, and the Kalman
+predict step.
 """
 
 from __future__ import annotations
@@ -18,6 +19,11 @@ import numpy as np
 
 from bandit.features import ActionFeatures
 from bandit.linalg import diffuse, gaussian_update, stable_cholesky
+from bandit.montecarlo import (
+    MAX_DRAW_CELLS,
+    independent_winner_frequencies,
+    winner_frequencies,
+)
 
 
 class JointBelief:
@@ -51,16 +57,40 @@ class JointBelief:
     ) -> np.ndarray:
         """``n_samples`` posterior draws of every action's score per row, ``(n, M, A)``.
 
-        ``draw_scale`` (n, M), if given, multiplies each draw's deviation from the mean: a
-        scale mixture, e.g. ``sigma`` drawn per draw under an unknown noise variance.
+        Row ``i``'s draw ``m`` is ``G_i mu + scale L_i eps_m`` with ``L_i`` the Cholesky factor
+        of its slot covariance and ``eps`` (M, S) shared by the rows (common random numbers,
+        :mod:`bandit.montecarlo`). ``draw_scale`` (M,), if given, multiplies each draw's
+        deviation from the mean: a scale mixture, e.g. ``sigma`` drawn per draw under an
+        unknown noise variance.
         """
+        return self._scores(
+            Z, _shared_noise(n_samples, self.features.n_slots, rng, draw_scale), scale
+        )
+
+    def choice_probabilities(
+        self,
+        Z: np.ndarray,
+        mask: np.ndarray,
+        n_samples: int,
+        scale: float,
+        rng: np.random.Generator,
+        draw_scale: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Share of :meth:`draw_scores` draws each eligible action wins, ``(n, A)``, computed
+        in row chunks of at most ``MAX_DRAW_CELLS`` (row, draw, action) cells."""
+        noise = _shared_noise(n_samples, self.features.n_slots, rng, draw_scale)
+        rows_per_chunk = max(1, MAX_DRAW_CELLS // (n_samples * self.features.space.n_actions))
+        parts = []
+        for start in range(0, Z.shape[0], rows_per_chunk):
+            part = slice(start, start + rows_per_chunk)
+            parts.append(winner_frequencies(self._scores(Z[part], noise, scale), mask[part]))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+    def _scores(self, Z: np.ndarray, noise: np.ndarray, scale: float) -> np.ndarray:
+        """``G_i mu + scale L_i noise_m`` as action scores, ``(n, M, A)``."""
         mean = self.features.slot_mean(Z, self.mean)
         lower = stable_cholesky(self.features.slot_covariance(Z, self.cov)) * scale
-        noise = rng.standard_normal((Z.shape[0], n_samples, mean.shape[1]))
-        if draw_scale is None:
-            return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
-        deviation = (noise @ np.swapaxes(lower, 1, 2)) * draw_scale[:, :, None]
-        return self.features.action_scores(mean[:, None, :] + deviation)
+        return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
 
     def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return self.features.design(Z, actions) @ self.mean
@@ -89,8 +119,15 @@ class BlockBelief:
         return Z @ self.mean.T
 
     def score_variance(self, Z: np.ndarray) -> np.ndarray:
-        """``z^T cov[k] z`` for every row and arm, ``(n, K)``."""
-        return (np.matmul(Z, self.cov) * Z).sum(axis=2).T
+        """``z^T cov[k] z`` for every row and arm, ``(n, K)``: one matrix product ``z^T cov[k]``
+        for all arms at once, then the row-wise dot product with ``z``."""
+        n_arms, width = self.mean.shape
+        half = Z @ self.cov.transpose(1, 0, 2).reshape(width, n_arms * width)
+        return np.einsum("nkj,nj->nk", half.reshape(-1, n_arms, width), Z)
+
+    def score_spread(self, Z: np.ndarray, scale: float) -> np.ndarray:
+        """``scale`` times the posterior standard deviation of every arm's score, ``(n, K)``."""
+        return scale * np.sqrt(np.clip(self.score_variance(Z), 0.0, None))
 
     def draw_scores(
         self,
@@ -100,13 +137,27 @@ class BlockBelief:
         rng: np.random.Generator,
         draw_scale: np.ndarray | None = None,
     ) -> np.ndarray:
-        """As :meth:`JointBelief.draw_scores`, arm by arm."""
-        spread = scale * np.sqrt(np.clip(self.score_variance(Z), 0.0, None))
-        noise = rng.standard_normal((Z.shape[0], n_samples, self.mean.shape[0]))
-        if draw_scale is None:
-            return self.mean_scores(Z)[:, None, :] + noise * spread[:, None, :]
-        deviation = noise * spread[:, None, :] * draw_scale[:, :, None]
-        return self.mean_scores(Z)[:, None, :] + deviation
+        """As :meth:`JointBelief.draw_scores`, arm by arm: arms are independent, so row
+        ``i``'s draw ``m`` is ``mean_i + spread_i * eps_m`` with ``eps`` (M, K) shared."""
+        noise = _shared_noise(n_samples, self.mean.shape[0], rng, draw_scale)
+        return self.mean_scores(Z)[:, None, :] + self.score_spread(Z, scale)[:, None, :] * noise
+
+    def choice_probabilities(
+        self,
+        Z: np.ndarray,
+        mask: np.ndarray,
+        n_samples: int,
+        scale: float,
+        rng: np.random.Generator,
+        draw_scale: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Share of :meth:`draw_scores` draws each eligible arm wins, ``(n, K)``; rows with a
+        clear winner skip the comparison
+        (:func:`bandit.montecarlo.independent_winner_frequencies`)."""
+        noise = _shared_noise(n_samples, self.mean.shape[0], rng, draw_scale)
+        return independent_winner_frequencies(
+            self.mean_scores(Z), self.score_spread(Z, scale), noise, mask
+        )
 
     def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return (Z * self.mean[actions]).sum(axis=1)
@@ -125,7 +176,7 @@ class BlockBelief:
             mean, cov = gaussian_update(self.mean[arm], self.cov[arm], Z, curvature, score)
             self.mean[arm], self.cov[arm] = mean, cov
             return
-        arms = np.unique(actions)
+        arms = np.flatnonzero(np.bincount(actions, minlength=self.mean.shape[0]))
         onehot = (actions[:, None] == arms[None, :]).astype(np.float64)
         width = Z.shape[1]
         outer = (Z[:, :, None] * Z[:, None, :]).reshape(-1, width * width)
@@ -140,3 +191,13 @@ class BlockBelief:
 
     def diffuse(self, process_noise: float, forgetting: float, steps: int) -> None:
         self.cov = diffuse(self.cov, process_noise, forgetting, steps)
+
+
+def _shared_noise(
+    n_samples: int, width: int, rng: np.random.Generator, draw_scale: np.ndarray | None
+) -> np.ndarray:
+    """Standard normals ``(M, width)`` shared by a batch's rows, each draw times its scale."""
+    noise = rng.standard_normal((n_samples, width))
+    if draw_scale is not None:
+        noise *= draw_scale[:, None]
+    return noise

@@ -33,9 +33,6 @@ from bandit._validation import (
 )
 from bandit.space import DecisionSpace
 
-#: Largest number of (row, draw, action) cells a Monte Carlo step holds in memory at once.
-MAX_DRAW_CELLS = 2_000_000
-
 
 @dataclass(frozen=True)
 class Decision:
@@ -61,15 +58,6 @@ def greedy_probabilities(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def uniform_probabilities(mask: np.ndarray) -> np.ndarray:
     """Uniform over the eligible actions of each row."""
     return mask / mask.sum(axis=1, keepdims=True)
-
-
-def winner_frequencies(draw_scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """How often each action wins across Monte Carlo draws: ``(n, M, A)`` -> ``(n, A)``."""
-    n, n_draws, n_actions = draw_scores.shape
-    winners = np.where(mask[:, None, :], draw_scores, -np.inf).argmax(axis=2)
-    flat = (winners + n_actions * np.arange(n)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=n * n_actions).reshape(n, n_actions)
-    return counts / n_draws
 
 
 def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Unpack
 
 import numpy as np
 
 from bandit._validation import check_int, check_real
-from bandit.policies.base import MAX_DRAW_CELLS, Policy, PolicyOptions, winner_frequencies
+from bandit.montecarlo import winner_frequencies
+from bandit.policies.base import Policy, PolicyOptions
 from bandit.space import DecisionSpace
 
 
@@ -16,7 +18,15 @@ class _PerActionOptions(PolicyOptions, total=False):
 
 
 class _PerActionThompson(Policy):
-    """Independent per-action posteriors; contexts are validated and then ignored."""
+    """Independent per-action posteriors; contexts are validated and then ignored.
+
+    The posterior does not depend on the context, so the ``n_samples`` draws of every
+    action's value are made once per learned state and reused by every row and call until
+    the next update or :meth:`set_state`: each decision's action is sampled from the share of
+    those draws each eligible action wins, which is then its exact propensity
+    (:mod:`bandit.montecarlo`). Fresh draws per call would only redraw the Monte Carlo error,
+    at ``n_samples x A`` variates a decision (7 ms of Beta draws on 1,200 actions).
+    """
 
     def __init__(
         self,
@@ -29,20 +39,39 @@ class _PerActionThompson(Policy):
     ) -> None:
         super().__init__(space, n_context, seed=seed, exploration_floor=exploration_floor)
         self.n_samples = check_int(n_samples, "n_samples", type(self).__name__, low=1)
+        self._draws: np.ndarray | None = None
 
     def _draw(self, shape: tuple[int, ...]) -> np.ndarray:
         raise NotImplementedError
 
+    def _posterior_draws(self) -> np.ndarray:
+        """The current state's draws ``(M, A)``, made on first use after a change of state."""
+        if self._draws is None:
+            self._draws = self._draw((self.n_samples, self.n_actions))
+        return self._draws
+
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        # The posterior does not depend on x: rows sharing a mask share one set of draws'
-        # law, but each row still gets its own draws so rows are independent decisions.
-        rows_per_chunk = max(1, MAX_DRAW_CELLS // (self.n_samples * self.n_actions))
-        parts = []
-        for start in range(0, X.shape[0], rows_per_chunk):
-            block = mask[start : start + rows_per_chunk]
-            draws = self._draw((block.shape[0], self.n_samples, self.n_actions))
-            parts.append(winner_frequencies(draws, block))
-        return np.concatenate(parts, axis=0)
+        draws = self._posterior_draws()[None]
+        if (mask == mask[0]).all():
+            shares = winner_frequencies(draws, mask[:1])
+            return np.broadcast_to(shares, mask.shape).copy()
+        masks, inverse = np.unique(mask, axis=0, return_inverse=True)
+        shares = np.concatenate([winner_frequencies(draws, row[None]) for row in masks])
+        return shares[inverse.ravel()]
+
+    def update(
+        self,
+        X: object,
+        actions: object,
+        rewards: object,
+        propensities: object | None = None,
+    ) -> None:
+        self._draws = None
+        super().update(X, actions, rewards, propensities)
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        self._draws = None
+        super().set_state(state)
 
 
 class BetaTSPolicy(_PerActionThompson):

@@ -60,7 +60,7 @@ from bandit._validation import (
 )
 from bandit.belief import JointBelief
 from bandit.features import ActionFeatures
-from bandit.policies.base import MAX_DRAW_CELLS
+from bandit.montecarlo import MAX_DRAW_CELLS
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
 

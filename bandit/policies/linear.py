@@ -48,7 +48,7 @@ import numpy as np
 from bandit._validation import BanditValueError, check_int, check_matrix, check_real
 from bandit.belief import BlockBelief, JointBelief
 from bandit.features import ActionFeatures
-from bandit.policies.base import MAX_DRAW_CELLS, Policy, PolicyOptions, winner_frequencies
+from bandit.policies.base import Policy, PolicyOptions
 from bandit.space import DecisionSpace
 
 #: Prior ``sigma^2 ~ InvGamma(a0, b0)`` under ``noise_variance="auto"``: worth ``2 a0 = 2``
@@ -227,8 +227,9 @@ class ThompsonLinearPolicy(LinearPolicy):
     ``scale``); the policy's distribution is the share of draws each eligible action wins,
     and the action is sampled from that distribution, so the logged propensity is exactly the
     probability with which the action was chosen (Agrawal & Goyal 2013, "Thompson Sampling
-    for Contextual Bandits with Linear Payoffs"). Joint draws go through a Cholesky factor,
-    which is reproducible across BLAS builds.
+    for Contextual Bandits with Linear Payoffs"). The rows of a batch share the standard
+    normal draws and rows with a clear winner skip the comparison (:mod:`bandit.montecarlo`).
+    Joint draws go through a Cholesky factor, which is reproducible across BLAS builds.
 
     Args:
         scale: multiplier on the posterior standard deviation (``v`` in Agrawal & Goyal).
@@ -250,21 +251,14 @@ class ThompsonLinearPolicy(LinearPolicy):
         self.n_samples = check_int(n_samples, "n_samples", owner, low=1)
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        rows_per_chunk = max(1, MAX_DRAW_CELLS // (self.n_samples * self.n_actions))
-        parts = []
-        for start in range(0, X.shape[0], rows_per_chunk):
-            Z = self.features.augment(X[start : start + rows_per_chunk])
-            if self.learns_noise:
-                draws = self.belief_.draw_scores(
-                    Z, self.n_samples, self.scale, self.rng_, self._draw_noise_sd(Z.shape[0])
-                )
-            else:
-                draws = self.belief_.draw_scores(Z, self.n_samples, self.scale, self.rng_)
-            parts.append(winner_frequencies(draws, mask[start : start + rows_per_chunk]))
-        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+        draw_scale = self._draw_noise_sd() if self.learns_noise else None
+        return self.belief_.choice_probabilities(
+            self.features.augment(X), mask, self.n_samples, self.scale, self.rng_, draw_scale
+        )
 
-    def _draw_noise_sd(self, n_rows: int) -> np.ndarray:
-        """``sigma`` for every row and Monte Carlo draw, ``(n, M)``: ``sigma^2 = b / G``,
-        ``G ~ Gamma(a, 1)``, i.e. ``sigma^2 ~ InvGamma(a, b)``."""
-        precision = self.rng_.gamma(float(self.noise_shape_), size=(n_rows, self.n_samples))
+    def _draw_noise_sd(self) -> np.ndarray:
+        """``sigma`` for every Monte Carlo draw, ``(M,)``, shared by a batch's rows like the
+        normal draws: ``sigma^2 = b / G``, ``G ~ Gamma(a, 1)``, so ``sigma^2 ~ InvGamma(a, b)``.
+        """
+        precision = self.rng_.gamma(float(self.noise_shape_), size=self.n_samples)
         return np.sqrt(float(self.noise_scale_) / precision)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy.stats import chi2
 
 from bandit import POLICIES, DecisionSpace, make_policy
 
@@ -241,11 +242,12 @@ def test_batch_update_equals_sequential(
 # -- choice frequencies ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_choice_frequencies_match_propensities(name: str) -> None:
-    """10,000 selects for one fixed context: each action's share is within 5 standard errors
-    of its probability (for Thompson samplers, the mean of fresh Monte Carlo estimates)."""
-    space = SPACES["factored"]
+#: Pearson chi-square bound: the statistic exceeds it with probability 1e-4 when the
+#: propensities are the choice probabilities (seeded, so a pass is reproducible).
+CHI_SQUARE_LEVEL = 1e-4
+
+
+def _trained(name: str, space: DecisionSpace) -> object:
     params = {"action": 4, "exploration_floor": 0.2} if name == "fixed" else {}
     if name in {"linucb", "epsilon_greedy"}:
         params["exploration_floor"] = 0.3  # spread a deterministic choice over several actions
@@ -253,18 +255,63 @@ def test_choice_frequencies_match_propensities(name: str) -> None:
     rng = np.random.default_rng(2)
     X = rng.standard_normal((40, 2))
     policy.update(X, rng.choice(np.flatnonzero(space.allowed), 40), (rng.random(40) < 0.5) * 1.0)
-    n = 10_000
-    context = np.tile([[0.3, -0.7]], (n, 1))
-    mask = np.ones((n, space.n_actions), dtype=bool)
-    mask[:, 0] = False
-    probabilities = policy.action_probabilities(context, mask).mean(axis=0)
-    decision = policy.select(context, mask)
-    frequencies = np.bincount(decision.actions, minlength=space.n_actions) / n
-    tolerance = 5 * np.sqrt(probabilities * (1 - probabilities) / n) + 1e-3
-    assert (np.abs(frequencies - probabilities) <= tolerance).all(), (frequencies, probabilities)
-    assert frequencies[0] == 0.0
-    assert (frequencies[~space.allowed] == 0.0).all()
-    # Mean logged propensity of an action's choices estimates that action's probability.
-    for action in np.flatnonzero(frequencies > 0.05):
-        chosen = decision.propensities[decision.actions == action]
-        assert chosen.mean() == pytest.approx(probabilities[action], abs=0.02)
+    return policy
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_choice_frequencies_match_propensities(name: str) -> None:
+    """One select of 3 x 4,000 rows (three contexts, two masks): within a context every row
+    logs the same propensity for an action (a Thompson sampler's rows share their draws,
+    ``bandit.montecarlo``), and the counts of each context's choices fit those propensities
+    by Pearson's chi-square, the actions never chosen pooled into one cell of probability
+    ``1 - sum q``. This is the property inverse-propensity weighting needs: given the draws,
+    the logged propensity is the probability with which the action was chosen."""
+    space = SPACES["factored"]
+    policy = _trained(name, space)
+    contexts = np.array([[0.3, -0.7], [-1.2, 0.4], [0.3, -0.7]])
+    masks = np.ones((3, space.n_actions), dtype=bool)
+    masks[2, 0] = False
+    per_context = 4_000
+    group = np.repeat(np.arange(3), per_context)
+    decision = policy.select(contexts[group], masks[group])
+    for index in range(3):
+        actions = decision.actions[group == index]
+        propensities = decision.propensities[group == index]
+        chosen, counts = np.unique(actions, return_counts=True)
+        assert masks[index][chosen].all()
+        assert space.allowed[chosen].all()
+        logged = np.array([propensities[actions == action] for action in chosen], dtype=object)
+        q = np.array([values[0] for values in logged])
+        for action_propensities, value in zip(logged, q, strict=True):
+            np.testing.assert_array_equal(action_propensities, value)
+        rest = 1.0 - q.sum()
+        assert rest > -1e-12
+        observed = np.append(counts, 0)
+        expected = per_context * np.append(q, max(rest, 0.0))
+        cells = expected > 0
+        statistic = (((observed - expected) ** 2)[cells] / expected[cells]).sum()
+        assert observed[~cells].sum() == 0
+        degrees = max(int(cells.sum()) - 1, 1)
+        assert statistic < chi2.ppf(1.0 - CHI_SQUARE_LEVEL, degrees), (statistic, degrees)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inverse_propensity_weights_average_one(name: str) -> None:
+    """Across separate one-row selects (fresh draws for a contextual sampler, one cached set
+    per state for beta_ts / gaussian_ts): for every eligible action, the mean of
+    ``1[a_t = a] / q_t`` over 3,000 calls estimates 1, as it does exactly when each ``q_t``
+    is the probability the call chose ``a_t`` with. Within 5 standard errors."""
+    space = SPACES["factored"]
+    policy = _trained(name, space)
+    context = np.array([[0.3, -0.7]])
+    calls = 3_000
+    actions = np.empty(calls, dtype=np.int64)
+    propensities = np.empty(calls)
+    for call in range(calls):
+        decision = policy.select(context)
+        actions[call], propensities[call] = decision.actions[0], decision.propensities[0]
+    eligible = np.flatnonzero(space.allowed)
+    weights = (actions[:, None] == eligible[None, :]) / propensities[:, None]
+    mean = weights.mean(axis=0)
+    error = weights.std(axis=0, ddof=1) / np.sqrt(calls)
+    assert (np.abs(mean - 1.0) <= 5 * error + 1e-9).all(), (mean, error)

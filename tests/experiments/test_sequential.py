@@ -313,7 +313,7 @@ def test_engine_learning_step_equals_a_fitted_q_step_by_hand(
     for _ in range(3):
         targets = rewards + np.array([0.5 * (next_rows @ w).max(), 0.0])
         w = np.linalg.solve(system, Phi.T @ targets)
-    assert np.abs(w).max() > 0.1
+    assert np.abs(w).max() > 0.01  # far from zero: the comparison below is not vacuous
     assert snapshot is not None
     state = unpack_state(snapshot.state)
     np.testing.assert_allclose(state["mean"], w, rtol=1e-10, atol=1e-12)

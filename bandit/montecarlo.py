@@ -1,0 +1,137 @@
+"""Monte Carlo choice probabilities of Thompson sampling, with propensities that stay exact.
+
+Thompson sampling chooses ``argmax_a s_a`` for one posterior draw ``s`` of the action scores;
+the probability ``pi(a | x)`` of that choice has no closed form in general. Every Thompson
+policy here draws ``M`` score vectors per row, takes the share ``p_hat(a | x)`` of draws each
+eligible action wins, and then samples the action from ``p_hat``. Given the draws, the
+action is chosen with probability ``p_hat(a | x)`` exactly, and that is the propensity
+logged; over the draws ``E[p_hat(a | x)] = pi(a | x)``, so the policy is Thompson sampling
+in law. Inverse-propensity estimates stay unbiased because the draws do not depend on the
+rewards.
+
+**Common random numbers.** The rows of a batch share one set of standard normal draws
+``eps`` (M, k): row ``i``'s draw ``m`` is ``mean_i + L_i eps_m`` with its own mean and
+factor ``L_i``, so each row's ``M`` draws are independent draws of its own posterior (the
+law of one row's ``p_hat`` is unchanged) while a batch of ``n`` rows costs ``M k`` normals
+instead of ``n M k``. Rows of one batch are then dependent through ``eps``; the propensity is
+still the exact conditional probability of each row's choice, which is what
+inverse-propensity weighting needs.
+
+**Clear winners.** When the scores of action ``a`` are ``mean_a + spread_a eps_{m,a}`` with
+independent components (one block per arm), the lowest draw of an action is
+``mean_a + spread_a min_m eps_{m,a}`` and the highest ``mean_a + spread_a max_m eps_{m,a}``.
+A row where one action's lowest draw beats every other action's highest draw has
+``p_hat = 1`` for that action: exactly what the full comparison gives, without forming the
+``(M, A)`` scores of that row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Largest number of (row, draw, action) cells a Monte Carlo step holds in memory at once.
+MAX_DRAW_CELLS = 2_000_000
+#: Contenders are compared pair by pair (a maximum over each row's contenders) for up to
+#: this many actions and from ``LONG_DRAW_AXIS`` (row, draw) cells up; below, one ``argmax``
+#: over the full scores is cheaper than finding the contenders.
+SHORT_ACTION_AXIS = 32
+LONG_DRAW_AXIS = 2_048
+
+
+def winner_frequencies(draw_scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """How often each action wins across Monte Carlo draws: ``(n, M, A)`` -> ``(n, A)``.
+
+    Ineligible actions (``mask`` (n, A) False) never win; ties go to the lowest index.
+    """
+    n_actions = draw_scores.shape[2]
+    if mask.all():
+        winners = draw_scores.argmax(axis=2)
+    else:
+        winners = np.where(mask[:, None, :], draw_scores, -np.inf).argmax(axis=2)
+    return _shares(winners, n_actions)
+
+
+def _shares(winners: np.ndarray, n_actions: int) -> np.ndarray:
+    """Winning index per row and draw ``(n, M)`` -> share of draws per action ``(n, A)``."""
+    n, n_draws = winners.shape
+    flat = (winners + n_actions * np.arange(n)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n * n_actions).reshape(n, n_actions)
+    return counts / n_draws
+
+
+def independent_winner_frequencies(
+    mean: np.ndarray, spread: np.ndarray, noise: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Winner shares of the draws ``mean_i + spread_i * noise_m``, ``(n, A)``.
+
+    Shapes: mean and spread (n, A) with ``spread >= 0``, noise (M, A) shared by the rows,
+    mask (n, A). Equals :func:`winner_frequencies` on the full ``(n, M, A)`` scores, ties
+    included. In batches of more than a few rows only each row's contenders are compared:
+    the eligible actions whose highest draw reaches the row's highest lowest draw (any other
+    action loses every draw to that one). A row with one contender has a clear winner
+    (module docstring), which gets share 1 without comparing draws.
+    """
+    n, n_actions = mean.shape
+    n_draws = noise.shape[0]
+    if n * n_draws < LONG_DRAW_AXIS or n_actions > SHORT_ACTION_AXIS:
+        return _compare_draws(mean, spread, noise, mask)
+    low = np.where(mask, mean + spread * noise.min(axis=0), -np.inf)
+    high = mean + spread * noise.max(axis=0)
+    contender = mask & (high >= low.max(axis=1, keepdims=True))
+    count = contender.sum(axis=1)
+    shares = np.zeros((n, n_actions))
+    clear = np.flatnonzero(count == 1)
+    shares[clear, contender[clear].argmax(axis=1)] = 1.0
+    open_rows = np.flatnonzero(count > 1)
+    if open_rows.size:
+        shares[open_rows] = _contender_shares(
+            mean[open_rows], spread[open_rows], noise, contender[open_rows], mask[open_rows]
+        )
+    return shares
+
+
+def _contender_shares(
+    mean: np.ndarray,
+    spread: np.ndarray,
+    noise: np.ndarray,
+    contender: np.ndarray,
+    mask: np.ndarray,
+) -> np.ndarray:
+    """Winner shares among each row's contenders (n, A), comparing only their draws."""
+    n, n_actions = mean.shape
+    n_draws = noise.shape[0]
+    # One (row, action) pair per contender, rows in order and actions increasing within;
+    # rank is the pair's place among its row's contenders.
+    row, action = np.nonzero(contender)
+    count = contender.sum(axis=1)
+    rank = np.arange(row.size) - (np.cumsum(count) - count)[row]
+    scores = noise.T[action]
+    scores *= spread[row, action][:, None]
+    scores += mean[row, action][:, None]
+    padded = np.full((int(count.max()), n, n_draws), -np.inf)
+    padded[rank, row] = scores
+    best = padded.max(axis=0)
+    wins = (scores == best[row]).sum(axis=1)
+    shares = np.zeros((n, n_actions))
+    shares[row, action] = wins / n_draws
+    # An exact tie between two contenders of a draw counts for both; such rows are rare
+    # (equal scores) and are redone with argmax, which gives the draw to the lowest index.
+    tied = np.flatnonzero(np.bincount(row, weights=wins, minlength=n) != n_draws)
+    if tied.size:
+        scores = mean[tied, None, :] + spread[tied, None, :] * noise
+        shares[tied] = winner_frequencies(scores, mask[tied])
+    return shares
+
+
+def _compare_draws(
+    mean: np.ndarray, spread: np.ndarray, noise: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """Winner shares of every draw, in row chunks of at most ``MAX_DRAW_CELLS`` cells."""
+    n, n_actions = mean.shape
+    rows_per_chunk = max(1, MAX_DRAW_CELLS // (noise.shape[0] * n_actions))
+    parts = []
+    for start in range(0, n, rows_per_chunk):
+        part = slice(start, start + rows_per_chunk)
+        scores = mean[part, None, :] + spread[part, None, :] * noise
+        parts.append(winner_frequencies(scores, mask[part]))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)

@@ -17,6 +17,7 @@ from bandit.ope import (
     estimate_all,
     ips,
     snips,
+    snips_difference,
     unsupported_actions,
 )
 
@@ -305,3 +306,86 @@ def test_model_based_estimators_require_expected_reward(estimator) -> None:
 def test_estimators_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         ips(TINY["reward"], TINY["action"], TINY["propensity"], TINY["target_probs"])  # type: ignore[misc]
+
+
+# The uniform policy as a baseline on TINY: weights [.5/.5, .5/.5, .5/.25, .5/.5] = [1, 1, 2, 1].
+UNIFORM = np.full((4, 2), 0.5)
+
+
+def test_snips_difference_by_hand() -> None:
+    """Target as in :func:`test_snips_by_hand`: V_t = 6/7, ψ_t = [8, -24, 8, 8] / 49.
+
+    Baseline uniform: Σ w r = 1 + 0 + 2 + 1 = 4, Σ w = 5, V_b = 4/5; r - V_b = [1, -4, 1, 1]/5,
+    w (r - V_b) = [1, -4, 2, 1]/5, mean w = 5/4, ψ_b = [4, -16, 8, 4]/25.
+    Δ = 6/7 - 4/5 = 2/35; ψ_t - ψ_b = [4, 184, -192, 4]/1225, Σ squares = 70752/1225²,
+    stderr = √(70752 / 12) / 1225 = √5896 / 1225.
+    """
+    est = snips_difference(
+        reward=TINY["reward"],
+        action=TINY["action"],
+        propensity=TINY["propensity"],
+        target_probs=TINY["target_probs"],
+        baseline_probs=UNIFORM,
+    )
+    stderr = math.sqrt(5896) / 1225
+    assert est.estimator == "snips_difference"
+    assert est.value == pytest.approx(2 / 35, rel=1e-14)
+    assert est.stderr == pytest.approx(stderr, rel=1e-14)
+    assert est.ci_low == pytest.approx(2 / 35 - Z95 * stderr, rel=1e-14)
+    assert (est.n, est.ess, est.max_weight) == (4, 49 / 13, 2.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_snips_difference_is_the_delta_method_on_four_means(seed: int) -> None:
+    """Independent recomputation: Δ = a/b - c/d over the means (a, b, c, d) of (w_t r, w_t,
+    w_b r, w_b); its delta-method variance is gᵀ S g / n with the gradient
+    g = (1/b, -a/b², -1/d, c/d²) and S the rows' sample covariance (ddof 1)."""
+    rng = np.random.default_rng(seed)
+    n, k = 400, 3
+    logging = rng.dirichlet(np.ones(k), size=n)
+    action = np.array([rng.choice(k, p=row) for row in logging])
+    propensity = logging[np.arange(n), action]
+    reward = rng.normal(loc=action.astype(float), scale=1.0)
+    target, baseline = rng.dirichlet(np.ones(k), size=n), rng.dirichlet(np.ones(k), size=n)
+    est = snips_difference(
+        reward=reward,
+        action=action,
+        propensity=propensity,
+        target_probs=target,
+        baseline_probs=baseline,
+    )
+    w_t = target[np.arange(n), action] / propensity
+    w_b = baseline[np.arange(n), action] / propensity
+    z = np.column_stack([w_t * reward, w_t, w_b * reward, w_b])
+    a, b, c, d = z.mean(axis=0)
+    g = np.array([1 / b, -a / b**2, -1 / d, c / d**2])
+    variance = g @ np.cov(z, rowvar=False, ddof=1) @ g / n
+    assert est.value == pytest.approx(a / b - c / d, rel=1e-12)
+    assert est.stderr == pytest.approx(math.sqrt(variance), rel=1e-10)
+    separate = snips(reward=reward, action=action, propensity=propensity, target_probs=target)
+    base = snips(reward=reward, action=action, propensity=propensity, target_probs=baseline)
+    assert est.value == pytest.approx(separate.value - base.value, rel=1e-12)
+
+
+def test_snips_difference_of_a_policy_with_itself_is_exactly_zero() -> None:
+    est = snips_difference(
+        reward=TINY["reward"],
+        action=TINY["action"],
+        propensity=TINY["propensity"],
+        target_probs=TINY["target_probs"],
+        baseline_probs=TINY["target_probs"],
+    )
+    assert (est.value, est.stderr, est.ci_low, est.ci_high) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_snips_difference_names_the_policy_that_plays_no_logged_action() -> None:
+    never = np.tile([0.0, 1.0], (4, 1))
+    with pytest.raises(BanditValueError, match="'baseline_probs' gives probability 0") as info:
+        snips_difference(
+            reward=[1.0, 0.0, 1.0, 1.0],
+            action=[0, 0, 0, 0],
+            propensity=[0.5] * 4,
+            target_probs=UNIFORM,
+            baseline_probs=never,
+        )
+    assert info.value.field == "baseline_probs"

@@ -117,6 +117,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "LearnerLease",
         "NullableJSON",
         "Outcome",
+        "PolicyPromotion",
         "PolicySnapshot",
         "Reward",
         "StrategyAssignment",
@@ -149,6 +150,13 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "head_revision",
         "known_revisions",
         "upgrade",
+    },
+    "experiments.store.promotions": {
+        "insert_promotion",
+        "list_promotions",
+        "pending_promotion",
+        "serving_snapshot",
+        "serving_version",
     },
     "experiments.store.snapshots": {
         "insert_snapshot",

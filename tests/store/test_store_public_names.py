@@ -163,6 +163,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "latest_snapshot",
         "latest_snapshot_version",
         "pack_state",
+        "snapshot_at",
         "unpack_state",
     },
     "experiments.store.database": {"Database", "SessionLock", "open_database"},

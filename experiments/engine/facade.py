@@ -106,6 +106,26 @@ class DecisionEngine:
         self._policies.forget(key)
         return row
 
+    def update_settings(
+        self,
+        key: str,
+        *,
+        exploration_floor: float | None = None,
+        apprentice: bool | None = None,
+    ) -> models.Experiment:
+        """Change what ``PATCH /v1/experiments/{key}`` and ``engage experiments set`` change;
+        a value left None stays as it is. Returns the experiment as stored afterwards.
+
+        Hook: the guardrail actions of issue 12 (item 3, automatic stop) are settings of the
+        same kind and join here as keyword arguments, so HTTP and the CLI change them alike.
+        """
+        row = self.get_experiment(key)
+        if exploration_floor is not None:
+            row = self.set_exploration_floor(key, exploration_floor)
+        if apprentice is not None:
+            row = self.set_apprentice(key, apprentice)
+        return row
+
     # ------------------------------------------------------------------ policies
     def loaded_policy(self, key: str) -> LoadedPolicy:
         """The cached policy of an experiment, reloaded when a newer snapshot exists."""

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
+from experiments.analysis.promotions import PromotionRecord, read_promotions
 from experiments.analysis.report import LiveReport, build_live_report
 from experiments.engine import DecisionEngine
 from experiments.engine.clock import Clock
@@ -215,12 +216,22 @@ def create_app(
         key: ExperimentKey, body: ExperimentPatch, engine: EngineDep
     ) -> ExperimentOut:
         """Change the exploration floor or switch apprentice mode."""
-        row = engine.get_experiment(key)
-        if body.exploration_floor is not None:
-            row = engine.set_exploration_floor(key, body.exploration_floor)
-        if body.apprentice is not None:
-            row = engine.set_apprentice(key, body.apprentice)
+        row = engine.update_settings(
+            key, exploration_floor=body.exploration_floor, apprentice=body.apprentice
+        )
         return ExperimentOut.model_validate(row)
+
+    @app.get(
+        "/v1/experiments/{key}/promotions",
+        dependencies=[Depends(require_scope(Scope.READ))],
+        tags=["experiments"],
+        responses=errors_doc(*AUTHENTICATED, 404, 422),
+    )
+    def promotions(key: ExperimentKey, engine: EngineDep) -> list[PromotionRecord]:
+        """Safe promotion's verdict on each learned snapshot, newest first (the report's
+        ``promotions``; empty without ``[promotion] enabled``)."""
+        engine.get_experiment(key)
+        return list(read_promotions(engine.database, key))
 
     @app.post(
         "/v1/experiments/{key}/decisions",

@@ -126,6 +126,8 @@ class SnapshotPublisher:
             else:
                 treatment.update(X, *_arrays(usable))
             new_version = version + 1
+            if gated:  # before the snapshot: the serving version it records excludes it
+                promotion.propose(session, key=key, version=new_version, now=self._clock.now())
             insert_snapshot(
                 session,
                 snapshot=models.PolicySnapshot(
@@ -136,8 +138,6 @@ class SnapshotPublisher:
                     created_at=self._clock.now(),
                 ),
             )
-            if gated:
-                promotion.propose(session, key=key, version=new_version, now=self._clock.now())
             mark_rewards_learned(
                 session, decision_ids=[row.decision_id for row in rows], version=new_version
             )

@@ -91,7 +91,7 @@ def test_poisoned_snapshot_is_not_promoted_and_serving_stays(core: DecisionEngin
     rng = np.random.default_rng(7)
     served, learned = serve_and_learn(core, rng, 400)
     assert (served, learned) == ({0}, 1)
-    assert records(core)[1].status == "pending"
+    assert (records(core)[1].status, records(core)[1].serving_version) == ("pending", 0)
     assert core.loaded_policy(KEY).version == 0  # the candidate does not serve yet
 
     served, learned = serve_and_learn(core, rng, 400)  # v1 judged on these 400, then v2
@@ -126,7 +126,7 @@ def test_poisoned_snapshot_is_not_promoted_and_serving_stays(core: DecisionEngin
     assert poisoned.margin is not None
     assert poisoned.difference_low < -poisoned.margin
     assert core.loaded_policy(KEY).version == 2  # serving stays on the previous version
-    assert records(core)[4].status == "pending"
+    assert (records(core)[4].status, records(core)[4].serving_version) == ("pending", 2)
     served, _ = serve_and_learn(core, rng, 10)
     assert served == {2}
     check_record_by_hand(core, poisoned)

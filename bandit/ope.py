@@ -191,7 +191,14 @@ def snips_difference(
         "snips_difference", reward, action, propensity, target_probs, None, confidence
     )
     baseline = _validate(
-        "snips_difference", reward, action, propensity, baseline_probs, None, confidence
+        "snips_difference",
+        reward,
+        action,
+        propensity,
+        baseline_probs,
+        None,
+        confidence,
+        probs_name="baseline_probs",
     )
     parts = []
     for log, name in ((target, "target_probs"), (baseline, "baseline_probs")):
@@ -369,8 +376,11 @@ def _validate(
     target_probs: ArrayLike,
     expected_reward: ArrayLike | None,
     confidence: float,
+    *,
+    probs_name: str = "target_probs",
 ) -> _Log:
-    """Check the whole log against the contract; every error names the offending argument."""
+    """Check the whole log against the contract; every error names the offending argument
+    (the policy's probabilities as ``probs_name``)."""
     level = check_real(confidence, "confidence", owner, low=0.0, high=1.0, closed="neither")
     shape = np.shape(reward)
     if len(shape) != 1 or shape[0] < 2:
@@ -379,20 +389,20 @@ def _validate(
         )
     n = shape[0]
     rewards = check_vector(reward, "reward", length=n)
-    probs = check_matrix(target_probs, "target_probs")
+    probs = check_matrix(target_probs, probs_name)
     if probs.shape[0] != n or probs.shape[1] < 1:
         raise BanditValueError(
-            "target_probs",
-            f"'target_probs' must have shape ({n}, n_actions); got shape {probs.shape}.",
+            probs_name,
+            f"'{probs_name}' must have shape ({n}, n_actions); got shape {probs.shape}.",
         )
     if probs.min() < 0:
-        raise BanditValueError("target_probs", "'target_probs' must be non-negative.")
+        raise BanditValueError(probs_name, f"'{probs_name}' must be non-negative.")
     off = np.abs(probs.sum(axis=1) - 1.0)
     if off.max() > ROW_SUM_TOLERANCE:
         row = int(np.argmax(off))
         raise BanditValueError(
-            "target_probs",
-            f"Every row of 'target_probs' must sum to 1 (± {ROW_SUM_TOLERANCE:g}); row {row} sums "
+            probs_name,
+            f"Every row of '{probs_name}' must sum to 1 (± {ROW_SUM_TOLERANCE:g}); row {row} sums "
             f"to {probs[row].sum():.9g}.",
         )
     n_actions = probs.shape[1]

@@ -389,3 +389,15 @@ def test_snips_difference_names_the_policy_that_plays_no_logged_action() -> None
             baseline_probs=never,
         )
     assert info.value.field == "baseline_probs"
+
+
+def test_snips_difference_names_the_baseline_when_its_rows_do_not_sum_to_one() -> None:
+    with pytest.raises(BanditValueError, match=r"Every row of 'baseline_probs' must sum") as info:
+        snips_difference(
+            reward=TINY["reward"],
+            action=TINY["action"],
+            propensity=TINY["propensity"],
+            target_probs=TINY["target_probs"],
+            baseline_probs=np.full((4, 2), 0.4),
+        )
+    assert info.value.field == "baseline_probs"

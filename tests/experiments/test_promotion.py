@@ -1,19 +1,20 @@
 """Safe promotion: a snapshot learned from inverted rewards is not served, a good one is, and
 every verdict is stored with its estimates and reason (engine, on SQLite and PostgreSQL);
-the rule itself on hand-computed logs."""
+the rule itself on hand-computed logs. The world (two offers, clicks, an inverted period) is
+:mod:`bench.promotion`'s, which measures the same over many seeds."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from statistics import NormalDist
 
 import numpy as np
 import pytest
 from sqlmodel import select
 
-from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from bench.promotion import FLOOR, KEY, START, gated_spec, serve_and_learn
+from experiments.engine import DecisionEngine
 from experiments.engine.clock import ManualClock
 from experiments.engine.promotion import judge
 from experiments.spec import PromotionSpec, parse_spec
@@ -24,23 +25,6 @@ from experiments.store.promotions import list_promotions
 from experiments.store.snapshots import snapshot_at, unpack_state
 
 Z95 = NormalDist().inv_cdf(0.975)
-KEY = "gate"
-START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-#: True click probabilities of the two offers: "good" is the better one.
-CLICK = {"good": 0.6, "bad": 0.2}
-FLOOR = 0.4
-
-
-def gated_spec(**promotion: object) -> dict:
-    return {
-        "key": KEY,
-        "factors": {"offer": ["good", "bad"]},
-        "policy": {"name": "epsilon_greedy", "params": {"epsilon": 0.0}},
-        "reward": {"kind": "event", "event": "click", "window": "1h"},
-        "holdout": {"share": 0.0},
-        "exploration_floor": FLOOR,
-        "promotion": {"enabled": True, "min_rows": 200, **promotion},
-    }
 
 
 @pytest.fixture(autouse=True)
@@ -58,28 +42,6 @@ def core(migrated_database_url: str) -> Iterator[DecisionEngine]:
         yield made
     finally:
         engine.dispose()
-
-
-def serve_and_learn(
-    core: DecisionEngine, rng: np.random.Generator, count: int, *, inverted: bool = False
-) -> tuple[set[int], int | None]:
-    """``count`` decisions, clicks drawn from :data:`CLICK` (reported the other way round when
-    ``inverted``: the poisoned period), the windows closed, the rewards joined and one
-    learning step. Returns the versions that served the decisions and the learned version."""
-    clock = core.clock
-    assert isinstance(clock, ManualClock)
-    results = core.decide_many(KEY, [DecisionRequest(f"c{i}", {}) for i in range(count)])
-    clicks = rng.random(count) < np.array([CLICK[r.action["offer"]] for r in results])
-    if inverted:
-        clicks = ~clicks
-    core.record(
-        OutcomeInput(f"o-{r.decision_id}", "click", 1.0, clock.now(), decision_id=r.decision_id)
-        for r, clicked in zip(results, clicks, strict=True)
-        if clicked
-    )
-    clock.advance(timedelta(hours=1, seconds=1))
-    core.join_rewards(KEY)
-    return {r.policy_version for r in results}, core.learn(KEY)
 
 
 def records(core: DecisionEngine) -> dict[int, PolicyPromotion]:

@@ -37,6 +37,7 @@ from experiments.service.ratelimit import RateLimiter
 from experiments.service.schemas import (
     DecisionIn,
     DecisionOut,
+    ExperimentDetail,
     ExperimentOut,
     ExperimentPatch,
     OutcomesIn,
@@ -184,8 +185,10 @@ def create_app(
         tags=["experiments"],
         responses=errors_doc(*AUTHENTICATED, 404, 422),
     )
-    def get_experiment(key: ExperimentKey, engine: EngineDep) -> ExperimentOut:
-        return ExperimentOut.model_validate(engine.get_experiment(key))
+    def get_experiment(key: ExperimentKey, engine: EngineDep) -> ExperimentDetail:
+        row = ExperimentOut.model_validate(engine.get_experiment(key))
+        promotions = list(read_promotions(engine.database, key))
+        return ExperimentDetail(**row.model_dump(), promotions=promotions)
 
     def status_route(status: ExperimentStatus) -> Callable[[str, DecisionEngine], ExperimentOut]:
         def change(key: ExperimentKey, engine: EngineDep) -> ExperimentOut:

@@ -163,11 +163,12 @@ def test_launch_decide_set_and_report_from_the_cli(server: Server, tmp_path: Pat
     with server.client("read") as reader:
         stored = reader.get(f"/v1/experiments/{KEY}").json()
         assert (stored["exploration_floor"], stored["apprentice"]) == (1.0, True)
+        assert stored["promotions"][1] == first
         report = reader.get(f"/v1/experiments/{KEY}/report").json()
 
     shown = json.loads(engage("experiments", "show", KEY, "--json", *url).stdout)
     assert [p["status"] for p in shown["promotions"]] == ["pending", "promoted"]
-    assert shown["promotions"][1] == first
+    assert shown["promotions"] == stored["promotions"]
 
     cli_report = json.loads(engage("report", KEY, "--json", "--no-track", *url).stdout)
     assert cli_report["decisions"]["total"] == report["decisions"]["total"]

@@ -7,6 +7,8 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bandit._validation import BanditValueError
 from bandit.ope import (
@@ -335,18 +337,26 @@ def test_snips_difference_by_hand() -> None:
     assert (est.n, est.ess, est.max_weight) == (4, 49 / 13, 2.0)
 
 
+def _random_log(seed: int, n: int, k: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logging = rng.dirichlet(np.ones(k), size=n)
+    action = np.array([rng.choice(k, p=row) for row in logging])
+    log = {
+        "reward": rng.normal(size=n),
+        "action": action,
+        "propensity": logging[np.arange(n), action],
+    }
+    return log, rng.dirichlet(np.ones(k), size=n), rng.dirichlet(np.ones(k), size=n)
+
+
 @pytest.mark.parametrize("seed", range(5))
 def test_snips_difference_is_the_delta_method_on_four_means(seed: int) -> None:
     """Independent recomputation: Δ = a/b - c/d over the means (a, b, c, d) of (w_t r, w_t,
     w_b r, w_b); its delta-method variance is gᵀ S g / n with the gradient
     g = (1/b, -a/b², -1/d, c/d²) and S the rows' sample covariance (ddof 1)."""
-    rng = np.random.default_rng(seed)
-    n, k = 400, 3
-    logging = rng.dirichlet(np.ones(k), size=n)
-    action = np.array([rng.choice(k, p=row) for row in logging])
-    propensity = logging[np.arange(n), action]
-    reward = rng.normal(loc=action.astype(float), scale=1.0)
-    target, baseline = rng.dirichlet(np.ones(k), size=n), rng.dirichlet(np.ones(k), size=n)
+    n = 400
+    log, target, baseline = _random_log(seed, n, 3)
+    reward, action, propensity = log["reward"], log["action"], log["propensity"]
     est = snips_difference(
         reward=reward,
         action=action,
@@ -401,3 +411,27 @@ def test_snips_difference_names_the_baseline_when_its_rows_do_not_sum_to_one() -
             baseline_probs=np.full((4, 2), 0.4),
         )
     assert info.value.field == "baseline_probs"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 60),
+    k=st.integers(1, 5),
+    shift=st.floats(-1e3, 1e3),
+)
+def test_snips_difference_is_antisymmetric_and_shift_invariant(
+    seed: int, n: int, k: int, shift: float
+) -> None:
+    """Swapping the policies negates Δ and keeps its stderr; adding a constant to every reward
+    moves both SNIPS values by it (each is a weighted mean), so Δ and its stderr stay."""
+    log, target, baseline = _random_log(seed, n, k)
+    forward = snips_difference(**log, target_probs=target, baseline_probs=baseline)
+    backward = snips_difference(**log, target_probs=baseline, baseline_probs=target)
+    assert backward.value == pytest.approx(-forward.value, abs=1e-12)
+    assert backward.stderr == pytest.approx(forward.stderr, rel=1e-9, abs=1e-12)
+    moved = snips_difference(
+        **{**log, "reward": log["reward"] + shift}, target_probs=target, baseline_probs=baseline
+    )
+    assert moved.value == pytest.approx(forward.value, abs=1e-9 * (1 + abs(shift)))
+    assert moved.stderr == pytest.approx(forward.stderr, rel=1e-6, abs=1e-9 * (1 + abs(shift)))

@@ -1,7 +1,12 @@
-"""``engage experiments``: list, show, pause, resume and stop stored experiments."""
+"""``engage experiments``: create, list, show, set, pause, resume and stop stored experiments.
+
+``create`` and ``set`` go through the engine as ``POST /v1/experiments`` and ``PATCH
+/v1/experiments/{key}`` do, so the CLI validates and refuses exactly what the HTTP API does.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -12,6 +17,7 @@ from cli.common import (
     JsonFlag,
     checked_database,
     console,
+    fail,
     print_json,
     readable_errors,
     shown,
@@ -23,7 +29,8 @@ if TYPE_CHECKING:
     from experiments.store.models import Experiment
 
 app = typer.Typer(
-    help="Experiment commands.\n\nExample: engage experiments list --json", no_args_is_help=True
+    help="Experiment commands.\n\nExample: engage experiments create spec.toml --paused",
+    no_args_is_help=True,
 )
 Key = Annotated[str, typer.Argument(help="Experiment key.")]
 
@@ -69,17 +76,93 @@ def list_experiments(url: DatabaseUrl = None, as_json: JsonFlag = False) -> None
 
 
 @app.command()
-def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
-    """Show one experiment with its spec. Example: engage experiments show promo"""
+def create(
+    spec_file: Annotated[Path, typer.Argument(help="The experiment's spec (TOML).")],
+    paused: Annotated[
+        bool, typer.Option("--paused", help="Create it paused: serve control until resumed.")
+    ] = False,
+    url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an experiment in the store, validated as POST /v1/experiments validates it.
+
+    Example: engage experiments create examples/quickstart.toml --paused
+    """
+    from experiments.spec import load_spec
+
+    status = ExperimentStatus.PAUSED if paused else ExperimentStatus.RUNNING
     with readable_errors():
-        row = _engine(url).get_experiment(key)
+        spec = load_spec(spec_file)
+        row = _engine(url).create_experiment(spec, status=status)
     if as_json:
-        print_json({**_row(row), "spec": row.spec})
+        print_json(_row(row))
+    else:
+        console.print(shown(f"{row.key}: created, {row.status}"))
+
+
+@app.command("set")
+def set_settings(
+    key: Key,
+    exploration_floor: Annotated[
+        float | None,
+        typer.Option("--exploration-floor", help="Share of traffic explored uniformly, 0 to 1."),
+    ] = None,
+    apprentice: Annotated[
+        bool | None,
+        typer.Option(
+            "--apprentice/--no-apprentice",
+            help="Serve business as usual while learning from it, or stop doing so.",
+        ),
+    ] = None,
+    url: DatabaseUrl = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Change an experiment's settings as PATCH /v1/experiments/{key} does.
+
+    Example: engage experiments set promo --exploration-floor 0.05 --no-apprentice
+    """
+    # Guardrail actions (issue 12, item 3) become options here once the engine's
+    # update_settings takes them.
+    if exploration_floor is None and apprentice is None:
+        raise fail("give --exploration-floor, --apprentice or --no-apprentice (see --help)")
+    with readable_errors():
+        row = _engine(url).update_settings(
+            key, exploration_floor=exploration_floor, apprentice=apprentice
+        )
+    if as_json:
+        print_json(_row(row))
+    else:
+        console.print(
+            shown(
+                f"{row.key}: exploration floor {row.exploration_floor:g}, "
+                f"apprentice {'on' if row.apprentice else 'off'}"
+            )
+        )
+
+
+@app.command()
+def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
+    """Show one experiment with its spec and safe promotion's verdicts.
+
+    Example: engage experiments show promo
+    """
+    from experiments.analysis.promotions import promotion_lines, read_promotions
+
+    with readable_errors():
+        engine = _engine(url)
+        row = engine.get_experiment(key)
+        promotions = read_promotions(engine.database, key)
+    if as_json:
+        print_json({**_row(row), "spec": row.spec, "promotions": [p.to_json() for p in promotions]})
         return
     title = shown(row.key)
     title.stylize("bold")
     console.print(title, shown(f"({row.status}) {row.description}"), soft_wrap=True)
     print_json(row.spec)
+    if promotions:
+        console.print("safe promotion, newest first:")
+        for line in promotion_lines(promotions):
+            console.print(shown(line), soft_wrap=True)
 
 
 def _set_status(key: str, status: ExperimentStatus, url: str | None, as_json: bool) -> None:

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from cli.common import DatabaseUrl, JsonFlag, checked_database, console, print_json, readable_errors
+from cli.common import (
+    DatabaseUrl,
+    JsonFlag,
+    checked_database,
+    console,
+    print_json,
+    readable_errors,
+    shown,
+)
 from cli.render import lift_table, strategy_table
 
 
@@ -61,5 +69,11 @@ def report(
         from experiments.analysis.surrogate import surrogate_markdown
 
         console.print(surrogate_markdown(live.surrogate), markup=False)
+    if live.promotions:
+        from experiments.analysis.promotions import promotion_lines
+
+        console.print("safe promotion, newest first:")
+        for line in promotion_lines(live.promotions):
+            console.print(shown(line))
     if run_id:
         console.print(f"logged to MLflow as run {run_id}; open it with: engage ui")

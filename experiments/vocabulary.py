@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Attribution", "DecisionStatus", "ExperimentStatus", "Group", "Scope"]
+__all__ = [
+    "Attribution",
+    "DecisionStatus",
+    "ExperimentStatus",
+    "Group",
+    "PromotionStatus",
+    "Scope",
+]
 
 
 class ExperimentStatus(StrEnum):
@@ -53,6 +60,15 @@ class Attribution(StrEnum):
     UNATTRIBUTED = "unattributed"
     LATE = "late"
     UNKNOWN_DECISION = "unknown_decision"
+
+
+class PromotionStatus(StrEnum):
+    """What safe promotion made of a learned snapshot: waiting for fresh rows to judge it on,
+    served, or kept from serving (the previous version serves on)."""
+
+    PENDING = "pending"
+    PROMOTED = "promoted"
+    REJECTED = "rejected"
 
 
 class Scope(StrEnum):

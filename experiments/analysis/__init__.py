@@ -10,6 +10,7 @@ and writes nothing back to the experiment.
                        difference reads (:func:`reading`); :func:`paired_difference`
 ``strategies``         the live report's strategies: each strategy's epoch KPI against the
                        holdout's, raw and regression-adjusted
+``promotions``         safe promotion's verdict on each learned snapshot, as report values
 ``surrogate``          a surrogate reward beside the matured KPI of the same decisions
 ``model``              :class:`ReportModel`, the frozen base whose undefined numbers are None
 ``plots``              figures (matplotlib Agg, no pyplot state)
@@ -48,6 +49,7 @@ __all__ = [
     "OutcomeCounts",
     "PairedDifference",
     "PeriodMetrics",
+    "PromotionRecord",
     "ReportModel",
     "RewardCounts",
     "SurrogateCheck",
@@ -70,6 +72,8 @@ __all__ = [
     "log_reporting_run",
     "off_policy_summary",
     "paired_difference",
+    "promotion_lines",
+    "read_promotions",
     "reading",
     "redacted",
     "surrogate_check",
@@ -115,6 +119,7 @@ HOMES: dict[str, str] = {
         ),
         "report",
     ),
+    **dict.fromkeys(("PromotionRecord", "promotion_lines", "read_promotions"), "promotions"),
     **dict.fromkeys(("SurrogateCheck", "surrogate_check"), "surrogate"),
     **dict.fromkeys(("ChildRun", "Tracker", "log_reporting_run"), "tracking"),
     **dict.fromkeys(("MAX_PARAM_VALUE_LENGTH", "flatten_params"), "tracking_params"),

@@ -14,7 +14,9 @@ construction. It holds:
 - for an experiment with strategies, each strategy's epoch KPI against the holdout's
   (:mod:`experiments.analysis.strategies`).
 - for a surrogate reward, the reward beside the matured KPI of the same decisions
-  (:mod:`experiments.analysis.surrogate`).
+  (:mod:`experiments.analysis.surrogate`);
+- under safe promotion, the verdict on each learned snapshot
+  (:mod:`experiments.analysis.promotions`).
 
 Every statistic comes from the reward values themselves (two-pass moments, merged across periods
 with Chan et al.'s update in :class:`bandit.lift.RunningMoments`), not from stored sums of
@@ -33,6 +35,7 @@ from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
 from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
+from experiments.analysis.promotions import PromotionRecord, promotion_lines, read_promotions
 from experiments.analysis.strategies import (
     StrategyReport,
     strategy_report,
@@ -43,8 +46,9 @@ from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.aggregates import experiment_counts
 from experiments.store.database import Database
 from experiments.store.experiments import require_experiment
+from experiments.store.promotions import serving_snapshot
 from experiments.store.rewards import LearningRow, reward_rows
-from experiments.store.snapshots import latest_snapshot, unpack_state
+from experiments.store.snapshots import unpack_state
 from experiments.vocabulary import ExperimentStatus, Group
 
 __all__ = [
@@ -155,9 +159,9 @@ class OffPolicySummary(ReportModel):
 class LiveReport(ReportModel):
     """The report of a live experiment, from its database (see the module docstring).
 
-    ``kpi`` is the reward definition (``kind:event``); ``policy_version`` the newest published
-    snapshot (0 before the first); ``periods`` are ``period_days`` long, counted from the first
-    rewarded decision.
+    ``kpi`` is the reward definition (``kind:event``); ``policy_version`` the snapshot that
+    serves (the newest published, unless safe promotion held it back; 0 before the first);
+    ``periods`` are ``period_days`` long, counted from the first rewarded decision.
     """
 
     experiment: str
@@ -175,6 +179,8 @@ class LiveReport(ReportModel):
     #: Lift per strategy (experiments with ``[strategies]``; None otherwise).
     strategies: StrategyReport | None = None
     surrogate: SurrogateCheck | None = None
+    #: Safe promotion's newest verdicts, newest first (empty without ``[promotion]``).
+    promotions: tuple[PromotionRecord, ...] = ()
 
 
 def build_live_report(database: Database, key: str, *, period_days: int = 1) -> LiveReport:
@@ -186,7 +192,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
         spec = parse_spec(experiment.spec)
         counts = experiment_counts(session, experiment_key=key)
         rows = reward_rows(session, experiment_key=key)
-        snapshot = latest_snapshot(session, experiment_key=key)
+        snapshot = serving_snapshot(session, experiment_key=key)
         status = experiment.status
         version = snapshot.version if snapshot is not None else 0
         state = unpack_state(snapshot.state) if snapshot is not None else None
@@ -221,6 +227,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             "off_policy": off_policy_summary(spec, rows, state),
             "strategies": strategies,
             "surrogate": surrogate,
+            "promotions": read_promotions(database, key),
         }
     )
 
@@ -342,4 +349,7 @@ def live_report_markdown(report: LiveReport) -> str:
             )
     if report.strategies is not None:
         lines += ["", strategy_table_markdown(report.strategies)]
+    if report.promotions:
+        lines += ["", "Safe promotion, newest first:", ""]
+        lines += [f"- {line}" for line in promotion_lines(report.promotions)]
     return "\n".join(lines) + "\n"

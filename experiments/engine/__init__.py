@@ -5,7 +5,7 @@ the modules behind it each do one job:
 
 ====================  ===============================================================
 ``registry``          stored experiments; the one validated path for status changes
-``snapshots``         policy state <-> bytes, the policy factory, the policy cache
+``snapshots``         policy state <-> bytes, the policy factory, the serving policy cache
 ``planning``          a decision planned in memory: contexts, contact rules, groups
 ``customer_state``    the customer's observable state, appended to contexts and logged
 ``decide``            decide / activate: store the planned rows, answer from them
@@ -13,6 +13,7 @@ the modules behind it each do one job:
 ``reward``            a reward from a decision's outcomes (pure)
 ``join``              the reward join: rewards written once known
 ``learning``          rewards folded into the policy, the next snapshot published
+``promotion``         safe promotion: a learned snapshot serves once judged on fresh rewards
 ``transitions``       a reward with its customer's next state, for value-function policies
 ``learner``           the background learner, one at a time across processes
 ``strategies``        strategy experiments: a customer's strategy per epoch, on the decision path

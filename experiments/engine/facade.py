@@ -21,7 +21,8 @@ and, for experiments with strategies, the long clock::
 (the policy cache) consistent: experiments (:mod:`~experiments.engine.registry`), policies and
 snapshots (:mod:`~experiments.engine.snapshots`), deciding (:mod:`~experiments.engine.decide`
 over :mod:`~experiments.engine.planning`), outcomes (:mod:`~experiments.engine.outcomes`), the
-reward join (:mod:`~experiments.engine.join`) and learning (:mod:`~experiments.engine.learning`),
+reward join (:mod:`~experiments.engine.join`) and learning (:mod:`~experiments.engine.learning`,
+gated by :mod:`~experiments.engine.promotion` under ``[promotion] enabled``),
 and strategies (:mod:`~experiments.engine.strategies`, :mod:`~experiments.engine.epochs`).
 """
 
@@ -106,6 +107,26 @@ class DecisionEngine:
         self._policies.forget(key)
         return row
 
+    def update_settings(
+        self,
+        key: str,
+        *,
+        exploration_floor: float | None = None,
+        apprentice: bool | None = None,
+    ) -> models.Experiment:
+        """Change what ``PATCH /v1/experiments/{key}`` and ``engage experiments set`` change;
+        a value left None stays as it is. Returns the experiment as stored afterwards.
+
+        Hook: the guardrail actions of issue 12 (item 3, automatic stop) are settings of the
+        same kind and join here as keyword arguments, so HTTP and the CLI change them alike.
+        """
+        row = self.get_experiment(key)
+        if exploration_floor is not None:
+            row = self.set_exploration_floor(key, exploration_floor)
+        if apprentice is not None:
+            row = self.set_apprentice(key, apprentice)
+        return row
+
     # ------------------------------------------------------------------ policies
     def loaded_policy(self, key: str) -> LoadedPolicy:
         """The cached policy of an experiment, reloaded when a newer snapshot exists."""
@@ -156,7 +177,10 @@ class DecisionEngine:
         run in several processes go through :class:`experiments.engine.learner.Learner`, which
         holds the learner lock around this call. The process that publishes a version
         serves it from its next decision (other processes within ``SNAPSHOT_CHECK_SECONDS``),
-        so what a seeded, simulated run serves does not depend on how fast it runs.
+        so what a seeded, simulated run serves does not depend on how fast it runs. Under
+        safe promotion the new version is a pending candidate instead, judged (promoted or
+        rejected) at the next call; that call returns None, learning nothing, while fewer than
+        ``promotion.min_rows`` fresh rewards are there to judge it on.
         """
         version = self._publisher.learn(key, limit=limit)
         if version is not None:

@@ -8,6 +8,11 @@ reward with its customer's next state (:mod:`experiments.engine.transitions`); r
 next state is not known yet wait, unmarked, for a later step. Several processes may call it;
 only one at a time should (the background learner, :mod:`experiments.engine.learner`, holds
 the learner lock around it).
+
+Under safe promotion (the spec's ``[promotion] enabled``, :mod:`experiments.engine.promotion`)
+the step first judges the pending candidate on the rewards it is about to learn (fresh to the
+candidate and to the serving version), waiting while fewer than ``min_rows`` are there, and
+publishes the new snapshot as the next pending candidate.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from bandit import FittedQPolicy
+from experiments.engine import promotion
 from experiments.engine.clock import Clock
 from experiments.engine.registry import find_experiment
 from experiments.engine.snapshots import PolicyFactory, restore
@@ -88,11 +94,25 @@ class SnapshotPublisher:
             rows = unlearned_rewards(session, experiment_key=key, limit=limit)
             if not rows:
                 return None
+            X, usable = learnable(spec, rows)
+            gated = spec.promotion.enabled
+            if gated:
+                verdict = promotion.judge_pending(
+                    session,
+                    key=key,
+                    spec=spec,
+                    floor=experiment.exploration_floor,
+                    factory=self._factory,
+                    rows=usable,
+                    X=X,
+                    now=self._clock.now(),
+                )
+                if verdict == promotion.WAIT:
+                    return None
             treatment, _ = self._factory.build(spec, experiment.exploration_floor)
             latest = latest_snapshot(session, experiment_key=key)
             version = restore(treatment, latest)
             learned = 0 if latest is None else latest.rows_learned
-            X, usable = learnable(spec, rows)
             if isinstance(treatment, FittedQPolicy):
                 ready = build_transitions(session, key, spec, usable, X, now=self._clock.now())
                 waiting = {row.decision_id for row in ready.waiting}
@@ -106,6 +126,8 @@ class SnapshotPublisher:
             else:
                 treatment.update(X, *_arrays(usable))
             new_version = version + 1
+            if gated:  # before the snapshot: the serving version it records excludes it
+                promotion.propose(session, key=key, version=new_version, now=self._clock.now())
             insert_snapshot(
                 session,
                 snapshot=models.PolicySnapshot(

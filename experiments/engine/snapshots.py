@@ -2,9 +2,12 @@
 
 A snapshot is the treatment policy's state at one version, stored as a plain ``.npz`` archive
 (:func:`experiments.store.snapshots.pack_state` / ``unpack_state``, no pickle). The learner
-(:mod:`experiments.engine.learning`) writes them; decisions read them through
-:class:`PolicyCache`, which trusts a loaded policy for :data:`SNAPSHOT_CHECK_SECONDS` and then
-asks the store whether a newer version exists, so serving never waits for learning.
+(:mod:`experiments.engine.learning`) writes them; decisions read the serving one (the newest
+that safe promotion has not held back: :func:`experiments.store.promotions.serving_snapshot`)
+through :class:`PolicyCache`, which trusts a loaded policy for :data:`SNAPSHOT_CHECK_SECONDS`
+and then asks the store whether the serving version, exploration floor or apprentice mode
+changed, so serving never waits for learning and a change made by another process (``engage
+experiments set``) reaches every server within that time.
 
 :class:`PolicyFactory` builds the policies both sides need from one seed sequence: a seeded
 engine draws the same random numbers run after run.
@@ -23,7 +26,8 @@ from experiments.engine.registry import find_experiment
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import models
 from experiments.store.database import Database
-from experiments.store.snapshots import latest_snapshot, unpack_state
+from experiments.store.promotions import serving_snapshot
+from experiments.store.snapshots import unpack_state
 from experiments.vocabulary import ExperimentStatus
 
 #: How long a cached policy is trusted before the newest snapshot version is checked again.
@@ -79,10 +83,10 @@ class LoadedPolicy:
 
 
 class PolicyCache:
-    """Each experiment's :class:`LoadedPolicy`, reloaded when a newer snapshot exists.
+    """Each experiment's :class:`LoadedPolicy`, reloaded when another snapshot serves or the
+    exploration floor or apprentice mode changed (or at once, once :meth:`forget`-ten).
 
-    The experiment's status is refreshed at every check; a change of exploration floor or
-    apprentice mode takes effect once the entry is :meth:`forget`-ten.
+    The experiment's status is refreshed at every check.
     """
 
     def __init__(self, database: Database, factory: PolicyFactory) -> None:
@@ -92,8 +96,8 @@ class PolicyCache:
         self._lock = threading.Lock()
 
     def get(self, key: str) -> LoadedPolicy:
-        """The cached policy of experiment ``key``, checked against the newest snapshot at most
-        every :data:`SNAPSHOT_CHECK_SECONDS`."""
+        """The cached policy of experiment ``key``, checked against the serving snapshot and
+        the stored settings at most every :data:`SNAPSHOT_CHECK_SECONDS`."""
         with self._lock:
             loaded = self._policies.get(key)
         monotonic = time.monotonic()
@@ -101,11 +105,16 @@ class PolicyCache:
             return loaded
         with self._database.session() as session:
             experiment = find_experiment(session, key)
-            latest = latest_snapshot(session, experiment_key=key)
+            latest = serving_snapshot(session, experiment_key=key)
             # No snapshot yet is version 0: the loaded policy is still current (rebuilding it
             # would draw new generators at wall-clock-dependent times).
             newest = latest.version if latest is not None else 0
-            if loaded is not None and newest == loaded.version:
+            if (
+                loaded is not None
+                and newest == loaded.version
+                and experiment.exploration_floor == loaded.exploration_floor
+                and experiment.apprentice == loaded.apprentice
+            ):
                 loaded.checked_at = monotonic
                 loaded.status = ExperimentStatus(experiment.status)
                 return loaded

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 
+from experiments.analysis.promotions import PromotionRecord, read_promotions
 from experiments.analysis.report import LiveReport, build_live_report
 from experiments.engine import DecisionEngine
 from experiments.engine.clock import Clock
@@ -36,6 +37,7 @@ from experiments.service.ratelimit import RateLimiter
 from experiments.service.schemas import (
     DecisionIn,
     DecisionOut,
+    ExperimentDetail,
     ExperimentOut,
     ExperimentPatch,
     OutcomesIn,
@@ -183,8 +185,10 @@ def create_app(
         tags=["experiments"],
         responses=errors_doc(*AUTHENTICATED, 404, 422),
     )
-    def get_experiment(key: ExperimentKey, engine: EngineDep) -> ExperimentOut:
-        return ExperimentOut.model_validate(engine.get_experiment(key))
+    def get_experiment(key: ExperimentKey, engine: EngineDep) -> ExperimentDetail:
+        row = ExperimentOut.model_validate(engine.get_experiment(key))
+        promotions = list(read_promotions(engine.database, key))
+        return ExperimentDetail(**row.model_dump(), promotions=promotions)
 
     def status_route(status: ExperimentStatus) -> Callable[[str, DecisionEngine], ExperimentOut]:
         def change(key: ExperimentKey, engine: EngineDep) -> ExperimentOut:
@@ -215,12 +219,22 @@ def create_app(
         key: ExperimentKey, body: ExperimentPatch, engine: EngineDep
     ) -> ExperimentOut:
         """Change the exploration floor or switch apprentice mode."""
-        row = engine.get_experiment(key)
-        if body.exploration_floor is not None:
-            row = engine.set_exploration_floor(key, body.exploration_floor)
-        if body.apprentice is not None:
-            row = engine.set_apprentice(key, body.apprentice)
+        row = engine.update_settings(
+            key, exploration_floor=body.exploration_floor, apprentice=body.apprentice
+        )
         return ExperimentOut.model_validate(row)
+
+    @app.get(
+        "/v1/experiments/{key}/promotions",
+        dependencies=[Depends(require_scope(Scope.READ))],
+        tags=["experiments"],
+        responses=errors_doc(*AUTHENTICATED, 404, 422),
+    )
+    def promotions(key: ExperimentKey, engine: EngineDep) -> list[PromotionRecord]:
+        """Safe promotion's verdict on each learned snapshot, newest first (the report's
+        ``promotions``; empty without ``[promotion] enabled``)."""
+        engine.get_experiment(key)
+        return list(read_promotions(engine.database, key))
 
     @app.post(
         "/v1/experiments/{key}/decisions",

@@ -25,6 +25,7 @@ from pydantic import (
     Field,
 )
 
+from experiments.analysis.promotions import PromotionRecord
 from experiments.engine import DecisionRequest, OutcomeInput
 from experiments.spec.text import text_problem
 from experiments.vocabulary import ExperimentStatus, Group
@@ -144,6 +145,14 @@ class ExperimentOut(Answer):
     created_at: datetime
     updated_at: datetime
     spec: dict[str, Any]
+
+
+class ExperimentDetail(ExperimentOut):
+    """One experiment as ``GET /v1/experiments/{key}`` answers: with safe promotion's newest
+    verdicts, newest first (empty without ``[promotion] enabled``), as ``engage experiments
+    show --json`` prints it."""
+
+    promotions: list[PromotionRecord]
 
 
 class ExperimentPatch(Strict):

@@ -38,6 +38,7 @@ from experiments.spec.model import (
     HoldoutSpec,
     LearnerSpec,
     PolicySpec,
+    PromotionSpec,
 )
 from experiments.spec.reward import RewardSpec
 from experiments.spec.simulation import SimulationSpec
@@ -55,6 +56,7 @@ __all__ = [
     "LearnerSpec",
     "NumericField",
     "PolicySpec",
+    "PromotionSpec",
     "RewardSpec",
     "SimulationSpec",
     "SpecError",

@@ -31,7 +31,14 @@ from pydantic import (
     model_validator,
 )
 
-from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_policy
+from bandit import (
+    POLICIES,
+    BanditValueError,
+    DecisionSpace,
+    FittedQPolicy,
+    Policy,
+    make_policy,
+)
 from experiments.spec.context import (
     CONTEXT_KINDS,
     ContextEncoder,
@@ -55,6 +62,7 @@ from experiments.spec.sections import (
     HoldoutSpec,
     LearnerSpec,
     PolicySpec,
+    PromotionSpec,
 )
 from experiments.spec.simulation import SimulationSpec
 from experiments.spec.state import StateSpec, encode_logged
@@ -94,6 +102,7 @@ class ExperimentSpec(BaseModel):
     exploration_floor: Number = Field(default=0.01, ge=0.0, le=1.0)
     contact: ContactSpec = Field(default_factory=ContactSpec)
     learner: LearnerSpec = Field(default_factory=LearnerSpec)
+    promotion: PromotionSpec = Field(default_factory=PromotionSpec)
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     strategies: StrategiesSpec | None = None
     state: StateSpec | None = None
@@ -193,6 +202,12 @@ class ExperimentSpec(BaseModel):
                 f"kind 'event' or 'retained' with a default in [0, 1]; got kind "
                 f"{self.reward.kind!r} with default {self.reward.default:g} "
                 "(use linear_ts, kalman_ts, linucb or epsilon_greedy for other rewards)",
+            )
+        if self.promotion.enabled and issubclass(cls, FittedQPolicy):
+            raise SpecError(
+                "promotion.enabled",
+                f"safe promotion judges a snapshot by its immediate reward; policy "
+                f"{self.policy.name!r} maximises a long-term value, which it cannot judge",
             )
         # Before building: the policy's arrays are allocated in its constructor.
         check_policy_cost(
@@ -426,6 +441,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "holdout": HoldoutSpec,
     "contact": ContactSpec,
     "learner": LearnerSpec,
+    "promotion": PromotionSpec,
     "state": StateSpec,
     "simulation": SimulationSpec,
 }

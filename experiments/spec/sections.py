@@ -1,5 +1,5 @@
-"""The spec's sections other than the whole: policy, holdout, contact rules, learner (the
-reward is :mod:`experiments.spec.reward`).
+"""The spec's sections other than the whole: policy, holdout, contact rules, learner, safe
+promotion (the reward is :mod:`experiments.spec.reward`).
 
 Each validates itself; checks that need several sections (a policy that learns from [0, 1]
 rewards needs a 0/1 reward, a fixed holdout action must be one the rules allow) live in
@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import (
     BaseModel,
     Field,
+    StrictBool,
     StrictStr,
     field_validator,
     model_validator,
@@ -156,3 +157,36 @@ class LearnerSpec(BaseModel):
 
     batch_size: Integer = Field(default=100, ge=1)
     interval_seconds: Number = Field(default=60.0, gt=0.0)
+
+
+class PromotionSpec(BaseModel):
+    """Safe promotion: a learned snapshot serves only once off-policy evaluation on fresh
+    logged rewards says it is at least as good as the serving version, up to a margin.
+
+    With ``enabled``, each snapshot the learner publishes is a candidate. At the next learning
+    step, on the ``min_rows`` or more rewards neither it nor the serving version has learned
+    (the learner waits for that many), the candidate's SNIPS value ``V̂_c`` and the serving
+    version's ``V̂_s`` are compared through their paired difference ``Δ̂ = V̂_c - V̂_s``
+    (:func:`bandit.ope.snips_difference`); the candidate is promoted when the lower bound of
+    its value, ``V̂_s + Δ̂_low`` at ``confidence``, is at least ``V̂_s - margin``, i.e. when
+    ``Δ̂_low >= -margin``. Otherwise the previous version keeps serving and the reason is
+    stored. ``margin`` is in reward units; left unset it is ``relative_margin · |V̂_s|``.
+
+    Off by default: the gate holds each snapshot back one learning step and makes the
+    learner wait for ``min_rows`` fresh rewards.
+    """
+
+    model_config = FROZEN
+
+    enabled: StrictBool = False
+    estimator: Literal["snips"] = "snips"
+    margin: Number | None = Field(default=None, ge=0.0)
+    relative_margin: Number = Field(default=0.05, ge=0.0, le=1.0)
+    min_rows: Integer = Field(default=200, ge=2)
+    confidence: Number = Field(default=0.95, gt=0.0, lt=1.0)
+
+    def margin_for(self, serving_value: float) -> float:
+        """The margin in reward units, against the serving version's estimated value."""
+        if self.margin is not None:
+            return float(self.margin)
+        return float(self.relative_margin) * abs(serving_value)

@@ -26,6 +26,8 @@ Modules:
 - :mod:`~experiments.store.outcomes`: the ``outcome`` table.
 - :mod:`~experiments.store.rewards`: the ``reward`` table and the learner's rows.
 - :mod:`~experiments.store.snapshots`: the ``policy_snapshot`` table and its state format.
+- :mod:`~experiments.store.promotions`: the ``policy_promotion`` table (safe promotion's record
+  of each learned snapshot) and the snapshot that serves.
 - :mod:`~experiments.store.strategies`: the ``strategy_assignment`` and ``strategy_snapshot``
   tables (strategy experiments: a customer's strategy per epoch and its KPI).
 - :mod:`~experiments.store.leases`: the ``learner_lease`` table (one learner at a time).

@@ -28,7 +28,13 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from experiments.vocabulary import Attribution, DecisionStatus, ExperimentStatus, Group
+from experiments.vocabulary import (
+    Attribution,
+    DecisionStatus,
+    ExperimentStatus,
+    Group,
+    PromotionStatus,
+)
 
 __all__ = [
     "TABLES",
@@ -38,6 +44,7 @@ __all__ = [
     "LearnerLease",
     "NullableJSON",
     "Outcome",
+    "PolicyPromotion",
     "PolicySnapshot",
     "Reward",
     "StrategyAssignment",
@@ -211,6 +218,46 @@ class PolicySnapshot(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class PolicyPromotion(SQLModel, table=True):
+    """Safe promotion's record of one learned snapshot: pending until judged, then promoted
+    (served) or rejected (never served), with the off-policy estimates and the reason.
+
+    A snapshot with no row here was published without the gate and is served as before;
+    one whose row is pending or rejected is never served. The estimates are SNIPS on ``rows``
+    fresh logged rewards: the candidate's value and interval, the serving version's value, and
+    the paired difference (candidate minus serving) with its interval, against ``margin``.
+    """
+
+    __tablename__ = "policy_promotion"
+    __table_args__ = (
+        UniqueConstraint(
+            "experiment_key", "version", name="uq_policy_promotion_experiment_version"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_key: str = Field(index=True, sa_type=String(64))
+    #: The candidate snapshot's version.
+    version: int
+    #: The version that served when the candidate was learned, then when it was judged.
+    serving_version: int
+    status: str = Field(default=PromotionStatus.PENDING.value, sa_type=String(16))
+    estimator: str | None = Field(default=None, sa_type=String(32))
+    rows: int | None = None
+    candidate_value: float | None = None
+    candidate_low: float | None = None
+    candidate_high: float | None = None
+    serving_value: float | None = None
+    difference: float | None = None
+    difference_low: float | None = None
+    difference_high: float | None = None
+    margin: float | None = None
+    confidence: float | None = None
+    reason: str = Field(default="", sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 class StrategyAssignment(SQLModel, table=True):
     """A customer's strategy for one epoch of a strategy experiment, and the epoch's KPI.
 
@@ -311,5 +358,6 @@ TABLES: tuple[type[SQLModel], ...] = (
     LearnerLease,
     StrategyAssignment,
     StrategySnapshot,
+    PolicyPromotion,
 )
 """Every table model, in dependency order."""

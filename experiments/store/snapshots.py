@@ -24,6 +24,7 @@ __all__ = [
     "latest_snapshot",
     "latest_snapshot_version",
     "pack_state",
+    "snapshot_at",
     "unpack_state",
 ]
 
@@ -50,6 +51,14 @@ def latest_snapshot(session: Session, *, experiment_key: str) -> PolicySnapshot 
         .where(PolicySnapshot.experiment_key == experiment_key)
         .order_by(col(PolicySnapshot.version).desc())
         .limit(1)
+    )
+    return session.exec(stmt).first()
+
+
+def snapshot_at(session: Session, *, experiment_key: str, version: int) -> PolicySnapshot | None:
+    """Snapshot ``version`` of ``experiment_key``, or ``None``."""
+    stmt = select(PolicySnapshot).where(
+        PolicySnapshot.experiment_key == experiment_key, PolicySnapshot.version == version
     )
     return session.exec(stmt).first()
 

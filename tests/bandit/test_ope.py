@@ -7,6 +7,8 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bandit._validation import BanditValueError
 from bandit.ope import (
@@ -17,6 +19,7 @@ from bandit.ope import (
     estimate_all,
     ips,
     snips,
+    snips_difference,
     unsupported_actions,
 )
 
@@ -305,3 +308,130 @@ def test_model_based_estimators_require_expected_reward(estimator) -> None:
 def test_estimators_are_keyword_only() -> None:
     with pytest.raises(TypeError):
         ips(TINY["reward"], TINY["action"], TINY["propensity"], TINY["target_probs"])  # type: ignore[misc]
+
+
+# The uniform policy as a baseline on TINY: weights [.5/.5, .5/.5, .5/.25, .5/.5] = [1, 1, 2, 1].
+UNIFORM = np.full((4, 2), 0.5)
+
+
+def test_snips_difference_by_hand() -> None:
+    """Target as in :func:`test_snips_by_hand`: V_t = 6/7, ψ_t = [8, -24, 8, 8] / 49.
+
+    Baseline uniform: Σ w r = 1 + 0 + 2 + 1 = 4, Σ w = 5, V_b = 4/5; r - V_b = [1, -4, 1, 1]/5,
+    w (r - V_b) = [1, -4, 2, 1]/5, mean w = 5/4, ψ_b = [4, -16, 8, 4]/25.
+    Δ = 6/7 - 4/5 = 2/35; ψ_t - ψ_b = [4, 184, -192, 4]/1225, Σ squares = 70752/1225²,
+    stderr = √(70752 / 12) / 1225 = √5896 / 1225.
+    """
+    est = snips_difference(
+        reward=TINY["reward"],
+        action=TINY["action"],
+        propensity=TINY["propensity"],
+        target_probs=TINY["target_probs"],
+        baseline_probs=UNIFORM,
+    )
+    stderr = math.sqrt(5896) / 1225
+    assert est.estimator == "snips_difference"
+    assert est.value == pytest.approx(2 / 35, rel=1e-14)
+    assert est.stderr == pytest.approx(stderr, rel=1e-14)
+    assert est.ci_low == pytest.approx(2 / 35 - Z95 * stderr, rel=1e-14)
+    assert (est.n, est.ess, est.max_weight) == (4, 49 / 13, 2.0)
+
+
+def _random_log(seed: int, n: int, k: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    logging = rng.dirichlet(np.ones(k), size=n)
+    action = np.array([rng.choice(k, p=row) for row in logging])
+    log = {
+        "reward": rng.normal(size=n),
+        "action": action,
+        "propensity": logging[np.arange(n), action],
+    }
+    return log, rng.dirichlet(np.ones(k), size=n), rng.dirichlet(np.ones(k), size=n)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_snips_difference_is_the_delta_method_on_four_means(seed: int) -> None:
+    """Independent recomputation: Δ = a/b - c/d over the means (a, b, c, d) of (w_t r, w_t,
+    w_b r, w_b); its delta-method variance is gᵀ S g / n with the gradient
+    g = (1/b, -a/b², -1/d, c/d²) and S the rows' sample covariance (ddof 1)."""
+    n = 400
+    log, target, baseline = _random_log(seed, n, 3)
+    reward, action, propensity = log["reward"], log["action"], log["propensity"]
+    est = snips_difference(
+        reward=reward,
+        action=action,
+        propensity=propensity,
+        target_probs=target,
+        baseline_probs=baseline,
+    )
+    w_t = target[np.arange(n), action] / propensity
+    w_b = baseline[np.arange(n), action] / propensity
+    z = np.column_stack([w_t * reward, w_t, w_b * reward, w_b])
+    a, b, c, d = z.mean(axis=0)
+    g = np.array([1 / b, -a / b**2, -1 / d, c / d**2])
+    variance = g @ np.cov(z, rowvar=False, ddof=1) @ g / n
+    assert est.value == pytest.approx(a / b - c / d, rel=1e-12)
+    assert est.stderr == pytest.approx(math.sqrt(variance), rel=1e-10)
+    separate = snips(reward=reward, action=action, propensity=propensity, target_probs=target)
+    base = snips(reward=reward, action=action, propensity=propensity, target_probs=baseline)
+    assert est.value == pytest.approx(separate.value - base.value, rel=1e-12)
+
+
+def test_snips_difference_of_a_policy_with_itself_is_exactly_zero() -> None:
+    est = snips_difference(
+        reward=TINY["reward"],
+        action=TINY["action"],
+        propensity=TINY["propensity"],
+        target_probs=TINY["target_probs"],
+        baseline_probs=TINY["target_probs"],
+    )
+    assert (est.value, est.stderr, est.ci_low, est.ci_high) == (0.0, 0.0, 0.0, 0.0)
+
+
+def test_snips_difference_names_the_policy_that_plays_no_logged_action() -> None:
+    never = np.tile([0.0, 1.0], (4, 1))
+    with pytest.raises(BanditValueError, match="'baseline_probs' gives probability 0") as info:
+        snips_difference(
+            reward=[1.0, 0.0, 1.0, 1.0],
+            action=[0, 0, 0, 0],
+            propensity=[0.5] * 4,
+            target_probs=UNIFORM,
+            baseline_probs=never,
+        )
+    assert info.value.field == "baseline_probs"
+
+
+def test_snips_difference_names_the_baseline_when_its_rows_do_not_sum_to_one() -> None:
+    with pytest.raises(BanditValueError, match=r"Every row of 'baseline_probs' must sum") as info:
+        snips_difference(
+            reward=TINY["reward"],
+            action=TINY["action"],
+            propensity=TINY["propensity"],
+            target_probs=TINY["target_probs"],
+            baseline_probs=np.full((4, 2), 0.4),
+        )
+    assert info.value.field == "baseline_probs"
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 60),
+    k=st.integers(1, 5),
+    shift=st.floats(-1e3, 1e3),
+)
+def test_snips_difference_is_antisymmetric_and_shift_invariant(
+    seed: int, n: int, k: int, shift: float
+) -> None:
+    """Swapping the policies negates Δ and keeps its stderr; adding a constant to every reward
+    moves both SNIPS values by it (each is a weighted mean), so Δ and its stderr stay."""
+    log, target, baseline = _random_log(seed, n, k)
+    forward = snips_difference(**log, target_probs=target, baseline_probs=baseline)
+    backward = snips_difference(**log, target_probs=baseline, baseline_probs=target)
+    assert backward.value == pytest.approx(-forward.value, abs=1e-12)
+    assert backward.stderr == pytest.approx(forward.stderr, rel=1e-9, abs=1e-12)
+    moved = snips_difference(
+        **{**log, "reward": log["reward"] + shift}, target_probs=target, baseline_probs=baseline
+    )
+    assert moved.value == pytest.approx(forward.value, abs=1e-9 * (1 + abs(shift)))
+    assert moved.stderr == pytest.approx(forward.stderr, rel=1e-6, abs=1e-9 * (1 + abs(shift)))

@@ -166,3 +166,16 @@ def test_regret_against_the_optimum_and_the_floor_ceiling() -> None:
     assert run.regret_tail == pytest.approx(run.optimal_tail - run.expected_tail, rel=1e-14)
     assert run.ceiling_regret_tail == pytest.approx(ceiling.mean() - run.expected_tail, rel=1e-14)
     assert 0.0 < run.ceiling_regret_tail < run.regret_tail
+
+
+def test_promotion_bench_writes_its_counts(tmp_path) -> None:
+    """One seed of each stream, structure only (the counts are `python -m bench.promotion`'s)."""
+    from bench.promotion import main
+
+    main(seeds=1, stationary_seeds=1, out=tmp_path)
+    payload = json.loads((tmp_path / "promotion.json").read_text())
+    (run,) = payload["poisoned"]
+    assert sorted(run["verdicts"]) == ["1", "2", "3", "4"]
+    assert run["verdicts"]["4"]["status"] == "pending"
+    assert set(payload["stationary"]) == {"linear_ts", "beta_ts", "epsilon_greedy"}
+    assert all(counts["verdicts"] == 6 for counts in payload["stationary"].values())

@@ -254,6 +254,32 @@ CHANGE = {"kind": "change", "event": "usage", "window": "30d", "target": 10.0}
 BAD_SPECS: list[tuple[str, Mutation, str, str]] = [
     # (id, mutation of the quickstart spec, field, fragment of the message)
     ("unknown top-level field", _set("colour", value="red"), "colour", "unknown field"),
+    (
+        "promotion on too few rows",
+        _set("promotion", value={"enabled": True, "min_rows": 1}),
+        "promotion.min_rows",
+        "greater than or equal to 2",
+    ),
+    (
+        "promotion margin below zero",
+        _set("promotion", value={"margin": -0.1}),
+        "promotion.margin",
+        "greater than or equal to 0",
+    ),
+    (
+        "promotion by an unknown estimator",
+        _set("promotion", value={"estimator": "ips"}),
+        "promotion.estimator",
+        "'snips'",
+    ),
+    (
+        "promotion of a value-function policy",
+        lambda data: data.update(
+            policy={"name": "fitted_q", "params": {}}, promotion={"enabled": True}
+        ),
+        "promotion.enabled",
+        "cannot judge",
+    ),
     ("unknown reward field", _set("reward", "colour", value="red"), "reward.colour", "'kind'"),
     (
         "unknown context-field field",
@@ -808,6 +834,7 @@ PUBLIC = [
     "LearnerSpec",
     "NumericField",
     "PolicySpec",
+    "PromotionSpec",
     "RewardSpec",
     "SimulationSpec",
     "SpecError",
@@ -938,3 +965,11 @@ def test_a_space_too_large_for_the_policy_names_the_policy_and_its_sizes() -> No
     )
     data["policy"] = {"name": "uniform"}
     assert parse_spec(data).decision_space().n_actions == 90_000
+
+
+def test_promotion_margin_is_absolute_when_given_else_relative_to_the_serving_value() -> None:
+    from experiments.spec import PromotionSpec
+
+    assert PromotionSpec().margin_for(-2.0) == pytest.approx(0.1)  # 0.05 · |-2|
+    assert PromotionSpec(relative_margin=0.5).margin_for(0.2) == pytest.approx(0.1)
+    assert PromotionSpec(margin=0.3).margin_for(100.0) == 0.3

@@ -29,6 +29,7 @@ from experiments.store.connection import (
 )
 from experiments.store.errors import InvalidFieldError, SchemaMismatchError
 from experiments.store.models import TABLES, Experiment
+from experiments.store.promotions import insert_promotion, serving_version
 from experiments.store.schema import (
     alembic_config,
     check_schema,
@@ -49,7 +50,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(engine) == head_revision() == "0003"
+        assert upgrade(engine) == head_revision() == "0004_promotions"
         expected = {model.__tablename__ for model in TABLES} | {"alembic_version"}
         assert table_names(engine) == expected
         assert current_revision(engine) == head_revision()
@@ -95,9 +96,11 @@ def test_check_schema_refuses_an_unknown_revision(engine: Engine) -> None:
 def test_check_schema_asks_to_upgrade_an_older_revision(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pretend this engage ships a newer revision than the database's 0003."""
-    monkeypatch.setattr(schema_module, "head_revision", lambda: "0004")
-    expected = "database is at revision 0003, this engage knows 0004; run `engage db upgrade`"
+    """Pretend this engage ships a newer revision than the database's 0004_promotions."""
+    monkeypatch.setattr(schema_module, "head_revision", lambda: "0005")
+    expected = (
+        "database is at revision 0004_promotions, this engage knows 0005; run `engage db upgrade`"
+    )
     with pytest.raises(SchemaMismatchError) as info:
         check_schema(engine)
     assert str(info.value) == expected
@@ -258,7 +261,7 @@ def test_migration_0003_pins_the_noise_variance_a_snapshot_learned_under(
                         )
                     )
             session.commit()
-        assert upgrade(engine) == "0003"
+        assert upgrade(engine, "0003") == "0003"
         with Session(engine) as session:
             stored = {key: session.get(Experiment, key) for key in ("old", "fresh", "auto")}
             params = {key: row.spec["policy"]["params"] for key, row in stored.items() if row}
@@ -274,5 +277,42 @@ def test_migration_0003_pins_the_noise_variance_a_snapshot_learned_under(
         np.testing.assert_allclose(
             policy.expected_rewards(contexts), fixed.expected_rewards(contexts)
         )
+    finally:
+        engine.dispose()
+
+
+def test_migration_0004_adds_promotions_and_old_snapshots_keep_serving(database_url: str) -> None:
+    """At 0003 an experiment has snapshots 1 and 2; after 0004_promotions they have no
+    promotion record, so the newest (2) serves; a pending record for 3 holds it back, and a
+    downgrade drops the table and nothing else."""
+    spec = load_spec(ROOT / "examples" / "mechanism.toml")
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "0003")
+        with Session(engine) as session:
+            session.add(Experiment(key="old", description="", spec=spec.to_json_dict()))
+            for version in (1, 2):
+                session.add(models.PolicySnapshot(experiment_key="old", version=version, state=b""))
+            session.commit()
+        assert "policy_promotion" not in table_names(engine)
+        assert upgrade(engine) == "0004_promotions"
+        check_schema(engine)
+        with Session(engine) as session:
+            assert serving_version(session, experiment_key="old") == 2
+            session.add(models.PolicySnapshot(experiment_key="old", version=3, state=b""))
+            insert_promotion(
+                session,
+                promotion=models.PolicyPromotion(
+                    experiment_key="old", version=3, serving_version=2
+                ),
+            )
+            session.commit()
+            assert serving_version(session, experiment_key="old") == 2
+            record = session.exec(select(models.PolicyPromotion)).one()
+            assert (record.status, record.reason, record.decided_at) == ("pending", "", None)
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0003")
+        assert "policy_promotion" not in table_names(engine)
+        assert "policy_snapshot" in table_names(engine)
     finally:
         engine.dispose()

@@ -8,6 +8,7 @@ and writes nothing back to the experiment.
                        by HTTP, printed by ``engage report``, logged to MLflow
 ``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
                        difference reads (:func:`reading`); :func:`paired_difference`
+``covariates``         the live reward lift adjusted on pre-period covariates (CUPED)
 ``strategies``         the live report's strategies: each strategy's epoch KPI against the
                        holdout's, raw and regression-adjusted
 ``surrogate``          a surrogate reward beside the matured KPI of the same decisions

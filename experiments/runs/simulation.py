@@ -45,7 +45,7 @@ from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.strategies import StrategyDays
 from experiments.runs.workers import HeldSignal, stop_workers
-from experiments.runs.world import holdout_mask, world_config
+from experiments.runs.world import holdout_mask, pre_period, world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
@@ -152,6 +152,7 @@ class _ArmRunner:
         self.on_day = on_day
         self.customer_ids = np.array([f"c{index}" for index in range(options.customers)])
         self.holdout = holdout_mask(self.spec, options.customers)
+        self.covariates = pre_period(self.world, self.spec)
         self.router = OutcomeRouter()
         #: Customers who have had a decision (an arm with strategies reports all their events).
         self.decided: set[int] = set()
@@ -336,7 +337,9 @@ class _ArmRunner:
                 "treatment": _mean(values[~self.holdout]),
                 "holdout": _mean(values[self.holdout]),
             }
-        self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
+        self.result.lifts = kpi_lift_rows(
+            self.arm, measures, self.holdout, covariates=self.covariates
+        )
         self.result.per_customer = {
             "revenue": measures["revenue"],
             "retention": measures["retention"],

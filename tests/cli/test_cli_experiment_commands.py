@@ -58,6 +58,11 @@ def test_run_reports_every_arm_and_tracks_nested_runs(run_database: tuple[str, d
     _, data = run_database
     assert [arm["arm"] for arm in data["arms"]] == ["uniform", "engagement"]
     assert {row["kpi"] for row in data["lift"]} >= {"revenue", "retention"}
+    # The flagship names pre-period covariates: every lift carries its CUPED interval too.
+    revenue = next(row for row in data["lift"] if row["kpi"] == "revenue")
+    assert revenue["covariates"] == ["spend_30d", "usage_30d"]
+    assert revenue["adjusted_low"] < revenue["adjusted_difference"] < revenue["adjusted_high"]
+    assert revenue["width_reduction"] is not None
     assert data["options"]["customers"] == 400
     from mlflow.tracking import MlflowClient
 

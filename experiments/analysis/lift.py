@@ -158,15 +158,18 @@ class LiftRow(ReportModel):
             else self.diff_high - self.diff_low
         )
         low, high = adjusted.diff_ci
+        # Relative to a holdout mean of 0 the lift is undefined, adjusted or not (the adjusted
+        # holdout mean is only near 0, and a ratio to it would be noise).
+        relative = self.relative_lift is not None
         return self.model_copy(
             update={
                 "covariates": tuple(covariates),
                 "adjusted_difference": adjusted.difference,
                 "adjusted_low": low,
                 "adjusted_high": high,
-                "adjusted_relative_lift": adjusted.relative_lift,
-                "adjusted_ci_low": adjusted.relative_ci[0],
-                "adjusted_ci_high": adjusted.relative_ci[1],
+                "adjusted_relative_lift": adjusted.relative_lift if relative else None,
+                "adjusted_ci_low": adjusted.relative_ci[0] if relative else None,
+                "adjusted_ci_high": adjusted.relative_ci[1] if relative else None,
                 "width_reduction": (
                     1.0 - (high - low) / raw_width
                     if raw_width is not None and raw_width > 0
@@ -350,7 +353,7 @@ def lift_table_markdown(rows: Iterable[LiftRow]) -> str:
 def narrower(reduction: float | None) -> str:
     """A width reduction as "23% narrower" text ("n/a" when undefined; a negative one, an
     adjustment that widened the interval, reads "-4%")."""
-    return "n/a" if reduction is None else f"{100 * reduction:.0f}%"
+    return "n/a" if reduction is None else f"{round(100 * reduction):d}%"
 
 
 def adjustment_note(covariates: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ from cli.common import (
     error_console,
     fail,
     print_json,
+    print_links,
     readable_errors,
     shown,
     sigterm_as_interrupt,
@@ -169,11 +170,22 @@ def _run(
         console.print(verdict(result))
         if run_id is not None:
             console.print(
-                f"Tracked in MLflow (parent run {run_id}). Compare the runs: [bold]engage ui[/] "
-                "then open http://127.0.0.1:5000"
+                f"Tracked in MLflow (parent run {run_id}). Start [bold]engage ui[/], then open:"
             )
+            _print_run_links(run_id)
     if untracked is not None:
         raise fail(untracked)
+
+
+def _print_run_links(run_id: str) -> None:
+    """Links into ``engage ui`` (default address) for the run, when MLflow can say them."""
+    from experiments.analysis.tracking_links import run_links
+    from experiments.analysis.tracking_store import TrackingError
+
+    try:
+        print_links(*run_links(run_id))
+    except TrackingError as error:
+        warn(f"no MLflow links: {error}")
 
 
 def warn(line: str) -> None:

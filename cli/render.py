@@ -15,9 +15,7 @@ from cli.common import shown
 if TYPE_CHECKING:
     from experiments.analysis.lift import LiftRow
     from experiments.analysis.strategies import StrategyReport
-
-#: The width every table is laid out to fit (an 80-column terminal), names never cut.
-WIDTH = 80
+    from experiments.runs.comparison import ArmComparison
 
 
 def fixed(value: float | None, spec: str) -> str:
@@ -30,10 +28,52 @@ def percent(value: float | None) -> str:
     return "n/a" if value is None or not math.isfinite(value) else f"{100 * value:+.1f}%"
 
 
+#: The terminal width every table is laid out for.
+WIDTH = 80
+
+
 def table(title: str, *, caption: str | None = None) -> Table:
-    """A table laid out for :data:`WIDTH` columns: no outer edge (two columns more for the
-    cells). Give name columns to :func:`name_column`, so they shrink last and never cut."""
+    """A table laid out to fit an 80-column terminal: no outer edge (two columns more for the
+    cells). Give name columns to :func:`name_column`, so they never shrink or cut."""
     return Table(title=title, caption=caption, show_edge=False)
+
+
+def fit(table: Table, width: int = WIDTH) -> Table:
+    """``table`` laid out in ``width`` columns without cutting a word: each column gets at
+    least its longest word (header or cell; a ``no_wrap`` column its longest line), and
+    while the table is wider than ``width`` the widest column that can wrap gives up a
+    character. Returns the table, its column widths fixed.
+
+    Rich's own layout cannot do this: it shrinks wrapping columns only down to the widest
+    column that cannot wrap (a name column), then cuts words with an ellipsis.
+    """
+    columns = table.columns
+    lines = [[_plain(cell) for cell in (column.header, *column.cells)] for column in columns]
+    widest = [
+        max((len(line) for cell in cells for line in cell.splitlines()), default=0)
+        for cells in lines
+    ]
+    least = [
+        widest[index]
+        if column.no_wrap
+        else max([column.min_width or 0, *(len(word) for cell in cells for word in cell.split())])
+        for index, (column, cells) in enumerate(zip(columns, lines, strict=True))
+    ]
+    widths = [max(pair) for pair in zip(widest, least, strict=True)]
+    edges = 2 if table.show_edge else 0
+    room = width - edges - (len(columns) - 1) - 2 * len(columns)  # separators and padding
+    while sum(widths) > room:
+        shrinkable = [index for index, size in enumerate(widths) if size > least[index]]
+        if not shrinkable:
+            break
+        widths[max(shrinkable, key=lambda index: widths[index])] -= 1
+    for column, size in zip(columns, widths, strict=True):
+        column.width = size
+    return table
+
+
+def _plain(cell: object) -> str:
+    return cell.plain if isinstance(cell, Text) else str(cell)
 
 
 def name_column(table: Table, header: str, names: Iterable[str]) -> None:
@@ -45,16 +85,16 @@ def name_column(table: Table, header: str, names: Iterable[str]) -> None:
 
 def lift_tables(title: str, rows: Iterable[tuple[str | None, LiftRow]]) -> list[Table]:
     """One table per KPI (the KPI in its title), one row per label (the arm; None for a
-    live experiment's single row): the treatment mean, the relative lift with its 95%
-    interval and what that supports. Under each, stacked rows: the CUPED-adjusted lift with
-    how much narrower its interval is (when the row has covariates), and the always-valid
-    interval. The holdout's mean and the group sizes go in the title when every row shares
-    them (the arms of ``engage run`` share one holdout), else in the label's cell.
+    live experiment's single row): the treatment and holdout means, the relative lift with
+    its 95% interval and what that supports. Under each, stacked rows: the CUPED-adjusted
+    lift with how much narrower its interval is (when the row has covariates), and the
+    always-valid interval. The group sizes go in the title when every row shares them (the
+    arms of ``engage run`` share one holdout), else under the label.
     """
     by_kpi: dict[str, list[tuple[str | None, LiftRow]]] = {}
     for label, row in rows:
         by_kpi.setdefault(row.kpi, []).append((label, row))
-    return [_kpi_table(title, kpi, group) for kpi, group in by_kpi.items()]
+    return [fit(_kpi_table(title, kpi, group)) for kpi, group in by_kpi.items()]
 
 
 def _kpi_table(title: str, kpi: str, rows: list[tuple[str | None, LiftRow]]) -> Table:
@@ -113,23 +153,47 @@ def _percent_interval(low: float | None, high: float | None) -> Text:
 
 
 def strategy_table(title: str, report: StrategyReport) -> Table:
-    """One row per strategy: its epoch KPI against the holdout's over the same epochs, the
-    raw and the regression-adjusted difference with their 95% intervals."""
+    """One row per strategy: customers assigned and measured, its epoch KPI against the
+    holdout's over the same epochs, the raw and the regression-adjusted difference with their
+    95% intervals."""
     result = table(title)
     name_column(result, "strategy", [lift.strategy for lift in report.lifts])
-    for column in ("assigned", "measured", "KPI", "holdout", "difference", "adjusted"):
+    for column in ("assigned / measured", "KPI / holdout", "difference", "adjusted"):
         result.add_column(column, justify="right")
     for lift in report.lifts:
         result.add_row(
             shown(lift.strategy),
-            str(lift.assignments),
-            str(lift.measured),
-            fixed(lift.mean_kpi, ".4g"),
-            fixed(lift.holdout_kpi, ".4g"),
-            _interval(lift.difference, lift.diff_low, lift.diff_high),
-            _interval(lift.adjusted_difference, lift.adjusted_low, lift.adjusted_high),
+            f"{lift.assignments} / {lift.measured}",
+            f"{fixed(lift.mean_kpi, '.4g')} / {fixed(lift.holdout_kpi, '.4g')}",
+            shown(_interval(lift.difference, lift.diff_low, lift.diff_high)),
+            shown(_interval(lift.adjusted_difference, lift.adjusted_low, lift.adjusted_high)),
         )
-    return result
+    return fit(result)
+
+
+def comparison_table(title: str, rows: Iterable[ArmComparison], *, caption: str) -> Table:
+    """One row per arm and KPI against the reference arm: the paired difference with its
+    95% interval, what it supports, and its share of the oracle edge."""
+    rows = list(rows)
+    result = table(title, caption=caption)
+    name_column(result, "arm", [row.arm for row in rows])
+    name_column(result, "KPI", [row.kpi for row in rows])
+    result.add_column("difference [95% CI]", justify="right")
+    result.add_column("reading", justify="left")
+    result.add_column("share of edge [95% CI]", justify="right")
+    for row in rows:
+        digits = "+.4f" if row.kpi == "retention" else "+.2f"
+        result.add_row(
+            shown(row.arm),
+            shown(row.kpi),
+            shown(
+                f"{fixed(row.difference, digits)} [{fixed(row.low, digits)}, "
+                f"{fixed(row.high, digits)}]"
+            ),
+            shown(row.reading),
+            shown(f"{percent(row.share)} [{percent(row.share_low)}, {percent(row.share_high)}]"),
+        )
+    return fit(result)
 
 
 def _interval(value: float | None, low: float | None, high: float | None) -> str:

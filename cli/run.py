@@ -25,7 +25,7 @@ from cli.common import (
 from cli.common import (
     database_url as checked_url,
 )
-from cli.render import fixed, percent, strategy_table
+from cli.render import fixed, strategy_table
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunResult
@@ -220,7 +220,7 @@ def _print_tables(result: RunResult) -> None:
         )
         if row.note:
             notes.append(f"{row.arm}: {row.note}")
-    console.print(table)
+    console.print(render.fit(table))
     for note in notes:
         console.print(shown(note))
     _print_comparisons(result)
@@ -282,32 +282,15 @@ def _print_comparisons(result: RunResult) -> None:
                 f"{fixed(oracles.edge_high['retention'], '+.4f')}]"
             ),
         )
-        console.print(table)
+        console.print(render.fit(table))
     if not result.comparisons:
         return
-    table = render.table(
+    table = render.comparison_table(
         f"Arms minus the interaction arm, paired over the same {treated:,} treated "
         "customers (95% CI)",
+        [row for row in result.comparisons if row.arm != row.reference],
         caption=f"{SHARE_DEFINITION}; {INTERVAL_NOTE}",
     )
-    shown_rows = [row for row in result.comparisons if row.arm != row.reference]
-    render.name_column(table, "arm", [row.arm for row in shown_rows])
-    render.name_column(table, "KPI", [row.kpi for row in shown_rows])
-    table.add_column("difference [95% CI]", justify="right")
-    table.add_column("reading", justify="left")
-    table.add_column("share of edge [95% CI]", justify="right")
-    for row in shown_rows:
-        digits = "+.4f" if row.kpi == "retention" else "+.2f"
-        table.add_row(
-            shown(row.arm),
-            shown(row.kpi),
-            shown(
-                f"{fixed(row.difference, digits)} [{fixed(row.low, digits)}, "
-                f"{fixed(row.high, digits)}]"
-            ),
-            shown(row.reading),
-            shown(f"{percent(row.share)} [{percent(row.share_low)}, {percent(row.share_high)}]"),
-        )
     console.print(table)
     for row in result.comparisons:
         if row.arm != row.reference and row.note:

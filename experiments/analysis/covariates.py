@@ -1,8 +1,9 @@
 """Pre-period covariates of a live experiment's rewards, and the reward lift adjusted on them.
 
 A live report's rows are rewarded decisions; a customer can have many. The covariates a
-decision is adjusted on are its customer's values at their *first* decision in the log
-(``[report] covariates``, :mod:`experiments.spec.report`): a later decision's context may
+decision is adjusted on are its customer's values at their *first* rewarded decision
+(``[report] covariates``, :mod:`experiments.spec.report`; one reward window for all, so
+rewards close in decision order and this is their first decision): a later context may
 already carry what earlier treatment did (spend that an offer raised), and adjusting on it
 would take part of the lift out. A value missing from a stored context (an optional field
 sent without it) takes the mean of the values present, which keeps the covariate

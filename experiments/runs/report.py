@@ -14,7 +14,7 @@ reason.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from experiments.runs.arms import STRATEGY_ARM
 from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparison_of
 from experiments.runs.simulation import ArmResult, RunResult
 from experiments.runs.strategies import log_strategy_arm, strategy_params
+
+if TYPE_CHECKING:
+    from experiments.analysis.tracking import Tracker
 
 __all__ = [
     "INTERVAL_NOTE",
@@ -374,7 +377,7 @@ def track_run(result: RunResult, spec_text: str) -> str:
         lifts = lift_metrics(sorted(rows, key=lambda row: kpis.index(row.kpi)))
         tracker.log_metrics({**lifts, **comparison_metrics(result)}, step=0)
         tracker.share_view(name for name, value in lifts.items() if value is not None)
-        tracker.describe(f"{verdict(result)}\n\n{lift_table_markdown(all_lift_rows(result))}\n")
+        tracker.describe(f"{verdict(result)}\n\n{lift_table_markdown(rows)}\n")
         tracker.log_text(spec_text, "spec.toml")
         tracker.log_text(render_markdown(result), "report.md")
         tracker.log_dict(result_json(result), "report.json")
@@ -382,7 +385,7 @@ def track_run(result: RunResult, spec_text: str) -> str:
         return tracker.parent_run_id
 
 
-def _log_figures(tracker: Any, result: RunResult) -> None:
+def _log_figures(tracker: Tracker, result: RunResult) -> None:
     """The parent's figures: curves on a shared axis in one unit each (the experiment's
     reward, revenue booked), each arm's regret in its own reward in a panel of its own, and
     the lift intervals."""

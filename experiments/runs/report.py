@@ -351,14 +351,14 @@ def track_run(result: RunResult, spec_text: str) -> str:
                     **strategy_params(arm.strategies),
                 },
             ) as child:
+                # Before the daily metrics: MLflow's compare view opens on the metric a run
+                # logged first (the order its store returns them in), so on the KPI's lift.
+                child.log_metrics(lift_metrics(arm.lifts, per_arm=False), step=options.days)
                 _log_daily(child, arm)
                 if arm.strategies is not None and arm.strategy_allocation is not None:
                     log_strategy_arm(
                         child, arm.strategies, arm.strategy_allocation, arm.strategy_labels
                     )
-                child.log_metrics(
-                    lift_metrics(arm.lifts, per_arm=False), step=len(arm.daily["contacts"])
-                )
                 child.describe(lift_table_markdown(arm.lifts) + "\n")
                 child.log_dict(arm_summary(arm).to_json(), "summary.json")
                 child.log_dict([row.to_json() for row in arm.lifts], "lift.json")

@@ -9,6 +9,7 @@ the test is skipped (with the reason) when it cannot be installed, and fails ins
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -157,5 +158,16 @@ def test_runs_page_shows_the_arms_and_their_lift_metrics(
         assert "Lift/accepts/" not in dom  # MLflow's own order would lead with accepts
         assert "run seed=0 n=300 days=3" in dom
         assert "Detect issues" not in dom
+
+        compare = browse(
+            chromium, compare_link.replace("http://127.0.0.1:5000", base), "--dump-dom"
+        )
+        assert compare.returncode == 0, compare.stderr[-2000:]
+        (ARTIFACTS / "mlflow_compare.html").write_text(compare.stdout)
+        assert "Comparing 2 Runs from 1 Experiment" in compare.stdout
+        # The parallel-coordinates plot opens on the first metric the arms logged: the lift
+        # of the experiment's KPI, not `contacts`.
+        metrics_control = compare.stdout.split("Metrics:", 1)[1]
+        assert re.findall(r">([^<>]+)<", metrics_control)[0] == "Lift/revenue"
     finally:
         stop(process)

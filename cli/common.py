@@ -196,3 +196,12 @@ def checked_database(url: str | None) -> Database:
     database = open_database(resolved)
     database.check_schema()
     return database
+
+
+def print_links(runs: str, compare: str | None) -> None:
+    """The MLflow links of a run, one per line and unwrapped, so each can be copied whole."""
+    console.print(f"Runs in MLflow: {runs}", markup=False, highlight=False, soft_wrap=True)
+    if compare is not None:
+        console.print(
+            f"Arms side by side: {compare}", markup=False, highlight=False, soft_wrap=True
+        )

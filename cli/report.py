@@ -15,7 +15,7 @@ from cli.common import (
     readable_errors,
     shown,
 )
-from cli.render import lift_table, strategy_table
+from cli.render import lift_tables, strategy_table
 
 
 def report(
@@ -46,12 +46,12 @@ def report(
     if as_json:
         print_json({**live.to_json(), "mlflow_run_id": run_id})
         return
-    rows = [(None, live.lift)] if live.lift is not None else []
-    table = lift_table(
-        f"{experiment}: reward lift vs holdout (policy v{live.policy_version})", rows
-    )
-    console.print(table)
-    if live.lift is None:
+    if live.lift is not None:
+        for table in lift_tables(
+            f"{experiment}: lift vs holdout (policy v{live.policy_version})", [(None, live.lift)]
+        ):
+            console.print(table)
+    else:
         console.print("not enough rewards yet in both groups to measure lift")
     if live.strategies is not None:
         console.print(

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from cli import render
 from cli.common import (
     MAX_SEED,
     JsonFlag,
@@ -17,6 +17,7 @@ from cli.common import (
     error_console,
     fail,
     print_json,
+    print_links,
     readable_errors,
     shown,
     sigterm_as_interrupt,
@@ -24,7 +25,7 @@ from cli.common import (
 from cli.common import (
     database_url as checked_url,
 )
-from cli.render import fixed, lift_table, percent, strategy_table
+from cli.render import fixed, strategy_table
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunOptions, RunResult
@@ -164,9 +165,9 @@ def _run(
         console.print(verdict(result))
         if run_id is not None:
             console.print(
-                f"Tracked in MLflow (parent run {run_id}). Compare the runs: [bold]engage ui[/] "
-                "then open http://127.0.0.1:5000"
+                f"Tracked in MLflow (parent run {run_id}). Start [bold]engage ui[/], then open:"
             )
+            _print_run_links(run_id)
     if untracked is not None:
         raise fail(untracked)
 
@@ -224,6 +225,17 @@ def prepared_run(
     return spec, options
 
 
+def _print_run_links(run_id: str) -> None:
+    """Links into ``engage ui`` (default address) for the run, when MLflow can say them."""
+    from experiments.analysis.tracking_links import run_links
+    from experiments.analysis.tracking_store import TrackingError
+
+    try:
+        print_links(*run_links(run_id))
+    except TrackingError as error:
+        warn(f"no MLflow links: {error}")
+
+
 def warn(line: str) -> None:
     """One warning line on stderr: text, not markup."""
     error_console.print(shown(f"warning: {' '.join(line.split())}"), soft_wrap=True)
@@ -233,26 +245,32 @@ def _print_tables(result: RunResult) -> None:
     from experiments.runs.report import arm_summary
 
     options = result.options
-    table = Table(
-        title=f"{result.spec.key}: {options.customers:,} customers x {options.days} days "
-        f"(treatment groups; burn-in {result.spec.simulation.burn_in_days} days)"
+    table = render.table(
+        f"{result.spec.key}: {options.customers:,} customers x {options.days} days, per "
+        f"treated customer (burn-in {result.spec.simulation.burn_in_days} days)",
+        caption="regret: summed expected regret, in the arm's own reward",
     )
-    columns = ("arm", "reward", "revenue/cust", "retention", "contacts/cust", "CTR", "regret")
-    for column in (*columns, "note"):
-        table.add_column(column, justify="left" if column in ("arm", "reward", "note") else "right")
+    render.name_column(
+        table, "arm (reward)", [name for arm in result.arms for name in (arm.arm, arm.reward)]
+    )
+    for column in ("revenue", "retention", "contacts", "CTR", "regret"):
+        table.add_column(column, justify="right", min_width=len(column))
+    notes = []
     for arm in result.arms:
         row = arm_summary(arm)
         table.add_row(
-            row.arm,
-            row.reward,
+            shown(row.arm) + "\n" + shown(row.reward),
             fixed(row.revenue_per_customer, ".2f"),
             fixed(row.retention, ".4f"),
             fixed(row.contacts_per_customer, ".2f"),
             fixed(row.click_through, ".3f"),
             fixed(row.regret, ",.0f"),
-            row.note or "",
         )
-    console.print(table)
+        if row.note:
+            notes.append(f"{row.arm}: {row.note}")
+    console.print(render.fit(table))
+    for note in notes:
+        console.print(shown(note))
     _print_comparisons(result)
     held = int((~result.treated).sum())
     if held < 2 or result.treated.sum() < 2:
@@ -264,11 +282,11 @@ def _print_tables(result: RunResult) -> None:
             )
         )
         return
-    lift = lift_table(
-        "Lift vs the randomized holdout all arms share (relative, 95% CI; always-valid CI)",
+    for lift in render.lift_tables(
+        "Lift vs the holdout all arms share",
         [(arm.arm, row) for arm in result.arms for row in arm.lifts],
-    )
-    console.print(lift)
+    ):
+        console.print(lift)
 
 
 def _print_comparisons(result: RunResult) -> None:
@@ -278,14 +296,14 @@ def _print_comparisons(result: RunResult) -> None:
     treated = int(result.treated.sum())
     oracles = result.oracles
     if oracles is not None:
-        table = Table(
-            title=f"Oracles: the simulator's truth under the spec's contact rules "
+        table = render.table(
+            f"Oracles: the simulator's truth under the spec's contact rules "
             f"({treated:,} treated customers)"
         )
-        for column in ("oracle", "maximises", "revenue/cust", "retention"):
-            table.add_column(
-                column, justify="left" if column in ("oracle", "maximises") else "right"
-            )
+        render.name_column(table, "oracle", ["click", "revenue", "edge (95% CI)"])
+        render.name_column(table, "maximises", ["click", oracles.revenue_objective])
+        for column in ("revenue/cust", "retention"):
+            table.add_column(column, justify="right")
         table.add_row(
             "click",
             "click",
@@ -301,36 +319,26 @@ def _print_comparisons(result: RunResult) -> None:
         table.add_row(
             "edge (95% CI)",
             "",
-            f"{fixed(oracles.edge('revenue'), '+.2f')} "
-            f"[{fixed(oracles.edge_low['revenue'], '+.2f')}, "
-            f"{fixed(oracles.edge_high['revenue'], '+.2f')}]",
-            f"{fixed(oracles.edge('retention'), '+.4f')} "
-            f"[{fixed(oracles.edge_low['retention'], '+.4f')}, "
-            f"{fixed(oracles.edge_high['retention'], '+.4f')}]",
+            shown(
+                f"{fixed(oracles.edge('revenue'), '+.2f')} "
+                f"[{fixed(oracles.edge_low['revenue'], '+.2f')}, "
+                f"{fixed(oracles.edge_high['revenue'], '+.2f')}]"
+            ),
+            shown(
+                f"{fixed(oracles.edge('retention'), '+.4f')} "
+                f"[{fixed(oracles.edge_low['retention'], '+.4f')}, "
+                f"{fixed(oracles.edge_high['retention'], '+.4f')}]"
+            ),
         )
-        console.print(table)
+        console.print(render.fit(table))
     if not result.comparisons:
         return
-    table = Table(
-        title=f"Arms minus the interaction arm, paired over the same {treated:,} treated "
+    table = render.comparison_table(
+        f"Arms minus the interaction arm, paired over the same {treated:,} treated "
         "customers (95% CI)",
+        [row for row in result.comparisons if row.arm != row.reference],
         caption=f"{SHARE_DEFINITION}; {INTERVAL_NOTE}",
     )
-    for column in ("arm", "KPI", "difference", "95% CI", "reading", "share of edge", "95% CI "):
-        table.add_column(column, justify="left" if column in ("arm", "KPI", "reading") else "right")
-    for row in result.comparisons:
-        if row.arm == row.reference:
-            continue
-        digits = "+.4f" if row.kpi == "retention" else "+.2f"
-        table.add_row(
-            row.arm,
-            row.kpi,
-            fixed(row.difference, digits),
-            f"[{fixed(row.low, digits)}, {fixed(row.high, digits)}]",
-            row.reading,
-            percent(row.share),
-            f"[{percent(row.share_low)}, {percent(row.share_high)}]",
-        )
     console.print(table)
     for row in result.comparisons:
         if row.arm != row.reference and row.note:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli.common import console, fail, readable_errors
+from cli.common import console, fail, print_links, readable_errors
 from cli.serve import _is_loopback, bind_or_fail
 
 
@@ -20,6 +20,8 @@ def ui(
     ] = False,
 ) -> None:
     """Open the MLflow UI on the tracking store (MLFLOW_TRACKING_URI, else ./mlruns).
+
+    Prints links to the newest engage run: its experiment's runs, and its arms side by side.
 
     Example: engage ui --port 5000
     """
@@ -49,6 +51,21 @@ def ui(
         highlight=False,
         soft_wrap=True,  # one line, so the address can be copied whole
     )
+    _print_links(address)
     sys.stdout.flush()
     # Become the server: Ctrl-C and SIGTERM reach it directly and nothing is left orphaned.
     os.execve(command[0], command, ui_environment())  # noqa: S606 - our interpreter, fixed args
+
+
+def _print_links(address: str) -> None:
+    """Links that land on the newest engage run's runs and on the compare view of its arms
+    (nothing when the store holds no engage run or cannot be read: the UI starts anyway)."""
+    from experiments.analysis.tracking_links import latest_run_links
+    from experiments.analysis.tracking_store import TrackingError
+
+    try:
+        links = latest_run_links(address=address)
+    except TrackingError:
+        return
+    if links is not None:
+        print_links(*links)

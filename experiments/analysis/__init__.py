@@ -8,6 +8,7 @@ and writes nothing back to the experiment.
                        by HTTP, printed by ``engage report``, logged to MLflow
 ``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
                        difference reads (:func:`reading`); :func:`paired_difference`
+``covariates``         the live reward lift adjusted on pre-period covariates (CUPED)
 ``strategies``         the live report's strategies: each strategy's epoch KPI against the
                        holdout's, raw and regression-adjusted
 ``promotions``         safe promotion's verdict on each learned snapshot, as report values

@@ -13,6 +13,14 @@ Intervals are flat ``*_low``/``*_high`` pairs at level ``confidence``:
 - ``ci_low, ci_high``: the delta-method interval of ``relative_lift`` (0.05 = +5%);
 - ``av_low, av_high``: the always-valid interval on the relative scale.
 
+With pre-period covariates (the spec's ``[report] covariates``), :meth:`LiftRow.adjusted_by`
+adds the same lift on CUPED-adjusted values (:func:`bandit.adjustment.cuped_lift`):
+
+- ``adjusted_difference`` with ``adjusted_low, adjusted_high``, and the relative form
+  ``adjusted_relative_lift`` with ``adjusted_ci_low, adjusted_ci_high``;
+- ``width_reduction = 1 - (adjusted_high - adjusted_low) / (diff_high - diff_low)``: the
+  share by which the adjustment narrows the difference's interval (0.2 = 20% narrower).
+
 A statistic that is undefined (every relative one when the holdout mean is 0) is None. A KPI
 whose groups are too small for a lift still gets a row, with ``note`` saying why.
 
@@ -23,10 +31,11 @@ measurements of the same units (two policies on the same customers), with its in
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from bandit.adjustment import cuped_lift
 from bandit.lift import Lift, relative_always_valid_interval, welch_lift
 from experiments.analysis.model import Number, ReportModel
 
@@ -34,8 +43,10 @@ __all__ = [
     "NO_DIFFERENCE",
     "LiftRow",
     "PairedDifference",
+    "adjustment_note",
     "kpi_lift_rows",
     "lift_table_markdown",
+    "narrower",
     "paired_difference",
     "percent",
     "reading",
@@ -74,6 +85,15 @@ class LiftRow(ReportModel):
     confidence: float
     mixing_variance: Number
     note: str | None = None
+    #: The covariates of the adjusted interval (empty: none; see the module docstring).
+    covariates: tuple[str, ...] = ()
+    adjusted_difference: Number = None
+    adjusted_low: Number = None
+    adjusted_high: Number = None
+    adjusted_relative_lift: Number = None
+    adjusted_ci_low: Number = None
+    adjusted_ci_high: Number = None
+    width_reduction: Number = None
 
     @classmethod
     def from_lift(cls, kpi: str, policy: str, lift: Lift) -> LiftRow:
@@ -113,18 +133,58 @@ class LiftRow(ReportModel):
             "n_holdout",
             "confidence",
             "note",
+            "covariates",
         }
-        return cls(
-            kpi=kpi,
-            policy=policy,
-            n_treatment=n_treatment,
-            n_holdout=n_holdout,
-            confidence=0.95,
-            note=(
-                f"no lift: {n_treatment} treatment and {n_holdout} holdout customers; "
-                f"it needs at least {MIN_UNITS} in each group"
-            ),
-            **dict.fromkeys(stats_fields),
+        return cls.model_validate(
+            {
+                "kpi": kpi,
+                "policy": policy,
+                "n_treatment": n_treatment,
+                "n_holdout": n_holdout,
+                "confidence": 0.95,
+                "note": (
+                    f"no lift: {n_treatment} treatment and {n_holdout} holdout customers; "
+                    f"it needs at least {MIN_UNITS} in each group"
+                ),
+                **dict.fromkeys(stats_fields),
+            }
+        )
+
+    def adjusted_by(self, covariates: Sequence[str], adjusted: Lift) -> LiftRow:
+        """This row with the CUPED lift ``adjusted`` on ``covariates`` beside it."""
+        raw_width = (
+            None
+            if self.diff_low is None or self.diff_high is None
+            else self.diff_high - self.diff_low
+        )
+        low, high = adjusted.diff_ci
+        # Relative to a holdout mean of 0 the lift is undefined, adjusted or not (the adjusted
+        # holdout mean is only near 0, and a ratio to it would be noise).
+        relative = self.relative_lift is not None
+        return self.model_copy(
+            update={
+                "covariates": tuple(covariates),
+                "adjusted_difference": adjusted.difference,
+                "adjusted_low": low,
+                "adjusted_high": high,
+                "adjusted_relative_lift": adjusted.relative_lift if relative else None,
+                "adjusted_ci_low": adjusted.relative_ci[0] if relative else None,
+                "adjusted_ci_high": adjusted.relative_ci[1] if relative else None,
+                "width_reduction": (
+                    1.0 - (high - low) / raw_width
+                    if raw_width is not None and raw_width > 0
+                    else None
+                ),
+            }
+        )
+
+    @property
+    def adjusted_reading(self) -> str | None:
+        """How the adjusted difference reads (None without an adjustment)."""
+        if self.adjusted_low is None or self.adjusted_high is None:
+            return None
+        return reading(
+            self.adjusted_low, self.adjusted_high, higher="above holdout", lower="below holdout"
         )
 
     @property
@@ -213,21 +273,36 @@ def paired_difference(
 
 
 def kpi_lift_rows(
-    policy: str, measures: Mapping[str, np.ndarray], holdout: np.ndarray
+    policy: str,
+    measures: Mapping[str, np.ndarray],
+    holdout: np.ndarray,
+    *,
+    covariates: Mapping[str, np.ndarray] | None = None,
 ) -> list[LiftRow]:
     """Lift of every KPI of treatment over holdout customers.
 
     ``measures`` maps a KPI to its per-customer values, shape ``(n,)``; ``holdout`` (n,) marks
     the holdout customers. A KPI with fewer than 2 customers in a group gets a row without
-    statistics whose ``note`` says so (:meth:`LiftRow.too_small`).
+    statistics whose ``note`` says so (:meth:`LiftRow.too_small`). ``covariates`` maps a
+    pre-period field to its per-customer values ``(n,)``; when given, every row also carries
+    the lift adjusted on all of them (:meth:`LiftRow.adjusted_by`).
     """
+    names = list(covariates or {})
+    baselines = (
+        np.column_stack([np.asarray(covariates[name], np.float64) for name in names])
+        if covariates
+        else None
+    )
     rows = []
     for kpi, values in measures.items():
         treatment, control = values[~holdout], values[holdout]
         if treatment.size < MIN_UNITS or control.size < MIN_UNITS:
             rows.append(LiftRow.too_small(kpi, policy, treatment.size, control.size))
             continue
-        rows.append(LiftRow.from_lift(kpi, policy, welch_lift(treatment, control)))
+        row = LiftRow.from_lift(kpi, policy, welch_lift(treatment, control))
+        if baselines is not None:
+            row = row.adjusted_by(names, cuped_lift(values, holdout, baselines))
+        rows.append(row)
     return rows
 
 
@@ -242,18 +317,49 @@ def significant(value: float | None) -> str:
 
 
 def lift_table_markdown(rows: Iterable[LiftRow]) -> str:
-    """The lift table as markdown: one row per policy and KPI, each with its reading."""
+    """The lift table as markdown: one row per policy and KPI, each with its reading.
+
+    When a row carries a CUPED adjustment, two columns follow the 95% interval: the adjusted
+    interval and how much narrower it is than the unadjusted one (:func:`narrower`), and a
+    line under the table names the covariates.
+    """
+    rows = list(rows)
+    covariates = next((row.covariates for row in rows if row.covariates), ())
+    extra = " CUPED 95% CI | narrower |" if covariates else ""
     lines = [
-        "| policy | KPI | treatment | holdout | lift | 95% CI | always-valid CI | n (T/H) "
-        "| reading |",
-        "|---|---|---:|---:|---:|---|---|---:|---|",
+        f"| policy | KPI | treatment | holdout | lift | 95% CI |{extra} always-valid CI "
+        "| n (T/H) | reading |",
+        "|---|---|---:|---:|---:|---|" + ("---|---:|" if covariates else "") + "---|---:|---|",
     ]
     for row in rows:
+        adjusted = (
+            f" [{percent(row.adjusted_ci_low)}, {percent(row.adjusted_ci_high)}] "
+            f"| {narrower(row.width_reduction)} |"
+            if covariates
+            else ""
+        )
         lines.append(
             f"| {row.policy} | {row.kpi} | {significant(row.mean_treatment)} "
             f"| {significant(row.mean_holdout)} | {percent(row.relative_lift)} "
-            f"| [{percent(row.ci_low)}, {percent(row.ci_high)}] "
-            f"| [{percent(row.av_low)}, {percent(row.av_high)}] "
+            f"| [{percent(row.ci_low)}, {percent(row.ci_high)}] |{adjusted}"
+            f" [{percent(row.av_low)}, {percent(row.av_high)}] "
             f"| {row.n_treatment}/{row.n_holdout} | {row.reading} |"
         )
+    if covariates:
+        lines += ["", adjustment_note(covariates)]
     return "\n".join(lines)
+
+
+def narrower(reduction: float | None) -> str:
+    """A width reduction as "23% narrower" text ("n/a" when undefined; a negative one, an
+    adjustment that widened the interval, reads "-4%")."""
+    return "n/a" if reduction is None else f"{round(100 * reduction):d}%"
+
+
+def adjustment_note(covariates: Sequence[str]) -> str:
+    """The sentence naming what the CUPED intervals adjust on."""
+    return (
+        f"CUPED: adjusted on the pre-period covariates {', '.join(covariates)} (regression "
+        "adjustment, slope fitted within each group); 'narrower' is how much narrower the "
+        "adjusted 95% interval of the difference is than the unadjusted one."
+    )

@@ -24,7 +24,13 @@ from matplotlib.ticker import PercentFormatter
 if TYPE_CHECKING:
     from matplotlib.typing import ColorType
 
-__all__ = ["LiftPoint", "allocation_over_time", "cumulative_curves", "lift_intervals"]
+__all__ = [
+    "LiftPoint",
+    "allocation_over_time",
+    "cumulative_curves",
+    "cumulative_panels",
+    "lift_intervals",
+]
 
 
 class LiftPoint(Protocol):
@@ -92,6 +98,33 @@ def cumulative_curves(
     axes.set_ylabel(ylabel)
     axes.grid(alpha=0.3)
     axes.legend(loc="upper left", frameon=False)
+    return figure
+
+
+def cumulative_panels(
+    series: Mapping[str, np.ndarray], *, title: str, ylabels: Mapping[str, str]
+) -> Figure:
+    """One panel per policy, each with its own y axis: the running total of its per-day
+    values (``(n_days,)`` each) labelled ``ylabels[policy]``. For curves in different units
+    (each arm's regret in its own reward), which a shared axis would compare as if they were
+    one: a click and a unit of revenue are not the same size."""
+    if not series:
+        raise ValueError("'series' must hold at least one policy; got none.")
+    missing = [name for name in series if name not in ylabels]
+    if missing:
+        raise ValueError(f"'ylabels' must label every policy; missing {missing}.")
+    figure = _figure(4.0 * len(series), 3.6)
+    for index, (name, values) in enumerate(series.items()):
+        data = np.asarray(values, dtype=np.float64)
+        if data.ndim != 1:
+            raise ValueError(f"series '{name}' must be 1-D (n_days,); got shape {data.shape}.")
+        axes = figure.add_subplot(1, len(series), index + 1)
+        axes.plot(np.arange(data.size), np.cumsum(data), color=f"C{index % 10}", linewidth=1.8)
+        axes.set_title(name, fontsize="medium")
+        axes.set_xlabel("day")
+        axes.set_ylabel(ylabels[name])
+        axes.grid(alpha=0.3)
+    figure.suptitle(title)
     return figure
 
 

@@ -8,7 +8,9 @@ construction. It holds:
 
 - the counts of decisions, outcomes and rewards;
 - per group (treatment, holdout) the count, mean and variance of the reward;
-- the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`);
+- the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`),
+  and beside it the lift adjusted on the spec's pre-period covariates
+  (:mod:`experiments.analysis.covariates`);
 - per reporting period (by decision date) the period's mean rewards and the lift so far;
 - off-policy estimates of the current policy on the logged, rewarded decisions;
 - for an experiment with strategies, each strategy's epoch KPI against the holdout's
@@ -33,6 +35,7 @@ import numpy as np
 
 from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
+from experiments.analysis.covariates import adjusted_reward_lift
 from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
 from experiments.analysis.promotions import PromotionRecord, promotion_lines, read_promotions
@@ -210,6 +213,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
     lift = None
     if treatment_values.size >= 2 and holdout_values.size >= 2:
         lift = LiftRow.from_lift(kpi, LIVE, welch_lift(treatment_values, holdout_values))
+        lift = adjusted_reward_lift(spec, lift, rows, values, holdout)
     return LiveReport.model_validate(
         {
             "experiment": key,

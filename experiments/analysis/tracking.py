@@ -27,11 +27,21 @@ import getpass
 import json
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from experiments.analysis.lift import lift_table_markdown
+from experiments.analysis.mlflow_view import (
+    EXPERIMENT_KIND,
+    EXPERIMENT_KIND_TAG,
+    NOTE_TAG,
+    SHARED_VIEW_TAG,
+    lift_metrics,
+    shared_view,
+    view_key,
+)
 from experiments.analysis.model import finite_or_none
 from experiments.analysis.report import LiveReport, live_report_markdown
 from experiments.analysis.strategies import strategy_metrics
@@ -49,7 +59,12 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow import MlflowClient
 
-__all__ = ["ChildRun", "Tracker", "check_store", "log_reporting_run"]
+__all__ = [
+    "ChildRun",
+    "Tracker",
+    "check_store",
+    "log_reporting_run",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -96,7 +111,11 @@ def _experiment_id(client: MlflowClient, name: str, uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
         try:
-            return client.create_experiment(name, artifact_location=artifact_location(uri))
+            return client.create_experiment(
+                name,
+                artifact_location=artifact_location(uri),
+                tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND},
+            )
         except MlflowException as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
@@ -164,6 +183,10 @@ class _Run:
         if batch:
             with _translated(self._uri, "log metrics"):
                 self._client.log_batch(self.run_id, metrics=batch)
+
+    def describe(self, markdown: str) -> None:
+        """Make ``markdown`` the run's description (the note MLflow shows on its page)."""
+        self.set_tags({NOTE_TAG: markdown})
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set (or overwrite) tags on the run."""
@@ -329,6 +352,13 @@ class Tracker(_Run):
                 raise
             _log.warning("could not end MLflow run %s", self.run_id, exc_info=True)
 
+    def share_view(self, metrics: Iterable[str]) -> None:
+        """Store a runs-table view showing the lift metrics among ``metrics`` on the
+        experiment, under this run's :func:`~experiments.analysis.mlflow_view.view_key`."""
+        tag = SHARED_VIEW_TAG + view_key(self.parent_run_id)
+        with _translated(self._uri, "share the runs view"):
+            self._client.set_experiment_tag(self.experiment_id, tag, shared_view(metrics))
+
     def child(
         self,
         name: str,
@@ -392,6 +422,9 @@ def log_reporting_run(
             _log_params(client, run_id, flat)
         for period in report.periods:
             run.log_metrics(period.model_dump(exclude={"period"}), step=period.period)
+        if report.lift is not None:
+            run.log_metrics(lift_metrics([report.lift], per_arm=False), step=len(report.periods))
+            run.describe(lift_table_markdown([report.lift]))
         if report.strategies is not None:
             last_epoch = max((epoch.epoch for epoch in report.strategies.epochs), default=0)
             run.log_metrics(strategy_metrics(report.strategies), step=last_epoch)

@@ -14,11 +14,12 @@ reason.
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from experiments.analysis.lift import NO_DIFFERENCE, LiftRow, lift_table_markdown, significant
+from experiments.analysis.mlflow_view import lift_metrics
 from experiments.analysis.model import Number, ReportModel
 from experiments.analysis.report import OffPolicySummary
 from experiments.analysis.strategies import strategy_table_markdown
@@ -26,6 +27,9 @@ from experiments.runs.arms import STRATEGY_ARM
 from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparison_of
 from experiments.runs.simulation import ArmResult, RunResult
 from experiments.runs.strategies import log_strategy_arm, strategy_params
+
+if TYPE_CHECKING:
+    from experiments.analysis.tracking import Tracker
 
 __all__ = [
     "INTERVAL_NOTE",
@@ -347,11 +351,15 @@ def track_run(result: RunResult, spec_text: str) -> str:
                     **strategy_params(arm.strategies),
                 },
             ) as child:
+                # Before the daily metrics: MLflow's compare view opens on the metric a run
+                # logged first (the order its store returns them in), so on the KPI's lift.
+                child.log_metrics(lift_metrics(arm.lifts, per_arm=False), step=options.days)
                 _log_daily(child, arm)
                 if arm.strategies is not None and arm.strategy_allocation is not None:
                     log_strategy_arm(
                         child, arm.strategies, arm.strategy_allocation, arm.strategy_labels
                     )
+                child.describe(lift_table_markdown(arm.lifts) + "\n")
                 child.log_dict(arm_summary(arm).to_json(), "summary.json")
                 child.log_dict([row.to_json() for row in arm.lifts], "lift.json")
                 if arm.allocation is not None and arm.allocation.size:
@@ -364,28 +372,51 @@ def track_run(result: RunResult, spec_text: str) -> str:
                         ),
                         "allocation.png",
                     )
-        tracker.log_metrics(comparison_metrics(result), step=0)
+        rows = all_lift_rows(result)
+        kpis = list(dict.fromkeys(row.kpi for row in rows))  # the experiment's own KPI first
+        lifts = lift_metrics(sorted(rows, key=lambda row: kpis.index(row.kpi)))
+        tracker.log_metrics({**lifts, **comparison_metrics(result)}, step=0)
+        tracker.share_view(name for name, value in lifts.items() if value is not None)
+        tracker.describe(f"{verdict(result)}\n\n{lift_table_markdown(rows)}\n")
         tracker.log_text(spec_text, "spec.toml")
         tracker.log_text(render_markdown(result), "report.md")
         tracker.log_dict(result_json(result), "report.json")
-        for metric, label in (
-            ("expected_reward", "cumulative expected reward"),
-            ("regret", "cumulative regret"),
-            ("revenue", "cumulative revenue booked"),
-        ):
-            tracker.log_figure(
-                plots.cumulative_curves(
-                    {arm.arm: np.array(arm.daily[metric]) for arm in result.arms},
-                    title=label,
-                    ylabel=label,
-                ),
-                f"{metric}.png",
-            )
-        tracker.log_figure(
-            plots.lift_intervals(all_lift_rows(result), title="Lift vs holdout (95% CI)"),
-            "lift.png",
-        )
+        _log_figures(tracker, result)
         return tracker.parent_run_id
+
+
+def _log_figures(tracker: Tracker, result: RunResult) -> None:
+    """The parent's figures: curves on a shared axis in one unit each (the experiment's
+    reward, revenue booked), each arm's regret in its own reward in a panel of its own, and
+    the lift intervals."""
+    from experiments.analysis import plots
+
+    kpi = f"{result.spec.reward.kind}:{result.spec.reward.event}"
+    for metric, label in (
+        ("kpi_expected_reward", f"cumulative expected reward ({kpi}, the experiment's)"),
+        ("kpi_regret", f"cumulative regret ({kpi}, the experiment's reward)"),
+        ("revenue", "cumulative revenue booked"),
+    ):
+        tracker.log_figure(
+            plots.cumulative_curves(
+                {arm.arm: np.array(arm.daily[metric]) for arm in result.arms},
+                title=label,
+                ylabel=label.split(" (")[0],
+            ),
+            f"{metric.removeprefix('kpi_')}.png",
+        )
+    tracker.log_figure(
+        plots.cumulative_panels(
+            {arm.arm: np.array(arm.daily["regret"]) for arm in result.arms},
+            title="cumulative regret, each arm in its own reward",
+            ylabels={arm.arm: f"regret ({arm.reward})" for arm in result.arms},
+        ),
+        "own_regret.png",
+    )
+    tracker.log_figure(
+        plots.lift_intervals(all_lift_rows(result), title="Lift vs holdout (95% CI)"),
+        "lift.png",
+    )
 
 
 def comparison_metrics(result: RunResult) -> dict[str, float | None]:
@@ -418,7 +449,14 @@ def _log_daily(child: Any, arm: ArmResult) -> None:
     days = len(arm.daily.get("contacts", []))
     for day in range(days):
         metrics = {name: values[day] for name, values in arm.daily.items() if day < len(values)}
-        for name in ("expected_reward", "regret", "revenue", "clicks"):
+        for name in (
+            "expected_reward",
+            "regret",
+            "kpi_expected_reward",
+            "kpi_regret",
+            "revenue",
+            "clicks",
+        ):
             cumulative[name] = cumulative.get(name, 0.0) + metrics.get(name, 0.0)
             metrics[f"cumulative_{name}"] = cumulative[name]
         child.log_metrics(metrics, step=day)

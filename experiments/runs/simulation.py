@@ -45,7 +45,7 @@ from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.strategies import StrategyDays
 from experiments.runs.workers import HeldSignal, stop_workers
-from experiments.runs.world import holdout_mask, world_config
+from experiments.runs.world import holdout_mask, pre_period, world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
@@ -152,10 +152,14 @@ class _ArmRunner:
         self.on_day = on_day
         self.customer_ids = np.array([f"c{index}" for index in range(options.customers)])
         self.holdout = holdout_mask(self.spec, options.customers)
+        self.covariates = pre_period(self.world, self.spec)
         self.router = OutcomeRouter()
         #: Customers who have had a decision (an arm with strategies reports all their events).
         self.decided: set[int] = set()
         self.regret_kind = regret_kind(self.spec)
+        #: The experiment's own reward (the base spec's), so every arm's regret can be drawn
+        #: in one unit beside the others'.
+        self.kpi_kind = regret_kind(spec)
         self.reported_events = {self.spec.reward.event, "click", "accept", "churn"}
         self.strategy_days = None
         if self.spec.strategies is not None:
@@ -225,7 +229,7 @@ class _ArmRunner:
                 results[row].decision_id,
                 logged + window,
             )
-        regret, chosen_value = self._regret(visitors[contacted], actions[contacted])
+        regret = self._regret(visitors[contacted], actions[contacted])
         self.world.act(visitors, actions)
         events = self.world.end_day()
         self._record(events, day, day_start)
@@ -250,8 +254,8 @@ class _ArmRunner:
         self._log("clicks", clicks)
         self._log("click_through", clicks / max(1, contacted.sum()))
         self._log("revenue", revenue)
-        self._log("expected_reward", chosen_value)
-        self._log("regret", regret)
+        for name, value in regret.items():
+            self._log(name, value)
         self._log("rewards_joined", rewards)
         self._log("retention", float(kpis["retained"].mean()))
         self._log("policy_version", self.result.policy_version)
@@ -270,24 +274,27 @@ class _ArmRunner:
             shares = np.bincount(codes, minlength=shares.size) / contacted.sum()
         return shares
 
-    def _regret(self, customers: np.ndarray, actions: np.ndarray) -> tuple[float, float]:
-        """Today's regret and expected reward summed over contacts.
+    def _regret(self, customers: np.ndarray, actions: np.ndarray) -> dict[str, float]:
+        """Today's regret and expected reward summed over contacts, in the arm's own reward
+        (``regret``, ``expected_reward``) and in the experiment's (``kpi_regret``, ...).
 
         The simulator's truth is costly for 800 actions, so it is evaluated on a seeded random
         sample of at most ``REGRET_SAMPLE`` contacts and scaled up: an unbiased estimate.
         """
-        if customers.size == 0:
-            return 0.0, 0.0
         scale = 1.0
         if customers.size > REGRET_SAMPLE:
             picked = self.sampler.choice(customers.size, REGRET_SAMPLE, replace=False)
             scale = customers.size / REGRET_SAMPLE
             customers, actions = customers[picked], actions[picked]
-        values = self.world.expected_reward(customers, self.regret_kind)
         allowed = self.spec.decision_space().allowed
-        best = np.where(allowed[None, :], values, -np.inf).max(axis=1)
-        chosen = values[np.arange(customers.size), actions]
-        return float((best - chosen).sum() * scale), float(chosen.sum() * scale)
+        measured: dict[str, float] = {}
+        for prefix, kind in (("", self.regret_kind), ("kpi_", self.kpi_kind)):
+            values = self.world.expected_reward(customers, kind)  # (0, n_actions) without any
+            best = np.where(allowed[None, :], values, -np.inf).max(axis=1, initial=-np.inf)
+            chosen = values[np.arange(customers.size), actions]
+            measured[f"{prefix}regret"] = float((best - chosen).sum() * scale)
+            measured[f"{prefix}expected_reward"] = float(chosen.sum() * scale)
+        return measured
 
     def _record(self, events: Any, day: int, day_start: datetime) -> None:
         """Send the day's events for customers with a decision through the outcome path, each
@@ -336,7 +343,9 @@ class _ArmRunner:
                 "treatment": _mean(values[~self.holdout]),
                 "holdout": _mean(values[self.holdout]),
             }
-        self.result.lifts = kpi_lift_rows(self.arm, measures, self.holdout)
+        self.result.lifts = kpi_lift_rows(
+            self.arm, measures, self.holdout, covariates=self.covariates
+        )
         self.result.per_customer = {
             "revenue": measures["revenue"],
             "retention": measures["retention"],

@@ -5,7 +5,8 @@ Every arm and both oracles live in a world of the same :class:`~experiments.simu
 customers with the same luck; only what they send makes their worlds differ. The spec's
 ``[simulation]`` section (:class:`~experiments.spec.SimulationSpec`) says what the levels mean,
 the constants of behaviour and the burn-in; the spec's contact rules are the cadence of the
-burn-in's business as usual and of the oracles (:func:`contact_rules`).
+burn-in's business as usual and of the oracles (:func:`contact_rules`). The lift report's
+pre-period covariates are read from the world on day 0 (:func:`pre_period`).
 """
 
 from __future__ import annotations
@@ -16,14 +17,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from experiments.engine.holdout import assign_group
-from experiments.simulate import ContactRules, WorldConfig
+from experiments.simulate import ContactRules, CustomerWorld, WorldConfig
 from experiments.spec import ExperimentSpec
 from experiments.vocabulary import Group
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunOptions
 
-__all__ = ["contact_rules", "holdout_mask", "world_config"]
+__all__ = ["contact_rules", "holdout_mask", "pre_period", "world_config"]
 
 
 def contact_rules(spec: ExperimentSpec) -> ContactRules:
@@ -72,3 +73,14 @@ def holdout_mask(spec: ExperimentSpec, customers: int) -> np.ndarray:
         [assign_group(salt, f"c{index}", share) == Group.HOLDOUT for index in range(customers)],
         dtype=bool,
     )
+
+
+def pre_period(world: CustomerWorld, spec: ExperimentSpec) -> dict[str, np.ndarray] | None:
+    """Every customer's ``[report] covariates`` on day 0, before any decision: the pre-period
+    values the lift report adjusts on (None when the spec names none). Reading contexts draws
+    no random numbers, so the world's path is the same with or without covariates."""
+    names = spec.report.covariates if spec.report is not None else []
+    if not names:
+        return None
+    rows = world.contexts(np.arange(world.config.n_customers))
+    return {name: np.array([row[name] for row in rows], dtype=np.float64) for name in names}

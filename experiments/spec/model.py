@@ -56,6 +56,7 @@ from experiments.spec.limits import (
     MAX_LEVEL_NAME,
     check_policy_cost,
 )
+from experiments.spec.report import ReportSpec
 from experiments.spec.reward import RewardSpec
 from experiments.spec.sections import (
     ContactSpec,
@@ -106,6 +107,7 @@ class ExperimentSpec(BaseModel):
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
     strategies: StrategiesSpec | None = None
     state: StateSpec | None = None
+    report: ReportSpec | None = None
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
@@ -181,6 +183,8 @@ class ExperimentSpec(BaseModel):
         for name in self.reward.surrogate.covariates if self.reward.surrogate else ():
             require_numeric_field(self.context, "reward.surrogate.covariates", name)
         self.simulation.check_levels(self.factors)
+        for position, name in enumerate(self.report.covariates if self.report else ()):
+            require_numeric_field(self.context, f"report.covariates[{position}]", name)
         if self.strategies is not None:
             self._strategy_set = compile_strategies(
                 self.strategies,
@@ -356,11 +360,13 @@ class ExperimentSpec(BaseModel):
 
     def to_json_dict(self) -> dict[str, Any]:
         """The spec as JSON-able data (durations in seconds); :func:`parse_spec` reads it
-        back to an equal spec. Sections a spec does not use (``state``, ``reward.surrogate``)
-        are left out, so a spec's stored form does not change with the sections engage has."""
+        back to an equal spec. Sections a spec does not use (``state``, ``report``,
+        ``reward.surrogate``) are left out, so a spec's stored form does not change with the
+        sections engage has."""
         data = self.model_dump(mode="json")
-        if data["state"] is None:
-            del data["state"]
+        for section in ("state", "report"):
+            if data[section] is None:
+                del data[section]
         if data["reward"]["surrogate"] is None:
             del data["reward"]["surrogate"]
         return data
@@ -444,6 +450,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "promotion": PromotionSpec,
     "state": StateSpec,
     "simulation": SimulationSpec,
+    "report": ReportSpec,
 }
 
 

@@ -58,6 +58,11 @@ def test_run_reports_every_arm_and_tracks_nested_runs(run_database: tuple[str, d
     _, data = run_database
     assert [arm["arm"] for arm in data["arms"]] == ["uniform", "engagement"]
     assert {row["kpi"] for row in data["lift"]} >= {"revenue", "retention"}
+    # The flagship names pre-period covariates: every lift carries its CUPED interval too.
+    revenue = next(row for row in data["lift"] if row["kpi"] == "revenue")
+    assert revenue["covariates"] == ["spend_30d", "usage_30d"]
+    assert revenue["adjusted_low"] < revenue["adjusted_difference"] < revenue["adjusted_high"]
+    assert revenue["width_reduction"] is not None
     assert data["options"]["customers"] == 400
     from mlflow.tracking import MlflowClient
 
@@ -72,7 +77,27 @@ def test_run_reports_every_arm_and_tracks_nested_runs(run_database: tuple[str, d
     history = client.get_metric_history(children[0].info.run_id, "contacts")
     assert [point.step for point in history] == list(range(6))
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
-    assert {"report.md", "report.json", "spec.toml", "lift.png"} <= artifacts
+    assert {"report.md", "report.json", "spec.toml", "lift.png", "own_regret.png"} <= artifacts
+    # The analyst's view: per arm and KPI the lift and its interval on the parent, the lift
+    # table as its description, a shared view of the runs table that shows them.
+    for row in data["lift"]:
+        stem = f"Lift/{row['kpi']}/{row['policy']}"
+        for name, field in (("", "relative_lift"), ("/low", "ci_low"), ("/high", "ci_high")):
+            if row[field] is not None:
+                assert parent.data.metrics[stem + name] == pytest.approx(row[field], rel=1e-12)
+    assert parent.data.tags["mlflow.note.content"].count("| engagement |") == 4
+    experiment = client.get_experiment(parent.info.experiment_id)
+    view = json.loads(experiment.tags[f"mlflow.sharedViewState.engage-{parent.info.run_id}"])
+    assert view["selectedColumns"][:3] == [
+        "metrics.`Lift/revenue/uniform`",
+        "metrics.`Lift/revenue/uniform/low`",
+        "metrics.`Lift/revenue/uniform/high`",
+    ]
+    engagement = next(child for child in children if child.info.run_name == "engagement")
+    revenue = next(
+        row for row in data["lift"] if (row["policy"], row["kpi"]) == ("engagement", "revenue")
+    )
+    assert engagement.data.metrics["Lift/revenue"] == pytest.approx(revenue["relative_lift"])
 
 
 def test_report_and_experiments_read_the_run_database(run_database: tuple[str, dict]) -> None:

@@ -81,3 +81,18 @@ def test_allocation_is_reported_on_the_first_factor_that_varies(spec: Experiment
     assert allocation_factor(spec.decision_space()) == "offer"
     mechanism = load_spec(FLAGSHIP.parent / "mechanism.toml")
     assert allocation_factor(mechanism.decision_space()) == "message"
+
+
+def test_every_arm_also_measures_regret_in_the_experiments_reward(spec: ExperimentSpec) -> None:
+    """The interaction arm learns clicks: its own regret is in clicks (a probability per
+    contact, so at most 1 each), its ``kpi_regret`` in the experiment's 14-day revenue, the
+    unit the engagement arm's own regret is in (there the two are the same numbers)."""
+    options = RunOptions(customers=300, days=3, seed=2, arms=("interaction", "engagement"))
+    interaction, engagement = run_simulation(spec, options).arms
+    assert engagement.daily["kpi_regret"] == engagement.daily["regret"]
+    assert engagement.daily["kpi_expected_reward"] == engagement.daily["expected_reward"]
+    contacts = np.array(interaction.daily["contacts"])
+    clicks_regret = np.array(interaction.daily["regret"])
+    assert (clicks_regret <= contacts + 1e-9).all()
+    assert interaction.daily["kpi_regret"] != interaction.daily["regret"]
+    assert len(interaction.daily["kpi_regret"]) == 3

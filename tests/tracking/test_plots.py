@@ -16,7 +16,12 @@ from matplotlib.patches import Rectangle
 
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow
-from experiments.analysis.plots import allocation_over_time, cumulative_curves, lift_intervals
+from experiments.analysis.plots import (
+    allocation_over_time,
+    cumulative_curves,
+    cumulative_panels,
+    lift_intervals,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -227,3 +232,21 @@ def test_lift_intervals_accepts_look_alike_rows() -> None:
     )
     figure = lift_intervals([row], title="t")
     assert [t.get_text() for t in figure.axes[0].texts] == ["+5.0%"]
+
+
+def test_cumulative_panels_give_each_policy_its_own_axis() -> None:
+    figure = cumulative_panels(
+        {"clicks": np.array([0.1, 0.2, 0.3]), "revenue": np.array([10.0, 20.0, 30.0])},
+        title="own regret",
+        ylabels={"clicks": "regret (event:click)", "revenue": "regret (sum:revenue)"},
+    )
+    left, right = figure.axes
+    np.testing.assert_allclose(left.lines[0].get_ydata(), [0.1, 0.3, 0.6])
+    np.testing.assert_allclose(right.lines[0].get_ydata(), [10.0, 30.0, 60.0])
+    assert (left.get_ylabel(), right.get_ylabel()) == (
+        "regret (event:click)",
+        "regret (sum:revenue)",
+    )
+    assert left.get_ylim()[1] < 1.0 < right.get_ylim()[1]  # not one shared scale
+    with pytest.raises(ValueError, match="missing"):
+        cumulative_panels({"a": np.ones(2)}, title="t", ylabels={})

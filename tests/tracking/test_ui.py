@@ -7,8 +7,6 @@ was logged, and reads that run back through MLflow's REST API.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 from typer.testing import CliRunner
+from ui_support import free_port, stop
 
 from cli.main import app
 from experiments.analysis.tracking import Tracker
@@ -27,12 +26,6 @@ STARTUP_TIMEOUT = 60.0  # mlflow server takes 10-25 s to start on a busy 2-core 
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - refused, never bound
 
 runner = CliRunner()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def one_line(text: str) -> str:
@@ -169,24 +162,3 @@ def test_engage_ui_serves_logged_runs_over_rest(tmp_path: Path) -> None:
         assert [f["path"] for f in listed.json()["files"]] == ["report.md"]
     finally:
         stop(process)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the whole process group, then SIGKILL it if it lingers."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=20)
-    # uvicorn runs as mlflow server's child: make sure nothing of the group survives.
-    for _ in range(40):
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.25)
-    os.killpg(process.pid, signal.SIGKILL)

@@ -804,6 +804,8 @@ PUBLIC = [
     "ContextField",
     "Duration",
     "ExperimentSpec",
+    "GuardrailSpec",
+    "GuardrailsSpec",
     "HoldoutSpec",
     "LearnerSpec",
     "NumericField",

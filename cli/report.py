@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cli.checks import print_checks
 from cli.common import DatabaseUrl, JsonFlag, checked_database, console, print_json, readable_errors
 from cli.render import lift_table, strategy_table
 
@@ -38,6 +39,7 @@ def report(
     if as_json:
         print_json({**live.to_json(), "mlflow_run_id": run_id})
         return
+    print_checks(live)
     rows = [(None, live.lift)] if live.lift is not None else []
     table = lift_table(
         f"{experiment}: reward lift vs holdout (policy v{live.policy_version})", rows

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Attribution", "DecisionStatus", "ExperimentStatus", "Group", "Scope"]
+__all__ = [
+    "Attribution",
+    "DecisionStatus",
+    "ExperimentStatus",
+    "Group",
+    "GuardrailStatus",
+    "Scope",
+]
 
 
 class ExperimentStatus(StrEnum):
@@ -53,6 +60,15 @@ class Attribution(StrEnum):
     UNATTRIBUTED = "unattributed"
     LATE = "late"
     UNKNOWN_DECISION = "unknown_decision"
+
+
+class GuardrailStatus(StrEnum):
+    """How a guardrail KPI reads (:func:`bandit.guardrails.non_inferiority`): within its
+    margin, beyond it, or not known either way yet (with always-valid confidence)."""
+
+    HOLDING = "holding"
+    BREACHED = "breached"
+    UNDECIDED = "undecided"
 
 
 class Scope(StrEnum):

@@ -214,8 +214,11 @@ def create_app(
     def update_experiment(
         key: ExperimentKey, body: ExperimentPatch, engine: EngineDep
     ) -> ExperimentOut:
-        """Change the exploration floor or switch apprentice mode."""
+        """Change the exploration floor, switch apprentice mode, or change the status
+        (``running`` resumes an experiment that stopped itself on a guardrail or its split)."""
         row = engine.get_experiment(key)
+        if body.status is not None:
+            row = engine.set_status(key, body.status)
         if body.exploration_floor is not None:
             row = engine.set_exploration_floor(key, body.exploration_floor)
         if body.apprentice is not None:

@@ -32,6 +32,7 @@ from bandit.guardrails import SRM_ALPHA, non_inferiority, sample_ratio_test
 from bandit.lift import welch_lift
 from experiments.analysis.lift import MIN_UNITS, significant
 from experiments.analysis.model import Number, ReportModel
+from experiments.analysis.tracking_params import clean_key
 from experiments.spec import ExperimentSpec, GuardrailSpec
 from experiments.store.guardrails import CustomerRow, customer_events, customer_rows
 from experiments.vocabulary import Group, GuardrailStatus
@@ -42,6 +43,7 @@ __all__ = [
     "SampleRatioCheck",
     "checks_markdown",
     "guardrail_checks",
+    "guardrail_tags",
 ]
 
 
@@ -255,3 +257,25 @@ def checks_markdown(checks: GuardrailChecks) -> str:
                 f"| {status} | {row.action} |"
             )
     return "\n".join(lines)
+
+
+def guardrail_tags(
+    checks: GuardrailChecks | None, *, stop_reason: str | None, stopped_at: datetime | None
+) -> dict[str, str]:
+    """MLflow tags of a report's checks, so runs can be filtered on them: ``engage.stopped``
+    (``true``/``false``) with ``engage.stop_reason`` and ``engage.stopped_at`` when it stopped
+    itself, ``engage.srm`` (``mismatch``, ``ok`` or ``none`` without a holdout) and
+    ``engage.guardrail.<kpi>`` per guardrail (its status; characters MLflow refuses in a
+    name become ``_``, :func:`~experiments.analysis.tracking_params.clean_key`)."""
+    tags = {"engage.stopped": "false" if stop_reason is None else "true"}
+    if stop_reason is not None:
+        tags["engage.stop_reason"] = stop_reason
+        if stopped_at is not None:
+            tags["engage.stopped_at"] = stopped_at.isoformat()
+    if checks is None:
+        return tags
+    ratio = checks.sample_ratio
+    tags["engage.srm"] = "none" if ratio is None else "mismatch" if ratio.mismatch else "ok"
+    for row in checks.guardrails:
+        tags[clean_key(f"engage.guardrail.{row.kpi}")] = row.status.value
+    return tags

@@ -23,7 +23,6 @@ def print_checks(live: LiveReport) -> None:
                 f"{live.stop_reason}. Resume: engage experiments resume {live.experiment}"
             ),
             style="bold red",
-            soft_wrap=True,
         )
     elif live.resumed_at is not None:
         console.print(shown(f"Resumed by an admin at {live.resumed_at.isoformat()}."))
@@ -34,7 +33,7 @@ def print_checks(live: LiveReport) -> None:
     if ratio is None:
         console.print("split: no holdout, nothing to check")
     elif ratio.mismatch:
-        console.print(shown(f"SPLIT: {ratio.reason}"), style="bold red", soft_wrap=True)
+        console.print(shown(f"SPLIT: {ratio.reason}"), style="bold red")
     else:
         console.print(
             f"split: {ratio.holdout}/{ratio.treatment + ratio.holdout} customers in the holdout,"

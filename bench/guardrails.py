@@ -10,8 +10,9 @@ probability ``visit`` a day until they churn; a decision sends one message, ``ge
 holdout (share 10%) is served business as usual, ``gentle``. The **harmful** experiment's
 policy only ever sends ``pushy`` (the most fatiguing message); the **healthy** one only
 ``gentle``, exactly what the holdout gets, so its true guardrail difference is 0 and any stop
-is a false one. Both carry a retention guardrail with margin 0.02 at 95% (always-valid), and
-the engine checks it after every simulated day (:meth:`DecisionEngine.step`), as the learner
+is a false one. Both carry a retention guardrail with margin 0.02 at 95% (always-valid); the
+healthy one runs again with margin 0, where any apparent harm stops it. The engine checks the
+guardrail after every simulated day (:meth:`DecisionEngine.step`), as the learner
 does on its interval.
 
 The split check: decisions are made with the holdout hashed at 5% and the stored spec is then
@@ -131,7 +132,14 @@ class StopRun:
 
 
 def run_experiment(
-    url: str, *, seed: int, harmful: bool, customers: int, days: int, key: str = "guarded"
+    url: str,
+    *,
+    seed: int,
+    harmful: bool,
+    customers: int,
+    days: int,
+    key: str = "guarded",
+    margin: float = 0.02,
 ) -> StopRun:
     """Simulate one experiment through the engine for ``days`` days (see the module doc)."""
     upgrade(url)
@@ -139,7 +147,7 @@ def run_experiment(
     clock = ManualClock(START)
     engine = DecisionEngine(database, clock=clock, seed=seed)
     try:
-        engine.create_experiment(world_spec(key, harmful=harmful))
+        engine.create_experiment(world_spec(key, harmful=harmful, margin=margin))
         world = ChurnWorld(customers, seed)
         decide = engine_decide(engine, key)
         stopped = None
@@ -157,16 +165,19 @@ def run_experiment(
         database.dispose()
 
 
-def split_log(url: str, *, seed: int, broken: bool, customers: int) -> tuple[bool, float]:
+def split_log(
+    url: str, *, seed: int, broken: bool, customers: int, action: str = "alert"
+) -> tuple[bool, float]:
     """Decide once for every customer with the holdout at 5% (broken) or 10% (correct), the
-    stored spec saying 10%; returns whether the report flags the split, and its p-value."""
+    stored spec saying 10% with ``sample_ratio = action``; returns whether the report flags
+    the split, and its p-value."""
     upgrade(url)
     database = open_database(url)
     engine = DecisionEngine(database, clock=ManualClock(START), seed=seed)
     key = f"split-{seed}"
     try:
         spec = world_spec(key, harmful=False, share=0.05 if broken else 0.1)
-        spec["guardrails"] = {"sample_ratio": "alert"}
+        spec["guardrails"] = {"sample_ratio": action}
         engine.create_experiment(spec)
         engine_decide(engine, key)([f"s{seed}-{index}" for index in range(customers)])
         with database.session() as session:
@@ -189,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     customers = int(args[1]) if len(args) > 1 else 2_000
     days = int(args[2]) if len(args) > 2 else 30
     runs: list[StopRun] = []
+    strict: list[StopRun] = []  # healthy with margin 0: any sign of harm would stop it
     splits: dict[str, list[float]] = {"broken": [], "correct": []}
     flagged: dict[str, int] = {"broken": 0, "correct": 0}
     with tempfile.TemporaryDirectory() as folder:
@@ -198,6 +210,12 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 runs.append(
                     run_experiment(url, seed=seed, harmful=harmful, customers=customers, days=days)
                 )
+            url = f"sqlite:///{folder}/strict-{seed}.db"
+            strict.append(
+                run_experiment(
+                    url, seed=seed, harmful=False, customers=customers, days=days, margin=0.0
+                )
+            )
             for name in ("broken", "correct"):
                 url = f"sqlite:///{folder}/split-{seed}-{name}.db"
                 mismatch, p_value = split_log(
@@ -216,6 +234,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "harmful_median_stop_day": statistics.median(stop_days) if stop_days else None,
         "harmful_stop_days": [run.stopped_day for run in harmful_runs],
         "healthy_stopped": sum(run.stopped_day is not None for run in healthy_runs),
+        "healthy_margin0_stopped": sum(run.stopped_day is not None for run in strict),
         "split_broken_flagged": flagged["broken"],
         "split_correct_flagged": flagged["correct"],
         "split_broken_max_p": max(splits["broken"]),
@@ -225,7 +244,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     print(
         f"harmful: {result['harmful_stopped']}/{seeds} stopped themselves "
         f"(median day {result['harmful_median_stop_day']}); healthy: "
-        f"{result['healthy_stopped']}/{seeds} stopped (false stops), {days} daily checks each"
+        f"{result['healthy_stopped']}/{seeds} stopped (false stops), {days} daily checks each; "
+        f"healthy with margin 0: {result['healthy_margin0_stopped']}/{seeds} stopped"
     )
     print(
         f"split 5% vs 10%: flagged {flagged['broken']}/{seeds} (largest p "

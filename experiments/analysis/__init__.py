@@ -8,6 +8,8 @@ and writes nothing back to the experiment.
                        by HTTP, printed by ``engage report``, logged to MLflow
 ``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
                        difference reads (:func:`reading`); :func:`paired_difference`
+``guardrails``         the live report's checks: the split's sample ratio, each guardrail KPI
+                       holding, breached or undecided (what the automatic stop acts on)
 ``strategies``         the live report's strategies: each strategy's epoch KPI against the
                        holdout's, raw and regression-adjusted
 ``surrogate``          a surrogate reward beside the matured KPI of the same decisions
@@ -38,6 +40,8 @@ __all__ = [
     "Evaluation",
     "ExportResult",
     "GroupSummary",
+    "GuardrailChecks",
+    "GuardrailRow",
     "LiftPoint",
     "LiftRow",
     "LiveReport",
@@ -50,6 +54,7 @@ __all__ = [
     "PeriodMetrics",
     "ReportModel",
     "RewardCounts",
+    "SampleRatioCheck",
     "SurrogateCheck",
     "Tracker",
     "TrackingError",
@@ -62,6 +67,7 @@ __all__ = [
     "export_experiment",
     "flatten_params",
     "git_commit",
+    "guardrail_checks",
     "kpi_lift_rows",
     "lift_intervals",
     "lift_table_markdown",
@@ -94,6 +100,9 @@ HOMES: dict[str, str] = {
             "reading",
         ),
         "lift",
+    ),
+    **dict.fromkeys(
+        ("GuardrailChecks", "GuardrailRow", "SampleRatioCheck", "guardrail_checks"), "guardrails"
     ),
     **dict.fromkeys(("Number", "ReportModel"), "model"),
     **dict.fromkeys(

@@ -8,10 +8,14 @@ report``, MLflow), and the engine reads the same value to stop an experiment by 
 
 - **Split.** Customers are counted per group, each once, and compared with the configured
   holdout share by Pearson's chi-square; flagged at p < 0.001
-  (:func:`bandit.guardrails.sample_ratio_test`). No check without a holdout (share 0).
+  (:func:`bandit.guardrails.sample_ratio_test`). No check without a holdout (share 0). The
+  automatic stop acts on the anytime-valid p-value of the same counts instead
+  (:func:`bandit.guardrails.sequential_sample_ratio_p`, also below 0.001): it is checked again
+  and again as customers arrive, which a fixed-n test does not allow.
 - **Guardrails.** Each KPI (``[[guardrails.kpi]]``, :mod:`experiments.spec.guardrails`) is
   measured per customer, and the always-valid interval of ``treatment - holdout`` at the
-  section's confidence (:func:`bandit.lift.welch_lift`) is read against the margin
+  section's confidence (:func:`bandit.guardrails.guarded_difference`: the report's boundary,
+  with a variance that cannot collapse on a rare event) is read against the margin
   (:func:`bandit.guardrails.non_inferiority`). The interval is a confidence sequence, so the
   checks may run after every learning step without inflating the false-stop rate.
 
@@ -28,8 +32,13 @@ from datetime import datetime
 import numpy as np
 from sqlmodel import Session
 
-from bandit.guardrails import SRM_ALPHA, non_inferiority, sample_ratio_test
-from bandit.lift import welch_lift
+from bandit.guardrails import (
+    SRM_ALPHA,
+    guarded_difference,
+    non_inferiority,
+    sample_ratio_test,
+    sequential_sample_ratio_p,
+)
 from experiments.analysis.lift import MIN_UNITS, significant
 from experiments.analysis.model import Number, ReportModel
 from experiments.analysis.tracking_params import clean_key
@@ -56,9 +65,17 @@ class SampleRatioCheck(ReportModel):
     observed_holdout_share: Number
     statistic: float
     p_value: float
+    #: Anytime-valid p-value of the same counts (what the automatic stop acts on).
+    always_valid_p: float
     alpha: float
     mismatch: bool
     action: str
+
+    @property
+    def stops(self) -> bool:
+        """Whether the automatic stop acts: action ``stop`` and the anytime-valid p below
+        ``alpha`` (a chi-square flag alone is reported, not acted on)."""
+        return self.action == "stop" and self.always_valid_p < self.alpha
 
     @property
     def reason(self) -> str:
@@ -67,7 +84,8 @@ class SampleRatioCheck(ReportModel):
             f"sample-ratio mismatch: {self.holdout} of {self.treatment + self.holdout} "
             f"customers in the holdout ({100 * (self.observed_holdout_share or 0.0):.1f}%) "
             f"where the spec says {100 * self.expected_holdout_share:.1f}% (chi-square p = "
-            f"{self.p_value:.2g} < {self.alpha:g})"
+            f"{self.p_value:.2g}, anytime-valid p = {self.always_valid_p:.2g}; flagged below "
+            f"{self.alpha:g})"
         )
 
 
@@ -115,9 +133,8 @@ class GuardrailChecks(ReportModel):
         """Why the experiment should fall back to control: each breach or mismatch whose
         action is ``stop`` (empty when none is)."""
         reasons = []
-        ratio = self.sample_ratio
-        if ratio is not None and ratio.mismatch and ratio.action == "stop":
-            reasons.append(ratio.reason)
+        if self.sample_ratio is not None and self.sample_ratio.stops:
+            reasons.append(self.sample_ratio.reason)
         reasons += [
             row.reason
             for row in self.guardrails
@@ -155,7 +172,8 @@ def _sample_ratio(spec: ExperimentSpec, holdout: np.ndarray) -> SampleRatioCheck
         return None
     held = int(holdout.sum())
     treated = int(holdout.size - held)
-    test = sample_ratio_test(np.array([treated, held]), [1.0 - share, share], alpha=SRM_ALPHA)
+    counts, shares = np.array([treated, held]), [1.0 - share, share]
+    test = sample_ratio_test(counts, shares, alpha=SRM_ALPHA)
     return SampleRatioCheck(
         treatment=treated,
         holdout=held,
@@ -163,6 +181,7 @@ def _sample_ratio(spec: ExperimentSpec, holdout: np.ndarray) -> SampleRatioCheck
         observed_holdout_share=held / holdout.size if holdout.size else None,
         statistic=test.statistic,
         p_value=test.p_value,
+        always_valid_p=sequential_sample_ratio_p(counts, shares),
         alpha=test.alpha,
         mismatch=test.mismatch,
         action=spec.guardrails.sample_ratio,
@@ -207,8 +226,8 @@ def _row(
                 "note": f"needs at least {MIN_UNITS} customers in each group",
             }
         )
-    lift = welch_lift(treated, control, confidence)
-    low, high = lift.always_valid_ci
+    lift = guarded_difference(treated, control, confidence=confidence)
+    low, high = lift.low, lift.high
     status = non_inferiority(
         low, high, margin=guardrail.margin, higher_is_better=guardrail.higher_is_better
     )

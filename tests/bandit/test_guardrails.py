@@ -6,12 +6,18 @@ import math
 
 import numpy as np
 import pytest
+from guardrail_support import independent_interval
 from hypothesis import given
 from hypothesis import strategies as st
-from scipy import stats
+from scipy import integrate, stats
 
 from bandit import BanditValueError
-from bandit.guardrails import non_inferiority, sample_ratio_test
+from bandit.guardrails import (
+    guarded_difference,
+    non_inferiority,
+    sample_ratio_test,
+    sequential_sample_ratio_p,
+)
 
 
 @pytest.mark.parametrize(
@@ -100,3 +106,81 @@ def test_sample_ratio_refuses_bad_input(
     with pytest.raises(BanditValueError) as caught:
         sample_ratio_test(np.array(observed), shares)
     assert caught.value.field == field
+
+
+def test_guarded_difference_with_no_event_in_the_holdout() -> None:
+    """Holdout 50 customers all retained (variance 0); treatment 450 with 8 churned. Welch's
+    V would be the treatment's alone, 0.01747 · 0.98253 / 450 ≈ 3.81e-5; the pooled one,
+    0.016 · 0.984 · 500/499 · (1/450 + 1/50) ≈ 3.50e-4, is used."""
+    t = np.r_[np.zeros(8), np.ones(442)]
+    h = np.ones(50)
+    result = guarded_difference(t, h)
+    pooled = np.r_[t, h].var(ddof=1)
+    assert result.variance == pytest.approx(pooled * (1 / 450 + 1 / 50), rel=1e-12)
+    assert result.variance > t.var(ddof=1) / 450 * 9
+    assert (result.low, result.high) == pytest.approx(independent_interval(t, h), rel=1e-12)
+    assert result.difference == pytest.approx(-8 / 450, rel=1e-12)
+
+
+@given(
+    st.lists(st.floats(-100, 100), min_size=2, max_size=40),
+    st.lists(st.floats(-100, 100), min_size=2, max_size=40),
+)
+def test_guarded_difference_matches_the_formula_and_covers_welch(
+    treatment: list[float], holdout: list[float]
+) -> None:
+    t, h = np.array(treatment), np.array(holdout)
+    if np.r_[t, h].var() < 1e-9:
+        return  # constant: the radius is 0 on both sides (tested by the identity below)
+    result = guarded_difference(t, h)
+    low, high = independent_interval(t, h)
+    assert result.low == pytest.approx(low, rel=1e-9, abs=1e-9)
+    assert result.high == pytest.approx(high, rel=1e-9, abs=1e-9)
+    welch_variance = t.var(ddof=1) / t.size + h.var(ddof=1) / h.size
+    assert result.variance >= welch_variance * (1 - 1e-12)
+
+
+def test_guarded_difference_of_constants_is_the_point() -> None:
+    result = guarded_difference(np.ones(5), np.ones(3))
+    assert (result.low, result.high, result.variance) == (0.0, 0.0, 0.0)
+
+
+def test_guarded_difference_refuses_too_few_values() -> None:
+    with pytest.raises(BanditValueError) as caught:
+        guarded_difference(np.ones(1), np.ones(3))
+    assert caught.value.field == "treatment"
+
+
+def test_sequential_sample_ratio_hand_computed() -> None:
+    """Shares (0.5, 0.5), concentration 2 (a uniform prior), counts (1, 0): the mixture's
+    marginal likelihood is 1/2, the null's 1/2, so BF = 1 and p = 1. Counts (2, 0): the
+    mixture gives ∫ q² dq = 1/3 against 1/4, BF = 4/3, p = 3/4; counts (10, 0): 1/11 against
+    1/1024, p = 11/1024. Counts (0, 1) against (0.9, 0.1), concentration 1: prior Beta(0.1,
+    0.9) on the holdout share, marginal 0.1 = the null's, BF = 1, p = 1 (never below 1)."""
+    assert sequential_sample_ratio_p([1, 0], [0.5, 0.5], concentration=2) == 1.0
+    assert sequential_sample_ratio_p([2, 0], [0.5, 0.5], concentration=2) == pytest.approx(0.75)
+    assert sequential_sample_ratio_p([0, 1], [0.9, 0.1], concentration=1) == 1.0
+    assert sequential_sample_ratio_p([10, 0], [0.5, 0.5], concentration=2) == pytest.approx(
+        11 / 1024, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(("treated", "held"), [(60, 40), (950, 50), (180, 20), (0, 7)])
+def test_sequential_sample_ratio_equals_the_integral(treated: int, held: int) -> None:
+    """Two groups: BF = ∫ (q/s)^held ((1-q)/(1-s))^treated Beta(q; 100 s, 100 (1-s)) dq."""
+    share = 0.1
+    bayes_factor, _ = integrate.quad(
+        lambda q: (
+            (q / share) ** held
+            * ((1 - q) / (1 - share)) ** treated
+            * stats.beta.pdf(q, 100 * share, 100 * (1 - share))
+        ),
+        0,
+        1,
+        epsabs=0,
+        epsrel=1e-11,
+        limit=200,
+    )
+    expected = min(1.0, 1.0 / bayes_factor)
+    got = sequential_sample_ratio_p([treated, held], [1 - share, share])
+    assert got == pytest.approx(expected, rel=1e-7)

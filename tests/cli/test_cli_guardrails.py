@@ -31,7 +31,7 @@ def test_show_report_and_resume_a_stopped_experiment(
     url = f"sqlite:///{tmp_path / 'guarded.db'}"
     mlflow_uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)
-    run = run_experiment(url, seed=0, harmful=True, customers=1000, days=15)
+    run = run_experiment(url, seed=0, harmful=True, customers=2000, days=20)
     assert run.reason is not None
     code, output = invoke("experiments", "show", "guarded", "--database-url", url)
     assert code == 0, output

@@ -4,6 +4,7 @@ named by its field."""
 from __future__ import annotations
 
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -79,3 +80,14 @@ def test_bad_guardrails_name_the_field(section: dict[str, Any], field: str, frag
         parse_spec(with_guardrails(section))
     assert caught.value.field == field, str(caught.value)
     assert fragment in str(caught.value)
+
+
+def test_the_readme_section_is_a_valid_guardrails_section() -> None:
+    """The README's ```toml block that starts with [guardrails] parses on the quickstart."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    blocks = [part.split("```")[0] for part in readme.split("```toml\n")[1:]]
+    (block,) = [block for block in blocks if block.startswith("[guardrails]")]
+    spec = parse_spec(with_guardrails(tomllib.loads(block)["guardrails"]))
+    assert [g.label for g in spec.guardrails.kpi] == ["retention:churn", "count:unsubscribe"]
+    assert [g.higher_is_better for g in spec.guardrails.kpi] == [True, False]
+    assert [g.action for g in spec.guardrails.kpi] == ["stop", "alert"]

@@ -8,9 +8,9 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from guardrail_support import independent_interval
 from sqlalchemy import Engine
 
-from bandit.lift import welch_lift
 from bench.guardrails import START, run_experiment, split_log, world_spec
 from experiments.analysis.guardrails import guardrail_tags
 from experiments.analysis.report import build_live_report, live_report_markdown
@@ -68,12 +68,14 @@ def test_guardrails_recomputed_by_hand(engine: Engine) -> None:
         ("contacts", contacts),
         ("sum:churn", 1.0 - retention),
     ):
-        lift = welch_lift(values[~holdout], values[holdout], 0.95)
+        treated, control = values[~holdout], values[holdout]
         row = rows[kpi]
-        assert (row.n_treatment, row.n_holdout) == ((~holdout).sum(), holdout.sum())
-        assert row.mean_treatment == pytest.approx(values[~holdout].mean(), rel=1e-12)
-        assert row.difference == pytest.approx(lift.difference, rel=1e-12)
-        assert (row.av_low, row.av_high) == pytest.approx(lift.always_valid_ci, rel=1e-12)
+        assert (row.n_treatment, row.n_holdout) == (treated.size, control.size)
+        assert row.mean_treatment == pytest.approx(treated.mean(), rel=1e-12)
+        assert row.difference == pytest.approx(treated.mean() - control.mean(), rel=1e-12)
+        assert (row.av_low, row.av_high) == pytest.approx(
+            independent_interval(treated, control), rel=1e-12
+        )
     assert [rows[k].direction for k in rows] == ["higher", "lower", "lower"]
     ratio = report.checks.sample_ratio
     assert ratio is not None
@@ -111,7 +113,7 @@ def test_a_harmful_experiment_stops_itself_and_serves_control_until_resumed(
     confidence within days, the engine pauses the experiment with the reason and time, a
     treatment customer is then served the control's action, and an admin's resume clears the
     stop and restarts the evidence."""
-    run = run_experiment(migrated_database_url, seed=0, harmful=True, customers=1000, days=15)
+    run = run_experiment(migrated_database_url, seed=0, harmful=True, customers=2000, days=20)
     assert run.stopped_day is not None
     assert run.reason is not None
     assert run.reason.startswith("guardrail retention:churn breached: treatment ")
@@ -188,3 +190,23 @@ def test_alert_guardrails_and_splits_never_stop(engine: Engine) -> None:
     assert checks.guardrails[0].status == GuardrailStatus.BREACHED
     assert checks.stop_reasons() == []
     assert decisions.get_experiment("alerting").status == ExperimentStatus.RUNNING
+
+
+def test_a_mismatched_split_stops_the_experiment(migrated_database_url: str) -> None:
+    """The broken split (5% hashed, 10% in the spec) with sample_ratio = "stop": the
+    anytime-valid p of 2,000 customers is far below 0.001 too, and the engine pauses it."""
+    assert split_log(migrated_database_url, seed=1, broken=True, customers=2000, action="stop")[0]
+    database = open_database(migrated_database_url)
+    try:
+        decisions = DecisionEngine(database, clock=ManualClock(START + timedelta(days=1)))
+        checks = decisions.check_guardrails("split-1")
+        assert checks is not None
+        assert checks.sample_ratio is not None
+        assert checks.sample_ratio.always_valid_p < 1e-6
+        row = decisions.get_experiment("split-1")
+        assert row.status == ExperimentStatus.PAUSED
+        assert row.stop_reason is not None
+        assert row.stop_reason.startswith("sample-ratio mismatch: ")
+        assert row.stopped_at == START + timedelta(days=1)
+    finally:
+        database.dispose()

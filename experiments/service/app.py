@@ -209,7 +209,7 @@ def create_app(
         "/v1/experiments/{key}",
         dependencies=[Depends(require_scope(Scope.ADMIN))],
         tags=["experiments"],
-        responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404),
+        responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404, 409),
     )
     def update_experiment(
         key: ExperimentKey, body: ExperimentPatch, engine: EngineDep

@@ -16,6 +16,7 @@ from experiments.analysis.guardrails import guardrail_tags
 from experiments.analysis.report import build_live_report, live_report_markdown
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
+from experiments.engine.learner import Learner, LearnerLock
 from experiments.store.database import Database, open_database
 from experiments.store.models import Decision
 from experiments.vocabulary import DecisionStatus, ExperimentStatus, Group, GuardrailStatus
@@ -210,3 +211,29 @@ def test_a_mismatched_split_stops_the_experiment(migrated_database_url: str) -> 
         assert row.stopped_at == START + timedelta(days=1)
     finally:
         database.dispose()
+
+
+def test_the_background_learner_checks_and_stops(engine: Engine) -> None:
+    """One pass of the learner (no reward has joined yet) checks the guardrails of each
+    running experiment and stops the one whose treated customers all churned."""
+    decisions = DecisionEngine(Database(engine), clock=ManualClock(START), seed=0)
+    decisions.create_experiment(world_spec("learned", harmful=True, share=0.5))
+    results = decisions.decide_many(
+        "learned", [DecisionRequest(f"c{index}", {}) for index in range(200)]
+    )
+    decisions.record(
+        [
+            churn(f"o{index}", result.decision_id, 0.5)
+            for index, result in enumerate(results)
+            if result.group == Group.TREATMENT and index % 4
+        ]
+    )
+    learner = Learner(decisions, lock=LearnerLock(decisions.database))
+    try:
+        assert learner.run_once() == []  # nothing learned: the window has not closed
+    finally:
+        learner.lock.release()
+    row = decisions.get_experiment("learned")
+    assert row.status == ExperimentStatus.PAUSED
+    assert row.stop_reason is not None
+    assert row.stop_reason.startswith("guardrail retention:churn breached")

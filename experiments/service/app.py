@@ -134,8 +134,12 @@ def create_app(
     def healthz(request: Request) -> JSONResponse:
         engine: DecisionEngine = request.app.state.engine
         database = "ok"
+        stopped: int | None = None
         try:
             engine.database.ping()
+            # How many experiments stopped themselves (the keys and reasons need a read key:
+            # GET /v1/experiments).
+            stopped = sum(row.stop_reason is not None for row in engine.list_experiments())
         except Exception:
             database = "down"
         learner = request.app.state.learner
@@ -155,6 +159,7 @@ def create_app(
                 "status": "ok" if healthy else "degraded",
                 "database": database,
                 "learner": learner_status,
+                "experiments_stopped_by_checks": stopped,
             },
         )
 

@@ -70,6 +70,8 @@ def test_a_harmful_experiment_stops_itself_over_http(server: Server) -> None:
         assert guardrail["status"] == "breached"
         assert guardrail["av_high"] < -0.02
         assert report["checks"]["sample_ratio"]["mismatch"] is False
+        health = httpx.get(f"{server.base_url}/healthz").json()
+        assert health["experiments_stopped_by_checks"] == 1
     with server.client("decide") as client:
         served = [
             client.post(f"/v1/experiments/{KEY}/decisions", json={"customer_id": f"n{index}"})
@@ -93,3 +95,5 @@ def test_a_harmful_experiment_stops_itself_over_http(server: Server) -> None:
         assert body["stopped_at"] == stopped["stopped_at"]
         time.sleep(1.5)  # three of the learner's check intervals: no new evidence, no stop
         assert admin.get(f"/v1/experiments/{KEY}").json()["status"] == "running"
+        health = httpx.get(f"{server.base_url}/healthz").json()
+        assert health["experiments_stopped_by_checks"] == 0

@@ -49,6 +49,9 @@ def _row(row: Experiment) -> dict[str, Any]:
         "exploration_floor": row.exploration_floor,
         "apprentice": row.apprentice,
         "created_at": row.created_at.isoformat(),
+        "stop_reason": row.stop_reason,
+        "stopped_at": None if row.stopped_at is None else row.stopped_at.isoformat(),
+        "resumed_at": None if row.resumed_at is None else row.resumed_at.isoformat(),
     }
 
 
@@ -158,6 +161,16 @@ def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
     title = shown(row.key)
     title.stylize("bold")
     console.print(title, shown(f"({row.status}) {row.description}"), soft_wrap=True)
+    if row.stop_reason is not None and row.stopped_at is not None:
+        console.print(
+            shown(
+                f"Stopped itself at {row.stopped_at.isoformat()}, serving control only: "
+                f"{row.stop_reason}. Resume: engage experiments resume {row.key}"
+            ),
+            soft_wrap=True,
+        )
+    elif row.resumed_at is not None:
+        console.print(shown(f"Resumed by an admin at {row.resumed_at.isoformat()}."))
     print_json(row.spec)
     if promotions:
         console.print("safe promotion, newest first:")
@@ -182,7 +195,8 @@ def pause(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
 
 @app.command()
 def resume(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
-    """Resume a paused experiment. Example: engage experiments resume promo"""
+    """Resume a paused experiment, or one that stopped itself on a guardrail or its split.
+    Example: engage experiments resume promo"""
     _set_status(key, ExperimentStatus.RUNNING, url, as_json)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from cli.checks import print_checks
 from cli.common import (
     DatabaseUrl,
     JsonFlag,
@@ -46,6 +47,7 @@ def report(
     if as_json:
         print_json({**live.to_json(), "mlflow_run_id": run_id})
         return
+    print_checks(live)
     if live.lift is not None:
         for table in lift_tables(
             f"{experiment}: lift vs holdout (policy v{live.policy_version})", [(None, live.lift)]

@@ -15,6 +15,7 @@ __all__ = [
     "DecisionStatus",
     "ExperimentStatus",
     "Group",
+    "GuardrailStatus",
     "PromotionStatus",
     "Scope",
 ]
@@ -69,6 +70,15 @@ class PromotionStatus(StrEnum):
     PENDING = "pending"
     PROMOTED = "promoted"
     REJECTED = "rejected"
+
+
+class GuardrailStatus(StrEnum):
+    """How a guardrail KPI reads (:func:`bandit.guardrails.non_inferiority`): within its
+    margin, beyond it, or not known either way yet (with always-valid confidence)."""
+
+    HOLDING = "holding"
+    BREACHED = "breached"
+    UNDECIDED = "undecided"
 
 
 class Scope(StrEnum):

@@ -9,6 +9,8 @@ and writes nothing back to the experiment.
 ``lift``               :class:`LiftRow`, the one row of every lift engage reports; how a
                        difference reads (:func:`reading`); :func:`paired_difference`
 ``covariates``         the live reward lift adjusted on pre-period covariates (CUPED)
+``guardrails``         the live report's checks: the split's sample ratio, each guardrail KPI
+                       holding, breached or undecided (what the automatic stop acts on)
 ``strategies``         the live report's strategies: each strategy's epoch KPI against the
                        holdout's, raw and regression-adjusted
 ``promotions``         safe promotion's verdict on each learned snapshot, as report values
@@ -40,6 +42,8 @@ __all__ = [
     "Evaluation",
     "ExportResult",
     "GroupSummary",
+    "GuardrailChecks",
+    "GuardrailRow",
     "LiftPoint",
     "LiftRow",
     "LiveReport",
@@ -53,6 +57,7 @@ __all__ = [
     "PromotionRecord",
     "ReportModel",
     "RewardCounts",
+    "SampleRatioCheck",
     "SurrogateCheck",
     "Tracker",
     "TrackingError",
@@ -65,6 +70,7 @@ __all__ = [
     "export_experiment",
     "flatten_params",
     "git_commit",
+    "guardrail_checks",
     "kpi_lift_rows",
     "lift_intervals",
     "lift_table_markdown",
@@ -99,6 +105,9 @@ HOMES: dict[str, str] = {
             "reading",
         ),
         "lift",
+    ),
+    **dict.fromkeys(
+        ("GuardrailChecks", "GuardrailRow", "SampleRatioCheck", "guardrail_checks"), "guardrails"
     ),
     **dict.fromkeys(("Number", "ReportModel"), "model"),
     **dict.fromkeys(

@@ -7,6 +7,8 @@ prints it (``--json``: :meth:`~experiments.analysis.model.ReportModel.to_json`) 
 construction. It holds:
 
 - the counts of decisions, outcomes and rewards;
+- at its top, the split's sample-ratio check and the guardrails, and whether the experiment
+  stopped itself, why and when (:mod:`experiments.analysis.guardrails`);
 - per group (treatment, holdout) the count, mean and variance of the reward;
 - the lift of the reward, treatment over holdout (:class:`~experiments.analysis.lift.LiftRow`),
   and beside it the lift adjusted on the spec's pre-period covariates
@@ -30,12 +32,14 @@ reward per report, O(rewards) time and memory; the off-policy part is capped at 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import numpy as np
 
 from bandit.lift import RunningMoments, welch_lift, welch_lift_from_moments
 from bandit.ope import estimate_all
 from experiments.analysis.covariates import adjusted_reward_lift
+from experiments.analysis.guardrails import GuardrailChecks, checks_markdown, guardrail_checks
 from experiments.analysis.lift import LiftRow, lift_table_markdown, significant
 from experiments.analysis.model import Number, ReportModel
 from experiments.analysis.promotions import PromotionRecord, promotion_lines, read_promotions
@@ -184,6 +188,12 @@ class LiveReport(ReportModel):
     surrogate: SurrogateCheck | None = None
     #: Safe promotion's newest verdicts, newest first (empty without ``[promotion]``).
     promotions: tuple[PromotionRecord, ...] = ()
+    #: The split's sample-ratio check and the guardrails (:mod:`experiments.analysis.guardrails`).
+    checks: GuardrailChecks | None = None
+    #: Why and when the experiment stopped itself (None unless it did and is not resumed).
+    stop_reason: str | None = None
+    stopped_at: datetime | None = None
+    resumed_at: datetime | None = None
 
 
 def build_live_report(database: Database, key: str, *, period_days: int = 1) -> LiveReport:
@@ -206,6 +216,12 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             else strategy_report(session, experiment_key=key, strategies=strategy_set)
         )
         surrogate = surrogate_check(session, spec, rows, policy=LIVE)
+        checks = guardrail_checks(session, spec, key=key, since=experiment.resumed_at)
+        stop = {
+            "stop_reason": experiment.stop_reason,
+            "stopped_at": experiment.stopped_at,
+            "resumed_at": experiment.resumed_at,
+        }
     values = np.array([row.value for row in rows], dtype=np.float64)
     holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
     treatment_values, holdout_values = values[~holdout], values[holdout]
@@ -232,6 +248,8 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
             "strategies": strategies,
             "surrogate": surrogate,
             "promotions": read_promotions(database, key),
+            "checks": checks,
+            **stop,
         }
     )
 
@@ -340,6 +358,18 @@ def live_report_markdown(report: LiveReport) -> str:
         "",
         f"Status {report.status}; policy version {report.policy_version}; reward {report.kpi}.",
         "",
+    ]
+    if report.stop_reason is not None and report.stopped_at is not None:
+        lines += [
+            f"**Stopped itself at {report.stopped_at.isoformat()}, serving control only: "
+            f"{report.stop_reason}.**",
+            "",
+        ]
+    elif report.resumed_at is not None:
+        lines += [f"Resumed by an admin at {report.resumed_at.isoformat()}.", ""]
+    if report.checks is not None:
+        lines += [checks_markdown(report.checks), ""]
+    lines += [
         lift_table_markdown([report.lift]) if report.lift else "Not enough rewards for lift.",
     ]
     if report.surrogate is not None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from experiments.analysis.guardrails import guardrail_tags
 from experiments.analysis.lift import lift_table_markdown
 from experiments.analysis.mlflow_view import (
     EXPERIMENT_KIND,
@@ -404,7 +405,8 @@ def log_reporting_run(
     :meth:`ChildRun.log_metrics`); the report is saved as ``report.md`` and as ``report.json``,
     the JSON that ``GET /v1/experiments/{key}/report`` and ``engage report --json`` give. The
     run is named ``report <UTC time>`` unless ``run_name`` is given; it is tagged
-    ``engage.kind=report``.
+    ``engage.kind=report``, and with the checks' tags (:func:`guardrail_tags`: stopped, why,
+    the split, each guardrail's status).
     """
     experiment_name = report.experiment
     resolved = uri or tracking_uri()
@@ -413,8 +415,13 @@ def log_reporting_run(
     with _translated(resolved, f"start a report run of experiment '{experiment_name}'"):
         client = _client(resolved)
         experiment_id = _experiment_id(client, experiment_name, resolved)
+        checks = guardrail_tags(
+            report.checks, stop_reason=report.stop_reason, stopped_at=report.stopped_at
+        )
         run_id = client.create_run(
-            experiment_id, run_name=name, tags=_run_tags("report", tags, git_commit())
+            experiment_id,
+            run_name=name,
+            tags=_run_tags("report", {**checks, **(tags or {})}, git_commit()),
         ).info.run_id
     run = ChildRun(client, resolved, run_id, name)
     with run:

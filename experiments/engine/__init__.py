@@ -16,6 +16,7 @@ the modules behind it each do one job:
 ``promotion``         safe promotion: a learned snapshot serves once judged on fresh rewards
 ``transitions``       a reward with its customer's next state, for value-function policies
 ``learner``           the background learner, one at a time across processes
+``guardrails``        the automatic stop: fall back to control on a breach or a bad split
 ``strategies``        strategy experiments: a customer's strategy per epoch, on the decision path
 ``epochs``            strategy epochs once closed: their KPI, and the strategy policy learning
 ``holdout``           stable assignment of customers to the holdout

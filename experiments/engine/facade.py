@@ -22,8 +22,9 @@ and, for experiments with strategies, the long clock::
 snapshots (:mod:`~experiments.engine.snapshots`), deciding (:mod:`~experiments.engine.decide`
 over :mod:`~experiments.engine.planning`), outcomes (:mod:`~experiments.engine.outcomes`), the
 reward join (:mod:`~experiments.engine.join`) and learning (:mod:`~experiments.engine.learning`,
-gated by :mod:`~experiments.engine.promotion` under ``[promotion] enabled``),
-and strategies (:mod:`~experiments.engine.strategies`, :mod:`~experiments.engine.epochs`).
+gated by :mod:`~experiments.engine.promotion` under ``[promotion] enabled``), the automatic stop
+(:mod:`~experiments.engine.guardrails`), and strategies (:mod:`~experiments.engine.strategies`,
+:mod:`~experiments.engine.epochs`).
 """
 
 from __future__ import annotations
@@ -31,9 +32,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from experiments.analysis.guardrails import GuardrailChecks
 from experiments.engine.clock import Clock, SystemClock
 from experiments.engine.decide import Decider, DecisionResult
 from experiments.engine.epochs import EpochJoin, StrategyLearner
+from experiments.engine.guardrails import GuardrailWatch
 from experiments.engine.join import RewardJoin
 from experiments.engine.learning import SnapshotPublisher
 from experiments.engine.outcomes import OutcomeInput, OutcomeRecorder, RecordResult
@@ -73,6 +76,7 @@ class DecisionEngine:
         self._publisher = SnapshotPublisher(database, self.clock, factory)
         self._epochs = EpochJoin(database, self.clock, self._strategies)
         self._strategy_learner = StrategyLearner(database, self.clock, self._strategies)
+        self._guardrails = GuardrailWatch(database, self.clock)
 
     # ------------------------------------------------------------------ experiments
     def create_experiment(
@@ -90,7 +94,8 @@ class DecisionEngine:
         return self._experiments.list()
 
     def set_status(self, key: str, status: str) -> models.Experiment:
-        """Pause, resume or stop; a stopped experiment stays stopped."""
+        """Pause, resume or stop; a stopped experiment stays stopped. Resuming one that
+        stopped itself clears its stop reason (:meth:`check_guardrails`)."""
         row = self._experiments.set_status(key, status)
         self._policies.forget(key)
         return row
@@ -206,10 +211,22 @@ class DecisionEngine:
             self._strategies.forget(key)  # this process serves its new snapshot at once
         return version
 
+    # ------------------------------------------------------------------ guardrails
+    def check_guardrails(self, key: str) -> GuardrailChecks | None:
+        """Check a running experiment's split and guardrails, and fall back to its control
+        policy (pause, with the reason and time stored) when one whose action is ``stop``
+        fails; None when the experiment is not running (:mod:`experiments.engine.guardrails`)."""
+        checks = self._guardrails.check(key)
+        if checks is not None and checks.stop_reasons():
+            self._policies.forget(key)  # this process serves control from its next decision
+        return checks
+
     def step(self, key: str) -> int | None:
-        """Join due rewards, then learn from them: one turn of the loop (with strategies, the
-        closed epochs are measured and learned from too)."""
+        """Join due rewards, then learn from them, then check the guardrails: one turn of the
+        loop (with strategies, the closed epochs are measured and learned from too)."""
         self.join_rewards(key)
         self.measure_epochs(key)
         self.learn_strategies(key)
-        return self.learn(key)
+        version = self.learn(key)
+        self.check_guardrails(key)
+        return version

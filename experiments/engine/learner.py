@@ -5,13 +5,15 @@ works: on PostgreSQL a session-level advisory lock held on a dedicated connectio
 by the server if the process dies), on SQLite a lease row with an expiry that the holder
 renews (another process takes over once the lease runs out). The leader joins due rewards
 and publishes a snapshot every ``batch_size`` new rewards or ``interval_seconds``, whichever
-comes first. Decisions read snapshots and never wait for it.
+comes first, and checks each experiment's guardrails every ``interval_seconds``. Decisions
+read snapshots and never wait for it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import threading
 import time
@@ -160,6 +162,7 @@ class Learner:
         self._last_publish: dict[str, float] = {}
         #: Rewards still unlearned after the last learning step (waiting for a next state).
         self._waiting: dict[str, int] = {}
+        self._last_check: dict[str, float] = {}
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="engage-learner", daemon=True)
@@ -215,6 +218,7 @@ class Learner:
             version = self._learn_if_due(key)
             if version is not None:
                 published.append(version)
+            self._check_if_due(key)
         self.status.published += len(published)
         return published
 
@@ -241,3 +245,14 @@ class Learner:
         with self.engine.database.session() as session:
             self._waiting[key] = count_unlearned_rewards(session, experiment_key=key)
         return version
+
+    def _check_if_due(self, key: str) -> None:
+        """Check the guardrails and the split at most every ``learner.interval_seconds``
+        (:meth:`DecisionEngine.check_guardrails`, which may fall back to control): they read
+        every customer, too much for each poll, and need no reward to have joined yet."""
+        now = time.monotonic()
+        interval = self.engine.loaded_policy(key).spec.learner.interval_seconds
+        if now - self._last_check.get(key, -math.inf) < interval:
+            return
+        self._last_check[key] = now
+        self.engine.check_guardrails(key)

@@ -125,13 +125,20 @@ class ExperimentRegistry:
             return rows
 
     def set_status(self, key: str, status: str) -> models.Experiment:
-        """Pause, resume or stop; a stopped experiment stays stopped."""
+        """Pause, resume or stop; a stopped experiment stays stopped. Resuming clears an
+        automatic stop's reason and starts its checks afresh (``resumed_at``)."""
         wanted = experiment_status(status)
         with self._database.session() as session:
             current = find_experiment(session, key)
             if current.status == ExperimentStatus.STOPPED and wanted != ExperimentStatus.STOPPED:
                 raise ConflictError(f"experiment '{key}' is stopped", field="status")
-            row = update_experiment(session, key=key, status=wanted, now=self._clock.now())
+            row = update_experiment(
+                session,
+                key=key,
+                status=wanted,
+                now=self._clock.now(),
+                resume=wanted == ExperimentStatus.RUNNING,
+            )
             return _detached(session, row)
 
     def set_exploration_floor(self, key: str, floor: float) -> models.Experiment:

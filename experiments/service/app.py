@@ -136,8 +136,12 @@ def create_app(
     def healthz(request: Request) -> JSONResponse:
         engine: DecisionEngine = request.app.state.engine
         database = "ok"
+        stopped: int | None = None
         try:
             engine.database.ping()
+            # How many experiments stopped themselves (the keys and reasons need a read key:
+            # GET /v1/experiments).
+            stopped = sum(row.stop_reason is not None for row in engine.list_experiments())
         except Exception:
             database = "down"
         learner = request.app.state.learner
@@ -157,6 +161,7 @@ def create_app(
                 "status": "ok" if healthy else "degraded",
                 "database": database,
                 "learner": learner_status,
+                "experiments_stopped_by_checks": stopped,
             },
         )
 
@@ -213,12 +218,15 @@ def create_app(
         "/v1/experiments/{key}",
         dependencies=[Depends(require_scope(Scope.ADMIN))],
         tags=["experiments"],
-        responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404),
+        responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404, 409),
     )
     def update_experiment(
         key: ExperimentKey, body: ExperimentPatch, engine: EngineDep
     ) -> ExperimentOut:
-        """Change the exploration floor or switch apprentice mode."""
+        """Change the exploration floor, switch apprentice mode, or change the status
+        (``running`` resumes an experiment that stopped itself on a guardrail or its split)."""
+        if body.status is not None:
+            engine.set_status(key, body.status)
         row = engine.update_settings(
             key, exploration_floor=body.exploration_floor, apprentice=body.apprentice
         )

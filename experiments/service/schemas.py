@@ -145,6 +145,11 @@ class ExperimentOut(Answer):
     created_at: datetime
     updated_at: datetime
     spec: dict[str, Any]
+    #: Why and when the experiment stopped itself (null unless it did and was not resumed),
+    #: and when an admin last resumed one that had.
+    stop_reason: str | None = None
+    stopped_at: datetime | None = None
+    resumed_at: datetime | None = None
 
 
 class ExperimentDetail(ExperimentOut):
@@ -158,6 +163,8 @@ class ExperimentDetail(ExperimentOut):
 class ExperimentPatch(Strict):
     exploration_floor: float | None = Field(default=None, ge=0.0, le=1.0)
     apprentice: bool | None = None
+    #: ``running`` resumes (clearing an automatic stop), ``paused`` pauses, ``stopped`` stops.
+    status: ExperimentStatus | None = None
 
 
 class ErrorBody(BaseModel):

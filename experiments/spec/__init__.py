@@ -20,6 +20,7 @@ modules behind it each do one job:
 - ``model``: the sections and :class:`ExperimentSpec`, which also builds the policies;
 - ``reward``: the ``[reward]`` section; ``surrogate`` its ``[reward.surrogate]`` table;
 - ``state``: the ``[state]`` section, the customer state decisions see and log;
+- ``guardrails``: the ``[guardrails]`` section, KPIs a treatment must not harm;
 - ``simulation``: the ``[simulation]`` section, the world ``engage run`` simulates in;
 - ``limits``: the bounds on sizes and hyper-parameters that scale memory or time;
 - ``loading``: :func:`parse_spec`, :func:`load_spec`, and the packaged quickstart spec;
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 from experiments.spec.context import BooleanField, CategoricalField, ContextField, NumericField
 from experiments.spec.errors import SpecError
+from experiments.spec.guardrails import GuardrailSpec, GuardrailsSpec
 from experiments.spec.limits import MAX_ACTIONS
 from experiments.spec.loading import example_spec_text, load_spec, parse_spec
 from experiments.spec.model import (
@@ -52,6 +54,8 @@ __all__ = [
     "ContextField",
     "Duration",
     "ExperimentSpec",
+    "GuardrailSpec",
+    "GuardrailsSpec",
     "HoldoutSpec",
     "LearnerSpec",
     "NumericField",

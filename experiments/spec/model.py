@@ -47,6 +47,7 @@ from experiments.spec.context import (
     require_numeric_field,
 )
 from experiments.spec.errors import SpecError, clip
+from experiments.spec.guardrails import GuardrailSpec, GuardrailsSpec
 from experiments.spec.limits import (
     MAX_ACTIONS,
     MAX_CONTEXT_FIELDS,
@@ -108,6 +109,7 @@ class ExperimentSpec(BaseModel):
     strategies: StrategiesSpec | None = None
     state: StateSpec | None = None
     report: ReportSpec | None = None
+    guardrails: GuardrailsSpec = Field(default_factory=GuardrailsSpec)
 
     # Derived once at validation; private, so they stay out of dumps.
     _space: DecisionSpace = PrivateAttr()
@@ -361,14 +363,16 @@ class ExperimentSpec(BaseModel):
     def to_json_dict(self) -> dict[str, Any]:
         """The spec as JSON-able data (durations in seconds); :func:`parse_spec` reads it
         back to an equal spec. Sections a spec does not use (``state``, ``report``,
-        ``reward.surrogate``) are left out, so a spec's stored form does not change with the
-        sections engage has."""
+        ``reward.surrogate``, ``guardrails`` at its defaults) are left out, so a spec's stored
+        form does not change with the sections engage has."""
         data = self.model_dump(mode="json")
         for section in ("state", "report"):
             if data[section] is None:
                 del data[section]
         if data["reward"]["surrogate"] is None:
             del data["reward"]["surrogate"]
+        if self.guardrails == GuardrailsSpec():
+            del data["guardrails"]
         return data
 
 
@@ -451,6 +455,7 @@ _SECTIONS: dict[str, type[BaseModel]] = {
     "state": StateSpec,
     "simulation": SimulationSpec,
     "report": ReportSpec,
+    "guardrails": GuardrailsSpec,
 }
 
 
@@ -462,6 +467,8 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return _SECTIONS[str(loc[0])]
     if tuple(loc) == ("reward", "surrogate"):
         return SurrogateSpec
+    if len(loc) == 3 and tuple(loc[:2]) == ("guardrails", "kpi"):
+        return GuardrailSpec
     if len(loc) == 3 and loc[0] == "context":
         return CONTEXT_KINDS.get(str(loc[2]))
     if loc[0] == "strategies":

@@ -66,16 +66,24 @@ def update_experiment(
     exploration_floor: float | None = None,
     apprentice: bool | None = None,
     status: str | None = None,
+    stop_reason: str | None = None,
+    resume: bool = False,
 ) -> Experiment:
     """Change the given fields (``None`` leaves a field as it is) and ``updated_at``.
 
     This is the one path by which an experiment's row changes: ``status`` is checked against
     :class:`~experiments.vocabulary.ExperimentStatus` (``InvalidFieldError`` naming ``status``);
-    which transitions are allowed is the engine's business.
+    which transitions are allowed is the engine's business. ``stop_reason`` records an
+    automatic stop (``stopped_at`` = now); ``resume`` clears a recorded one (``resumed_at`` =
+    now; ``stopped_at`` stays as the last stop's time).
     """
     experiment = require_experiment(session, key=key)
     if status is not None:
         experiment.status = check_choice(status, ExperimentStatus, "status")
+    if stop_reason is not None:
+        experiment.stop_reason, experiment.stopped_at = stop_reason, now_or(now)
+    elif resume and experiment.stop_reason is not None:
+        experiment.stop_reason, experiment.resumed_at = None, now_or(now)
     changes = {
         "description": description,
         "spec": spec,

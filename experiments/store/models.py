@@ -115,6 +115,11 @@ class Experiment(SQLModel, table=True):
     apprentice: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    #: Why the experiment stopped itself (a guardrail or the split), and when; None after an
+    #: admin resumes it. ``resumed_at``: the last such resume (checks look at what follows it).
+    stop_reason: str | None = Field(default=None, sa_type=Text)
+    stopped_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resumed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Decision(SQLModel, table=True):

@@ -830,6 +830,8 @@ PUBLIC = [
     "ContextField",
     "Duration",
     "ExperimentSpec",
+    "GuardrailSpec",
+    "GuardrailsSpec",
     "HoldoutSpec",
     "LearnerSpec",
     "NumericField",

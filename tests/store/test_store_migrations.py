@@ -3,6 +3,7 @@ migration, and the server's schema check refuses databases it does not know."""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -50,7 +51,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(engine) == head_revision() == "0004_promotions"
+        assert upgrade(engine) == head_revision() == "0005"
         expected = {model.__tablename__ for model in TABLES} | {"alembic_version"}
         assert table_names(engine) == expected
         assert current_revision(engine) == head_revision()
@@ -96,11 +97,9 @@ def test_check_schema_refuses_an_unknown_revision(engine: Engine) -> None:
 def test_check_schema_asks_to_upgrade_an_older_revision(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pretend this engage ships a newer revision than the database's 0004_promotions."""
-    monkeypatch.setattr(schema_module, "head_revision", lambda: "0005")
-    expected = (
-        "database is at revision 0004_promotions, this engage knows 0005; run `engage db upgrade`"
-    )
+    """Pretend this engage ships a newer revision than the database's 0005."""
+    monkeypatch.setattr(schema_module, "head_revision", lambda: "0006")
+    expected = "database is at revision 0005, this engage knows 0006; run `engage db upgrade`"
     with pytest.raises(SchemaMismatchError) as info:
         check_schema(engine)
     assert str(info.value) == expected
@@ -253,7 +252,15 @@ def test_migration_0003_pins_the_noise_variance_a_snapshot_learned_under(
         with Session(engine) as session:
             for key, state in (("old", fixed), ("fresh", None), ("auto", learned)):
                 data = {**spec.to_json_dict(), "key": key}
-                session.add(Experiment(key=key, description="", spec=data))
+                # Core SQL: the model has columns of later revisions.
+                session.execute(
+                    text(
+                        "INSERT INTO experiment (key, description, spec, status, "
+                        "exploration_floor, apprentice, created_at, updated_at) VALUES "
+                        "(:key, '', :spec, 'draft', 0.0, false, :now, :now)"
+                    ),
+                    {"key": key, "spec": json.dumps(data), "now": datetime(2026, 1, 1)},
+                )
                 if state is not None:
                     session.add(
                         models.PolicySnapshot(
@@ -262,6 +269,7 @@ def test_migration_0003_pins_the_noise_variance_a_snapshot_learned_under(
                     )
             session.commit()
         assert upgrade(engine, "0003") == "0003"
+        upgrade(engine)  # the model reads the columns of later revisions
         with Session(engine) as session:
             stored = {key: session.get(Experiment, key) for key in ("old", "fresh", "auto")}
             params = {key: row.spec["policy"]["params"] for key, row in stored.items() if row}
@@ -289,14 +297,21 @@ def test_migration_0004_adds_promotions_and_old_snapshots_keep_serving(database_
     engine = make_engine(database_url)
     try:
         upgrade(engine, "0003")
+        with engine.begin() as conn:  # plain SQL: the model has the columns of later revisions
+            conn.execute(
+                text(
+                    "INSERT INTO experiment (key, description, spec, status, "
+                    "exploration_floor, apprentice, created_at, updated_at) VALUES "
+                    "('old', '', :spec, 'running', 0.05, false, :now, :now)"
+                ),
+                {"spec": json.dumps(spec.to_json_dict()), "now": datetime(2026, 1, 1)},
+            )
         with Session(engine) as session:
-            session.add(Experiment(key="old", description="", spec=spec.to_json_dict()))
             for version in (1, 2):
                 session.add(models.PolicySnapshot(experiment_key="old", version=version, state=b""))
             session.commit()
         assert "policy_promotion" not in table_names(engine)
-        assert upgrade(engine) == "0004_promotions"
-        check_schema(engine)
+        assert upgrade(engine, "0004_promotions") == "0004_promotions"
         with Session(engine) as session:
             assert serving_version(session, experiment_key="old") == 2
             session.add(models.PolicySnapshot(experiment_key="old", version=3, state=b""))
@@ -314,5 +329,45 @@ def test_migration_0004_adds_promotions_and_old_snapshots_keep_serving(database_
             command.downgrade(alembic_config(conn), "0003")
         assert "policy_promotion" not in table_names(engine)
         assert "policy_snapshot" in table_names(engine)
+    finally:
+        engine.dispose()
+
+
+def test_migration_0005_adds_the_stop_columns_and_keeps_the_rows(database_url: str) -> None:
+    """An experiment stored at 0004_promotions comes through 0005 with its fields and no stop;
+    the new columns then hold a reason and aware UTC times; the downgrade drops them again."""
+    spec = load_spec(ROOT / "examples" / "quickstart.toml")
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine, "0004_promotions")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO experiment (key, description, spec, status, "
+                    "exploration_floor, apprentice, created_at, updated_at) VALUES "
+                    "('old', 'kept', :spec, 'running', 0.05, false, :now, :now)"
+                ),
+                {"spec": json.dumps(spec.to_json_dict()), "now": datetime(2026, 1, 1)},
+            )
+        assert upgrade(engine) == "0005"
+        stopped = datetime(2026, 1, 2, 3, 4, tzinfo=UTC)
+        with Session(engine) as session:
+            row = session.get(Experiment, "old")
+            assert row is not None
+            assert (row.description, row.status, row.exploration_floor) == ("kept", "running", 0.05)
+            assert (row.stop_reason, row.stopped_at, row.resumed_at) == (None, None, None)
+            row.stop_reason, row.stopped_at = "guardrail retention:churn breached", stopped
+            session.add(row)
+            session.commit()
+        with Session(engine) as session:
+            row = session.get(Experiment, "old")
+            assert row is not None
+            assert row.stop_reason == "guardrail retention:churn breached"
+            assert row.stopped_at == stopped
+        with engine.begin() as conn:
+            command.downgrade(alembic_config(conn), "0004_promotions")
+        columns = {column["name"] for column in inspect(engine).get_columns("experiment")}
+        assert {"stop_reason", "stopped_at", "resumed_at"}.isdisjoint(columns)
+        assert "apprentice" in columns
     finally:
         engine.dispose()

@@ -209,9 +209,10 @@ class DriftTSPolicy(Policy):
         """Predict, measure, and return the log predictive density of the batch (module
         docstring) under ``model``."""
         n = Z.shape[0]
-        model._before_update(n)
-        predictor = model.belief_.linear_predictor(Z, actions)
-        curvature, _ = model._likelihood_terms(predictor, rewards)
+        if model.process_noise:
+            model._before_update(n)
+        # The Gaussian likelihood's curvature does not depend on the predictor.
+        curvature, _ = model._likelihood_terms(rewards, rewards)
         if isinstance(model.belief_, BlockBelief):
             gain = block_log_det_gain(model.belief_.cov, Z, actions, curvature)
         else:

@@ -22,6 +22,8 @@ exactly symmetric. For ``n > p`` it solves ``(I + Sigma X^T H X) Sigma' = Sigma`
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from scipy.linalg import solve_triangular
 
@@ -94,3 +96,44 @@ def stable_cholesky(cov: np.ndarray) -> np.ndarray:
     symmetric = 0.5 * (cov + np.swapaxes(cov, -1, -2))
     values, vectors = np.linalg.eigh(symmetric)
     return vectors * np.sqrt(np.clip(values, 0.0, None))[..., None, :]
+
+
+def log_det_gain(cov: np.ndarray, X: np.ndarray, curvature: np.ndarray) -> float:
+    """``log det(Sigma) - log det(Sigma')`` for the update of :func:`gaussian_update`.
+
+    By the matrix determinant lemma ``det(Sigma) / det(Sigma') = det(I_n + H^(1/2) X Sigma X^T
+    H^(1/2)) = det(I_p + Sigma X^T H X)``; the first is taken when ``n <= p``, the second
+    otherwise. It is the log-determinant term of the Gaussian predictive density of a batch,
+    ``N(r; X mu, X Sigma X^T + H^-1)``, by which :mod:`bandit.policies.drift_ts` weighs its
+    drift rates. Shapes: cov (p, p), X (n, p), curvature (n,) >= 0.
+    """
+    n, p = X.shape
+    if n == 1:
+        x = X[0]
+        return math.log1p(float(curvature[0]) * float(x @ cov @ x))
+    if n <= p:
+        scaled = X * np.sqrt(curvature)[:, None]
+        inner = scaled @ cov @ scaled.T
+        inner[np.diag_indices(n)] += 1.0
+    else:
+        inner = np.eye(p) + cov @ ((X * curvature[:, None]).T @ X)
+    return float(np.linalg.slogdet(inner)[1])
+
+
+def block_log_det_gain(
+    covs: np.ndarray, Z: np.ndarray, actions: np.ndarray, curvature: np.ndarray
+) -> float:
+    """:func:`log_det_gain` of a block-diagonal belief, one ``(w, w)`` block per arm.
+
+    The determinant factorises over blocks: ``sum_k log det(I_w + Sigma_k Z_k^T H_k Z_k)``
+    over the arms ``k`` the batch touches. Shapes: covs (K, w, w), Z (n, w), actions (n,).
+    """
+    if Z.shape[0] == 1:
+        return log_det_gain(covs[int(actions[0])], Z, curvature)
+    arms, inverse = np.unique(actions, return_inverse=True)
+    width = Z.shape[1]
+    outer = (Z[:, :, None] * Z[:, None, :]) * curvature[:, None, None]
+    gain = np.zeros((arms.size, width, width))
+    np.add.at(gain, inverse, outer)
+    inner = np.eye(width) + covs[arms] @ gain
+    return float(np.linalg.slogdet(inner)[1].sum())

@@ -41,13 +41,16 @@ OUR_POLICIES = (
     "linear_ts",
     "logistic_ts",
     "kalman_ts",
+    "drift_ts",
     "beta_ts",
     "gaussian_ts",
 )
 #: Ours that learn a contextual model; the reward target applies to these.
-CONTEXTUAL = ("epsilon_greedy", "linucb", "linear_ts", "logistic_ts", "kalman_ts")
+CONTEXTUAL = ("epsilon_greedy", "linucb", "linear_ts", "logistic_ts", "kalman_ts", "drift_ts")
 #: Ours that assume a stationary world (the drift comparison's opponents).
 STATIONARY = ("epsilon_greedy", "linucb", "linear_ts", "logistic_ts")
+#: The drift policy the drift targets judge: it learns its drift rate (kalman_ts is given one).
+DRIFT_POLICY = "drift_ts"
 
 #: Hyper-parameters for Bernoulli rewards: their variance is at most 1/4, which is the noise
 #: variance the linear models should assume; Thompson draws at half the posterior spread
@@ -57,6 +60,7 @@ BENCH_PARAMS: dict[str, dict[str, float]] = {
     "linear_ts": {"noise_variance": 0.25, "scale": 0.5},
     "logistic_ts": {"scale": 0.5},
     "kalman_ts": {"noise_variance": 0.25, "scale": 0.5},
+    "drift_ts": {"noise_variance": 0.25, "scale": 0.5},
 }
 
 VW_SQUARECB = "--cb_explore_adf --squarecb -q sa"

@@ -9,12 +9,18 @@ agent (same contexts, same reward draws):
 - D, E, F, more stationary worlds (another K = 8, d = 10 world, K = 4 / d = 5, K = 16 /
   d = 20): reward at batch 1 and 100 against the references;
 - C, A with weights rotating over the horizon, and S, J, P, A with a slow drift, an abrupt
-  change and a periodic drift: is kalman_ts ahead of the stationary policies;
+  change and a periodic drift: is drift_ts (which learns its drift rate) ahead of the
+  stationary policies, and on A, D, E, F no more than a little behind them;
 - B, the factored 1,200-action space with 20 context features: reward and learning curves
   against per-arm models (our linucb with one level per action, MABWiser LinUCB with 1,200
   arms), single-decision latency and throughput.
 
-Targets are printed as PASS / MISS, never asserted (margins in :mod:`bench.summary`).
+Targets are printed as PASS / MISS, never asserted (margins in :mod:`bench.summary`). The
+drift targets alone, without the references, B or the slow policies (about 6 minutes)::
+
+    python -m bench.policies --no-references --only drift_ts --only epsilon_greedy \
+        --only linucb --only linear_ts --only logistic_ts \
+        --env A --env D --env E --env F --env C --env S --env J --env P
 Results go to ``bench/results/policies.json`` and ``policies.md``.
 """
 

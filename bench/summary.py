@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.agents import CONTEXTUAL, STATIONARY
+from bench.agents import CONTEXTUAL, DRIFT_POLICY, STATIONARY
 from bench.core import FLOOR, Latency, Memory, RunSummary, first_round_reaching
 from bench.environments import EnvSpec
 from bench.report import Table, fmt, fmt_rate, fmt_ratio, verdict
@@ -19,9 +19,11 @@ REWARD_TARGET = 0.775  # expected reward over the last 5,000 rounds of A
 SPEED_TARGET_SMALL = 10_000.0  # rounds/s at batch 1 on A
 SPEED_TARGET_LARGE = 300_000.0  # rounds/s at batch 100 on A
 LATENCY_TARGET_MS = 2.0  # p99 of one select (batch of one) on the 1,200-action space
-DRIFT_MARGIN = 0.01  # kalman_ts ahead of the best stationary policy of ours on C, last 5,000
+DRIFT_MARGIN = (
+    0.01  # drift_ts ahead of the best stationary policy of ours, drift worlds, last 5,000
+)
 TS_MARGIN = 0.003  # linear_ts at most this far behind MABWiser's LinTS, stationary worlds
-REST_MARGIN = 0.005  # kalman_ts at most this far behind the best stationary policy, ditto
+REST_MARGIN = 0.005  # drift_ts at most this far behind the best stationary policy, stationary
 
 
 @dataclass
@@ -54,10 +56,10 @@ class Ratio:
 
 @dataclass(frozen=True)
 class DriftVerdict:
-    """kalman_ts against the best stationary policy of ours (and the best reference) in a
-    drifting environment."""
+    """The drift policy (:data:`bench.agents.DRIFT_POLICY`) against the best stationary policy
+    of ours (and the best reference) in a drifting environment."""
 
-    kalman_tail: float
+    drift_tail: float
     best_stationary: str
     stationary_tail: float
     lead: float
@@ -111,11 +113,11 @@ def ratios(result: EnvResult, small: int, large: int) -> dict[str, dict[str, Rat
 
 
 def drift_verdict(result: EnvResult, batch: int) -> DriftVerdict | None:
-    """Lead of kalman_ts over the best stationary policy of ours, with the fixed margin."""
+    """Lead of the drift policy over the best stationary policy of ours, with the fixed margin."""
     agents = result.agents
-    if "kalman_ts" not in agents:
+    if DRIFT_POLICY not in agents:
         return None
-    kalman = agents["kalman_ts"].runs[batch].expected_tail
+    drifting = agents[DRIFT_POLICY].runs[batch].expected_tail
     stationary = {
         name: agent.runs[batch].expected_tail
         for name, agent in result.ours().items()
@@ -131,13 +133,13 @@ def drift_verdict(result: EnvResult, batch: int) -> DriftVerdict | None:
     best = max(stationary, key=stationary.__getitem__)
     best_reference = max(references, key=references.__getitem__) if references else None
     return DriftVerdict(
-        kalman_tail=kalman,
+        drift_tail=drifting,
         best_stationary=best,
         stationary_tail=stationary[best],
-        lead=kalman - stationary[best],
-        passed=kalman - stationary[best] >= DRIFT_MARGIN,
+        lead=drifting - stationary[best],
+        passed=drifting - stationary[best] >= DRIFT_MARGIN,
         best_reference=best_reference,
-        reference_lead=None if best_reference is None else kalman - references[best_reference],
+        reference_lead=None if best_reference is None else drifting - references[best_reference],
     )
 
 
@@ -192,9 +194,9 @@ def targets(results: dict[str, EnvResult], small: int, large: int, tail: int) ->
             continue
         found.append(
             TargetResult(
-                f"{key}: kalman_ts ahead of the stationary policies by >= {DRIFT_MARGIN}",
+                f"{key}: {DRIFT_POLICY} ahead of the stationary policies by >= {DRIFT_MARGIN}",
                 drift.passed,
-                f"kalman_ts {drift.kalman_tail:.3f} vs {drift.best_stationary}"
+                f"{DRIFT_POLICY} {drift.drift_tail:.3f} vs {drift.best_stationary}"
                 f" {drift.stationary_tail:.3f} ({drift.lead:+.3f})",
             )
         )
@@ -241,19 +243,20 @@ def thompson_targets(results: dict[str, EnvResult], small: int, large: int) -> l
 
 
 def drift_policy_at_rest(results: dict[str, EnvResult], batch: int) -> list[TargetResult]:
-    """kalman_ts within :data:`REST_MARGIN` of the best stationary policy of ours on every
-    stationary environment (a drift policy should cost little when nothing drifts)."""
+    """The drift policy within :data:`REST_MARGIN` of the best stationary policy of ours on
+    every stationary environment (a drift policy should cost little when nothing drifts)."""
     gaps = {}
     for key, r in _stationary_results(results).items():
         ours = r.ours()
         stationary = [a.runs[batch].expected_tail for a in ours.values() if a.policy in STATIONARY]
-        if "kalman_ts" in ours and stationary:
-            gaps[key] = ours["kalman_ts"].runs[batch].expected_tail - max(stationary)
+        if DRIFT_POLICY in ours and stationary:
+            gaps[key] = ours[DRIFT_POLICY].runs[batch].expected_tail - max(stationary)
     if not gaps:
         return []
     return [
         TargetResult(
-            f"stationary: kalman_ts >= best stationary of ours - {REST_MARGIN} at batch {batch}",
+            f"stationary: {DRIFT_POLICY} >= best stationary of ours - {REST_MARGIN}"
+            f" at batch {batch}",
             min(gaps.values()) >= -REST_MARGIN,
             ", ".join(f"{key} {gap:+.4f}" for key, gap in gaps.items()),
         )
@@ -487,13 +490,14 @@ def drift_notes(table: Table, drift: DriftVerdict | None, tail: int) -> None:
     if drift is None:
         return
     table.notes.append(
-        f"kalman_ts expected last {tail:,} = {drift.kalman_tail:.3f}; best stationary of ours"
+        f"{DRIFT_POLICY} expected last {tail:,} = {drift.drift_tail:.3f}; best stationary of ours"
         f" ({drift.best_stationary}) = {drift.stationary_tail:.3f}; lead {drift.lead:+.3f}"
         f" (margin {DRIFT_MARGIN}) -> {verdict(drift.passed)}"
     )
     if drift.best_reference is not None and drift.reference_lead is not None:
         table.notes.append(
-            f"best reference: {drift.best_reference}; kalman_ts lead {drift.reference_lead:+.3f}"
+            f"best reference: {drift.best_reference}; {DRIFT_POLICY} lead"
+            f" {drift.reference_lead:+.3f}"
         )
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from bandit._validation import BanditValueError
 from bandit.policies.base import Decision, Policy
 from bandit.policies.beta_ts import BetaTSPolicy, GaussianTSPolicy
+from bandit.policies.drift_ts import DriftTSPolicy
 from bandit.policies.epsilon_greedy import EpsilonGreedyPolicy
 from bandit.policies.fitted_q import FittedQPolicy
 from bandit.policies.fixed import FixedPolicy
@@ -29,6 +30,7 @@ POLICIES: dict[str, type[Policy]] = {
         LinearTSPolicy,
         LogisticTSPolicy,
         KalmanTSPolicy,
+        DriftTSPolicy,
         BetaTSPolicy,
         GaussianTSPolicy,
         FittedQPolicy,
@@ -64,6 +66,7 @@ __all__ = [
     "POLICIES",
     "BetaTSPolicy",
     "Decision",
+    "DriftTSPolicy",
     "EpsilonGreedyPolicy",
     "FittedQPolicy",
     "FixedPolicy",

@@ -19,7 +19,9 @@ class KalmanTSPolicy(ThompsonLinearPolicy):
     Forecasting and Dynamic Models"). With ``process_noise = 0`` and ``forgetting = 1`` it
     equals linear Thompson sampling. With ``noise_variance="auto"`` the belief is kept in units
     of the unknown noise variance, so ``process_noise`` is a signal-to-noise ratio (West &
-    Harrison 1997, sec. 4.5, "unknown observational variance").
+    Harrison 1997, sec. 4.5, "unknown observational variance"). The right ``process_noise``
+    depends on how fast the world drifts, which is rarely known:
+    :class:`~bandit.policies.drift_ts.DriftTSPolicy` learns it.
 
     Args:
         process_noise: variance ``q`` added to every weight per observed reward.

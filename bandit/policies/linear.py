@@ -208,16 +208,25 @@ class LinearPolicy(Policy):
 
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         self._before_update(X.shape[0])
-        Z = self.features.augment(X)
+        self._measure(self.features.augment(X), actions, rewards)
+
+    def _measure(self, Z: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> float:
+        """Fold augmented contexts ``Z`` (n, w) into the belief (the measurement update).
+
+        Returns ``e^T (r - X mu')``, with ``e = r - X mu`` the residual before the update and
+        ``mu'`` the mean after it. For a Gaussian likelihood (``H = h I``) it equals
+        ``e^T (I + h X Sigma X^T)^-1 e`` (Woodbury), the quadratic form of the batch's
+        predictive density.
+        """
         predictor = self.belief_.linear_predictor(Z, actions)
         curvature, score = self._likelihood_terms(predictor, rewards)
         self.belief_.update(Z, actions, curvature, score)
+        after = self.belief_.linear_predictor(Z, actions)
+        quadratic = float((rewards - predictor) @ (rewards - after))
         if self.learns_noise:
-            after = self.belief_.linear_predictor(Z, actions)
             self.noise_shape_ = self.noise_shape_ + 0.5 * rewards.shape[0]
-            self.noise_scale_ = self.noise_scale_ + 0.5 * float(
-                (rewards - predictor) @ (rewards - after)
-            )
+            self.noise_scale_ = self.noise_scale_ + 0.5 * quadratic
+        return quadratic
 
 
 class ThompsonLinearPolicy(LinearPolicy):

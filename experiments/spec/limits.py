@@ -40,12 +40,14 @@ from __future__ import annotations
 
 import inspect
 import math
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bandit import POLICIES
 from bandit.policies.beta_ts import BetaTSPolicy, GaussianTSPolicy
+from bandit.policies.drift_ts import DEFAULT_DRIFT_RATES, DriftTSPolicy
 from bandit.policies.epsilon_greedy import EpsilonGreedyPolicy
 from bandit.policies.fitted_q import FittedQPolicy
 from bandit.policies.linear import LinearPolicy, ThompsonLinearPolicy
@@ -156,9 +158,15 @@ def hyper_parameters(name: str) -> list[str]:
             and parameter.name not in _NOT_HYPER_PARAMETERS
             and parameter.name not in found
         ]
-        if not any(parameter.kind is inspect.Parameter.VAR_KEYWORD for parameter in parameters):
+        keywords = [p for p in parameters if p.kind is inspect.Parameter.VAR_KEYWORD]
+        if not keywords:
             break
-    return sorted(found)
+        # ``**kwargs: Unpack[SomeOptions]`` passed on to a policy that is not a base class
+        # (drift_ts builds one kalman_ts per drift rate): the TypedDict names them.
+        hint = typing.get_type_hints(init, include_extras=True).get(keywords[0].name)
+        for options in typing.get_args(hint):
+            found += [key for key in options.__annotations__ if key not in found]
+    return [key for key in sorted(found) if key not in _NOT_HYPER_PARAMETERS]
 
 
 def _int_param(params: Mapping[str, Any], name: str) -> int | None:
@@ -182,6 +190,18 @@ def policy_cost(
 ) -> Cost:
     """Upper estimates of what policy ``name`` costs over this space (see :class:`Cost`)."""
     cls = POLICIES[name]
+    if issubclass(cls, DriftTSPolicy):
+        # One kalman_ts per drift rate; a decision may draw from every one of them.
+        rates = params.get("drift_rates", DEFAULT_DRIFT_RATES)
+        copies = len(rates) if isinstance(rates, list | tuple) else 1
+        own = {key: value for key, value in params.items() if key in hyper_parameters("kalman_ts")}
+        one = policy_cost("kalman_ts", own, factor_sizes, n_context, n_samples=n_samples)
+        return Cost(
+            state=copies * one.state,
+            decision_cells=one.decision_cells,
+            decision_work=copies * one.decision_work,
+            refit_work=0,
+        )
     size = sizes_of(factor_sizes, n_context, params)
     A, S, p, w = size.actions, size.slots, size.weights, size.width
     if not issubclass(cls, LinearPolicy):
@@ -256,15 +276,17 @@ def check_policy_cost(
                 f"{where}.params.{key}",
                 f"is not a hyper-parameter of policy {name!r}; {expected}",
             )
-    for key, value in params.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or key in _DEFAULTS:
-            continue
-        if value and not MIN_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
-            raise SpecError(
-                f"{where}.params.{key}",
-                f"must be 0 or a number between {MIN_MAGNITUDE:g} and {MAX_MAGNITUDE:g} in "
-                f"magnitude; got {value!r}",
-            )
+    for key, given in params.items():
+        # A list (drift_ts's drift_rates) is bounded item by item.
+        for value in given if isinstance(given, list | tuple) else [given]:
+            if isinstance(value, bool) or not isinstance(value, int | float) or key in _DEFAULTS:
+                continue
+            if value and not MIN_MAGNITUDE <= abs(value) <= MAX_MAGNITUDE:
+                raise SpecError(
+                    f"{where}.params.{key}",
+                    f"must be 0 or a number between {MIN_MAGNITUDE:g} and {MAX_MAGNITUDE:g} in "
+                    f"magnitude; got {value!r}",
+                )
     chosen: dict[str, int] = {}
     for key, most in (
         ("n_samples", MAX_N_SAMPLES),

@@ -78,6 +78,7 @@ import numpy as np
 from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
 
 from bandit import POLICIES, BanditValueError, DecisionSpace, Policy, make_policy
+from bandit.policies.drift_ts import DriftTSPolicy
 from bandit.policies.linear import LinearPolicy
 from experiments.spec.context import ContextEncoder, ContextField
 from experiments.spec.errors import SpecError, names
@@ -144,8 +145,9 @@ class StrategyPolicySpec(BaseModel):
 
     @property
     def contextual(self) -> bool:
-        """Whether the policy's choice depends on the context (the linear family)."""
-        return issubclass(POLICIES[self.name], LinearPolicy)
+        """Whether the policy's choice depends on the context (the linear family, and
+        drift_ts, which averages linear models)."""
+        return issubclass(POLICIES[self.name], LinearPolicy | DriftTSPolicy)
 
 
 class EpochKpiSpec(BaseModel):

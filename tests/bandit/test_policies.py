@@ -428,6 +428,7 @@ def test_registry_names_and_classes() -> None:
             "linear_ts",
             "logistic_ts",
             "kalman_ts",
+            "drift_ts",
             "beta_ts",
             "gaussian_ts",
             "fitted_q",

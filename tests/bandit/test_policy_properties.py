@@ -67,7 +67,7 @@ def scenarios(draw: st.DrawFn, name: str) -> Scenario:
     floor = draw(st.sampled_from([None, 0.0, 0.05, 0.5, 1.0]))
     if floor is not None:
         params["exploration_floor"] = floor
-    if name in {"linucb", "linear_ts", "epsilon_greedy", "kalman_ts", "logistic_ts"}:
+    if name in {"linucb", "linear_ts", "epsilon_greedy", "kalman_ts", "logistic_ts", "drift_ts"}:
         params["interactions"] = draw(st.booleans())
     if name == "fixed":
         params["action"] = draw(st.integers(0, space.n_actions - 1))
@@ -204,6 +204,7 @@ CONJUGATE = {
     "linear_ts": {},
     "epsilon_greedy": {},
     "kalman_ts": {"process_noise": 0.0, "forgetting": 1.0},
+    "drift_ts": {"drift_rates": [0.0]},
     "beta_ts": {},
     "gaussian_ts": {},
 }

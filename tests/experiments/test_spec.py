@@ -30,6 +30,7 @@ from experiments.spec import (
     load_spec,
     parse_spec,
 )
+from experiments.spec.limits import policy_cost
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -975,3 +976,33 @@ def test_promotion_margin_is_absolute_when_given_else_relative_to_the_serving_va
     assert PromotionSpec().margin_for(-2.0) == pytest.approx(0.1)  # 0.05 · |-2|
     assert PromotionSpec(relative_margin=0.5).margin_for(0.2) == pytest.approx(0.1)
     assert PromotionSpec(margin=0.3).margin_for(100.0) == 0.3
+
+
+def test_drift_ts_takes_the_linear_parameters_and_a_ladder_of_rates() -> None:
+    """drift_ts passes the linear Thompson parameters on to one kalman_ts per drift rate, so
+    the spec accepts them; each rate is bounded like a real hyper-parameter."""
+    data = quickstart_data()
+    params = {"scale": 0.5, "n_samples": 50, "ridge": 2.0, "drift_rates": [0.0, 1e-5]}
+    data["policy"] = {"name": "drift_ts", "params": params}
+    policy = parse_spec(data).build_policy()
+    assert [model.scale for model in policy.models] == [0.5, 0.5]
+    assert policy.drift_rates == (0.0, 1e-5)
+    data["policy"]["params"]["drift_rates"] = [0.0, 1e300]
+    with pytest.raises(SpecError) as caught:
+        parse_spec(data)
+    assert caught.value.field == "policy.params.drift_rates"
+    assert caught.value.message == (
+        "must be 0 or a number between 1e-12 and 1e+12 in magnitude; got 1e+300"
+    )
+
+
+def test_drift_ts_costs_one_kalman_ts_per_rate() -> None:
+    """Its state and decision work are those of kalman_ts times the number of rates (four by
+    default); the largest array of a decision is one model's."""
+    sizes = ([10, 5, 4, 6], 20)
+    one = policy_cost("kalman_ts", {}, *sizes, n_samples=100)
+    four = policy_cost("drift_ts", {}, *sizes, n_samples=100)
+    two = policy_cost("drift_ts", {"drift_rates": [0.0, 1e-4]}, *sizes, n_samples=100)
+    assert (four.state, four.decision_work) == (4 * one.state, 4 * one.decision_work)
+    assert (two.state, two.decision_work) == (2 * one.state, 2 * one.decision_work)
+    assert four.decision_cells == two.decision_cells == one.decision_cells

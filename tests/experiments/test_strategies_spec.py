@@ -406,6 +406,14 @@ def test_a_policy_that_ignores_the_context_needs_no_baseline_in_it() -> None:
     assert not strategies.section.policy.contextual
 
 
+def test_drift_ts_over_strategies_is_contextual() -> None:
+    """drift_ts averages linear models, so like them it reads the context."""
+    data = with_change(lambda s: s.update(policy={"name": "drift_ts", "params": {}}))
+    strategies = parse_spec(data).strategy_set()
+    assert strategies is not None
+    assert strategies.section.policy.contextual
+
+
 def test_retained_kpi_takes_a_binary_policy_and_specs_without_strategies_have_none() -> None:
     data = with_change(
         lambda s: s.update(kpi={"kind": "retained", "event": "churn"}, policy={"name": "beta_ts"})

@@ -27,6 +27,7 @@ from sqlmodel.sql.expression import Select
 from experiments.store.models import utcnow
 
 if TYPE_CHECKING:
+    from sqlalchemy.sql.dml import ReturningInsert
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
     from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
 
@@ -94,7 +95,7 @@ def dialect_insert(name: str, table: Table) -> SQLiteInsert | PostgresInsert:
 @functools.lru_cache(maxsize=64)
 def _insert_ignoring(
     name: str, table: Table, conflict: tuple[str, ...], returning: str
-) -> SQLiteInsert | PostgresInsert:
+) -> ReturningInsert[Any]:
     """The ``INSERT .. ON CONFLICT (conflict) DO NOTHING RETURNING returning`` statement, built
     once per table: statements are immutable, and building one costs as much as running it."""
     return (

@@ -27,9 +27,9 @@ from sqlmodel.sql.expression import Select
 from experiments.store.models import utcnow
 
 if TYPE_CHECKING:
-    from sqlalchemy.sql.dml import ReturningInsert
     from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
     from sqlalchemy.dialects.sqlite import Insert as SQLiteInsert
+    from sqlalchemy.sql.dml import ReturningInsert
 
 __all__ = [
     "CHUNK",

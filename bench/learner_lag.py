@@ -33,7 +33,7 @@ import tomllib
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import numpy as np
@@ -197,9 +197,17 @@ def _lags(
 
 
 def run_one(
-    kind: str, *, workers: int, rate: float, seconds: float, drain: float, log_dir: Path
+    kind: str,
+    *,
+    workers: int,
+    rate: float,
+    seconds: float,
+    drain: float,
+    log_dir: Path,
+    spec: dict[str, Any] | None = None,
 ) -> LagResult:
-    spec = tomllib.loads(SPEC_PATH.read_text())
+    """One database: fresh database and server, the load, the drain, the figures."""
+    spec = spec or tomllib.loads(SPEC_PATH.read_text())
     key = spec["key"]
     with database(kind) as url:
         keys = prepare(url)

@@ -11,9 +11,7 @@ from bench.learner_lag import SPEC_PATH, run_one, tables
 
 def test_every_clicked_decision_is_learned_and_timed(tmp_path: Path) -> None:
     """40 decision+click pairs at 20/s: 40 rewards, all learned before the drain ends; each
-    lag is positive and at least the click's own (the click follows its decision).
-
-    Run with the worktree on ``PYTHONPATH``: the server is the venv's ``engage`` script."""
+    lag is positive and at least the click's own (the click follows its decision)."""
     spec = tomllib.loads(SPEC_PATH.read_text())
     spec["learner"] = {"batch_size": 5, "interval_seconds": 1}
     result = run_one("sqlite", workers=1, rate=20, seconds=2, drain=30, log_dir=tmp_path, spec=spec)

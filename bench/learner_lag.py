@@ -64,7 +64,7 @@ class LagResult:
     errors: int
     decide_ms: dict[str, float]
     outcome_ms: dict[str, float]
-    rewards: int
+    rewards: int  # stored when the run ended
     joined_per_second: float
     learned_per_second: float
     snapshots: int
@@ -159,9 +159,9 @@ def _unlearned(url: str, key: str) -> tuple[int, int]:
 def _lags(
     url: str, key: str, began: datetime, ended: datetime
 ) -> tuple[list[float], list[float], int, int, int]:
-    """Per learned reward, ms from its decision, and from its click's arrival, to the snapshot
-    that folded it in; then rewards computed, rewards learned and snapshots published during
-    the load."""
+    """Per reward learned during the load, ms from its decision, and from its click's arrival,
+    to the snapshot that folded it in; then rewards computed, rewards learned and snapshots
+    published during the load."""
     from experiments.store.connection import make_engine
     from experiments.store.models import Decision, Outcome, PolicySnapshot, Reward
 
@@ -187,11 +187,17 @@ def _lags(
             ).all()
     finally:
         engine.dispose()
-    learned = [(row, published[row[3]]) for row in rows if row[3] in published]
+    # Steady state: the rewards folded in by snapshots published while the load ran. The last
+    # partial batch after it waits for the spec's interval (the drain column says how long).
+    learned = [
+        (row, published[row[3]])
+        for row in rows
+        if row[3] in published and began <= published[row[3]] <= ended
+    ]
     from_decision = [1000 * (at - row[0]).total_seconds() for row, at in learned]
     from_outcome = [1000 * (at - row[1]).total_seconds() for row, at in learned]
     joined = sum(1 for row in rows if began <= row[2] <= ended)
-    learned_during = sum(1 for _, at in learned if began <= at <= ended)
+    learned_during = len(learned)
     snapshots = sum(1 for at in published.values() if began <= at <= ended)
     return from_decision, from_outcome, joined, learned_during, snapshots
 
@@ -222,9 +228,9 @@ def run_one(
             ended = datetime.now(UTC)
             stopped = time.perf_counter()
             drain_seconds: float | None = None
-            unlearned = 0
+            unlearned = rewards = 0
             while time.perf_counter() - stopped < drain:
-                unlearned, _ = _unlearned(url, key)
+                unlearned, rewards = _unlearned(url, key)
                 if unlearned == 0:
                     drain_seconds = time.perf_counter() - stopped
                     break
@@ -243,7 +249,7 @@ def run_one(
         errors=errors,
         decide_ms=_quantiles(decide_ms),
         outcome_ms=_quantiles(outcome_ms),
-        rewards=len(lags),
+        rewards=rewards,
         joined_per_second=joined / load_seconds,
         learned_per_second=learned / load_seconds,
         snapshots=snapshots,
@@ -277,8 +283,10 @@ def tables(results: list[LagResult]) -> list[Table]:
         ],
         notes=[
             "lag: from a decision's creation to the creation of the snapshot that first folded "
-            "its reward in; click to snapshot: from the click's arrival (the learner's own "
-            "delay); drain: after the load stopped, until every reward was learned.",
+            "its reward in, over the snapshots published during the load; click to snapshot: "
+            "from the click's arrival (the learner's own delay); drain: after the load stopped, "
+            "until every reward was learned (the last partial batch waits for the spec's "
+            "interval_seconds).",
             "joined/s and learned/s count only what happened during the load.",
         ],
     )

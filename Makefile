@@ -35,6 +35,7 @@ bench: $(BENCH_STAMP)
 # The HTTP service under load on loopback (SQLite and PostgreSQL on 127.0.0.1:5432).
 bench-service: $(BENCH_STAMP)
 	$(BIN)/python -m bench.service
+	$(BIN)/python -m bench.learner_lag
 
 # Ten minutes at half of the decide peak: errors, p99 drift, each worker's memory (SOAK_ARGS:
 # e.g. --database postgresql --workers 4 --minutes 30).

@@ -43,7 +43,8 @@ import numpy as np
 from bandit._validation import BanditValueError, check_real
 from bandit.belief import BlockBelief
 from bandit.linalg import block_log_det_gain, log_det_gain
-from bandit.policies.base import MAX_DRAW_CELLS, Policy, winner_frequencies
+from bandit.montecarlo import MAX_DRAW_CELLS, winner_frequencies
+from bandit.policies.base import Policy
 from bandit.policies.kalman_ts import KalmanTSPolicy
 from bandit.policies.linear import ThompsonLinearOptions
 from bandit.space import DecisionSpace
@@ -190,8 +191,9 @@ class DriftTSPolicy(Policy):
         """``count`` posterior draws of every action's score per row from one model."""
         if not model.learns_noise:
             return model.belief_.draw_scores(Z, count, self.scale, self.rng_)
-        # sigma^2 ~ InvGamma(a, b) per row and draw: the Student t marginal of the scores.
-        precision = self.rng_.gamma(float(model.noise_shape_), size=(Z.shape[0], count))
+        # sigma^2 ~ InvGamma(a, b) per draw, shared by the rows like the normal draws
+        # (bandit.montecarlo): each row's scores are Student t.
+        precision = self.rng_.gamma(float(model.noise_shape_), size=count)
         sigma = np.sqrt(float(model.noise_scale_) / precision)
         return model.belief_.draw_scores(Z, count, self.scale, self.rng_, sigma)
 

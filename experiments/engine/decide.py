@@ -3,15 +3,18 @@ first answer.
 
 :class:`Decider` loads what planning needs (the cached policy, the customers' recent contacts),
 plans in memory (:func:`~experiments.engine.planning.plan_decisions`), then stores the planned
-rows in one transaction and answers from them. :class:`DecisionResult` is the one shape of an
+rows in one transaction and answers from them. A single decision shares its transaction and
+commit with the concurrent decisions of the process (group commit), and is inserted or
+replayed by one statement. :class:`DecisionResult` is the one shape of an
 answer, built by :meth:`DecisionResult.of` from a planned row or a stored one alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from experiments.engine.clock import Clock
 from experiments.engine.customer_state import customer_state
@@ -32,12 +35,11 @@ from experiments.store.database import Database
 from experiments.store.decisions import (
     activate_decision,
     count_recent_decisions_by_customer,
-    find_decision_by_request,
     get_decision,
-    insert_decision,
     insert_decisions,
+    store_decisions,
 )
-from experiments.store.errors import DuplicateRequestError
+from experiments.store.group_commit import GroupCommit
 from experiments.vocabulary import DecisionStatus, ExperimentStatus, Group
 
 
@@ -97,26 +99,25 @@ class Decider:
         self._clock = clock
         self._policies = policies
         self._strategies = strategies
+        self._writer: GroupCommit[Mapping[str, Any], models.Decision | None] = GroupCommit(
+            database, lambda session, rows: store_decisions(session, decisions=rows)
+        )
 
     def decide(self, key: str, request: DecisionRequest) -> DecisionResult:
         """Choose an action for one customer and store it before answering.
 
-        A request whose ``request_id`` was seen before gets the first answer again.
+        A request whose ``request_id`` was seen before gets the first answer again. The
+        decision is planned in memory first, then stored by one statement that inserts it or
+        finds the earlier answer, in a transaction shared with the concurrent requests of this
+        process (:class:`~experiments.store.group_commit.GroupCommit`): the answer goes out
+        after that commit.
         """
         loaded = self._running_policy(key)
-        if request.request_id is not None:
-            replay = self._replay(key, request.request_id)
-            if replay is not None:
-                return replay
         encoded = encode_single(loaded.spec, request)
         (planned,) = self._plan(key, loaded, [request], encoded)
-        with self._database.session() as session:
-            try:
-                insert_decision(session, decision=models.Decision(**planned.as_row()))
-            except DuplicateRequestError as duplicate:
-                # A concurrent retry with the same request id won the race: answer as it did.
-                return DecisionResult.of(duplicate.existing, replayed=True)
-            session.commit()
+        earlier = self._writer.submit(planned.as_row())
+        if earlier is not None:
+            return DecisionResult.of(earlier, replayed=True)
         return DecisionResult.of(planned)
 
     def decide_many(self, key: str, requests: Sequence[DecisionRequest]) -> list[DecisionResult]:
@@ -173,11 +174,6 @@ class Decider:
                 f"experiment '{key}' is {loaded.status}, not running", field="experiment"
             )
         return loaded
-
-    def _replay(self, key: str, request_id: str) -> DecisionResult | None:
-        with self._database.session() as session:
-            row = find_decision_by_request(session, experiment_key=key, request_id=request_id)
-            return None if row is None else DecisionResult.of(row, replayed=True)
 
     def _plan(
         self,

@@ -29,6 +29,7 @@ from experiments.store.decisions import (
     latest_open_decisions,
     lock_decision_statuses,
 )
+from experiments.store.group_commit import GroupCommit
 from experiments.store.outcomes import insert_outcomes, mark_outcomes_late
 from experiments.vocabulary import Attribution, DecisionStatus
 
@@ -92,10 +93,7 @@ def attribute(
         if decision is None:
             attribution = Attribution.UNATTRIBUTED
     else:
-        raise InvalidInputError(
-            "an outcome needs 'decision_id' or both 'experiment' and 'customer_id'",
-            field="decision_id",
-        )
+        check_names(outcome)  # raises: it names neither
     if decision is not None:
         closes = decision.window_closes_at
         if before_window(decision.activated_at, occurred=outcome.occurred_at, received=received):
@@ -159,8 +157,31 @@ def relabel_raced(session: Session, rows: Sequence[Mapping[str, Any]]) -> None:
     mark_outcomes_late(session, outcome_ids=raced)
 
 
+@dataclass(frozen=True)
+class _Report:
+    """One call's outcomes and when they were received: an item of a shared transaction."""
+
+    items: Sequence[OutcomeInput]
+    received: datetime
+
+
+def check_names(outcome: OutcomeInput) -> None:
+    """Refuse an outcome that names neither its decision nor its experiment and customer."""
+    if outcome.decision_id is None and (outcome.experiment is None or outcome.customer_id is None):
+        raise InvalidInputError(
+            "an outcome needs 'decision_id' or both 'experiment' and 'customer_id'",
+            field="decision_id",
+        )
+
+
 class OutcomeRecorder:
     """Records outcomes in one database.
+
+    Concurrent calls of one process share a transaction and its commit
+    (:class:`~experiments.store.group_commit.GroupCommit`); each returns once the outcomes it
+    reported are committed, and counts as accepted exactly what a call on its own would have:
+    of two calls in one transaction reporting the same ``outcome_id``, the first stores it and
+    the second counts a duplicate.
 
     Args:
         database: where outcomes are stored.
@@ -170,24 +191,48 @@ class OutcomeRecorder:
     def __init__(self, database: Database, clock: Clock) -> None:
         self._database = database
         self._clock = clock
+        self._writer: GroupCommit[_Report, RecordResult] = GroupCommit(database, self._write)
 
     def record(self, outcomes: Iterable[OutcomeInput]) -> RecordResult:
         """Store outcome events, idempotent by ``outcome_id``, in one transaction."""
-        received = self._clock.now()
         items = list(outcomes)
-        with self._database.session() as session:
-            named = decision_heads(
-                session,
-                decision_ids=[item.decision_id for item in items if item.decision_id is not None],
-            )
-            by_customer = customer_decisions(session, items)
-            rows = [attribute(session, item, received, named, by_customer) for item in items]
-            result = insert_outcomes(session, outcomes=rows)
-            # Only the rows written here: a duplicate's stored row was labelled (and maybe
-            # counted in a reward) by the request that stored it, and a retry changes nothing.
-            first: dict[str, dict[str, Any]] = {}
-            for row in rows:
-                first.setdefault(row["outcome_id"], row)
-            relabel_raced(session, [first[outcome] for outcome in result.inserted])
-            session.commit()
-        return RecordResult(accepted=result.accepted, duplicates=result.duplicates)
+        for item in items:  # before sharing a transaction: one bad item must not fail others
+            check_names(item)
+        return self._writer.submit(_Report(items, self._clock.now()))
+
+    @staticmethod
+    def _write(session: Session, reports: Sequence[_Report]) -> list[RecordResult]:
+        """Attribute and store the outcomes of ``reports`` (not committed); one result each."""
+        named = decision_heads(
+            session,
+            decision_ids=[
+                item.decision_id
+                for report in reports
+                for item in report.items
+                if item.decision_id is not None
+            ],
+        )
+        by_customer = customer_decisions(
+            session, [item for report in reports for item in report.items]
+        )
+        rows = [
+            attribute(session, item, report.received, named, by_customer)
+            for report in reports
+            for item in report.items
+        ]
+        result = insert_outcomes(session, outcomes=rows)
+        # Only the rows written here: a duplicate's stored row was labelled (and maybe
+        # counted in a reward) by the request that stored it, and a retry changes nothing.
+        first: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            first.setdefault(row["outcome_id"], row)
+        relabel_raced(session, [first[outcome] for outcome in result.inserted])
+        stored = {id(first[outcome]) for outcome in result.inserted}
+        answers = []
+        start = 0
+        for report in reports:
+            mine = rows[start : start + len(report.items)]
+            start += len(report.items)
+            accepted = sum(1 for row in mine if id(row) in stored)
+            answers.append(RecordResult(accepted=accepted, duplicates=len(mine) - accepted))
+        return answers

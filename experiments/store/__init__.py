@@ -30,6 +30,8 @@ Modules:
   of each learned snapshot) and the snapshot that serves.
 - :mod:`~experiments.store.strategies`: the ``strategy_assignment`` and ``strategy_snapshot``
   tables (strategy experiments: a customer's strategy per epoch and its KPI).
+- :mod:`~experiments.store.group_commit`: :class:`GroupCommit`, concurrent writers of a process
+  sharing one transaction and commit (the decision and outcome paths).
 - :mod:`~experiments.store.leases`: the ``learner_lease`` table (one learner at a time).
 - :mod:`~experiments.store.api_keys`: the ``api_key`` table.
 - :mod:`~experiments.store.key_hashing`: API key text and its salted PBKDF2 hashes (no queries).

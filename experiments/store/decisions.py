@@ -50,6 +50,7 @@ __all__ = [
     "lock_decision_statuses",
     "next_decisions",
     "set_decision_status",
+    "store_decisions",
 ]
 
 
@@ -95,6 +96,49 @@ def insert_decisions(session: Session, *, decisions: Sequence[Decision | Mapping
         returning="id",
     )
     return len(inserted)
+
+
+def store_decisions(
+    session: Session, *, decisions: Sequence[Mapping[str, Any]]
+) -> list[Decision | None]:
+    """Store new decisions (rows as column -> value mappings), each unless its request id was
+    already used in its experiment; per decision, ``None`` when it was stored, else the
+    decision stored earlier for its request id (a retried request gets that first answer).
+
+    One ``INSERT .. ON CONFLICT DO NOTHING RETURNING id`` for the batch, and only when some
+    row conflicted one ``SELECT`` of the earlier decisions: the decision path's single round
+    trip. A batch holding the same request id twice stores the first and answers the second
+    with it. No model instances are built for the rows stored.
+    """
+    stored = set(
+        insert_ignoring_conflicts(
+            session,
+            Decision,
+            decisions,
+            conflict=["experiment_key", "request_id"],
+            returning="id",
+        )
+    )
+    earlier: dict[tuple[str, str], Decision] = {}
+    conflicted = [row for row in decisions if row["id"] not in stored]
+    for key in {row["experiment_key"] for row in conflicted}:
+        request_ids = [row["request_id"] for row in conflicted if row["experiment_key"] == key]
+        for chunk in chunks(list(dict.fromkeys(request_ids))):
+            stmt = select(Decision).where(
+                Decision.experiment_key == key, col(Decision.request_id).in_(chunk)
+            )
+            for found in session.exec(stmt):
+                earlier[(key, str(found.request_id))] = found
+    answers: list[Decision | None] = []
+    for row in decisions:
+        if row["id"] in stored:
+            answers.append(None)
+            continue
+        existing = earlier.get((row["experiment_key"], row["request_id"]))
+        if existing is None:  # pragma: no cover - only a request id can conflict, and rows stay
+            raise StoreError(f"decision {row['id']!r} was not stored")
+        answers.append(existing)
+    return answers
 
 
 def lock_decision_statuses(

@@ -80,6 +80,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "lock_decision_statuses",
         "next_decisions",
         "set_decision_status",
+        "store_decisions",
     },
     "experiments.store.errors": {
         "DuplicateError",
@@ -109,6 +110,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "new_salt",
         "spend_a_hash",
     },
+    "experiments.store.group_commit": {"GroupCommit"},
     "experiments.store.leases": {"acquire_lease", "release_lease"},
     "experiments.store.models": {
         "TABLES",

@@ -172,30 +172,36 @@ class DriftTSPolicy(Policy):
         )
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Win shares of ``n_samples`` draws split over the models by one multinomial draw of
+        their weights, the draws shared by every row of the call (as
+        :mod:`bandit.montecarlo`): each model's draws come from a generator seeded once per
+        call, so row chunks see the same draws and one context logs one propensity."""
         rows_per_chunk = max(1, MAX_DRAW_CELLS // (self.n_samples * self.n_actions))
-        weights = self.weights_
+        counts = self.rng_.multinomial(self.n_samples, self.weights_)
+        seeds = self.rng_.integers(0, 2**63, size=len(self.models))
         parts = []
         for start in range(0, X.shape[0], rows_per_chunk):
             Z = self.features.augment(X[start : start + rows_per_chunk])
-            counts = self.rng_.multinomial(self.n_samples, weights)
             draws = [
-                self._draw(model, Z, int(count))
-                for model, count in zip(self.models, counts, strict=True)
+                self._draw(model, Z, int(count), np.random.default_rng(int(seed)))
+                for model, count, seed in zip(self.models, counts, seeds, strict=True)
                 if count
             ]
             scores = draws[0] if len(draws) == 1 else np.concatenate(draws, axis=1)
             parts.append(winner_frequencies(scores, mask[start : start + rows_per_chunk]))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    def _draw(self, model: KalmanTSPolicy, Z: np.ndarray, count: int) -> np.ndarray:
+    def _draw(
+        self, model: KalmanTSPolicy, Z: np.ndarray, count: int, rng: np.random.Generator
+    ) -> np.ndarray:
         """``count`` posterior draws of every action's score per row from one model."""
         if not model.learns_noise:
-            return model.belief_.draw_scores(Z, count, self.scale, self.rng_)
+            return model.belief_.draw_scores(Z, count, self.scale, rng)
         # sigma^2 ~ InvGamma(a, b) per draw, shared by the rows like the normal draws
         # (bandit.montecarlo): each row's scores are Student t.
-        precision = self.rng_.gamma(float(model.noise_shape_), size=count)
+        precision = rng.gamma(float(model.noise_shape_), size=count)
         sigma = np.sqrt(float(model.noise_scale_) / precision)
-        return model.belief_.draw_scores(Z, count, self.scale, self.rng_, sigma)
+        return model.belief_.draw_scores(Z, count, self.scale, rng, sigma)
 
     # ----------------------------------------------------------------- learning
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:

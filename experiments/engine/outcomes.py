@@ -22,13 +22,9 @@ from sqlmodel import Session
 from experiments.engine.clock import Clock
 from experiments.errors import InvalidInputError
 from experiments.store import models
+from experiments.store.attribution import DecisionHead, decision_heads, latest_open_decisions
 from experiments.store.database import Database
-from experiments.store.decisions import (
-    DecisionHead,
-    decision_heads,
-    latest_open_decisions,
-    lock_decision_statuses,
-)
+from experiments.store.decisions import lock_decision_statuses
 from experiments.store.group_commit import GroupCommit
 from experiments.store.outcomes import insert_outcomes, mark_outcomes_late
 from experiments.vocabulary import Attribution, DecisionStatus

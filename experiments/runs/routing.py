@@ -3,7 +3,7 @@
 The simulator says who did what when, not in answer to which contact. The runner names the
 decision of every outcome it reports: the customer's newest decision shown at or before the
 event, the rule the engine itself applies to an outcome that names only the customer
-(:func:`experiments.store.decisions.latest_open_decision`). An event that happens before a
+(:func:`experiments.store.attribution.latest_open_decision`). An event that happens before a
 new decision on the same day therefore goes to the earlier decision, not to the new one
 (whose window it precedes, so neither would count it). An event after the window of the
 decision it belongs to belongs to none and is not reported.

@@ -23,6 +23,7 @@ Modules:
 - :mod:`~experiments.store.errors`: the store's error tree (drawn in its docstring).
 - :mod:`~experiments.store.experiments`: the ``experiment`` table.
 - :mod:`~experiments.store.decisions`: the ``decision`` table.
+- :mod:`~experiments.store.attribution`: the decisions an outcome is attributed to, in bulk.
 - :mod:`~experiments.store.outcomes`: the ``outcome`` table.
 - :mod:`~experiments.store.rewards`: the ``reward`` table and the learner's rows.
 - :mod:`~experiments.store.snapshots`: the ``policy_snapshot`` table and its state format.
@@ -36,6 +37,7 @@ Modules:
 - :mod:`~experiments.store.api_keys`: the ``api_key`` table.
 - :mod:`~experiments.store.key_hashing`: API key text and its salted PBKDF2 hashes (no queries).
 - :mod:`~experiments.store.aggregates`: the counts and reward sums reports need.
+- :mod:`~experiments.store.guardrails`: per-customer rows and events the guardrail checks read.
 - :mod:`~experiments.store.retention`: purging old contexts, erasing a customer.
 - ``_sql`` (private): what the query modules share (chunked ``IN`` lists, idempotent inserts).
 - ``migrations/``: the alembic scripts, shipped with the package.

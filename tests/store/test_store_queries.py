@@ -19,18 +19,20 @@ from experiments.store.api_keys import (
     revoke_api_key,
     verify_api_key,
 )
+from experiments.store.attribution import (
+    decision_heads,
+    latest_open_decision,
+    latest_open_decisions,
+)
 from experiments.store.decisions import (
     activate_decision,
     count_recent_decisions_by_customer,
-    decision_heads,
     decisions_due_for_reward,
     decisions_with_outcomes_since,
     expired_deferred_decisions,
     find_decision_by_request,
     get_decision,
     insert_decision,
-    latest_open_decision,
-    latest_open_decisions,
     set_decision_status,
 )
 from experiments.store.errors import (

@@ -1,0 +1,124 @@
+"""The decisions an outcome is attributed to: the few columns attribution reads, for decisions
+named by id, and a customer's latest open decision before an outcome naming only the customer.
+
+Plain functions taking a ``Session`` and keyword-only arguments, reading the ``decision``
+table in bulk (one query per chunk, not one per outcome); none writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlmodel import Session, col
+
+from experiments.store._sql import chunks, select_columns
+from experiments.store.models import Decision
+from experiments.vocabulary import DecisionStatus
+
+__all__ = ["DecisionHead", "decision_heads", "latest_open_decision", "latest_open_decisions"]
+
+
+class DecisionHead(NamedTuple):
+    """The columns outcome attribution needs, without the decision's JSON payloads."""
+
+    id: str
+    experiment_key: str
+    customer_id: str
+    status: str
+    window_closes_at: datetime | None
+    #: When the reward window opens: the creation, or a deferred decision's activation
+    #: (``None`` until then).
+    activated_at: datetime | None
+
+
+def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str, DecisionHead]:
+    """The decisions among ``decision_ids`` that exist, by id, with only the columns outcome
+    attribution needs (no context, action or exclusions): cheap in bulk."""
+    found: dict[str, DecisionHead] = {}
+    for chunk in chunks(list(dict.fromkeys(decision_ids))):
+        stmt = select_columns(
+            Decision.id,
+            Decision.experiment_key,
+            Decision.customer_id,
+            Decision.status,
+            Decision.window_closes_at,
+            Decision.activated_at,
+        ).where(col(Decision.id).in_(chunk))
+        for row in session.exec(stmt):
+            found[row[0]] = DecisionHead(*row)
+    return found
+
+
+def latest_open_decision(
+    session: Session,
+    *,
+    experiment_key: str,
+    customer_id: str,
+    before: datetime,
+    include_unactivated: bool = False,
+) -> DecisionHead | None:
+    """The customer's newest open decision in ``experiment_key`` made at or before ``before``
+    (an outcome's ``occurred_at``): where an outcome naming only the customer is attributed.
+
+    Deferred decisions count only once activated at or before ``before`` (the customer cannot
+    react to an offer never shown), unless ``include_unactivated``. One look-up of
+    :func:`latest_open_decisions`.
+    """
+    found = latest_open_decisions(
+        session,
+        experiment_key=experiment_key,
+        lookups=[(customer_id, before)],
+        include_unactivated=include_unactivated,
+    )
+    return found.get((customer_id, before))
+
+
+def latest_open_decisions(
+    session: Session,
+    *,
+    experiment_key: str,
+    lookups: Sequence[tuple[str, datetime]],
+    include_unactivated: bool = False,
+) -> dict[tuple[str, datetime], DecisionHead]:
+    """:func:`latest_open_decision` for many ``(customer_id, before)`` look-ups at once, keyed
+    by the look-up (absent where there is none): one query per chunk of customers, not one per
+    outcome. "Newest" is the latest ``created_at``, ties to the larger id, as one query with
+    ``ORDER BY created_at DESC, id DESC LIMIT 1`` would pick."""
+    if not lookups:
+        return {}
+    latest_before = max(before for _, before in lookups)
+    candidates: dict[str, list[tuple[datetime, str, bool, DecisionHead]]] = {}
+    customers = list(dict.fromkeys(customer for customer, _ in lookups))
+    for chunk in chunks(customers):
+        stmt = select_columns(
+            Decision.id,
+            Decision.experiment_key,
+            Decision.customer_id,
+            Decision.status,
+            Decision.window_closes_at,
+            Decision.activated_at,
+            Decision.created_at,
+            Decision.deferred,
+        ).where(
+            col(Decision.experiment_key) == experiment_key,
+            col(Decision.customer_id).in_(chunk),
+            col(Decision.status) == DecisionStatus.OPEN.value,
+            col(Decision.created_at) <= latest_before,
+        )
+        for row in session.exec(stmt):
+            head = DecisionHead(*row[:6])
+            candidates.setdefault(head.customer_id, []).append((row[6], head.id, row[7], head))
+    for rows in candidates.values():
+        rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
+    found: dict[tuple[str, datetime], DecisionHead] = {}
+    for customer, before in lookups:
+        for created_at, _, deferred, head in candidates.get(customer, ()):
+            if created_at > before:
+                continue
+            shown = not deferred or (head.activated_at is not None and head.activated_at <= before)
+            if shown or include_unactivated:
+                found[(customer, before)] = head
+                break
+    return found

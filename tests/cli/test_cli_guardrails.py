@@ -46,7 +46,7 @@ def test_show_report_and_resume_a_stopped_experiment(
     assert text.index("STOPPED ITSELF at") < text.index("split:") < text.index("guardrails")
     assert "retention:churn" in text
     assert "breached (stop)" in text
-    checks = output[: output.index("reward lift vs holdout")].splitlines()[:-1]
+    checks = output[: output.index("lift vs holdout")].splitlines()[:-1]
     assert max(len(line) for line in checks) <= 80  # the checks wrap at 80 columns
 
     code, output = invoke("report", "guarded", "--json", "--database-url", url)

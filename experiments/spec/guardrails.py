@@ -38,7 +38,7 @@ from pydantic import BaseModel, Field, StrictStr, field_validator, model_validat
 from experiments.spec.errors import SpecError, clip, names
 from experiments.spec.values import FROZEN, Number
 
-__all__ = ["Action", "GuardrailSpec", "GuardrailsSpec"]
+__all__ = ["GuardrailAction", "GuardrailSpec", "GuardrailsSpec"]
 
 #: Which way is better for each measure unless a guardrail says otherwise.
 BETTER = {"retention": "higher", "sum": "higher", "count": "lower", "contacts": "lower"}
@@ -47,12 +47,12 @@ BETTER = {"retention": "higher", "sum": "higher", "count": "lower", "contacts": 
 MAX_GUARDRAILS = 20
 
 #: What a failing check does: fall back to control by itself ("stop") or only report ("alert").
-Action = Literal["stop", "alert"]
-ACTIONS: tuple[str, ...] = get_args(Action)
+GuardrailAction = Literal["stop", "alert"]
+ACTIONS: tuple[str, ...] = get_args(GuardrailAction)
 
 
-def _action(value: object, field: str) -> Action:
-    """``value`` as an :data:`Action`; ``SpecError`` naming ``field`` if it is none."""
+def _action(value: object, field: str) -> GuardrailAction:
+    """``value`` as an :data:`GuardrailAction`; ``SpecError`` naming ``field`` if it is none."""
     if value == "stop" or value == "alert":
         return value
     raise SpecError(field, f"must be one of {names(ACTIONS)}; got {clip(value)}")
@@ -67,7 +67,7 @@ class GuardrailSpec(BaseModel):
     event: StrictStr | None = Field(default=None, min_length=1, max_length=255)
     margin: Number = Field(ge=0.0)
     direction: Literal["higher", "lower"] | None = None
-    action: Action = "stop"
+    action: GuardrailAction = "stop"
     name: StrictStr | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
@@ -103,7 +103,7 @@ class GuardrailsSpec(BaseModel):
     model_config = FROZEN
 
     confidence: Number = Field(default=0.95, gt=0.5, lt=1.0)
-    sample_ratio: Action = "stop"
+    sample_ratio: GuardrailAction = "stop"
     kpi: list[GuardrailSpec] = Field(default_factory=list, max_length=MAX_GUARDRAILS)
 
     @field_validator("kpi")

@@ -4,43 +4,17 @@ SQLite and PostgreSQL: the stored spec changes, the very next check acts on it, 
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
+from guardrail_support import breached
 from sqlalchemy import Engine
 
 from bench.guardrails import START, world_spec
-from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine import DecisionEngine
 from experiments.engine.clock import ManualClock
 from experiments.errors import InvalidInputError, NotFoundError
 from experiments.spec import parse_spec
 from experiments.store.database import Database
-from experiments.vocabulary import ExperimentStatus, Group, GuardrailStatus
-
-
-def breached(engine: Engine, key: str) -> DecisionEngine:
-    """An experiment whose retention guardrail (action "stop") is breached: every one of
-    its 200 treated customers (of 400, half held out) churned a day after their decision,
-    no held-out one did. Nothing has been checked yet, so it is still running."""
-    decisions = DecisionEngine(Database(engine), clock=ManualClock(START), seed=0)
-    spec = world_spec(key, harmful=True, share=0.5)
-    spec["guardrails"]["kpi"].append({"measure": "contacts", "margin": 0.5})
-    decisions.create_experiment(spec)
-    results = decisions.decide_many(key, [DecisionRequest(f"c{i}", {}) for i in range(400)])
-    decisions.record(
-        [
-            OutcomeInput(
-                outcome_id=f"o{index}",
-                event="churn",
-                value=1.0,
-                occurred_at=START + timedelta(days=1),
-                decision_id=result.decision_id,
-            )
-            for index, result in enumerate(results)
-            if result.group == Group.TREATMENT
-        ]
-    )
-    return decisions
+from experiments.vocabulary import ExperimentStatus, GuardrailStatus
 
 
 def actions(decisions: DecisionEngine, key: str) -> tuple[dict[str, str], str]:
@@ -52,7 +26,7 @@ def actions(decisions: DecisionEngine, key: str) -> tuple[dict[str, str], str]:
 def test_a_breached_stop_guardrail_switched_to_alert_does_not_stop(engine: Engine) -> None:
     """Switched to alert, the breach is reported and the experiment keeps running; switched
     back to stop, the very next check stops it (the check reads the stored spec afresh)."""
-    decisions = breached(engine, "harm")
+    decisions = breached(Database(engine), "harm")
     row = decisions.update_settings("harm", guardrail_actions={"retention:churn": "alert"})
     assert parse_spec(row.spec).guardrails.kpi[0].action == "alert"
     assert actions(decisions, "harm") == ({"retention:churn": "alert", "contacts": "stop"}, "stop")
@@ -76,7 +50,7 @@ def test_a_breached_stop_guardrail_switched_to_alert_does_not_stop(engine: Engin
 def test_the_split_action_is_set_and_other_settings_stay(engine: Engine) -> None:
     """``sample_ratio_action`` alone changes the split's action and nothing else; the spec's
     other sections are stored as they were."""
-    decisions = breached(engine, "split")
+    decisions = breached(Database(engine), "split")
     before = decisions.get_experiment("split")
     row = decisions.update_settings("split", sample_ratio_action="alert")
     assert actions(decisions, "split") == ({"retention:churn": "stop", "contacts": "stop"}, "alert")
@@ -129,7 +103,7 @@ def test_a_spec_without_a_guardrails_section_takes_a_split_action(engine: Engine
 def test_bad_settings_are_refused_by_name_and_change_nothing(
     engine: Engine, settings: dict[str, object], field: str, words: str
 ) -> None:
-    decisions = breached(engine, "refused")
+    decisions = breached(Database(engine), "refused")
     before = decisions.get_experiment("refused")
     with pytest.raises(InvalidInputError) as raised:
         decisions.update_settings("refused", **settings)  # type: ignore[arg-type]

@@ -103,6 +103,29 @@ def create(
         console.print(shown(f"{row.key}: created, {row.status}"))
 
 
+def _guardrail_actions(given: list[str]) -> dict[str, str]:
+    """``--guardrail LABEL=ACTION`` options as the engine's ``guardrail_actions``; the label
+    may hold ``=`` (a guardrail's ``name``), the action never does."""
+    actions: dict[str, str] = {}
+    for option in given:
+        label, equals, action = option.rpartition("=")
+        if not equals or not label:
+            raise fail(
+                f"--guardrail: expected LABEL=ACTION such as retention:churn=alert; got {option!r}"
+            )
+        actions[label] = action
+    return actions
+
+
+def _guardrails_line(spec: dict[str, Any]) -> str:
+    """What each guardrail and a mismatched split do, as ``set`` and ``show`` print it."""
+    from experiments.spec import parse_spec
+
+    guardrails = parse_spec(spec).guardrails
+    kpis = ", ".join(f"{guardrail.label} {guardrail.action}" for guardrail in guardrails.kpi)
+    return f"guardrails: {kpis or 'none'}; sample ratio {guardrails.sample_ratio}"
+
+
 @app.command("set")
 def set_settings(
     key: Key,
@@ -117,23 +140,43 @@ def set_settings(
             help="Serve business as usual while learning from it, or stop doing so.",
         ),
     ] = None,
+    guardrail: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guardrail",
+            metavar="LABEL=ACTION",
+            help="LABEL=stop or LABEL=alert, LABEL a guardrail as reports name it; repeatable.",
+        ),
+    ] = None,
+    sample_ratio: Annotated[
+        str | None,
+        typer.Option(
+            "--sample-ratio", metavar="ACTION", help="What a mismatched split does: stop or alert."
+        ),
+    ] = None,
     url: DatabaseUrl = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Change an experiment's settings as PATCH /v1/experiments/{key} does.
 
-    Example: engage experiments set promo --exploration-floor 0.05 --no-apprentice
+    Example: engage experiments set promo --guardrail retention:churn=alert --sample-ratio stop
     """
-    # Guardrail actions (issue 12, item 3) become options here once the engine's
-    # update_settings takes them.
-    if exploration_floor is None and apprentice is None:
-        raise fail("give --exploration-floor, --apprentice or --no-apprentice (see --help)")
+    if (exploration_floor, apprentice, guardrail, sample_ratio) == (None, None, None, None):
+        raise fail(
+            "give --exploration-floor, --apprentice, --no-apprentice, --guardrail or "
+            "--sample-ratio (see --help)"
+        )
+    actions = _guardrail_actions(guardrail or [])
     with readable_errors():
         row = _engine(url).update_settings(
-            key, exploration_floor=exploration_floor, apprentice=apprentice
+            key,
+            exploration_floor=exploration_floor,
+            apprentice=apprentice,
+            guardrail_actions=actions,
+            sample_ratio_action=sample_ratio,
         )
     if as_json:
-        print_json(_row(row))
+        print_json({**_row(row), "spec": row.spec})
     else:
         console.print(
             shown(
@@ -141,6 +184,8 @@ def set_settings(
                 f"apprentice {'on' if row.apprentice else 'off'}"
             )
         )
+        if guardrail or sample_ratio is not None:
+            console.print(shown(f"{row.key}: {_guardrails_line(row.spec)}"), soft_wrap=True)
 
 
 @app.command()
@@ -171,6 +216,7 @@ def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
         )
     elif row.resumed_at is not None:
         console.print(shown(f"Resumed by an admin at {row.resumed_at.isoformat()}."))
+    console.print(shown(_guardrails_line(row.spec)), soft_wrap=True)
     print_json(row.spec)
     if promotions:
         console.print("safe promotion, newest first:")

@@ -1,10 +1,18 @@
-"""The guardrail interval written out independently of :mod:`bandit.guardrails`, for tests."""
+"""For guardrail tests: the guardrail interval written out independently of
+:mod:`bandit.guardrails`, and an experiment whose retention guardrail is breached."""
 
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import numpy as np
+
+from bench.guardrails import START, world_spec
+from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine.clock import ManualClock
+from experiments.store.database import Database
+from experiments.vocabulary import Group
 
 
 def independent_interval(t: np.ndarray, h: np.ndarray, alpha: float = 0.05) -> tuple[float, float]:
@@ -21,3 +29,29 @@ def independent_interval(t: np.ndarray, h: np.ndarray, alpha: float = 0.05) -> t
     radius = math.sqrt(v * (v + tau2) / tau2 * math.log((v + tau2) / (v * alpha**2)))
     d = t.mean() - h.mean()
     return float(d - radius), float(d + radius)
+
+
+def breached(database: Database, key: str) -> DecisionEngine:
+    """An experiment whose retention guardrail (action "stop") is breached, and a contacts
+    guardrail (action "stop") that holds: of 400 customers (about half held out) every
+    treated one churned a day after their decision, no held-out one did. Nothing has been
+    checked yet, so it is still running."""
+    decisions = DecisionEngine(database, clock=ManualClock(START), seed=0)
+    spec = world_spec(key, harmful=True, share=0.5)
+    spec["guardrails"]["kpi"].append({"measure": "contacts", "margin": 0.5})
+    decisions.create_experiment(spec)
+    results = decisions.decide_many(key, [DecisionRequest(f"c{i}", {}) for i in range(400)])
+    decisions.record(
+        [
+            OutcomeInput(
+                outcome_id=f"o{index}",
+                event="churn",
+                value=1.0,
+                occurred_at=START + timedelta(days=1),
+                decision_id=result.decision_id,
+            )
+            for index, result in enumerate(results)
+            if result.group == Group.TREATMENT
+        ]
+    )
+    return decisions

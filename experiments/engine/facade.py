@@ -118,14 +118,24 @@ class DecisionEngine:
         *,
         exploration_floor: float | None = None,
         apprentice: bool | None = None,
+        guardrail_actions: Mapping[str, str] | None = None,
+        sample_ratio_action: str | None = None,
     ) -> models.Experiment:
         """Change what ``PATCH /v1/experiments/{key}`` and ``engage experiments set`` change;
         a value left None stays as it is. Returns the experiment as stored afterwards.
 
-        Hook: the guardrail actions of issue 12 (item 3, automatic stop) are settings of the
-        same kind and join here as keyword arguments, so HTTP and the CLI change them alike.
+        ``guardrail_actions`` maps guardrail labels (``retention:churn``, as reports name them)
+        to ``"stop"`` or ``"alert"``, and ``sample_ratio_action`` sets the split's; both are
+        written into the stored spec and act from the next check (:meth:`check_guardrails`).
+        Every value is validated before anything is written, so a bad one changes nothing.
         """
         row = self.get_experiment(key)
+        if exploration_floor is not None:
+            self._experiments.check_exploration_floor(exploration_floor)
+        if guardrail_actions or sample_ratio_action is not None:
+            row = self._experiments.set_guardrail_actions(
+                key, guardrail_actions or {}, sample_ratio=sample_ratio_action
+            )
         if exploration_floor is not None:
             row = self.set_exploration_floor(key, exploration_floor)
         if apprentice is not None:

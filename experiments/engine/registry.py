@@ -3,9 +3,10 @@
 Every change of an experiment's status goes through :meth:`ExperimentRegistry.set_status`,
 which checks the value against :class:`~experiments.vocabulary.ExperimentStatus` and the one
 rule of the life cycle (a stopped experiment stays stopped) before the store's
-``set_experiment_status`` writes it; the exploration floor and apprentice mode go through the
-store's ``update_experiment``. The store's and the spec's errors leave here as the engine's
-(:mod:`experiments.errors`), naming the field at fault.
+``set_experiment_status`` writes it; the exploration floor, apprentice mode and the guardrail
+actions (which live in the stored spec) go through the store's ``update_experiment``. The
+store's and the spec's errors leave here as the engine's (:mod:`experiments.errors`), naming
+the field at fault.
 """
 
 from __future__ import annotations
@@ -141,13 +142,18 @@ class ExperimentRegistry:
             )
             return _detached(session, row)
 
-    def set_exploration_floor(self, key: str, floor: float) -> models.Experiment:
-        """Set the exploration floor, in [0, 1]: the treatment policy's share of probability
-        spread uniformly over eligible actions."""
+    @staticmethod
+    def check_exploration_floor(floor: float) -> None:
+        """``InvalidInputError`` on ``exploration_floor`` unless ``floor`` is in [0, 1]."""
         if not 0.0 <= floor <= 1.0:
             raise InvalidInputError(
                 f"exploration_floor must be in [0, 1]; got {floor}", field="exploration_floor"
             )
+
+    def set_exploration_floor(self, key: str, floor: float) -> models.Experiment:
+        """Set the exploration floor, in [0, 1]: the treatment policy's share of probability
+        spread uniformly over eligible actions."""
+        self.check_exploration_floor(floor)
         with self._database.session() as session:
             find_experiment(session, key)
             row = update_experiment(
@@ -162,4 +168,23 @@ class ExperimentRegistry:
             row = update_experiment(
                 session, key=key, now=self._clock.now(), apprentice=bool(apprentice)
             )
+            return _detached(session, row)
+
+    def set_guardrail_actions(
+        self, key: str, actions: Mapping[str, str], *, sample_ratio: str | None = None
+    ) -> models.Experiment:
+        """Change the stored spec's guardrail actions (by label) and the split's action
+        (:meth:`~experiments.spec.GuardrailsSpec.with_actions`). The changed spec is parsed
+        again whole, as a new one would be, before it is stored; every check reads the stored
+        spec afresh (:mod:`experiments.engine.guardrails`), so the next one acts on it."""
+        with self._database.session() as session:
+            current = find_experiment(session, key)
+            try:
+                spec = parse_spec(current.spec)
+                guardrails = spec.guardrails.with_actions(actions, sample_ratio=sample_ratio)
+                data = {**spec.to_json_dict(), "guardrails": guardrails.model_dump(mode="json")}
+                changed = parse_spec(data).to_json_dict()
+            except SpecError as error:
+                raise invalid_input(error) from None
+            row = update_experiment(session, key=key, now=self._clock.now(), spec=changed)
             return _detached(session, row)

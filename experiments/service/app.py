@@ -234,13 +234,20 @@ def create_app(
     def update_experiment(
         key: ExperimentKey, body: ExperimentPatch, engine: EngineDep
     ) -> ExperimentOut:
-        """Change the exploration floor, switch apprentice mode, or change the status
-        (``running`` resumes an experiment that stopped itself on a guardrail or its split)."""
-        if body.status is not None:
-            engine.set_status(key, body.status)
+        """Change the exploration floor, switch apprentice mode, set guardrail actions
+        (``{"guardrail_actions": {"retention:churn": "alert"}, "sample_ratio_action": "stop"}``),
+        or change the status (``running`` resumes an experiment that stopped itself on a
+        guardrail or its split). The settings are validated and written first, so a bad one
+        (422 naming it) leaves the status as it was."""
         row = engine.update_settings(
-            key, exploration_floor=body.exploration_floor, apprentice=body.apprentice
+            key,
+            exploration_floor=body.exploration_floor,
+            apprentice=body.apprentice,
+            guardrail_actions=body.guardrail_actions,
+            sample_ratio_action=body.sample_ratio_action,
         )
+        if body.status is not None:
+            row = engine.set_status(key, body.status)
         return ExperimentOut.model_validate(row)
 
     @app.get(

@@ -27,6 +27,8 @@ from pydantic import (
 
 from experiments.analysis.promotions import PromotionRecord
 from experiments.engine import DecisionRequest, OutcomeInput
+from experiments.spec import GuardrailAction
+from experiments.spec.guardrails import MAX_GUARDRAILS
 from experiments.spec.text import text_problem
 from experiments.vocabulary import ExperimentStatus, Group
 
@@ -165,6 +167,12 @@ class ExperimentPatch(Strict):
     apprentice: bool | None = None
     #: ``running`` resumes (clearing an automatic stop), ``paused`` pauses, ``stopped`` stops.
     status: ExperimentStatus | None = None
+    #: Guardrail label (``retention:churn``, as reports name it) -> ``stop`` or ``alert``.
+    guardrail_actions: dict[ShortText, GuardrailAction] | None = Field(
+        default=None, max_length=MAX_GUARDRAILS
+    )
+    #: What a mismatched treatment/holdout split does: ``stop`` or ``alert``.
+    sample_ratio_action: GuardrailAction | None = None
 
 
 class ErrorBody(BaseModel):

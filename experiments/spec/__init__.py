@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from experiments.spec.context import BooleanField, CategoricalField, ContextField, NumericField
 from experiments.spec.errors import SpecError
-from experiments.spec.guardrails import GuardrailSpec, GuardrailsSpec
+from experiments.spec.guardrails import GuardrailAction, GuardrailSpec, GuardrailsSpec
 from experiments.spec.limits import MAX_ACTIONS
 from experiments.spec.loading import example_spec_text, load_spec, parse_spec
 from experiments.spec.model import (
@@ -54,6 +54,7 @@ __all__ = [
     "ContextField",
     "Duration",
     "ExperimentSpec",
+    "GuardrailAction",
     "GuardrailSpec",
     "GuardrailsSpec",
     "HoldoutSpec",

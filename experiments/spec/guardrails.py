@@ -21,18 +21,24 @@ breached when the always-valid interval of ``treatment - holdout`` lies beyond t
 the bad side (:func:`bandit.guardrails.non_inferiority`); with action ``stop`` the experiment
 then falls back to its control policy by itself (:mod:`experiments.engine.guardrails`).
 The section is optional: without it, a mismatched split still stops the experiment.
+
+The actions are the one part an admin changes on a running experiment
+(:meth:`GuardrailsSpec.with_actions`, ``engage experiments set KEY --guardrail
+retention:churn=alert --sample-ratio alert``, ``PATCH /v1/experiments/{key}``): each guardrail
+is named there by its :attr:`GuardrailSpec.label`, as the reports name it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
 
-from experiments.spec.errors import SpecError
+from experiments.spec.errors import SpecError, clip, names
 from experiments.spec.values import FROZEN, Number
 
-__all__ = ["GuardrailSpec", "GuardrailsSpec"]
+__all__ = ["GuardrailAction", "GuardrailSpec", "GuardrailsSpec"]
 
 #: Which way is better for each measure unless a guardrail says otherwise.
 BETTER = {"retention": "higher", "sum": "higher", "count": "lower", "contacts": "lower"}
@@ -40,7 +46,16 @@ BETTER = {"retention": "higher", "sum": "higher", "count": "lower", "contacts": 
 #: Most guardrails per experiment: each is one query per check.
 MAX_GUARDRAILS = 20
 
-Action = Literal["stop", "alert"]
+#: What a failing check does: fall back to control by itself ("stop") or only report ("alert").
+GuardrailAction = Literal["stop", "alert"]
+ACTIONS: tuple[str, ...] = get_args(GuardrailAction)
+
+
+def _action(value: object, field: str) -> GuardrailAction:
+    """``value`` as an :data:`GuardrailAction`; ``SpecError`` naming ``field`` if it is none."""
+    if value == "stop" or value == "alert":
+        return value
+    raise SpecError(field, f"must be one of {names(ACTIONS)}; got {clip(value)}")
 
 
 class GuardrailSpec(BaseModel):
@@ -52,7 +67,7 @@ class GuardrailSpec(BaseModel):
     event: StrictStr | None = Field(default=None, min_length=1, max_length=255)
     margin: Number = Field(ge=0.0)
     direction: Literal["higher", "lower"] | None = None
-    action: Action = "stop"
+    action: GuardrailAction = "stop"
     name: StrictStr | None = Field(default=None, min_length=1, max_length=64)
 
     @model_validator(mode="after")
@@ -88,7 +103,7 @@ class GuardrailsSpec(BaseModel):
     model_config = FROZEN
 
     confidence: Number = Field(default=0.95, gt=0.5, lt=1.0)
-    sample_ratio: Action = "stop"
+    sample_ratio: GuardrailAction = "stop"
     kpi: list[GuardrailSpec] = Field(default_factory=list, max_length=MAX_GUARDRAILS)
 
     @field_validator("kpi")
@@ -103,3 +118,35 @@ class GuardrailsSpec(BaseModel):
                 )
             seen.add(guardrail.label)
         return value
+
+    def with_actions(
+        self, actions: Mapping[str, str], *, sample_ratio: str | None = None
+    ) -> GuardrailsSpec:
+        """This section with the named guardrails' actions, and the split's if given, changed.
+
+        ``actions`` maps a guardrail's :attr:`~GuardrailSpec.label` to ``"stop"`` or
+        ``"alert"``. ``SpecError`` names the request's field, ``guardrail_actions`` for a label
+        the section does not have (listing those it has) and ``guardrail_actions.<label>`` or
+        ``sample_ratio_action`` for a value that is no action, so the CLI and HTTP say alike.
+        """
+        known = [guardrail.label for guardrail in self.kpi]
+        for label, value in actions.items():
+            if label not in known:
+                listed = names(known) if known else "none (the spec has no [[guardrails.kpi]])"
+                raise SpecError(
+                    "guardrail_actions",
+                    f"has no guardrail {clip(label)}; the guardrails are {listed}",
+                )
+            _action(value, f"guardrail_actions.{label}")
+        kpi = [
+            guardrail.model_copy(update={"action": actions[guardrail.label]})
+            if guardrail.label in actions
+            else guardrail
+            for guardrail in self.kpi
+        ]
+        split = (
+            self.sample_ratio
+            if sample_ratio is None
+            else _action(sample_ratio, "sample_ratio_action")
+        )
+        return self.model_copy(update={"kpi": kpi, "sample_ratio": split})

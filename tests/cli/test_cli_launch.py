@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from guardrail_support import breached
 from typer.testing import CliRunner
 
 from cli.main import app
@@ -19,6 +20,7 @@ from experiments.errors import ConflictError
 from experiments.spec import SpecError, load_spec
 from experiments.store.database import open_database
 from experiments.store.schema import upgrade
+from experiments.vocabulary import ExperimentStatus, GuardrailStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.toml"
@@ -99,8 +101,8 @@ def test_set_changes_floor_and_apprentice_and_refuses_bad_values(url: str) -> No
     )
     assert (code, output.strip()) == (0, "quickstart: exploration floor 0.2, apprentice off")
     refusals = {
-        ("quickstart",): "error: give --exploration-floor, --apprentice or --no-apprentice "
-        "(see --help)",
+        ("quickstart",): "error: give --exploration-floor, --apprentice, --no-apprentice, "
+        "--guardrail or --sample-ratio (see --help)",
         ("quickstart", "--exploration-floor", "-0.5"): "error: exploration_floor must be in "
         "[0, 1]; got -0.5",
         ("nobody", "--apprentice"): "error: unknown experiment 'nobody'",
@@ -140,3 +142,53 @@ def test_show_prints_the_promotion_records(url: str) -> None:
     (record,) = json.loads(output)["promotions"]
     assert (record["version"], record["serving_version"], record["status"]) == (1, 0, "pending")
     assert record["candidate_value"] is None
+
+
+def test_set_guardrail_actions_and_show_them(url: str) -> None:
+    """``--guardrail retention:churn=alert``: the breached guardrail only alerts, and the
+    engine's check leaves the experiment running; ``=stop`` again and the next check stops
+    it. ``show`` and ``set`` print each guardrail's action; bad input is one line, exit 2."""
+    database = open_database(url)
+    decisions = breached(database, "harm")
+    code, output = invoke(
+        "experiments", "set", "harm", "--guardrail", "retention:churn=alert",
+        "--sample-ratio", "alert", "--database-url", url,
+    )  # fmt: skip
+    assert code == 0, output
+    assert output.strip().splitlines()[-1] == (
+        "harm: guardrails: retention:churn alert, contacts stop; sample ratio alert"
+    )
+    checks = decisions.check_guardrails("harm")
+    assert checks is not None
+    assert checks.guardrails[0].status == GuardrailStatus.BREACHED
+    assert decisions.get_experiment("harm").status == ExperimentStatus.RUNNING
+    code, output = invoke("experiments", "show", "harm", "--database-url", url)
+    assert "guardrails: retention:churn alert, contacts stop; sample ratio alert" in output
+
+    refusals = {
+        ("--guardrail", "retention=alert"): "error: guardrail_actions: has no guardrail "
+        "'retention'; the guardrails are ['retention:churn', 'contacts']",
+        ("--guardrail", "contacts=pause"): "error: guardrail_actions.contacts: must be one of "
+        "['stop', 'alert']; got 'pause'",
+        ("--guardrail", "contacts"): "error: --guardrail: expected LABEL=ACTION such as "
+        "retention:churn=alert; got 'contacts'",
+        ("--sample-ratio", "Alert"): "error: sample_ratio_action: must be one of ['stop', "
+        "'alert']; got 'Alert'",
+    }
+    for args, expected in refusals.items():
+        code, output = invoke("experiments", "set", "harm", *args, "--database-url", url)
+        assert (code, output.strip()) == (2, expected)
+
+    code, output = invoke(
+        "experiments", "set", "harm", "--guardrail", "retention:churn=stop", "--json",
+        "--database-url", url,
+    )  # fmt: skip
+    assert code == 0, output
+    assert json.loads(output)["spec"]["guardrails"]["kpi"][0]["action"] == "stop"
+    decisions.check_guardrails("harm")
+    stopped = decisions.get_experiment("harm")
+    assert stopped.status == ExperimentStatus.PAUSED
+    assert stopped.stop_reason is not None
+    assert stopped.stopped_at is not None
+    code, output = invoke("experiments", "show", "harm", "--database-url", url)
+    assert f"Stopped itself at {stopped.stopped_at.isoformat()}" in output

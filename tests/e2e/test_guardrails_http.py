@@ -27,16 +27,20 @@ def wait_for_status(client: httpx.Client, status: str, timeout: float = 30.0) ->
         time.sleep(0.2)
 
 
-def test_a_harmful_experiment_stops_itself_over_http(server: Server) -> None:
-    """200 customers, half held out on the gentle message; the treatment sends the pushy
-    one. Treated customers churn with probability 0.6, held-out ones 0.05 (seeded), so the
-    retention difference is about -0.55 and its 95% always-valid interval about +-0.2: far
-    beyond the margin of 0.02."""
+def create_harmful(server: Server) -> None:
+    """The experiment: half held out on the gentle message, the treatment sending the pushy
+    one, a retention guardrail (margin 0.02, action stop), checked every half second."""
     spec = world_spec(KEY, harmful=True, share=0.5)
     spec["learner"] = {"interval_seconds": 0.5}
-    rng = np.random.default_rng(0)
     with server.client("admin") as admin:
         assert admin.post("/v1/experiments", json=spec).status_code == 201
+
+
+def drive_customers_away(server: Server) -> None:
+    """200 customers decided for; treated ones churn with probability 0.6, held-out ones
+    0.05 (seeded), so the retention difference is about -0.55 and its 95% always-valid
+    interval about +-0.2: far beyond the margin of 0.02."""
+    rng = np.random.default_rng(0)
     with server.client("decide") as client:
         answers = []
         for index in range(200):
@@ -58,6 +62,13 @@ def test_a_harmful_experiment_stops_itself_over_http(server: Server) -> None:
             if rng.random() < churn[answer["group"]]
         ]
         assert client.post("/v1/outcomes", json={"outcomes": outcomes}).status_code == 202
+
+
+def test_a_harmful_experiment_stops_itself_over_http(server: Server) -> None:
+    """The treatment drives customers away (:func:`drive_customers_away`): the server's
+    learner stops the experiment on its retention guardrail."""
+    create_harmful(server)
+    drive_customers_away(server)
     with server.client("read") as reader:
         stopped = wait_for_status(reader, "paused")
         assert stopped["status"] == "paused", stopped
@@ -97,3 +108,62 @@ def test_a_harmful_experiment_stops_itself_over_http(server: Server) -> None:
         assert admin.get(f"/v1/experiments/{KEY}").json()["status"] == "running"
         health = httpx.get(f"{server.base_url}/healthz").json()
         assert health["experiments_stopped_by_checks"] == 0
+
+
+def test_guardrail_actions_set_over_http(server: Server) -> None:
+    """PATCH switches the retention guardrail to alert: the breach is reported and the
+    server's learner leaves the experiment running; switched back to stop, it stops it. Bad
+    values are 422s naming the field, an unknown guardrail is refused by name, an unknown
+    experiment is a 404 and a read key may not change actions."""
+    create_harmful(server)
+    with server.client("read") as reader:
+        refused = reader.patch(f"/v1/experiments/{KEY}", json={"sample_ratio_action": "alert"})
+        assert refused.status_code == 403
+    with server.client("admin") as admin:
+        for body, field, words in (
+            (
+                {"guardrail_actions": {"retention": "alert"}},
+                "guardrail_actions",
+                "['retention:churn']",
+            ),
+            (
+                {"guardrail_actions": {"retention:churn": "pause"}},
+                "guardrail_actions.retention:churn",
+                "'stop' or 'alert'",
+            ),
+            ({"sample_ratio_action": 1}, "sample_ratio_action", "'stop' or 'alert'"),
+        ):
+            bad = admin.patch(f"/v1/experiments/{KEY}", json={**body, "status": "paused"})
+            assert bad.status_code == 422, bad.text
+            assert bad.json()["error"]["field"] == field
+            assert words in bad.json()["error"]["message"]
+        missing = admin.patch("/v1/experiments/nobody", json={"sample_ratio_action": "alert"})
+        assert missing.status_code == 404
+        changed = admin.patch(
+            f"/v1/experiments/{KEY}",
+            json={
+                "guardrail_actions": {"retention:churn": "alert"},
+                "sample_ratio_action": "alert",
+            },
+        )
+        assert changed.status_code == 200, changed.text
+        guardrails = changed.json()["spec"]["guardrails"]
+        assert (guardrails["kpi"][0]["action"], guardrails["sample_ratio"]) == ("alert", "alert")
+        assert changed.json()["status"] == "running"  # the refused PATCHes paused nothing
+    drive_customers_away(server)
+    with server.client("admin") as admin:
+        deadline = time.monotonic() + 30.0
+        while time.monotonic() < deadline:
+            report = admin.get(f"/v1/experiments/{KEY}/report").json()
+            if report["checks"]["guardrails"][0]["status"] == "breached":
+                break
+            time.sleep(0.2)
+        assert report["checks"]["guardrails"][0]["status"] == "breached"
+        time.sleep(1.5)  # three of the learner's check intervals: breached, but only alerted
+        assert admin.get(f"/v1/experiments/{KEY}").json()["status"] == "running"
+        back = admin.patch(
+            f"/v1/experiments/{KEY}", json={"guardrail_actions": {"retention:churn": "stop"}}
+        )
+        assert back.status_code == 200, back.text
+        stopped = wait_for_status(admin, "paused")
+        assert stopped["stop_reason"].startswith("guardrail retention:churn breached: ")

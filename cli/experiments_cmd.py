@@ -216,7 +216,8 @@ def show(key: Key, url: DatabaseUrl = None, as_json: JsonFlag = False) -> None:
         )
     elif row.resumed_at is not None:
         console.print(shown(f"Resumed by an admin at {row.resumed_at.isoformat()}."))
-    console.print(shown(_guardrails_line(row.spec)), soft_wrap=True)
+    if row.spec.get("guardrails"):  # stored only when not at its defaults
+        console.print(shown(_guardrails_line(row.spec)), soft_wrap=True)
     print_json(row.spec)
     if promotions:
         console.print("safe promotion, newest first:")

@@ -831,6 +831,7 @@ PUBLIC = [
     "ContextField",
     "Duration",
     "ExperimentSpec",
+    "GuardrailAction",
     "GuardrailSpec",
     "GuardrailsSpec",
     "HoldoutSpec",

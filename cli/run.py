@@ -89,35 +89,27 @@ def run(
     Example: engage run examples/engagement.toml --customers 20000 --days 60
     """
     with sigterm_as_interrupt():
-        _run(
+        spec, options = prepared_run(
             spec_path,
             customers=customers,
             days=days,
             seed=seed,
             arms=arms,
-            database_url=database_url,
+            database_url=None if database_url is None else checked_url(database_url),
             fatigue=fatigue,
             nurturing=nurturing,
             drift=drift,
             oracles=oracles,
             track=track,
-            jobs=jobs,
-            as_json=as_json,
         )
+        _run(spec_path, spec, options, track=track, jobs=jobs, as_json=as_json)
 
 
 def _run(
     spec_path: Path,
+    spec: ExperimentSpec,
+    options: RunOptions,
     *,
-    customers: int,
-    days: int,
-    seed: int,
-    arms: str | None,
-    database_url: str | None,
-    fatigue: bool,
-    nurturing: bool,
-    drift: bool,
-    oracles: bool,
     track: bool,
     jobs: int,
     as_json: bool,
@@ -125,19 +117,7 @@ def _run(
     from experiments.runs.report import result_json, track_run, verdict
     from experiments.runs.simulation import run_simulation
 
-    spec, options = prepared_run(
-        spec_path,
-        customers=customers,
-        days=days,
-        seed=seed,
-        arms=arms,
-        database_url=None if database_url is None else checked_url(database_url),
-        fatigue=fatigue,
-        nurturing=nurturing,
-        drift=drift,
-        oracles=oracles,
-        track=track,
-    )
+    days = options.days
     columns = (
         TextColumn("{task.description}"),
         BarColumn(),

@@ -125,6 +125,9 @@ def _run_on_ray(
     import ray
 
     started = not ray.is_initialized()
+    # ray.init installs its own SIGTERM/SIGINT handlers and shutdown leaves them: put back
+    # the caller's (engage's Ctrl-C and SIGTERM handling) once the local Ray is gone.
+    handlers = _signal_handlers() if started else {}
     if started:
         if address is None:
             ray.init(
@@ -156,3 +159,15 @@ def _run_on_ray(
     finally:
         if started:
             ray.shutdown()
+            for signum, handler in handlers.items():
+                signal.signal(signum, handler)
+
+
+def _signal_handlers() -> dict[int, Any]:
+    """The SIGTERM and SIGINT handlers now (none outside the main thread, where they cannot be
+    set)."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}

@@ -48,12 +48,14 @@ def cells() -> list[SweepCell]:
 
 
 @pytest.fixture(scope="module")
-def one_by_one(spec: ExperimentSpec, cells: list[SweepCell]) -> list[dict[str, Any]]:
+def references(spec: ExperimentSpec, cells: list[SweepCell]) -> list[RunResult]:
     """Each cell as ``engage run`` runs it: the overridden spec, the cell's seed."""
-    return [
-        result_json(run_simulation(cell_spec(spec, cell), replace(TINY, seed=cell.seed)))
-        for cell in cells
-    ]
+    return [run_simulation(cell_spec(spec, cell), replace(TINY, seed=cell.seed)) for cell in cells]
+
+
+@pytest.fixture(scope="module")
+def one_by_one(references: list[RunResult]) -> list[dict[str, Any]]:
+    return [result_json(result) for result in references]
 
 
 def _same(left: Any, right: Any) -> bool:
@@ -178,10 +180,9 @@ def _rows_from(one_by_one: list[dict[str, Any]]) -> dict[tuple[int, str, str], d
 
 
 def test_pooled_differences_are_the_t_interval_over_seeds(
-    spec: ExperimentSpec, cells: list[SweepCell], one_by_one: list[dict[str, Any]]
+    cells: list[SweepCell], references: list[RunResult], one_by_one: list[dict[str, Any]]
 ) -> None:
-    results: list[RunResult] = run_cells("local", spec.to_json_dict(), cells, TINY, jobs=1)
-    rows = sweep_rows(cells, results)
+    rows = sweep_rows(cells, references)
     assert len(rows) == len(cells) * len(TINY.arms)
     comparisons = _rows_from(one_by_one)
     for floor in FLOORS.values:
@@ -236,6 +237,7 @@ def test_the_command_runs_the_grid_and_refuses_bad_input_by_name() -> None:
 def test_the_sweep_is_one_parent_run_with_a_run_per_cell(
     spec: ExperimentSpec,
     cells: list[SweepCell],
+    references: list[RunResult],
     one_by_one: list[dict[str, Any]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -246,9 +248,8 @@ def test_the_sweep_is_one_parent_run_with_a_run_per_cell(
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    results = run_cells("local", spec.to_json_dict(), cells, TINY, jobs=1)
     plan = SweepPlan(seeds=SEEDS, overrides={FLOORS.path: list(FLOORS.values)}, executor="local")
-    parent_id = track_sweep(spec, FLAGSHIP.read_text(), TINY, plan, cells, results)
+    parent_id = track_sweep(spec, FLAGSHIP.read_text(), TINY, plan, cells, references)
     client = MlflowClient(tracking_uri=uri)
     parent = client.get_run(parent_id)
     assert parent.data.params["seeds"] == "0,1"
@@ -275,3 +276,15 @@ def test_the_sweep_is_one_parent_run_with_a_run_per_cell(
         )
         expected = one_by_one[cell.index]["arms"][1]["revenue_per_customer"]
         assert child.data.metrics["engagement_revenue_per_customer"] == pytest.approx(expected)
+
+
+@pytest.mark.skipif(
+    not ray_available() and not os.environ.get("CI"),
+    reason="Ray is not installed (pip install 'engage[ray]'); required under CI",
+)
+def test_a_local_ray_leaves_the_signal_handlers_as_it_found_them(spec: ExperimentSpec) -> None:
+    import signal
+
+    before = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    run_cells("ray", spec.to_json_dict(), sweep_cells([0], []), replace(TINY, days=1), jobs=1)
+    assert {signum: signal.getsignal(signum) for signum in before} == before

@@ -4,9 +4,7 @@ stay exactly idempotent."""
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -18,31 +16,9 @@ from experiments.engine.clock import ManualClock
 from experiments.store import models
 from experiments.store.database import Database
 from tests.experiments.test_engine import START, spec_dict
+from tests.thread_support import THREADS, run_threads
 
-THREADS = 8
 ROUNDS = 10
-
-
-def run_threads(work: Callable[[int], Any]) -> list[Any]:
-    results: list[Any] = [None] * THREADS
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            results[index] = work(index)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    assert errors == []
-    return results
 
 
 def count(engine: Engine, model: type[models.Decision] | type[models.Outcome]) -> int:
@@ -67,7 +43,8 @@ def test_concurrent_retries_get_the_first_answer(engine: Engine) -> None:
             assert not core.decide("promo", own).replayed
         return answers
 
-    results = run_threads(work)
+    results, errors = run_threads(work)
+    assert errors == []
     for round_ in range(ROUNDS):
         answers = [results[thread][round_] for thread in range(THREADS)]
         assert len({answer.decision_id for answer in answers}) == 1
@@ -97,7 +74,8 @@ def test_concurrent_outcomes_are_counted_once(engine: Engine) -> None:
             counts.append((result.accepted, result.duplicates))
         return counts
 
-    results = run_threads(work)
+    results, errors = run_threads(work)
+    assert errors == []
     assert all(accepted + duplicates == 6 for calls in results for accepted, duplicates in calls)
     assert sum(accepted for calls in results for accepted, _ in calls) == 5 + THREADS
     assert count(engine, models.Outcome) == 5 + THREADS

@@ -4,10 +4,9 @@ nothing, and one statement inserts a decision or finds the earlier one for its r
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,9 +19,9 @@ from experiments.store.decisions import store_decisions
 from experiments.store.experiments import create_experiment
 from experiments.store.group_commit import GroupCommit
 from experiments.store.models import Decision, Experiment
+from tests.thread_support import THREADS, run_threads
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
-THREADS = 8
 
 
 def decision_row(request_id: str | None, *, customer: str = "c1") -> dict[str, Any]:
@@ -50,28 +49,6 @@ def database(engine: Engine) -> Database:
 def stored_count(engine: Engine) -> int:
     with Session(engine) as session:
         return session.exec(select(func.count()).select_from(Decision)).one()
-
-
-def run_threads(work: Callable[[int], Any]) -> tuple[list[Any], list[BaseException]]:
-    """``work(i)`` in ``THREADS`` threads started together; results and errors by thread."""
-    results: list[Any] = [None] * THREADS
-    errors: list[BaseException] = []
-    start = threading.Barrier(THREADS)
-
-    def run(index: int) -> None:
-        start.wait()
-        try:
-            results[index] = work(index)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert not any(thread.is_alive() for thread in threads)
-    return results, errors
 
 
 def wait_for_pending(writer: GroupCommit[Any, Any], count: int) -> None:

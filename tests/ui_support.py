@@ -8,6 +8,10 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
+
+import httpx
+import pytest
 
 
 def free_port() -> int:
@@ -35,3 +39,22 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             return
         time.sleep(0.25)
     os.killpg(process.pid, signal.SIGKILL)
+
+
+def wait_until_up(
+    process: subprocess.Popen[bytes], base: str, log: Path, *, timeout: float, poll: float = 0.5
+) -> None:
+    """Poll ``base``/health until ``engage ui`` answers; fail with its log if it exits first
+    or does not answer within ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"engage ui exited early: {log.read_text()}")
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"engage ui did not answer in time: {log.read_text()}")
+        time.sleep(poll)

@@ -21,7 +21,5 @@ def test_every_clicked_decision_is_learned_and_timed(tmp_path: Path) -> None:
     assert result.rewards == 40
     assert 0 < result.lag_ms["p50"] <= result.lag_ms["p99"] <= result.lag_ms["max"]
     assert 0 < result.outcome_lag_ms["p50"] <= result.lag_ms["p50"]
-    # A reward learned during the load was joined during it, after the load began.
-    assert 0 < result.learned_per_second <= result.joined_per_second
     (table,) = tables([result])
     assert table.rows[0][:2] == ["sqlite", "1"]

@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from typer.testing import CliRunner
-from ui_support import free_port, stop
+from ui_support import free_port, stop, wait_until_up
 
 from cli.main import app
 from experiments.analysis.tracking import Tracker
@@ -126,18 +125,7 @@ def test_engage_ui_serves_logged_runs_over_rest(tmp_path: Path) -> None:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"engage ui exited early: {stderr_file.read_text()}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"engage ui did not answer in time: {stderr_file.read_text()}")
-            time.sleep(0.25)
+        wait_until_up(process, base, stderr_file, timeout=STARTUP_TIMEOUT, poll=0.25)
 
         assert f"MLflow UI on {base}" in one_line(stdout_file.read_text())
         response = httpx.get(

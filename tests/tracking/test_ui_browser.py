@@ -13,13 +13,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from typer.testing import CliRunner
-from ui_support import free_port, stop
+from ui_support import free_port, stop, wait_until_up
 
 from cli.main import app
 
@@ -123,18 +121,7 @@ def test_runs_page_shows_the_arms_and_their_lift_metrics(
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"engage ui exited early: {logs.read_text()}")
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"engage ui did not answer in time: {logs.read_text()}")
-            time.sleep(0.5)
+        wait_until_up(process, base, logs, timeout=STARTUP_TIMEOUT)
         ui_output = " ".join(logs.read_text().split())
         runs_url = runs_link.replace("http://127.0.0.1:5000", base)
         assert f"Runs in MLflow: {runs_url}" in ui_output

@@ -17,6 +17,7 @@ from bandit.policies.kalman_ts import KalmanTSPolicy
 from bandit.policies.linear_ts import LinearTSPolicy
 from bandit.policies.linucb import LinUCBPolicy
 from bandit.policies.logistic_ts import LogisticTSPolicy
+from bandit.policies.lookahead_ts import LookaheadTSPolicy
 from bandit.policies.uniform import UniformPolicy
 from bandit.space import DecisionSpace
 
@@ -34,6 +35,7 @@ POLICIES: dict[str, type[Policy]] = {
         BetaTSPolicy,
         GaussianTSPolicy,
         FittedQPolicy,
+        LookaheadTSPolicy,
     )
 }
 
@@ -75,6 +77,7 @@ __all__ = [
     "LinUCBPolicy",
     "LinearTSPolicy",
     "LogisticTSPolicy",
+    "LookaheadTSPolicy",
     "Policy",
     "UniformPolicy",
     "make_policy",

@@ -92,6 +92,8 @@ class Policy(ABC):
     name: ClassVar[str]
     #: Rewards must lie in [0, 1] (Bernoulli-likelihood policies).
     binary_rewards: ClassVar[bool] = False
+    #: Whether the context must end with the contact state of :mod:`bandit.contact_state`.
+    needs_contact_state: ClassVar[bool] = False
     default_floor: ClassVar[float] = 0.01
 
     def __init__(

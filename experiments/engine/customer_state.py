@@ -40,32 +40,35 @@ def contact_features(
     customer_ids: Sequence[str],
     now: datetime,
 ) -> np.ndarray:
-    """The contact state of each of ``customer_ids`` at ``now``, ``(n, L + 1)`` (columns
-    :attr:`ExperimentSpec.state_feature_names`), from their ``contacts`` (any order).
+    """The contact state of each of ``customer_ids`` at ``now``, ``(n, H L + 1)`` (columns
+    :attr:`ExperimentSpec.state_feature_names`: ``L`` counts per half-life, ``H`` half-lives,
+    then the days since the last contact), from their ``contacts`` (any order).
 
-    Pure: ``ContactDecay(half_life, max_days=look-back)`` folds every contact in at its time in
-    days before ``now`` (a contact stamped after ``now``, by a clock ahead of this one, counts as
-    made at ``now``) and values the counts at ``now``.
+    Pure: per half-life, ``ContactDecay(half_life, max_days=look-back)`` folds every contact
+    in at its time in days before ``now`` (a contact stamped after ``now``, by a clock ahead of
+    this one, counts as made at ``now``) and values the counts at ``now``.
     """
     state_spec = spec.state
-    if state_spec is None or state_spec.contact_half_life is None:
+    if state_spec is None or not state_spec.adds_features:
         raise ValueError("the spec adds no contact state ([state] contact_half_life)")
     space = spec.decision_space()
-    decay = ContactDecay(
-        half_life=state_spec.contact_half_life.total_seconds() / _DAY_SECONDS,
-        max_days=state_spec.lookback.total_seconds() / _DAY_SECONDS,
-    )
+    look_back = state_spec.lookback.total_seconds() / _DAY_SECONDS
     unique = list(dict.fromkeys(customer_ids))
     position = {customer: index for index, customer in enumerate(unique)}
     rows = [row for row in contacts if row.customer_id in position]
-    state = decay.initial_state(len(unique), sum(space.factor_sizes))
-    if rows:
-        who = np.array([position[row.customer_id] for row in rows], dtype=np.int64)
-        when = np.array([(row.at - now).total_seconds() / _DAY_SECONDS for row in rows])
-        actions = np.array([row.action_index for row in rows], dtype=np.int64)
-        state = decay.record(state, who, np.minimum(when, 0.0), level_columns(space, actions))
     asked = np.array([position[customer] for customer in customer_ids], dtype=np.int64)
-    return decay.features(state, asked, np.zeros(asked.size))
+    who = np.array([position[row.customer_id] for row in rows], dtype=np.int64)
+    when = np.array([(row.at - now).total_seconds() / _DAY_SECONDS for row in rows])
+    columns = level_columns(space, np.array([row.action_index for row in rows], dtype=np.int64))
+    blocks = []
+    for half_life in state_spec.half_lives:
+        decay = ContactDecay(half_life=half_life.total_seconds() / _DAY_SECONDS, max_days=look_back)
+        state = decay.initial_state(len(unique), sum(space.factor_sizes))
+        if rows:
+            state = decay.record(state, who, np.minimum(when, 0.0), columns)
+        blocks.append(decay.features(state, asked, np.zeros(asked.size)))
+    # Each block ends with the same days since the last contact: keep it once, at the end.
+    return np.column_stack([block[:, :-1] for block in blocks] + [blocks[0][:, -1]])
 
 
 @dataclass(frozen=True)

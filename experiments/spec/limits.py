@@ -139,7 +139,14 @@ def sizes_of(factor_sizes: Sequence[int], n_context: int, params: Mapping[str, A
 
 
 #: Arguments of a policy's constructor that are not hyper-parameters of a spec.
-_NOT_HYPER_PARAMETERS = ("self", "space", "n_context", "seed", "exploration_floor")
+_NOT_HYPER_PARAMETERS = (
+    "self",
+    "space",
+    "n_context",
+    "seed",
+    "exploration_floor",
+    "contact_blocks",  # set by the spec from [state] contact_half_life
+)
 
 
 def hyper_parameters(name: str) -> list[str]:

@@ -209,6 +209,12 @@ class ExperimentSpec(BaseModel):
                 f"{self.reward.kind!r} with default {self.reward.default:g} "
                 "(use linear_ts, kalman_ts, linucb or epsilon_greedy for other rewards)",
             )
+        if cls.needs_contact_state and (self.state is None or not self.state.adds_features):
+            raise SpecError(
+                "state.contact_half_life",
+                f"policy {self.policy.name!r} acts on the customer's recent contacts: it needs "
+                'a [state] section with contact_half_life (for example "7d")',
+            )
         if self.promotion.enabled and issubclass(cls, FittedQPolicy):
             raise SpecError(
                 "promotion.enabled",
@@ -270,6 +276,8 @@ class ExperimentSpec(BaseModel):
         policy that refuses ``"auto"`` keeps its own default.
         """
         params = dict(self.policy.params)
+        if POLICIES[self.policy.name].needs_contact_state and self.state is not None:
+            params["contact_blocks"] = len(self.state.half_lives)
         learned = "noise_variance" not in params and getattr(
             POLICIES[self.policy.name], "gaussian_likelihood", False
         )

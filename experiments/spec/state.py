@@ -47,7 +47,9 @@ STATE_KEY = "@state"
 class StateSpec(BaseModel):
     """The customer's observable state (module docstring).
 
-    ``contact_half_life``: half-life of the decayed contact counts; None (absent) adds no
+    ``contact_half_life``: half-life of the decayed contact counts, or a list of up to
+    :data:`MAX_HALF_LIVES` distinct half-lives, one block of counts each (a fast one for what
+    wears off, such as fatigue, and a slow one for what builds up); None (absent) adds no
     contact features. ``lookback``: how far back the customer's decisions are read (contacts
     older than this count as none; the days since the last contact are capped at it).
     ``horizon``: a decision with no next decision of its customer within this is terminal.
@@ -56,21 +58,39 @@ class StateSpec(BaseModel):
 
     model_config = FROZEN
 
-    contact_half_life: Duration | None = None
+    contact_half_life: Duration | list[Duration] | None = None
     lookback: Duration = Field(default=timedelta(days=28))
     horizon: Duration = Field(default=timedelta(days=28))
     churn_event: StrictStr | None = Field(default="churn", min_length=1)
 
     @model_validator(mode="after")
-    def _lookback_covers_half_life(self) -> StateSpec:
-        if self.contact_half_life is not None and self.lookback < self.contact_half_life:
+    def _half_lives(self) -> StateSpec:
+        if isinstance(self.contact_half_life, list):
+            count = len(self.contact_half_life)
+            if not 1 <= count <= MAX_HALF_LIVES:
+                raise SpecError(
+                    "contact_half_life",
+                    f"must be a duration or a list of 1 to {MAX_HALF_LIVES} durations; got {count}",
+                )
+            if len(set(self.contact_half_life)) != count:
+                raise SpecError("contact_half_life", "must list distinct durations")
+        longest = max(self.half_lives, default=None)
+        if longest is not None and self.lookback < longest:
             raise SpecError(
                 "lookback",
-                "must be at least contact_half_life: a shorter look-back drops contacts that "
-                f"still count more than half; got {self.lookback.total_seconds():g}s < "
-                f"{self.contact_half_life.total_seconds():g}s",
+                "must be at least the longest contact_half_life: a shorter look-back drops "
+                f"contacts that still count more than half; got "
+                f"{self.lookback.total_seconds():g}s < {longest.total_seconds():g}s",
             )
         return self
+
+    @property
+    def half_lives(self) -> tuple[timedelta, ...]:
+        """The half-lives of the blocks of counts, in the order given (none when off)."""
+        value = self.contact_half_life
+        if value is None:
+            return ()
+        return tuple(value) if isinstance(value, list) else (value,)
 
     @property
     def adds_features(self) -> bool:
@@ -78,9 +98,25 @@ class StateSpec(BaseModel):
         return self.contact_half_life is not None
 
     def feature_names(self, space: DecisionSpace) -> list[str]:
-        """Names of the appended columns: one count per factor level, then the days since the
-        last contact (:func:`bandit.contact_state.contact_feature_names`); none when off."""
-        return list(contact_feature_names(space)) if self.adds_features else []
+        """Names of the appended columns: one count per factor level per half-life, then the
+        days since the last contact (:func:`bandit.contact_state.contact_feature_names`); with
+        several half-lives each count's name starts with its half-life in days. None when off.
+        """
+        if not self.adds_features:
+            return []
+        *counts, days = contact_feature_names(space)
+        if len(self.half_lives) == 1:
+            return [*counts, days]
+        blocks = [
+            f"{half_life.total_seconds() / 86_400:g}d:{name}"
+            for half_life in self.half_lives
+            for name in counts
+        ]
+        return [*blocks, days]
+
+
+#: The most blocks of contact counts a ``[state]`` section may ask for.
+MAX_HALF_LIVES = 4
 
 
 def encode_logged_state(value: Any, width: int, where: str) -> np.ndarray:

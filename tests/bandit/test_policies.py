@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+from policy_support import context_width
 from scipy.special import expit
 from scipy.stats import norm
 
@@ -432,10 +433,13 @@ def test_registry_names_and_classes() -> None:
             "beta_ts",
             "gaussian_ts",
             "fitted_q",
+            "lookahead_ts",
         ]
     )
     for name, cls in POLICIES.items():
-        policy = make_policy(name, space=FIVE_ARMS, n_context=2, seed=0)
+        policy = make_policy(
+            name, space=FIVE_ARMS, n_context=context_width(name, FIVE_ARMS, 2), seed=0
+        )
         assert type(policy) is cls
         assert policy.name == name
         assert policy.n_actions == 5
@@ -443,7 +447,10 @@ def test_registry_names_and_classes() -> None:
 
 def test_default_exploration_floors() -> None:
     floors = {
-        name: make_policy(name, space=FIVE_ARMS, n_context=1).exploration_floor for name in POLICIES
+        name: make_policy(
+            name, space=FIVE_ARMS, n_context=context_width(name, FIVE_ARMS, 1)
+        ).exploration_floor
+        for name in POLICIES
     }
     assert floors.pop("uniform") == 0.0
     assert floors.pop("fixed") == 0.0

@@ -13,7 +13,7 @@ SPACE = DecisionSpace(
     rules=[{"offer": "bundle", "channel": "email"}],
 )
 A = SPACE.n_actions  # 6, of which action 3 (bundle|email) is excluded
-D = 3
+D = 7  # room for the contact state lookahead_ts reads (6 levels + days since)
 NAMES = sorted(POLICIES)
 
 
@@ -37,7 +37,7 @@ BAD_CONTEXTS = [
     pytest.param(np.zeros(D), id="1-D"),
     pytest.param(np.zeros((2, D + 1)), id="too-wide"),
     pytest.param(np.zeros((2, D, 1)), id="3-D"),
-    pytest.param(np.array([[0.0, np.nan, 0.0]]), id="nan"),
+    pytest.param(np.where(np.arange(D) == 1, np.nan, 0.0)[None, :], id="nan"),
     pytest.param(np.array([[0.0, np.inf, 0.0]]), id="inf"),
     pytest.param(np.array([[0.0, -np.inf, 0.0]]), id="-inf"),
     pytest.param([[0.0, None, 0.0]], id="none"),
@@ -155,7 +155,9 @@ def test_text_input_names_the_field(arguments: dict, field: str) -> None:
 
 @pytest.mark.parametrize("method", ["expected_rewards", "upper_bounds"])
 @pytest.mark.parametrize(
-    "X", [np.zeros((2, D + 2)), np.array([[0.0, np.nan, 0.0]])], ids=["too-wide", "nan"]
+    "X",
+    [np.zeros((2, D + 2)), np.where(np.arange(D) == 1, np.nan, 0.0)[None, :]],
+    ids=["too-wide", "nan"],
 )
 def test_public_score_methods_validate_contexts(method: str, X: np.ndarray) -> None:
     policy = trained("linucb")

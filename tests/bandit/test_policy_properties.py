@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from policy_support import context_width
 from scipy.stats import chi2
 
 from bandit import POLICIES, DecisionSpace, make_policy
@@ -62,7 +63,7 @@ class Scenario:
 @st.composite
 def scenarios(draw: st.DrawFn, name: str) -> Scenario:
     space = SPACES[draw(st.sampled_from(sorted(SPACES)))]
-    n_context = draw(st.sampled_from([0, 1, 3]))
+    n_context = context_width(name, space, draw(st.sampled_from([0, 1, 3])))
     params: dict = {}
     floor = draw(st.sampled_from([None, 0.0, 0.05, 0.5, 1.0]))
     if floor is not None:
@@ -252,11 +253,20 @@ def _trained(name: str, space: DecisionSpace) -> object:
     params = {"action": 4, "exploration_floor": 0.2} if name == "fixed" else {}
     if name in {"linucb", "epsilon_greedy"}:
         params["exploration_floor"] = 0.3  # spread a deterministic choice over several actions
-    policy = make_policy(name, space=space, n_context=2, seed=1, **params)
+    width = context_width(name, space, 2)
+    policy = make_policy(name, space=space, n_context=width, seed=1, **params)
     rng = np.random.default_rng(2)
     X = rng.standard_normal((40, 2))
+    # Beyond the first two columns, non-negative: the counts of a contact state.
+    X = np.hstack([X, np.abs(rng.standard_normal((40, width - 2)))])
     policy.update(X, rng.choice(np.flatnonzero(space.allowed), 40), (rng.random(40) < 0.5) * 1.0)
     return policy
+
+
+def _widened(name: str, space: DecisionSpace, contexts: np.ndarray) -> np.ndarray:
+    """``contexts`` with the columns a policy needs beyond them (a contact state of 0.5s)."""
+    extra = context_width(name, space, contexts.shape[1]) - contexts.shape[1]
+    return np.hstack([contexts, np.full((contexts.shape[0], extra), 0.5)])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -269,7 +279,7 @@ def test_choice_frequencies_match_propensities(name: str) -> None:
     the logged propensity is the probability with which the action was chosen."""
     space = SPACES["factored"]
     policy = _trained(name, space)
-    contexts = np.array([[0.3, -0.7], [-1.2, 0.4], [0.3, -0.7]])
+    contexts = _widened(name, space, np.array([[0.3, -0.7], [-1.2, 0.4], [0.3, -0.7]]))
     masks = np.ones((3, space.n_actions), dtype=bool)
     masks[2, 0] = False
     per_context = 4_000
@@ -304,7 +314,7 @@ def test_inverse_propensity_weights_average_one(name: str) -> None:
     is the probability the call chose ``a_t`` with. Within 5 standard errors."""
     space = SPACES["factored"]
     policy = _trained(name, space)
-    context = np.array([[0.3, -0.7]])
+    context = _widened(name, space, np.array([[0.3, -0.7]]))
     calls = 3_000
     actions = np.empty(calls, dtype=np.int64)
     propensities = np.empty(calls)

@@ -85,10 +85,52 @@ def test_state_without_half_life_adds_nothing() -> None:
 
 
 def test_bad_state_sections_are_refused_by_name() -> None:
-    with pytest.raises(SpecError, match=r"^state\.lookback: must be at least contact_half_life"):
+    with pytest.raises(
+        SpecError, match=r"^state\.lookback: must be at least the longest contact_half_life"
+    ):
         parse_spec(spec_dict(state={"contact_half_life": "14d", "lookback": "7d"}))
+    with pytest.raises(
+        SpecError, match=r"^state\.lookback: must be at least the longest contact_half_life"
+    ):
+        parse_spec(spec_dict(state={"contact_half_life": ["1d", "14d"], "lookback": "7d"}))
+    with pytest.raises(SpecError, match=r"^state\.contact_half_life: must list distinct"):
+        parse_spec(spec_dict(state={"contact_half_life": ["7d", "7d"]}))
+    for count in (0, 5):
+        with pytest.raises(SpecError, match=r"^state\.contact_half_life: must be a duration or"):
+            parse_spec(spec_dict(state={"contact_half_life": ["1d"] * count}))
     with pytest.raises(SpecError, match=r"^state\.half_life: unknown field"):
         parse_spec(spec_dict(state={"half_life": "7d"}))
+
+
+def test_two_half_lives_give_two_blocks_of_counts() -> None:
+    spec = parse_spec(spec_dict(state={"contact_half_life": ["7d", "14d"], "lookback": "28d"}))
+    assert spec.state_feature_names == [
+        "7d:contacts[message=calm]",
+        "7d:contacts[message=urgent]",
+        "7d:contacts[channel=sms]",
+        "7d:contacts[channel=email]",
+        "14d:contacts[message=calm]",
+        "14d:contacts[message=urgent]",
+        "14d:contacts[channel=sms]",
+        "14d:contacts[channel=email]",
+        "days_since_contact",
+    ]
+    assert parse_spec(spec.to_json_dict()) == spec
+
+
+def test_a_policy_that_reads_the_contact_state_needs_one() -> None:
+    lookahead = {"name": "lookahead_ts", "params": {}}
+    with pytest.raises(SpecError, match=r"^state\.contact_half_life: policy 'lookahead_ts'"):
+        parse_spec(spec_dict(policy=lookahead, state=None))
+    with pytest.raises(SpecError, match=r"^state\.contact_half_life: policy 'lookahead_ts'"):
+        parse_spec(spec_dict(policy=lookahead, state={"horizon": "3d"}))
+    spec = parse_spec(
+        spec_dict(policy=lookahead, state={"contact_half_life": ["7d", "14d"], "lookback": "28d"})
+    )
+    policy = spec.build_policy()
+    assert (policy.name, policy.contact_blocks, policy.n_context) == ("lookahead_ts", 2, 10)
+    with pytest.raises(SpecError, match=r"^policy\.params\.contact_blocks: is not a hyper"):
+        parse_spec(spec_dict(policy={"name": "lookahead_ts", "params": {"contact_blocks": 2}}))
 
 
 # ----------------------------------------------------------------------------- customer state
@@ -109,6 +151,28 @@ def test_contact_features_by_hand() -> None:
     np.testing.assert_allclose(
         features,
         np.array([[0, 0, 0, 0, 28], [0.25, 0.5, 0.75, 0, 7], [0.25, 0.5, 0.75, 0, 7]]),
+        rtol=0,
+        atol=1e-15,
+    )
+
+
+def test_contact_features_with_two_half_lives_by_hand() -> None:
+    """As above, plus a 14-day block: calm 2^-1 = 1/2, urgent 2^-1/2, sms their sum."""
+    spec = parse_spec(spec_dict(state={"contact_half_life": ["7d", "14d"], "lookback": "28d"}))
+    space = spec.decision_space()
+    contacts = [
+        ContactRow("c1", START - 7 * DAY, space.index_of({"message": "urgent", "channel": "sms"})),
+        ContactRow("c1", START - 14 * DAY, space.index_of({"message": "calm", "channel": "sms"})),
+    ]
+    half = 2**-0.5
+    np.testing.assert_allclose(
+        contact_features(spec, contacts, ["c1", "c2"], START),
+        np.array(
+            [
+                [0.25, 0.5, 0.75, 0, 0.5, half, 0.5 + half, 0, 7],
+                [0, 0, 0, 0, 0, 0, 0, 0, 28],
+            ]
+        ),
         rtol=0,
         atol=1e-15,
     )

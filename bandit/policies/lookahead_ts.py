@@ -1,0 +1,229 @@
+"""Thompson sampling that credits an action with what it does to the customer's next contacts.
+
+A per-contact reward (a click) cannot see that a fatiguing message lowers the response to the
+customer's *later* contacts. But those later contacts are observed, and their rewards depend
+on the customer's recent contacts: with the decayed contact counts per factor level in the
+context (:mod:`bandit.contact_state`, the last ``L + 1`` columns: one count per level, then
+the days since the last contact), a linear reward model learns how much each level's recent
+contacts move today's reward, from every contact, not only from the rare outcome that lands
+weeks later. Sending level ``l`` now adds 1 to its count, which then decays with the counts'
+half-life ``h`` and moves the reward of every later contact. So the value of an action is
+
+    Q(x, a) = r(x, a) + M sum_{l in a} g_l,      g_l = sum_{l'} c_{l'} w_{l', col(l)},
+
+with ``r(x, a) = phi(x, a) . w`` the reward model of linear Thompson sampling, ``w_{l', k}``
+the weight of context column ``k`` in level ``l'``'s slot (:mod:`bandit.features`), ``c_{l'}``
+the share of allowed actions that contain ``l'`` (so ``g_l`` is the average allowed action's
+reward change per unit of level ``l``'s count), and ``M = E[sum_k 2^(-(t_k - t) / h)]`` over
+the customer's later contacts ``t_k > t``: the decayed mass of future contacts. ``M`` is
+either given (``future_contacts``) or learned: for a stationary contact process the decayed
+mass of the *past* contacts at a decision time has the same expectation as that of the future
+ones (a renewal process looks the same backwards), and the past mass is in every context, as
+the sum of one factor's counts (each contact adds 1 to one level of every factor). A customer
+who leaves has no later contacts, so churn shrinks ``M`` only through the contacts observed.
+
+This is one step of a model-based Bellman backup with a linear value of the contact state,
+``V(s) = M g . s`` (the continuous-time discounted sum of Theocharous, Thomas & Ghavamzadeh
+2015, "Personalized Ad Recommendation Systems for Life-Time Value Optimization with
+Guarantees", IJCAI, with the discount given by the counts' own decay): the transition of the
+state is known exactly (the chosen levels' counts grow by 1), so only the reward model is
+learned, at the rate of the immediate reward. ``Q`` is linear in ``w``, so under the posterior
+``w ~ N(mu, Sigma)`` the slot scores of ``Q`` are Gaussian with mean ``(G + M B) mu`` and
+covariance ``(G + M B) Sigma (G + M B)^T`` (``G`` the context's slot map, ``B`` the map from
+``w`` to ``g``), and Thompson sampling, its Monte Carlo propensities and the shared draws are
+exactly those of :class:`~bandit.policies.linear.ThompsonLinearPolicy` on these scores. The
+learned model is the immediate reward's: :meth:`expected_rewards` predicts ``r``, not ``Q``,
+so off-policy estimates of the logged reward stay unbiased; :meth:`lookahead_values` gives the
+posterior mean of ``Q``.
+
+Where the world has no delayed effect (the counts do not move the reward) the ``g`` are 0 up
+to posterior noise and the policy is linear Thompson sampling with ``L`` more columns.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Unpack
+
+import numpy as np
+
+from bandit._validation import BanditValueError, check_int, check_matrix, check_real
+from bandit.belief import JointBelief
+from bandit.features import ActionFeatures
+from bandit.linalg import stable_cholesky
+from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
+from bandit.space import DecisionSpace
+
+__all__ = ["LookaheadBelief", "LookaheadTSPolicy", "lookahead_map"]
+
+#: ``future_contacts`` value that learns ``M`` from the contact counts in the contexts.
+AUTO_FUTURE = "auto"
+
+
+def lookahead_map(features: ActionFeatures, first_count: int) -> np.ndarray:
+    """``B`` of shape ``(S, p)``: slot ``l``'s row maps the weights ``w`` to ``g_l``, the
+    average allowed action's weight on level ``l``'s count column (module docstring).
+
+    The ``L`` count columns (one per level, factors side by side) start at column
+    ``first_count`` of ``z`` (the augmented context); pair-bias slots get a zero row.
+    """
+    space, width = features.space, features.width
+    levels = features.n_context_slots
+    if not 0 <= first_count <= width - levels:
+        raise BanditValueError(
+            "first_count", f"'first_count' must be in [0, {width - levels}]; got {first_count}."
+        )
+    allowed = space.allowed
+    # c_l': the share of allowed actions whose slots include l'.
+    share = np.zeros(levels)
+    for column in range(features.context_slots.shape[1]):
+        np.add.at(share, features.context_slots[allowed, column], 1.0)
+    share /= max(int(allowed.sum()), 1)
+    B = np.zeros((features.n_slots, features.n_features))
+    for level in range(levels):
+        B[level, np.arange(levels) * width + first_count + level] = share
+    return B
+
+
+class LookaheadBelief(JointBelief):
+    """The joint belief of the reward model, whose Thompson draws score ``Q`` (module
+    docstring): slot means ``G mu + B_M mu`` and covariances ``(G + B_M) Sigma (G + B_M)^T``,
+    with ``B_M = sum_b M_b B_b`` over the blocks of counts. Learning, the linear predictor and
+    the mean scores stay those of the reward model."""
+
+    def __init__(self, features: ActionFeatures, prior_variance: float, maps: np.ndarray) -> None:
+        super().__init__(features, prior_variance)
+        #: ``B_b`` per block of counts, ``(blocks, S, p)``.
+        self.maps = maps
+        #: ``M_b`` per block; set by the policy before deciding.
+        self.future_mass = np.zeros(maps.shape[0])
+
+    def _q_slots(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Slot means ``(n, S)`` and covariances ``(n, S, S)`` of ``Q``."""
+        features = self.features
+        mean = features.slot_mean(Z, self.mean)
+        cov = features.slot_covariance(Z, self.cov)
+        if not self.future_mass.any():
+            return mean, cov
+        B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
+        mean = mean + B @ self.mean
+        sigma_bt = self.cov @ B.T  # (p, S)
+        cross = _project(features, Z, sigma_bt)  # G Sigma B_M^T, (n, S, S)
+        cov = cov + cross + np.swapaxes(cross, 1, 2) + B @ sigma_bt
+        return mean, cov
+
+    def _scores(self, Z: np.ndarray, noise: np.ndarray, scale: float) -> np.ndarray:
+        mean, cov = self._q_slots(Z)
+        lower = stable_cholesky(cov) * scale
+        return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
+
+    def q_mean(self, Z: np.ndarray) -> np.ndarray:
+        """Posterior mean of ``Q`` for every action, ``(n, A)``."""
+        return self.features.action_scores(self._q_slots(Z)[0])
+
+
+def _project(features: ActionFeatures, Z: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """``G_i K`` for every row: ``K`` is ``(p, T)``; returns ``(n, S, T)``."""
+    slots, width = features.n_context_slots, features.width
+    crossed = K[: features.n_crossed].reshape(slots, width, -1)
+    block = np.einsum("sjt,nj->nst", crossed, Z)
+    if not features.n_bias_slots:
+        return block
+    bias = np.broadcast_to(K[features.n_crossed :], (Z.shape[0], *K[features.n_crossed :].shape))
+    return np.concatenate([block, bias], axis=1)
+
+
+class LookaheadTSPolicy(ThompsonLinearPolicy):
+    """Linear Thompson sampling on ``Q = reward now + M x the reward change of later contacts``
+    (module docstring). The context must end with the contact state of
+    :mod:`bandit.contact_state`: ``contact_blocks`` blocks of one decayed count per factor
+    level (each block with its own half-life, e.g. a fast one for fatigue and a slow one for
+    what builds up), then the days since the last contact. Each block ``b`` has its own map
+    ``B_b`` and future mass ``M_b``: ``Q = r + sum_b M_b sum_{l in a} g_{b, l}``.
+
+    Args:
+        future_contacts: ``M`` for every block, the decayed mass of a customer's later
+            contacts (>= 0), or ``"auto"`` (the default) to learn each block's ``M_b`` as the
+            mean decayed mass of the earlier contacts in the contexts learned from (state
+            ``mass_sum`` per block and ``mass_rows``).
+        contact_blocks: how many blocks of counts the context holds (>= 1).
+        ridge, noise_variance, fit_intercept, interactions, scale, n_samples: as in linear
+            Thompson sampling.
+    """
+
+    name = "lookahead_ts"
+    needs_contact_state = True
+
+    def __init__(
+        self,
+        space: DecisionSpace,
+        n_context: int,
+        *,
+        future_contacts: float | Literal["auto"] = AUTO_FUTURE,
+        contact_blocks: int = 1,
+        **kwargs: Unpack[ThompsonLinearOptions],
+    ) -> None:
+        super().__init__(space, n_context, **kwargs)
+        owner = type(self).__name__
+        self.contact_blocks = check_int(contact_blocks, "contact_blocks", owner, low=1)
+        levels = self.features.n_context_slots
+        self.n_state = self.contact_blocks * levels
+        if n_context < self.n_state + 1:
+            raise BanditValueError(
+                "n_context",
+                f"{owner} needs the contact state at the end of the context: at least "
+                f"{self.n_state + 1} columns ({self.contact_blocks} x {levels} counts, one per "
+                f"level, and the days since the last contact); got {n_context}.",
+            )
+        self.future_contacts: float | str
+        if isinstance(future_contacts, str):
+            if future_contacts != AUTO_FUTURE:
+                raise BanditValueError(
+                    "future_contacts",
+                    f"The 'future_contacts' parameter of {owner} must be a number >= 0 or "
+                    f"'auto'. Got {future_contacts!r}.",
+                )
+            self.future_contacts = AUTO_FUTURE
+        else:
+            self.future_contacts = check_real(future_contacts, "future_contacts", owner, low=0.0)
+        #: Column of ``x`` where each block of counts starts.
+        self._block_starts = n_context - 1 - self.n_state + levels * np.arange(self.contact_blocks)
+        offset = self.features.width - n_context  # z = [1, x] with an intercept
+        maps = np.stack(
+            [lookahead_map(self.features, int(start) + offset) for start in self._block_starts]
+        )
+        self._lookahead = LookaheadBelief(self.features, 1.0 / self.ridge, maps)
+        self.belief_ = self._lookahead
+        self.mass_sum_ = np.zeros(self.contact_blocks)
+        self.mass_rows_ = np.array(0.0)
+        self._first_factor = space.factor_sizes[0]
+
+    def _state_shapes(self) -> dict[str, tuple[int, ...]]:
+        return {**super()._state_shapes(), "mass_sum": (self.contact_blocks,), "mass_rows": ()}
+
+    @property
+    def future_mass_(self) -> np.ndarray:
+        """``M_b`` per block: the given ``future_contacts``, else the learned mean past mass."""
+        if self.future_contacts != AUTO_FUTURE:
+            return np.full(self.contact_blocks, float(self.future_contacts))
+        rows = float(self.mass_rows_)
+        return self.mass_sum_ / rows if rows > 0 else np.zeros(self.contact_blocks)
+
+    def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        super()._update(X, actions, rewards)
+        # The first factor's counts in each block: each contact adds 1 to one of its levels.
+        mass = [X[:, start : start + self._first_factor].sum() for start in self._block_starts]
+        self.mass_sum_ = self.mass_sum_ + np.array(mass)
+        self.mass_rows_ = np.array(float(self.mass_rows_) + X.shape[0])
+
+    def _lookahead_belief(self) -> LookaheadBelief:
+        self._lookahead.future_mass = self.future_mass_
+        return self._lookahead
+
+    def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        self._lookahead_belief()
+        return super()._policy_probabilities(X, mask)
+
+    def lookahead_values(self, X: object) -> np.ndarray:
+        """Posterior mean of ``Q(x, a)``, reward now plus the later contacts' change, ``(n, A)``."""
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        return self._lookahead_belief().q_mean(self.features.augment(contexts))

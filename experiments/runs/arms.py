@@ -12,6 +12,9 @@
   strategy per customer and epoch judged on the epoch's KPI
   (:mod:`experiments.runs.strategies`). Compared with the interaction arm, it measures what
   the strategy layer adds. The other arms run the spec without its strategies.
+- ``lookahead``: ``lookahead_ts`` (:data:`LOOKAHEAD`): Thompson sampling on the purchase now
+  plus what the chosen levels' decayed contact counts do to the customer's later purchases,
+  learned from every contact (:mod:`bandit.policies.lookahead_ts`);
 - ``sequential``: a value function over the customer's observable state (:data:`SEQUENTIAL`):
   ``fitted_q`` on the context plus decayed contact counts per level and days since the last
   contact (``[state]``), crediting each decision with its revenue until the next one and the
@@ -19,8 +22,8 @@
 - ``surrogate``: the spec's policy rewarded by a surrogate index of the spec's long-term KPI
   from the first days' clicks, accepts and revenue (:data:`SURROGATE`).
 
-``sequential`` and ``surrogate`` are not in the default set (:data:`ARMS`); name them with
-``--arms``.
+``lookahead``, ``sequential`` and ``surrogate`` are not in the default set (:data:`ARMS`);
+name them with ``--arms``.
 
 Also what each arm is measured on: the factor whose allocation is drawn, and the simulator's
 expected-reward kind that matches the spec's reward (for regret).
@@ -29,17 +32,20 @@ expected-reward kind that matches the spec's reward (for regret).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 
 from bandit import DecisionSpace
 from experiments.spec import ExperimentSpec, parse_spec
+from experiments.spec.limits import hyper_parameters
 
 __all__ = [
     "ARMS",
     "KNOWN_ARMS",
     "LIFETIME_ARMS",
+    "LOOKAHEAD",
     "SEQUENTIAL",
     "STRATEGY_ARM",
     "SURROGATE",
@@ -63,7 +69,7 @@ def default_arms(spec: ExperimentSpec) -> tuple[str, ...]:
 
 
 #: Arms that run only when named.
-LIFETIME_ARMS = ("sequential", "surrogate")
+LIFETIME_ARMS = ("lookahead", "sequential", "surrogate")
 #: Every arm ``engage run`` knows.
 KNOWN_ARMS = (*ARMS, STRATEGY_ARM, *LIFETIME_ARMS)
 
@@ -76,6 +82,18 @@ SEQUENTIAL: dict[str, Any] = {
     "noise_variance": 25.0,
     "state": {"contact_half_life": "7d", "lookback": "28d", "horizon": "28d"},
     "window": "7d",
+}
+#: What the ``lookahead`` arm runs: ``lookahead_ts`` rewarded by the purchase (the ``accept``
+#: event within a day of the decision), with a ``[state]`` section that puts the decayed
+#: contact counts (half-life 21 days, read back 28 days) in its contexts. The accept, not the
+#: click: it is the step of the customer's response that revenue follows, and fatigue and
+#: nurturing move it (in the simulator, the accept logit gains the customer's readiness in
+#: full, the click logit a third of it). Not a revenue sum: a day's revenue is mostly bills
+#: the decision did not cause, and that noise swamped the signal (measured in the README).
+LOOKAHEAD: dict[str, Any] = {
+    "event": "accept",
+    "half_life": timedelta(days=21),
+    "lookback": timedelta(days=28),
 }
 #: The ``[reward.surrogate]`` table of the ``surrogate`` arm (the KPI is the spec's reward).
 SURROGATE: dict[str, Any] = {
@@ -107,6 +125,15 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
         if spec.strategies is None:
             raise ValueError(f"arm '{STRATEGY_ARM}' needs a spec with a [strategies] section")
         data["reward"] = click
+    elif arm == "lookahead":
+        known = set(hyper_parameters("lookahead_ts"))
+        params = {name: value for name, value in spec.policy.params.items() if name in known}
+        data["policy"] = {"name": "lookahead_ts", "params": params}
+        data["state"] = {
+            "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),
+            "lookback": LOOKAHEAD["lookback"].total_seconds(),
+        }
+        data["reward"] = {**click, "event": LOOKAHEAD["event"]}
     elif arm == "sequential":
         params = {**spec.policy.params, **SEQUENTIAL["params"]}
         if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it

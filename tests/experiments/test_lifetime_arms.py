@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from experiments.runs.arms import (
     ARMS,
     LIFETIME_ARMS,
+    LOOKAHEAD,
     SEQUENTIAL,
     SURROGATE,
     arm_names,
@@ -32,7 +33,7 @@ def spec() -> ExperimentSpec:
 
 
 def test_lifetime_arms_run_only_when_named() -> None:
-    assert LIFETIME_ARMS == ("sequential", "surrogate")
+    assert LIFETIME_ARMS == ("lookahead", "sequential", "surrogate")
     assert not set(LIFETIME_ARMS) & set(ARMS)
     assert arm_names(["interaction", "sequential", "surrogate"]) == (
         "interaction",
@@ -59,6 +60,23 @@ def test_sequential_arm_is_fitted_q_on_customer_state(spec: ExperimentSpec) -> N
     assert sequential.holdout == arm_spec(spec, "interaction").holdout
 
 
+def test_lookahead_arm_is_lookahead_ts_on_the_accept_with_contact_state(
+    spec: ExperimentSpec,
+) -> None:
+    lookahead = arm_spec(spec, "lookahead")
+    assert lookahead.policy.name == "lookahead_ts"
+    assert lookahead.policy.params == spec.policy.params  # ridge and n_samples carry over
+    assert lookahead.state is not None
+    assert lookahead.state.half_lives == (LOOKAHEAD["half_life"],)
+    assert lookahead.state.lookback == LOOKAHEAD["lookback"]
+    # one count per level of offer, message, channel and timing, then days since contact
+    assert lookahead.n_features == spec.n_context + (1 + 5 + 4 + 4) + 1
+    assert (lookahead.reward.kind, lookahead.reward.event) == ("event", LOOKAHEAD["event"])
+    assert lookahead.reward.window.days == 1
+    assert lookahead.contact == spec.contact
+    assert lookahead.holdout == arm_spec(spec, "interaction").holdout
+
+
 def test_surrogate_arm_predicts_the_spec_kpi(spec: ExperimentSpec) -> None:
     surrogate = arm_spec(spec, "surrogate")
     assert surrogate.policy == spec.policy
@@ -69,9 +87,9 @@ def test_surrogate_arm_predicts_the_spec_kpi(spec: ExperimentSpec) -> None:
     assert surrogate.reward.surrogate.window.days == 7
 
 
-def test_both_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -> None:
-    """300 customers for 12 days: each arm publishes snapshots; the sequential arm's decisions
-    log the customer state they were chosen on."""
+def test_the_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -> None:
+    """300 customers for 12 days: each arm publishes snapshots; the lookahead and sequential
+    arms' decisions log the customer state they were chosen on."""
     url = f"sqlite:///{tmp_path / 'run.db'}"
     upgrade(url)
     options = RunOptions(customers=300, days=12, seed=0, arms=LIFETIME_ARMS, database_url=url)
@@ -81,12 +99,15 @@ def test_both_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) 
     engine = make_engine(url)
     try:
         with Session(engine) as session:
-            contexts = session.exec(
-                select(models.Decision.context).where(
-                    models.Decision.experiment_key == result.arms[0].key
-                )
-            ).all()
+            contexts = {
+                arm.arm: session.exec(
+                    select(models.Decision.context).where(models.Decision.experiment_key == arm.key)
+                ).all()
+                for arm in result.arms
+            }
     finally:
         engine.dispose()
-    assert contexts
-    assert all(len(context[STATE_KEY]) == 15 for context in contexts)
+    for arm in ("lookahead", "sequential"):
+        assert contexts[arm]
+        assert all(len(context[STATE_KEY]) == 15 for context in contexts[arm])
+    assert not any(STATE_KEY in context for context in contexts["surrogate"])

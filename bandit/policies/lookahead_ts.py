@@ -16,11 +16,19 @@ the weight of context column ``k`` in level ``l'``'s slot (:mod:`bandit.features
 the share of allowed actions that contain ``l'`` (so ``g_l`` is the average allowed action's
 reward change per unit of level ``l``'s count), and ``M = E[sum_k 2^(-(t_k - t) / h)]`` over
 the customer's later contacts ``t_k > t``: the decayed mass of future contacts. ``M`` is
-either given (``future_contacts``) or learned: for a stationary contact process the decayed
-mass of the *past* contacts at a decision time has the same expectation as that of the future
-ones (a renewal process looks the same backwards), and the past mass is in every context, as
-the sum of one factor's counts (each contact adds 1 to one level of every factor). A customer
-who leaves has no later contacts, so churn shrinks ``M`` only through the contacts observed.
+either given (``future_contacts``) or learned from the gaps between contacts. If a customer's
+gaps ``G`` are independent draws of one distribution (a renewal process), ``t_k - t`` is the
+sum of ``k`` gaps and
+
+    M = sum_{k >= 1} E[2^(-G / h)]^k = phi / (1 - phi),      phi = E[2^(-G / h)],
+
+and every context holds one gap, the days since the customer's previous contact, so ``phi``
+is the mean of ``2^(-days / h)`` over the rows learned from; a row with no earlier contact
+within the look-back adds 0 (its gap is at least the look-back). Reading the gap rather than
+the decayed mass of the earlier contacts, which has the same expectation, does not
+underestimate ``M`` where the history is short (every customer at the start of a run) or cut
+by the look-back. Churn ends the renewals and is not in ``phi``, so ``M`` is an upper bound
+for a customer who may leave; ``phi`` is capped at 0.99.
 
 This is one step of a model-based Bellman backup with a linear value of the contact state,
 ``V(s) = M g . s`` (the continuous-time discounted sum of Theocharous, Thomas & Ghavamzadeh
@@ -42,6 +50,7 @@ to posterior noise and the policy is linear Thompson sampling with ``L`` more co
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, Unpack
 
 import numpy as np
@@ -55,8 +64,12 @@ from bandit.space import DecisionSpace
 
 __all__ = ["LookaheadBelief", "LookaheadTSPolicy", "lookahead_map"]
 
-#: ``future_contacts`` value that learns ``M`` from the contact counts in the contexts.
+#: ``future_contacts`` value that learns ``M`` from the gaps between contacts.
 AUTO_FUTURE = "auto"
+#: Half-life of the counts, in days, when none is given (``ContactDecay``'s default).
+DEFAULT_HALF_LIFE = 7.0
+#: Cap on ``phi`` (``M <= 99``): a customer contacted far faster than the counts fade.
+MAX_PHI = 0.99
 
 
 def lookahead_map(features: ActionFeatures, first_count: int) -> np.ndarray:
@@ -142,10 +155,12 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
 
     Args:
         future_contacts: ``M`` for every block, the decayed mass of a customer's later
-            contacts (>= 0), or ``"auto"`` (the default) to learn each block's ``M_b`` as the
-            mean decayed mass of the earlier contacts in the contexts learned from (state
-            ``mass_sum`` per block and ``mass_rows``).
+            contacts (>= 0), or ``"auto"`` (the default) to learn each block's ``M_b`` from
+            the gaps between contacts (module docstring; state ``gap_sum``, the sum of
+            ``2^(-days / h_b)`` per block, and ``gap_rows``).
         contact_blocks: how many blocks of counts the context holds (>= 1).
+        half_lives: each block's half-life in days (> 0), as the counts were made with;
+            default 7 days each (:class:`bandit.contact_state.ContactDecay`'s default).
         ridge, noise_variance, fit_intercept, interactions, scale, n_samples: as in linear
             Thompson sampling.
     """
@@ -160,6 +175,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         *,
         future_contacts: float | Literal["auto"] = AUTO_FUTURE,
         contact_blocks: int = 1,
+        half_lives: Sequence[float] | None = None,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
         super().__init__(space, n_context, **kwargs)
@@ -193,27 +209,48 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         )
         self._lookahead = LookaheadBelief(self.features, 1.0 / self.ridge, maps)
         self.belief_ = self._lookahead
-        self.mass_sum_ = np.zeros(self.contact_blocks)
-        self.mass_rows_ = np.array(0.0)
-        self._first_factor = space.factor_sizes[0]
+        if half_lives is None:
+            half_lives = (DEFAULT_HALF_LIFE,) * self.contact_blocks
+        if isinstance(half_lives, str) or len(half_lives) != self.contact_blocks:
+            raise BanditValueError(
+                "half_lives",
+                f"'half_lives' must list {self.contact_blocks} half-lives in days, one per block "
+                f"of counts; got {half_lives!r}.",
+            )
+        self.half_lives = np.array(
+            [
+                check_real(value, "half_lives", owner, low=0.0, closed="neither")
+                for value in half_lives
+            ]
+        )
+        self.gap_sum_ = np.zeros(self.contact_blocks)
+        self.gap_rows_ = np.array(0.0)
+        self._first_factor = slice(
+            self._block_starts[0], self._block_starts[0] + space.factor_sizes[0]
+        )
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {**super()._state_shapes(), "mass_sum": (self.contact_blocks,), "mass_rows": ()}
+        return {**super()._state_shapes(), "gap_sum": (self.contact_blocks,), "gap_rows": ()}
 
     @property
     def future_mass_(self) -> np.ndarray:
-        """``M_b`` per block: the given ``future_contacts``, else the learned mean past mass."""
+        """``M_b`` per block: the given ``future_contacts``, else ``phi_b / (1 - phi_b)``."""
         if self.future_contacts != AUTO_FUTURE:
             return np.full(self.contact_blocks, float(self.future_contacts))
-        rows = float(self.mass_rows_)
-        return self.mass_sum_ / rows if rows > 0 else np.zeros(self.contact_blocks)
+        rows = float(self.gap_rows_)
+        if rows == 0:
+            return np.zeros(self.contact_blocks)
+        phi = np.minimum(self.gap_sum_ / rows, MAX_PHI)
+        return phi / (1.0 - phi)
 
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         super()._update(X, actions, rewards)
-        # The first factor's counts in each block: each contact adds 1 to one of its levels.
-        mass = [X[:, start : start + self._first_factor].sum() for start in self._block_starts]
-        self.mass_sum_ = self.mass_sum_ + np.array(mass)
-        self.mass_rows_ = np.array(float(self.mass_rows_) + X.shape[0])
+        # A previous contact within the look-back left counts; each adds 1 to a level of the
+        # first factor.
+        seen = X[:, self._first_factor].sum(axis=1) > 0
+        weights = np.exp2(-X[:, -1][:, None] / self.half_lives) * seen[:, None]
+        self.gap_sum_ = self.gap_sum_ + weights.sum(axis=0)
+        self.gap_rows_ = np.array(float(self.gap_rows_) + X.shape[0])
 
     def _lookahead_belief(self) -> LookaheadBelief:
         self._lookahead.future_mass = self.future_mass_

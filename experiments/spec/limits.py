@@ -145,7 +145,8 @@ _NOT_HYPER_PARAMETERS = (
     "n_context",
     "seed",
     "exploration_floor",
-    "contact_blocks",  # set by the spec from [state] contact_half_life
+    "contact_blocks",  # these two are set by the spec from [state] contact_half_life
+    "half_lives",
 )
 
 

@@ -278,6 +278,9 @@ class ExperimentSpec(BaseModel):
         params = dict(self.policy.params)
         if POLICIES[self.policy.name].needs_contact_state and self.state is not None:
             params["contact_blocks"] = len(self.state.half_lives)
+            params["half_lives"] = [
+                value.total_seconds() / 86_400 for value in self.state.half_lives
+            ]
         learned = "noise_variance" not in params and getattr(
             POLICIES[self.policy.name], "gaussian_likelihood", False
         )

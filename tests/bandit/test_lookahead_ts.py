@@ -52,31 +52,40 @@ def test_q_values_by_hand() -> None:
         assert q[action] == pytest.approx(now + 1.5 * sum(g[slot] for slot in slots))
 
 
-def test_learned_future_mass_is_the_mean_past_mass() -> None:
-    """``M = auto``: the mean, over the rows learned from, of the first factor's counts (the
-    decayed mass of earlier contacts; each contact adds 1 to one level of every factor)."""
-    policy = LookaheadTSPolicy(SPACE, D)
+def test_learned_future_mass_from_the_gaps_by_hand() -> None:
+    """``M = auto``, half-life 7 days: ``phi`` is the mean over rows learned from of
+    ``2^(-days since the previous contact / 7)``, 0 for a row with no earlier contact (all
+    counts 0), and ``M = phi / (1 - phi)`` (the renewal sum ``sum_k phi^k``)."""
+    policy = LookaheadTSPolicy(SPACE, D, half_lives=[7.0])
     assert policy.future_mass_.tolist() == [0.0]
-    X = np.array([[0.0, 1.0, 0.5, 1.5, 0.0, 2.0], [0.0, 0.25, 0.0, 0.0, 0.25, 9.0]])
-    policy.update(X, [0, 2], [1.0, 0.0])
-    assert policy.future_mass_ == pytest.approx([(1.5 + 0.25) / 2])
-    policy.update(X[:1], [1], [0.0])
-    assert policy.future_mass_ == pytest.approx([(1.5 + 0.25 + 1.5) / 3])
-    restored = LookaheadTSPolicy(SPACE, D)
+    X = np.array(
+        [
+            [0.0, 1.0, 0.5, 1.5, 0.0, 7.0],  # previous contact 7 days ago: 1/2
+            [0.0, 0.25, 0.0, 0.0, 0.25, 14.0],  # 14 days ago: 1/4
+            [0.0, 0.0, 0.0, 0.0, 0.0, 28.0],  # none within the look-back: 0
+        ]
+    )
+    policy.update(X, [0, 2, 1], [1.0, 0.0, 0.0])
+    phi = (0.5 + 0.25 + 0.0) / 3
+    assert policy.future_mass_ == pytest.approx([phi / (1 - phi)])
+    restored = LookaheadTSPolicy(SPACE, D, half_lives=[7.0])
     restored.set_state(policy.get_state())
     np.testing.assert_array_equal(restored.future_mass_, policy.future_mass_)
+    assert LookaheadTSPolicy(SPACE, D, future_contacts=2.5).future_mass_.tolist() == [2.5]
 
 
 def test_two_blocks_of_counts_by_hand() -> None:
     """Two blocks (say a fast and a slow half-life): ``z = [1, feature, fast counts a, b, x,
     y, slow counts a, b, x, y, days]``; each block's levels get its own ``g`` times its own
-    learned ``M_b`` (the mean of its first factor's counts): Q = r + sum_b M_b sum_l g_bl."""
+    learned ``M_b`` (from the gap and its own half-life): Q = r + sum_b M_b sum_l g_bl."""
     width = 1 + 1 + 2 * 4 + 1
-    policy = LookaheadTSPolicy(SPACE, width - 1, contact_blocks=2)
+    policy = LookaheadTSPolicy(SPACE, width - 1, contact_blocks=2, half_lives=[7.0, 28.0])
     fast, slow = np.array([0.5, 0.25, 0.5, 0.25]), np.array([2.0, 1.0, 1.5, 1.5])
-    x = np.concatenate([[0.3], fast, slow, [4.0]])
+    x = np.concatenate([[0.3], fast, slow, [14.0]])
     policy.update(x[None, :], [0], [0.0])
-    np.testing.assert_allclose(policy.future_mass_, [0.75, 3.0])
+    # phi = 2^(-14/7) = 1/4 and 2^(-14/28) = 2^(-1/2): M = phi / (1 - phi)
+    m_fast, m_slow = 1 / 3, 2**-0.5 / (1 - 2**-0.5)
+    np.testing.assert_allclose(policy.future_mass_, [m_fast, m_slow])
     rng = np.random.default_rng(5)
     weights = rng.normal(size=(4, width))
     policy.mean_ = weights.ravel().copy()
@@ -91,7 +100,7 @@ def test_two_blocks_of_counts_by_hand() -> None:
         msg, chan = SPACE.level_index[action]
         slots = (msg, 2 + chan)
         now = sum(weights[slot] @ z for slot in slots)
-        later = sum(0.75 * g(2, slot) + 3.0 * g(6, slot) for slot in slots)
+        later = sum(m_fast * g(2, slot) + m_slow * g(6, slot) for slot in slots)
         assert q[action] == pytest.approx(now + later)
 
 
@@ -158,6 +167,8 @@ def test_it_avoids_the_message_that_tires_where_linear_ts_takes_it(harmful: int)
         ({"n_context": 4}, "n_context"),
         ({"n_context": D, "contact_blocks": 2}, "n_context"),
         ({"n_context": D, "contact_blocks": 0}, "contact_blocks"),
+        ({"n_context": D, "half_lives": [7.0, 28.0]}, "half_lives"),
+        ({"n_context": D, "half_lives": [0.0]}, "half_lives"),
         ({"n_context": D, "future_contacts": -1.0}, "future_contacts"),
         ({"n_context": D, "future_contacts": "soon"}, "future_contacts"),
         ({"n_context": D, "future_contacts": float("nan")}, "future_contacts"),

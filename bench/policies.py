@@ -8,6 +8,9 @@ agent (same contexts, same reward draws):
   throughput of both, tracemalloc memory, and our ratios to each reference;
 - D, E, F, more stationary worlds (another K = 8, d = 10 world, K = 4 / d = 5, K = 16 /
   d = 20): reward at batch 1 and 100 against the references;
+- on A, D, E, F, ``linear_ts floor 0`` beside the default ``linear_ts``: the same policy
+  without the exploration floor, like for like with MABWiser's LinTS (which has none);
+  ``python -m bench.ts_gap`` measures where the default row's gap to LinTS comes from;
 - C, A with weights rotating over the horizon, and S, J, P, A with a slow drift, an abrupt
   change and a periodic drift: is drift_ts (which learns its drift rate) ahead of the
   stationary policies, and on A, D, E, F no more than a little behind them;
@@ -49,6 +52,7 @@ from bench.agents import (
     OUR_POLICIES,
     Agent,
     AgentSpec,
+    like_for_like_agents,
     our_agents,
     per_arm_agents,
     reference_agents,
@@ -323,6 +327,7 @@ def run_benchmark(
     began = time.perf_counter()
     specs = environment_specs(config.drift_angle)
     ours = our_agents(tuple(policies), config.seed)
+    alike = like_for_like_agents(tuple(policies), config.seed)
     refs = reference_agents(config.seed) if references else []
     started = datetime.now(UTC).isoformat(timespec="seconds")
     load_at_start = os.getloadavg() if hasattr(os, "getloadavg") else None
@@ -344,9 +349,9 @@ def run_benchmark(
                 continue
             env = specs[key]
             if key == "A":
-                results[key], new = _run_a(runner, env, [*ours, *refs])
+                results[key], new = _run_a(runner, env, [*ours, *alike, *refs])
             elif key in STATIONARY_KEYS:
-                results[key], new = _run_more(runner, env, [*ours, *refs])
+                results[key], new = _run_more(runner, env, [*ours, *alike, *refs])
             elif key in DRIFT_KEYS:
                 results[key], new = _run_c(runner, env, [*ours, *refs])
             else:

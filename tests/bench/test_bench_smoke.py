@@ -6,6 +6,7 @@ No timing is asserted; speed and reward targets belong to ``make bench``.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -14,11 +15,12 @@ import pytest
 from rich.console import Console
 
 from bench import agents as bench_agents
-from bench.agents import OUR_POLICIES, PolicyAgent
+from bench.agents import LIKE_FOR_LIKE_TS, OUR_POLICIES, PolicyAgent, like_for_like_agents
 from bench.core import run_agent
 from bench.environments import environment_specs, make_stream, truth_rows
 from bench.policies import BenchConfig, run_benchmark
 from bench.report import write_results
+from bench.summary import thompson_targets
 
 TINY = BenchConfig(
     rounds=60,
@@ -50,6 +52,56 @@ def test_every_policy_runs_in_every_environment(outcome) -> None:
         assert list(outcome.results[key].ours()) == list(OUR_POLICIES)
     assert list(outcome.results["B"].agents) == [*OUR_POLICIES, "linucb per-arm"]
     assert outcome.payload["references_run"] == []
+
+
+def test_like_for_like_row_beside_linear_ts_on_stationary_worlds(outcome) -> None:
+    """linear_ts without the floor runs on A, D, E, F next to (not instead of) linear_ts."""
+    for key in "ADEF":
+        agents = outcome.results[key].agents
+        assert list(agents) == [*OUR_POLICIES, LIKE_FOR_LIKE_TS]
+        assert (agents[LIKE_FOR_LIKE_TS].kind, agents[LIKE_FOR_LIKE_TS].policy) == (
+            "like-for-like",
+            "linear_ts",
+        )
+        assert LIKE_FOR_LIKE_TS not in outcome.results[key].ratios
+    for key in "BCSJP":
+        assert LIKE_FOR_LIKE_TS not in outcome.results[key].agents
+    assert like_for_like_agents(("linucb",), 0) == []
+    spec = environment_specs(0.0)["A"]
+    (alike,) = like_for_like_agents(("linear_ts",), 0)
+    policy = alike.build(spec).policy  # type: ignore[attr-defined]
+    default = PolicyAgent("linear_ts", spec.space(), spec.n_context, 0).policy
+    assert (policy.exploration_floor, default.exploration_floor) == (0.0, 0.01)
+    assert (policy.scale, policy.noise_variance) == (default.scale, default.noise_variance)
+
+
+def test_thompson_targets_judge_both_rows(outcome) -> None:
+    """One verdict per row and batch; the detail is each row minus the reference."""
+    results = {}
+    for key in "AD":
+        result = dataclasses.replace(outcome.results[key])
+        reference = dataclasses.replace(result.agents["linucb"], name="MABWiser LinTS")
+        result.agents = {**result.agents, "MABWiser LinTS": reference}
+        results[key] = result
+    found = thompson_targets(results, 1, 10)
+    assert [item.target for item in found] == [
+        f"stationary: {name} >= MABWiser LinTS - 0.003 at batch {batch}"
+        for name in ("linear_ts", LIKE_FOR_LIKE_TS)
+        for batch in (1, 10)
+    ]
+    gap = (
+        results["D"].agents[LIKE_FOR_LIKE_TS].runs[10].expected_tail
+        - results["D"].agents["linucb"].runs[10].expected_tail
+    )
+    assert found[3].detail.endswith(f"D {gap:+.4f}")
+    assert found[3].passed == (
+        min(
+            r.agents[LIKE_FOR_LIKE_TS].runs[10].expected_tail
+            - r.agents["linucb"].runs[10].expected_tail
+            for r in results.values()
+        )
+        >= -0.003
+    )
 
 
 def test_run_summaries_are_consistent(outcome) -> None:

@@ -88,9 +88,14 @@ class JointBelief:
 
     def _scores(self, Z: np.ndarray, noise: np.ndarray, scale: float) -> np.ndarray:
         """``G_i mu + scale L_i noise_m`` as action scores, ``(n, M, A)``."""
-        mean = self.features.slot_mean(Z, self.mean)
-        lower = stable_cholesky(self.features.slot_covariance(Z, self.cov)) * scale
+        mean, cov = self._slot_moments(Z)
+        lower = stable_cholesky(cov) * scale
         return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
+
+    def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean ``(n, S)`` and covariance ``(n, S, S)`` of the slot scores the draws follow:
+        ``G mu`` and ``G Sigma G^T`` (a subclass may draw other linear maps of ``w``)."""
+        return self.features.slot_mean(Z, self.mean), self.features.slot_covariance(Z, self.cov)
 
     def linear_predictor(self, Z: np.ndarray, actions: np.ndarray) -> np.ndarray:
         return self.features.design(Z, actions) @ self.mean

@@ -58,7 +58,6 @@ import numpy as np
 from bandit._validation import BanditValueError, check_int, check_matrix, check_real
 from bandit.belief import JointBelief
 from bandit.features import ActionFeatures
-from bandit.linalg import stable_cholesky
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
 
@@ -110,28 +109,19 @@ class LookaheadBelief(JointBelief):
         #: ``M_b`` per block; set by the policy before deciding.
         self.future_mass = np.zeros(maps.shape[0])
 
-    def _q_slots(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot means ``(n, S)`` and covariances ``(n, S, S)`` of ``Q``."""
-        features = self.features
-        mean = features.slot_mean(Z, self.mean)
-        cov = features.slot_covariance(Z, self.cov)
+        mean, cov = super()._slot_moments(Z)
         if not self.future_mass.any():
             return mean, cov
         B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
-        mean = mean + B @ self.mean
         sigma_bt = self.cov @ B.T  # (p, S)
-        cross = _project(features, Z, sigma_bt)  # G Sigma B_M^T, (n, S, S)
-        cov = cov + cross + np.swapaxes(cross, 1, 2) + B @ sigma_bt
-        return mean, cov
-
-    def _scores(self, Z: np.ndarray, noise: np.ndarray, scale: float) -> np.ndarray:
-        mean, cov = self._q_slots(Z)
-        lower = stable_cholesky(cov) * scale
-        return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
+        cross = _project(self.features, Z, sigma_bt)  # G Sigma B_M^T, (n, S, S)
+        return mean + B @ self.mean, cov + cross + np.swapaxes(cross, 1, 2) + B @ sigma_bt
 
     def q_mean(self, Z: np.ndarray) -> np.ndarray:
         """Posterior mean of ``Q`` for every action, ``(n, A)``."""
-        return self.features.action_scores(self._q_slots(Z)[0])
+        return self.features.action_scores(self._slot_moments(Z)[0])
 
 
 def _project(features: ActionFeatures, Z: np.ndarray, K: np.ndarray) -> np.ndarray:

@@ -64,7 +64,7 @@ from bandit.space import DecisionSpace
 __all__ = ["LookaheadBelief", "LookaheadTSPolicy", "lookahead_map"]
 
 #: ``future_contacts`` value that learns ``M`` from the gaps between contacts.
-AUTO_FUTURE = "auto"
+AUTO_FUTURE: Literal["auto"] = "auto"
 #: Half-life of the counts, in days, when none is given (``ContactDecay``'s default).
 DEFAULT_HALF_LIFE = 7.0
 #: Cap on ``phi`` (``M <= 99``): a customer contacted far faster than the counts fade.

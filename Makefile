@@ -26,8 +26,10 @@ $(BENCH_STAMP): pyproject.toml $(STAMP)
 demo: $(STAMP)
 	$(BIN)/engage run examples/engagement.toml
 
+# Two xdist workers: the suite mostly waits on servers and subprocesses. Load-sensitive tests
+# share one group and so one worker (tests/conftest.py); `pytest -n 0` runs it serially.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench.policies

@@ -13,6 +13,13 @@ PostgreSQL is the server on 127.0.0.1:5432 (database ``test``, user ``postgres``
 afterwards; migrated ones are copied from a template migrated once per session (faster than
 migrating each). When the server is unreachable the PostgreSQL half is skipped locally, but fails
 when ``CI`` is set: CI must exercise the real database.
+
+Parallel runs (``make test`` runs pytest-xdist with ``--dist loadgroup``): every test gets an
+``xdist_group``, so a group runs on one worker, in collection order. The tests that load the
+machine or measure a window of time (``LOAD_SENSITIVE``) form one group, so they never run beside
+each other; the Ray sweep tests another (one local Ray at a time); every other module is its own
+group, so its module-scoped fixtures are built once. Each worker has its own PostgreSQL template
+and databases (random names) and its own block of loopback ports (``port_support``).
 """
 
 from __future__ import annotations
@@ -33,6 +40,31 @@ from experiments.store.schema import upgrade
 POSTGRES_URL_ENV = "ENGAGE_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
 DIALECTS = ["sqlite", "postgresql"]
+#: Paths (relative to ``tests/``) whose tests share the one serial xdist group ``load``: real
+#: servers under load, outage and crash windows, the benchmarks, leases timed in fractions of a
+#: second, and Chromium.
+LOAD_SENSITIVE = (
+    "reliability/",
+    "bench/",
+    "tracking/test_ui_browser.py",
+    "experiments/test_learner.py",
+)
+#: Tests that each start a local Ray: kept on one worker.
+RAY = ("experiments/test_sweep.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test its ``xdist_group`` (see the module docstring)."""
+    tests = config.rootpath / "tests"
+    for item in items:
+        path = item.path.relative_to(tests).as_posix()
+        if path.startswith(LOAD_SENSITIVE):
+            group = "load"
+        elif path.startswith(RAY):
+            group = "ray"
+        else:
+            group = path
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

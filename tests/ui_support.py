@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
 import pytest
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from port_support import free_port as free_port  # re-exported: tests import it from here
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from port_support import free_port as free_port  # re-exported: tests import it from here
 from sqlmodel import Session
 
 from experiments.store.api_keys import create_api_key
@@ -20,12 +20,6 @@ from experiments.store.connection import make_engine
 from experiments.store.schema import upgrade
 
 ENGAGE = str(Path(sys.executable).parent / "engage")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def engage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
 from database_support import postgres_database
-from e2e_support import Server, free_port, prepare_database
+from e2e_support import Server, free_port, prepare_database, prepare_in_process
 
 
 class LoggedServer(Server):
@@ -60,8 +60,9 @@ class LoggedServer(Server):
 
 @pytest.fixture
 def server(database_url: str) -> Iterator[Server]:
-    """A migrated database with keys and a server on it (SQLite and PostgreSQL)."""
-    with Server(database_url, free_port(), prepare_database(database_url)) as running:
+    """A migrated database with keys and a server on it (SQLite and PostgreSQL), prepared in
+    process (``module_server`` keeps the CLI's ``db upgrade`` and ``keys create``)."""
+    with Server(database_url, free_port(), prepare_in_process(database_url)) as running:
         yield running
 
 
@@ -71,7 +72,7 @@ def logged_server(database_url: str) -> Iterator[LoggedServer]:
     with LoggedServer(
         database_url,
         free_port(),
-        prepare_database(database_url),
+        prepare_in_process(database_url),
         env={"ENGAGE_API_KEY_CACHE_SECONDS": "0"},
     ) as running:
         yield running

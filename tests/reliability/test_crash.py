@@ -74,13 +74,22 @@ class Stored:
 
 
 def read(engine: Engine) -> Stored:
-    with Session(engine) as session:
-        return Stored(
-            decisions=list(session.exec(select(Decision))),
-            outcomes=list(session.exec(select(Outcome))),
-            rewards=list(session.exec(select(Reward))),
-            snapshots=list(session.exec(select(PolicySnapshot).order_by(PolicySnapshot.id))),
-        )
+    """Every row in one snapshot of the database: a running server's joiner and learner write
+    between the four queries (a decision read open, then its reward read once written).
+    PostgreSQL's default READ COMMITTED gives each query its own snapshot, and the sqlite3
+    driver begins no transaction for reads, so each is asked for one explicitly."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="REPEATABLE READ")
+        else:
+            connection.exec_driver_sql("BEGIN")
+        with Session(bind=connection) as session:
+            return Stored(
+                decisions=list(session.exec(select(Decision))),
+                outcomes=list(session.exec(select(Outcome))),
+                rewards=list(session.exec(select(Reward))),
+                snapshots=list(session.exec(select(PolicySnapshot).order_by(PolicySnapshot.id))),
+            )
 
 
 def latest_version(engine: Engine) -> int:

@@ -7,23 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import invoke, one_line
 
-from cli.main import app
 from experiments.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 FLAGSHIP = ROOT / "examples" / "engagement.toml"
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
-
-
-def one_line(output: str) -> str:
-    return " ".join(output.split())
 
 
 @pytest.fixture(scope="module")

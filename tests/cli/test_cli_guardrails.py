@@ -8,21 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
+from cli_support import invoke, one_line
 
 from bench.guardrails import run_experiment, split_log
-from cli.main import app
-
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
-
-
-def one_line(output: str) -> str:
-    return " ".join(output.split())
 
 
 def test_show_report_and_resume_a_stopped_experiment(

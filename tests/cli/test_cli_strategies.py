@@ -6,18 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from cli.main import app
+from cli_support import invoke
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGIES = ROOT / "examples" / "strategies.toml"
-runner = CliRunner()
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.output
 
 
 def test_run_report_and_export_a_strategy_experiment(tmp_path: Path) -> None:

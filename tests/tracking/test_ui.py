@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from cli_support import one_line, runner
 from ui_support import free_port, stop, wait_until_up
 
 from cli.main import app
@@ -23,13 +23,6 @@ from experiments.analysis.tracking_store import ui_command
 ENGAGE = str(Path(sys.executable).parent / "engage")
 STARTUP_TIMEOUT = 60.0  # mlflow server takes 10-25 s to start on a busy 2-core machine
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - refused, never bound
-
-runner = CliRunner()
-
-
-def one_line(text: str) -> str:
-    """The output as one line: rich wraps long lines at the console width."""
-    return " ".join(text.split())
 
 
 class ExecReachedError(Exception):

@@ -33,19 +33,23 @@ class DecisionHead(NamedTuple):
     activated_at: datetime | None
 
 
+#: The columns of a :class:`DecisionHead`, in its field order.
+_HEAD_COLUMNS = (
+    Decision.id,
+    Decision.experiment_key,
+    Decision.customer_id,
+    Decision.status,
+    Decision.window_closes_at,
+    Decision.activated_at,
+)
+
+
 def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str, DecisionHead]:
     """The decisions among ``decision_ids`` that exist, by id, with only the columns outcome
     attribution needs (no context, action or exclusions): cheap in bulk."""
     found: dict[str, DecisionHead] = {}
     for chunk in chunks(list(dict.fromkeys(decision_ids))):
-        stmt = select_columns(
-            Decision.id,
-            Decision.experiment_key,
-            Decision.customer_id,
-            Decision.status,
-            Decision.window_closes_at,
-            Decision.activated_at,
-        ).where(col(Decision.id).in_(chunk))
+        stmt = select_columns(*_HEAD_COLUMNS).where(col(Decision.id).in_(chunk))
         for row in session.exec(stmt):
             found[row[0]] = DecisionHead(*row)
     return found
@@ -92,24 +96,18 @@ def latest_open_decisions(
     candidates: dict[str, list[tuple[datetime, str, bool, DecisionHead]]] = {}
     customers = list(dict.fromkeys(customer for customer, _ in lookups))
     for chunk in chunks(customers):
-        stmt = select_columns(
-            Decision.id,
-            Decision.experiment_key,
-            Decision.customer_id,
-            Decision.status,
-            Decision.window_closes_at,
-            Decision.activated_at,
-            Decision.created_at,
-            Decision.deferred,
-        ).where(
+        stmt = select_columns(*_HEAD_COLUMNS, Decision.created_at, Decision.deferred).where(
             col(Decision.experiment_key) == experiment_key,
             col(Decision.customer_id).in_(chunk),
             col(Decision.status) == DecisionStatus.OPEN.value,
             col(Decision.created_at) <= latest_before,
         )
         for row in session.exec(stmt):
-            head = DecisionHead(*row[:6])
-            candidates.setdefault(head.customer_id, []).append((row[6], head.id, row[7], head))
+            *columns, created_at, deferred = row
+            head = DecisionHead(*columns)
+            candidates.setdefault(head.customer_id, []).append(
+                (created_at, head.id, deferred, head)
+            )
     for rows in candidates.values():
         rows.sort(key=lambda row: (row[0], row[1]), reverse=True)
     found: dict[tuple[str, datetime], DecisionHead] = {}

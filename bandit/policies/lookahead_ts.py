@@ -51,7 +51,7 @@ to posterior noise and the policy is linear Thompson sampling with ``L`` more co
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Unpack
+from typing import Literal, NamedTuple, Unpack
 
 import numpy as np
 
@@ -96,6 +96,14 @@ def lookahead_map(features: ActionFeatures, first_count: int) -> np.ndarray:
     return B
 
 
+class _Bonus(NamedTuple):
+    """What ``B_M`` adds to the slot moments, for every context alike."""
+
+    mean: np.ndarray  # B_M mu, (S,)
+    sigma_bt: np.ndarray  # Sigma B_M^T, (p, S)
+    cov: np.ndarray  # B_M Sigma B_M^T, (S, S)
+
+
 class LookaheadBelief(JointBelief):
     """The joint belief of the reward model, whose Thompson draws score ``Q`` (module
     docstring): slot means ``G mu + B_M mu`` and covariances ``(G + B_M) Sigma (G + B_M)^T``,
@@ -108,16 +116,35 @@ class LookaheadBelief(JointBelief):
         self.maps = maps
         #: ``M_b`` per block; set by the policy before deciding.
         self.future_mass = np.zeros(maps.shape[0])
+        self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, _Bonus] | None = None
+
+    def _bonus(self) -> _Bonus:
+        """The context-free parts of ``Q``'s moments, ``B_M mu``, ``Sigma B_M^T`` (p, S) and
+        ``B_M Sigma B_M^T``: an ``O(p^2 S)`` product, so computed once per belief and ``M``,
+        not per decide. The belief's updates replace ``mean`` and ``cov`` with new arrays,
+        which the identity check sees (the cache holds them, so their ids are not reused)."""
+        cached = self._cached
+        if (
+            cached is not None
+            and cached[0] is self.mean
+            and cached[1] is self.cov
+            and np.array_equal(cached[2], self.future_mass)
+        ):
+            return cached[3]
+        B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
+        sigma_bt = self.cov @ B.T
+        bonus = _Bonus(B @ self.mean, sigma_bt, B @ sigma_bt)
+        self._cached = (self.mean, self.cov, self.future_mass.copy(), bonus)
+        return bonus
 
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot means ``(n, S)`` and covariances ``(n, S, S)`` of ``Q``."""
         mean, cov = super()._slot_moments(Z)
         if not self.future_mass.any():
             return mean, cov
-        B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
-        sigma_bt = self.cov @ B.T  # (p, S)
-        cross = _project(self.features, Z, sigma_bt)  # G Sigma B_M^T, (n, S, S)
-        return mean + B @ self.mean, cov + cross + np.swapaxes(cross, 1, 2) + B @ sigma_bt
+        bonus = self._bonus()
+        cross = _project(self.features, Z, bonus.sigma_bt)  # G Sigma B_M^T, (n, S, S)
+        return mean + bonus.mean, cov + cross + np.swapaxes(cross, 1, 2) + bonus.cov
 
     def q_mean(self, Z: np.ndarray) -> np.ndarray:
         """Posterior mean of ``Q`` for every action, ``(n, A)``."""

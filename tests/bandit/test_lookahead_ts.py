@@ -178,3 +178,22 @@ def test_bad_arguments_name_the_field(kwargs: dict, field: str) -> None:
     with pytest.raises(BanditValueError) as error:
         make_policy("lookahead_ts", space=SPACE, **kwargs)
     assert error.value.field == field
+
+
+def test_values_follow_every_update_and_load() -> None:
+    """The context-free part of Q is computed once per belief and M: after an update, and
+    after loading another state, Q is that of a fresh policy holding the same state."""
+    rng = np.random.default_rng(7)
+    X = np.abs(rng.normal(size=(30, D)))
+    policy = LookaheadTSPolicy(SPACE, D, future_contacts=1.5)
+    policy.update(X[:10], rng.choice([0, 1, 2], 10), rng.random(10))
+    policy.lookahead_values(X[:3])  # fills the cache
+    for batch in (X[10:20], X[20:30]):
+        policy.update(batch, rng.choice([0, 1, 2], 10), rng.random(10))
+        fresh = LookaheadTSPolicy(SPACE, D, future_contacts=1.5)
+        fresh.set_state(policy.get_state())
+        np.testing.assert_allclose(policy.lookahead_values(X[:3]), fresh.lookahead_values(X[:3]))
+    other = LookaheadTSPolicy(SPACE, D, future_contacts=1.5)
+    other.lookahead_values(X[:3])
+    other.set_state(policy.get_state())
+    np.testing.assert_allclose(other.lookahead_values(X[:3]), policy.lookahead_values(X[:3]))

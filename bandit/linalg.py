@@ -73,9 +73,12 @@ def diffuse(cov: np.ndarray, process_noise: float, forgetting: float, steps: int
     (West & Harrison 1997, "Bayesian Forecasting and Dynamic Models", ch. 6, discount factors).
     Works on one ``(p, p)`` matrix or a stack ``(..., p, p)``.
     """
-    out = cov / forgetting**steps if forgetting != 1.0 else cov.copy()
+    out = np.divide(cov, forgetting**steps, order="C") if forgetting != 1.0 else cov.copy()
     if process_noise:
-        np.einsum("...ii->...i", out)[...] += steps * process_noise
+        # The diagonal as a strided view of the flattened (contiguous) matrices: every
+        # (k + 1)-th entry, cheaper to form than einsum's diagonal view.
+        k = out.shape[-1]
+        out.reshape(*out.shape[:-2], k * k)[..., :: k + 1] += steps * process_noise
     return out
 
 

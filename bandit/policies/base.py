@@ -127,8 +127,7 @@ class Policy(ABC):
             # np.repeat rather than np.broadcast_to: the same rows, without the latter's
             # Python-level overhead (a tenth of a batch-1 select).
             return contexts, np.repeat(self.space.allowed[None, :], n, axis=0)
-        combined = check_mask(mask, n, self.n_actions) & self.space.allowed
-        return contexts, check_mask(combined, n, self.n_actions)
+        return contexts, check_mask(mask, n, self.n_actions, allowed=self.space.allowed)
 
     def action_probabilities(self, X: object, mask: object | None = None) -> np.ndarray:
         """Probability of every action per row, ``(n, A)``, floor included; rows sum to 1.

@@ -215,18 +215,28 @@ def _arm_sums(
     arms = np.flatnonzero(touched)
     slot = (np.cumsum(touched) - 1)[actions]
     cells = arms.size * width
-    gain = np.zeros((cells, width))
-    gradient = np.zeros(cells)
     rows_per_chunk = max(1, MAX_DRAW_CELLS // cells)
-    for start in range(0, n, rows_per_chunk):
-        part = slice(start, start + rows_per_chunk)
-        rows = Z[part]
-        blocks = np.zeros((rows.shape[0], arms.size, width))
-        blocks[np.arange(rows.shape[0]), slot[part]] = rows
-        flat = blocks.reshape(rows.shape[0], cells).T
-        gain += flat @ (rows * curvature[part, None])
-        gradient += flat @ score[part]
+    sums = [
+        _block_sums(Z[part], slot[part], curvature[part], score[part], arms.size)
+        for part in (slice(start, start + rows_per_chunk) for start in range(0, n, rows_per_chunk))
+    ]
+    gain, gradient = sums[0]
+    for more_gain, more_gradient in sums[1:]:
+        gain += more_gain
+        gradient += more_gradient
     return gain.reshape(arms.size, width, width), gradient.reshape(arms.size, width), arms
+
+
+def _block_sums(
+    Z: np.ndarray, slot: np.ndarray, curvature: np.ndarray, score: np.ndarray, n_blocks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y^T (h * Z)`` (k w, w) and ``Y^T g`` (k w,) for the rows ``Z`` (n, w) of one chunk,
+    row ``i`` in block ``slot[i]`` of ``Y`` (see :func:`_arm_sums`)."""
+    n, width = Z.shape
+    blocks = np.zeros((n, n_blocks, width))
+    blocks[np.arange(n), slot] = Z
+    flat = blocks.reshape(n, n_blocks * width).T
+    return flat @ (Z * curvature[:, None]), flat @ score
 
 
 def _shared_noise(

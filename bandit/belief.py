@@ -125,14 +125,18 @@ class BlockBelief:
 
     def score_variance(self, Z: np.ndarray) -> np.ndarray:
         """``z^T cov[k] z`` for every row and arm, ``(n, K)``: one matrix product ``z^T cov[k]``
-        for all arms at once, then the row-wise dot product with ``z``."""
+        for all arms at once, then per row a ``(K, w) @ (w,)`` product with ``z`` (a batched
+        ``matmul``, cheaper than the equivalent ``einsum`` at these sizes)."""
         n_arms, width = self.mean.shape
         half = Z @ self.cov.transpose(1, 0, 2).reshape(width, n_arms * width)
-        return np.einsum("nkj,nj->nk", half.reshape(-1, n_arms, width), Z)
+        return (half.reshape(-1, n_arms, width) @ Z[:, :, None])[:, :, 0]
 
     def score_spread(self, Z: np.ndarray, scale: float) -> np.ndarray:
         """``scale`` times the posterior standard deviation of every arm's score, ``(n, K)``."""
-        return scale * np.sqrt(np.clip(self.score_variance(Z), 0.0, None))
+        spread = np.maximum(self.score_variance(Z), 0.0)
+        np.sqrt(spread, out=spread)
+        spread *= scale
+        return spread
 
     def draw_scores(
         self,
@@ -181,21 +185,58 @@ class BlockBelief:
             mean, cov = gaussian_update(self.mean[arm], self.cov[arm], Z, curvature, score)
             self.mean[arm], self.cov[arm] = mean, cov
             return
-        arms = np.flatnonzero(np.bincount(actions, minlength=self.mean.shape[0]))
-        onehot = (actions[:, None] == arms[None, :]).astype(np.float64)
-        width = Z.shape[1]
-        outer = (Z[:, :, None] * Z[:, None, :]).reshape(-1, width * width)
-        gain = ((onehot * curvature[:, None]).T @ outer).reshape(-1, width, width)
-        gradient = (onehot * score[:, None]).T @ Z
+        gain, gradient, arms = _arm_sums(Z, actions, curvature, score, self.mean.shape[0])
         cov = self.cov[arms]
-        system = np.eye(Z.shape[1]) + cov @ gain
+        system = cov @ gain
+        system[:, np.arange(Z.shape[1]), np.arange(Z.shape[1])] += 1.0
         new_cov = np.linalg.solve(system, cov)
-        new_cov = 0.5 * (new_cov + np.swapaxes(new_cov, 1, 2))
-        self.mean[arms] += np.einsum("kij,kj->ki", new_cov, gradient)
+        new_cov += np.swapaxes(new_cov, 1, 2)
+        new_cov *= 0.5
+        self.mean[arms] += (new_cov @ gradient[:, :, None])[:, :, 0]
         self.cov[arms] = new_cov
 
     def diffuse(self, process_noise: float, forgetting: float, steps: int) -> None:
         self.cov = diffuse(self.cov, process_noise, forgetting, steps)
+
+
+def _arm_sums(
+    Z: np.ndarray, actions: np.ndarray, curvature: np.ndarray, score: np.ndarray, n_arms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per touched arm ``k``: ``H_k = sum_i h_i z_i z_i^T`` (k, w, w) and ``g_k = sum_i g_i z_i``
+    (k, w) over the rows that chose it, and the touched arms (k,) in increasing order.
+
+    Row ``i``'s context is placed in its arm's block of an otherwise zero ``(n, k w)`` matrix
+    ``Y``; then ``Y^T (h * Z)`` stacks every ``H_k`` and ``Y^T g`` every ``g_k``, two matrix
+    products instead of ``n`` outer products. Rows go in chunks of at most ``MAX_DRAW_CELLS``
+    entries of ``Y``, so a batch over many arms stays bounded in memory.
+    """
+    n, width = Z.shape
+    touched = np.bincount(actions, minlength=n_arms) > 0
+    arms = np.flatnonzero(touched)
+    slot = (np.cumsum(touched) - 1)[actions]
+    cells = arms.size * width
+    rows_per_chunk = max(1, MAX_DRAW_CELLS // cells)
+    sums = [
+        _block_sums(Z[part], slot[part], curvature[part], score[part], arms.size)
+        for part in (slice(start, start + rows_per_chunk) for start in range(0, n, rows_per_chunk))
+    ]
+    gain, gradient = sums[0]
+    for more_gain, more_gradient in sums[1:]:
+        gain += more_gain
+        gradient += more_gradient
+    return gain.reshape(arms.size, width, width), gradient.reshape(arms.size, width), arms
+
+
+def _block_sums(
+    Z: np.ndarray, slot: np.ndarray, curvature: np.ndarray, score: np.ndarray, n_blocks: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Y^T (h * Z)`` (k w, w) and ``Y^T g`` (k w,) for the rows ``Z`` (n, w) of one chunk,
+    row ``i`` in block ``slot[i]`` of ``Y`` (see :func:`_arm_sums`)."""
+    n, width = Z.shape
+    blocks = np.zeros((n, n_blocks, width))
+    blocks[np.arange(n), slot] = Z
+    flat = blocks.reshape(n, n_blocks * width).T
+    return flat @ (Z * curvature[:, None]), flat @ score
 
 
 def _shared_noise(

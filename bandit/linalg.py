@@ -45,7 +45,7 @@ def gaussian_update(
         sx = cov @ x
         h = float(curvature[0])
         denominator = 1.0 + h * float(x @ sx)
-        new_cov = cov - np.outer(sx, sx) * (h / denominator)
+        new_cov = cov - (sx[:, None] * sx) * (h / denominator)
         # Sigma' x = Sigma x / (1 + h x^T Sigma x): no second matrix-vector product needed.
         return mean + sx * (float(score[0]) / denominator), new_cov
     if n <= p:
@@ -73,9 +73,12 @@ def diffuse(cov: np.ndarray, process_noise: float, forgetting: float, steps: int
     (West & Harrison 1997, "Bayesian Forecasting and Dynamic Models", ch. 6, discount factors).
     Works on one ``(p, p)`` matrix or a stack ``(..., p, p)``.
     """
-    out = cov / forgetting**steps if forgetting != 1.0 else cov.copy()
+    out = np.divide(cov, forgetting**steps, order="C") if forgetting != 1.0 else cov.copy()
     if process_noise:
-        np.einsum("...ii->...i", out)[...] += steps * process_noise
+        # The diagonal as a strided view of the flattened (contiguous) matrices: every
+        # (k + 1)-th entry, cheaper to form than einsum's diagonal view.
+        k = out.shape[-1]
+        out.reshape(-1, k * k)[:, :: k + 1] += steps * process_noise
     return out
 
 

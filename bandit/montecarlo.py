@@ -73,54 +73,72 @@ def independent_winner_frequencies(
     """
     n, n_actions = mean.shape
     n_draws = noise.shape[0]
+    if n == 1:
+        return _one_row_shares(mean[0], spread[0], noise, mask[0])
     if n * n_draws < LONG_DRAW_AXIS or n_actions > SHORT_ACTION_AXIS:
         return _compare_draws(mean, spread, noise, mask)
     low = np.where(mask, mean + spread * noise.min(axis=0), -np.inf)
     high = mean + spread * noise.max(axis=0)
     contender = mask & (high >= low.max(axis=1, keepdims=True))
     count = contender.sum(axis=1)
-    shares = np.zeros((n, n_actions))
-    clear = np.flatnonzero(count == 1)
-    shares[clear, contender[clear].argmax(axis=1)] = 1.0
-    open_rows = np.flatnonzero(count > 1)
-    if open_rows.size:
-        shares[open_rows] = _contender_shares(
-            mean[open_rows], spread[open_rows], noise, contender[open_rows], mask[open_rows]
-        )
+    shares = contender / 1.0  # share 1 for the one contender of a clear row
+    if count.max() > 1:
+        _contender_shares(shares, mean, spread, noise, contender & (count > 1)[:, None], mask)
     return shares
 
 
 def _contender_shares(
+    shares: np.ndarray,
     mean: np.ndarray,
     spread: np.ndarray,
     noise: np.ndarray,
     contender: np.ndarray,
     mask: np.ndarray,
-) -> np.ndarray:
-    """Winner shares among each row's contenders (n, A), comparing only their draws."""
-    n, n_actions = mean.shape
+) -> None:
+    """Write into ``shares`` (n, A) the winner shares of the rows with several contenders.
+
+    ``contender`` (n, A) marks the contenders of those rows only. Each (row, action) pair of
+    a contender gets its draws and its rank among the row's contenders; a ``(ranks, rows,
+    M)`` stack padded with ``-inf`` gives every open row's best draw in one maximum.
+    """
     n_draws = noise.shape[0]
-    # One (row, action) pair per contender, rows in order and actions increasing within;
-    # rank is the pair's place among its row's contenders.
     row, action = np.nonzero(contender)
-    count = contender.sum(axis=1)
-    rank = np.arange(row.size) - (np.cumsum(count) - count)[row]
-    scores = noise.T[action]
+    is_open = contender.any(axis=1)
+    compact = (np.cumsum(is_open) - 1)[row]  # the pair's row among the open rows
+    rank = (np.cumsum(contender, axis=1) - 1)[row, action]
+    scores = np.ascontiguousarray(noise.T)[action]
     scores *= spread[row, action][:, None]
     scores += mean[row, action][:, None]
-    padded = np.full((int(count.max()), n, n_draws), -np.inf)
-    padded[rank, row] = scores
+    n_open = int(compact[-1]) + 1
+    padded = np.full((int(rank.max()) + 1, n_open, n_draws), -np.inf)
+    padded[rank, compact] = scores
     best = padded.max(axis=0)
-    wins = (scores == best[row]).sum(axis=1)
-    shares = np.zeros((n, n_actions))
+    wins = np.count_nonzero(scores == best[compact], axis=1)
     shares[row, action] = wins / n_draws
-    # An exact tie between two contenders of a draw counts for both; such rows are rare
-    # (equal scores) and are redone with argmax, which gives the draw to the lowest index.
-    tied = np.flatnonzero(np.bincount(row, weights=wins, minlength=n) != n_draws)
-    if tied.size:
+    # Every draw has a winner, so a row's wins add up to M unless two contenders tie exactly
+    # on a draw (both counted). Such rows are rare (equal scores) and are redone with argmax,
+    # which gives the draw to the lowest index.
+    if wins.sum() != n_draws * n_open:
+        per_row = np.bincount(row, weights=wins, minlength=shares.shape[0])
+        tied = np.flatnonzero(is_open & (per_row != n_draws))
         scores = mean[tied, None, :] + spread[tied, None, :] * noise
         shares[tied] = winner_frequencies(scores, mask[tied])
-    return shares
+
+
+def _one_row_shares(
+    mean: np.ndarray, spread: np.ndarray, noise: np.ndarray, mask: np.ndarray
+) -> np.ndarray:
+    """:func:`winner_frequencies` of one row's draws ``mean + spread * noise_m``, ``(1, A)``.
+
+    A batch of one is what the service decides on; its ``(M, A)`` scores are few, so the
+    cost is the number of numpy calls, which this path keeps to a handful.
+    """
+    scores = spread * noise
+    scores += mean
+    if not mask.all():
+        scores[:, ~mask] = -np.inf
+    counts = np.bincount(scores.argmax(axis=1), minlength=mean.shape[0])
+    return (counts / noise.shape[0])[None, :]
 
 
 def _compare_draws(

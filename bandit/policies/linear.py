@@ -208,7 +208,20 @@ class LinearPolicy(Policy):
 
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         self._before_update(X.shape[0])
-        self._measure(self.features.augment(X), actions, rewards)
+        Z = self.features.augment(X)
+        if self.learns_noise:
+            self._measure(Z, actions, rewards)
+        else:
+            # A known noise variance needs no residual quadratic: skip the second predictor.
+            self._fold_in(Z, actions, rewards)
+
+    def _fold_in(self, Z: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> np.ndarray:
+        """Fold augmented contexts ``Z`` (n, w) into the belief; return the linear predictor
+        ``X mu`` of the chosen actions before the update, ``(n,)``."""
+        predictor = self.belief_.linear_predictor(Z, actions)
+        curvature, score = self._likelihood_terms(predictor, rewards)
+        self.belief_.update(Z, actions, curvature, score)
+        return predictor
 
     def _measure(self, Z: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> float:
         """Fold augmented contexts ``Z`` (n, w) into the belief (the measurement update).
@@ -218,9 +231,7 @@ class LinearPolicy(Policy):
         ``e^T (I + h X Sigma X^T)^-1 e`` (Woodbury), the quadratic form of the batch's
         predictive density.
         """
-        predictor = self.belief_.linear_predictor(Z, actions)
-        curvature, score = self._likelihood_terms(predictor, rewards)
-        self.belief_.update(Z, actions, curvature, score)
+        predictor = self._fold_in(Z, actions, rewards)
         after = self.belief_.linear_predictor(Z, actions)
         quadratic = float((rewards - predictor) @ (rewards - after))
         if self.learns_noise:

@@ -71,6 +71,20 @@ def test_block_and_joint_beliefs_agree(likelihood: str, batches: list[int]) -> N
         assert_same(block, joint, probe)
 
 
+def test_block_update_in_row_chunks_agrees(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch whose per-arm sums are formed in chunks of 2 rows (the bound on the block
+    matrix's cells lowered to 2 x K x W) ends where the joint belief's one update does."""
+    monkeypatch.setattr("bandit.belief.MAX_DRAW_CELLS", 2 * K * W)
+    rng = np.random.default_rng(7)
+    block, joint = make_pair()
+    Z = np.concatenate([np.ones((9, 1)), rng.standard_normal((9, D))], axis=1)
+    actions = np.array([0, 1, 2, 3, 0, 1, 2, 3, 1])
+    curvature, score = rng.random(9) + 0.1, rng.standard_normal(9)
+    block.update(Z, actions, curvature, score)
+    joint.update(Z, actions, curvature, score)
+    assert_same(block, joint, Z)
+
+
 def test_block_and_joint_diffuse_agree() -> None:
     rng = np.random.default_rng(0)
     block, joint = make_pair()

@@ -225,7 +225,7 @@ def build_live_report(database: Database, key: str, *, period_days: int = 1) -> 
     values = np.array([row.value for row in rows], dtype=np.float64)
     holdout = np.array([row.group == Group.HOLDOUT for row in rows], dtype=bool)
     treatment_values, holdout_values = values[~holdout], values[holdout]
-    kpi = f"{spec.reward.kind}:{spec.reward.event}"
+    kpi = spec.reward.label
     lift = None
     if treatment_values.size >= 2 and holdout_values.size >= 2:
         lift = LiftRow.from_lift(kpi, LIVE, welch_lift(treatment_values, holdout_values))

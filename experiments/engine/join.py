@@ -37,7 +37,7 @@ from experiments.vocabulary import Attribution, DecisionStatus
 FRESH_OUTCOMES_OVERLAP = timedelta(seconds=30)
 
 #: Reward kinds that can be final before the window closes (an event fired, a churn).
-_FINAL_EARLY = ("event", "retained")
+_FINAL_EARLY = ("event", "retained", "funnel")
 
 
 class RewardJoin:

@@ -118,7 +118,8 @@ def evaluate_reward(
         while it is not yet known. For ``change`` the KPI is the value of the last event
         in the window; events at the same instant resolve to the largest value, so the
         result never depends on the order of ``outcomes``. ``sum`` adds with
-        :func:`math.fsum`, exactly rounded, so it is order-independent too.
+        :func:`math.fsum`, exactly rounded, so it is order-independent too. A ``funnel`` is
+        final once every step has occurred, else when the window closes.
     """
     if spec.kind == "surrogate":
         raise SpecError(
@@ -137,10 +138,23 @@ def evaluate_reward(
     closes = start + spec.window
     closed = current >= closes
     hits: list[tuple[datetime, float]] = []
+    steps = spec.named_events
+    reached: set[str] = set()
     for position, outcome in enumerate(outcomes):
         occurred = _aware(outcome.occurred_at, f"outcomes[{position}].occurred_at")
-        if outcome.event == spec.event and start <= occurred < closes:
+        if not start <= occurred < closes:
+            continue
+        if outcome.event == spec.event:
             hits.append((occurred, float(outcome.value)))
+        if outcome.event in steps:
+            reached.add(outcome.event)
+
+    if spec.kind == "funnel":
+        if len(reached) == len(steps):  # every step seen: nothing can change it
+            return RewardResult(float(len(steps)), final=True)
+        if not closed:
+            return None
+        return RewardResult(float(len(reached)) if reached else spec.default, final=True)
 
     if spec.kind in ("event", "retained"):
         if hits:  # the event settles it at once

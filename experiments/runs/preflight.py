@@ -25,7 +25,7 @@ def run_warnings(spec: ExperimentSpec, options: RunOptions) -> list[str]:
     simulating: an event the simulator never emits (a reward that is always its default) and
     a holdout or treatment group too small to measure lift against."""
     warnings = []
-    events = [("reward.event", spec.reward.event)]
+    events = [("reward.event", name) for name in spec.reward.named_events]
     if spec.reward.surrogate is not None:
         events += [("reward.surrogate.signals", name) for name in spec.reward.surrogate.signals]
     if spec.strategies is not None:

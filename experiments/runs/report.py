@@ -391,7 +391,7 @@ def _log_figures(tracker: Tracker, result: RunResult) -> None:
     the lift intervals."""
     from experiments.analysis import plots
 
-    kpi = f"{result.spec.reward.kind}:{result.spec.reward.event}"
+    kpi = result.spec.reward.label
     for metric, label in (
         ("kpi_expected_reward", f"cumulative expected reward ({kpi}, the experiment's)"),
         ("kpi_regret", f"cumulative regret ({kpi}, the experiment's reward)"),

@@ -160,7 +160,7 @@ class _ArmRunner:
         #: The experiment's own reward (the base spec's), so every arm's regret can be drawn
         #: in one unit beside the others'.
         self.kpi_kind = regret_kind(spec)
-        self.reported_events = {self.spec.reward.event, "click", "accept", "churn"}
+        self.reported_events = {*self.spec.reward.named_events, "click", "accept", "churn"}
         self.strategy_days = None
         if self.spec.strategies is not None:
             self.strategy_days = StrategyDays(self.engine, self.spec)
@@ -170,7 +170,7 @@ class _ArmRunner:
             arm=arm,
             key=self.spec.key,
             policy=self.spec.policy.name,
-            reward=f"{self.spec.reward.kind}:{self.spec.reward.event}",
+            reward=self.spec.reward.label,
         )
         factor = allocation_factor(self.spec.decision_space())
         self.result.allocation_factor = factor

@@ -56,7 +56,7 @@ def world_config(spec: ExperimentSpec, options: RunOptions) -> WorldConfig:
         fatigue=options.fatigue,
         nurturing=options.nurturing,
         drift=options.drift,
-        emit_usage=spec.reward.event == "usage",
+        emit_usage="usage" in spec.reward.named_events,
         levels=simulation.level_semantics(),
         mechanism=simulation.mechanism_value(),
         burn_in_days=simulation.burn_in_days,

@@ -1,6 +1,7 @@
 """The truth for regret: every action's expected value today, from the world's own dynamics.
 
-``click`` and ``accept`` are exact. ``revenue_<W>d`` and ``retained_<W>d`` project the
+``click`` and ``accept`` are exact, and so is ``funnel``, their sum (the expected number of
+the two steps reached). ``revenue_<W>d`` and ``retained_<W>d`` project the
 customer's state W days ahead assuming no further contacts and drift frozen at today, exact
 in fatigue and first order in the engagement and nurture increments (see
 :func:`projection`); revenue counts spend as it accrues rather than when it is booked.
@@ -17,17 +18,19 @@ from experiments.simulate import model
 from experiments.simulate.response import Terms, click_terms, response_terms
 from experiments.simulate.state import WorldState
 
+#: The kinds without a window: the response's steps and the funnel that counts both.
+_STEP_KINDS = ("click", "accept", "funnel")
 _WINDOW_KIND = re.compile(r"(revenue|retained)_(\d+)d")
 _CHUNK_CELLS = 2_000_000
 
 
 def parse_kind(kind: object) -> tuple[str, int]:
-    """``("click" | "accept", 0)`` or ``("revenue" | "retained", W)`` for a kind's name;
-    ``ValueError`` for anything else."""
+    """``("click" | "accept" | "funnel", 0)`` or ``("revenue" | "retained", W)`` for a
+    kind's name; ``ValueError`` for anything else."""
     window = _WINDOW_KIND.fullmatch(kind) if isinstance(kind, str) else None
-    if kind not in ("click", "accept") and window is None:
+    if kind not in _STEP_KINDS and window is None:
         raise ValueError(
-            "'kind' must be 'click', 'accept', 'revenue_<W>d' or 'retained_<W>d' "
+            "'kind' must be 'click', 'accept', 'funnel', 'revenue_<W>d' or 'retained_<W>d' "
             f"(such as 'revenue_14d', 'retained_30d'); got {kind!r}"
         )
     if window is None:
@@ -53,6 +56,9 @@ def expected_reward(state: WorldState, rows: np.ndarray, kind: str) -> np.ndarra
             value = click_terms(state, chunk, every).p_click
         elif what == "accept":
             value = response_terms(state, chunk, every).p_accept
+        elif what == "funnel":
+            terms = response_terms(state, chunk, every)
+            value = terms.p_click + terms.p_accept
         else:
             value = window_value(state, chunk, response_terms(state, chunk, every), what, days)
         out[start : start + chunk.shape[0]] = value

@@ -232,6 +232,7 @@ class CustomerWorld:
         ``(n, n_actions)`` float64; 0 for churned customers.
 
         ``kind``: ``"click"`` (probability of a click, at any delay), ``"accept"``,
+        ``"funnel"`` (the two summed),
         ``"revenue_<W>d"`` (revenue accruing in the W days from today, e.g. ``revenue_14d``)
         or ``"retained_<W>d"`` (probability of being active after W days, e.g.
         ``retained_30d``). The window kinds assume no further contacts and drift frozen at

@@ -7,7 +7,7 @@ lives in :mod:`experiments.spec.surrogate`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
@@ -29,14 +29,23 @@ class RewardSpec(BaseModel):
     share of the way from ``baseline_field`` (the KPI at decision time, a numeric context
     field) to ``target`` that the last named KPI event within the window reached, in
     [-1, 1]. ``surrogate``: the index of the ``sum`` KPI predicted from early signals
-    (the ``[reward.surrogate]`` table, :mod:`experiments.spec.surrogate`). ``default``
-    applies when the window closes with nothing.
+    (the ``[reward.surrogate]`` table, :mod:`experiments.spec.surrogate`). ``funnel``: how
+    many of the steps named in ``events`` (for example ``["click", "accept"]``) occur within
+    the window, each counted once; ``event`` is the last step (filled in from ``events``).
+    ``default`` applies when the window closes with nothing.
+
+    Why a funnel: the deeper step (the purchase) is what revenue follows but is several times
+    rarer than the first (the click), so a learner rewarded by it alone learns slowly; counting
+    the steps keeps the purchase's weight and learns from every click too. On the simulator's
+    world without delayed effects the purchase alone cost 0.37 revenue per customer against
+    the click over 60 days, the two steps 0.14 (README, "Lifetime learning").
     """
 
     model_config = FROZEN
 
-    kind: Literal["event", "sum", "retained", "change", "surrogate"]
+    kind: Literal["event", "sum", "retained", "change", "surrogate", "funnel"]
     event: StrictStr = Field(min_length=1)
+    events: tuple[StrictStr, ...] | None = None
     window: Duration
     default: Number = 0.0
     target: Number | None = None
@@ -45,9 +54,15 @@ class RewardSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _retained_default(cls, data: Any) -> Any:
-        if isinstance(data, Mapping) and data.get("kind") == "retained" and "default" not in data:
+    def _implied_fields(cls, data: Any) -> Any:
+        """A retained reward's default is 1; a funnel's ``event`` is its last step."""
+        if not isinstance(data, Mapping):
+            return data
+        if data.get("kind") == "retained" and "default" not in data:
             return {**data, "default": 1.0}
+        steps = data.get("events")
+        if data.get("kind") == "funnel" and "event" not in data and steps and _is_list(steps):
+            return {**data, "event": steps[-1]}
         return data
 
     @field_validator("default", "target")
@@ -71,4 +86,51 @@ class RewardSpec(BaseModel):
             if self.kind != "change" and given:
                 raise SpecError(name, f"only applies to kind = 'change'; kind is {self.kind!r}")
         check_surrogate_reward(self.kind, self.window, self.surrogate)
+        _check_funnel(self.kind, self.event, self.events)
         return self
+
+    @property
+    def named_events(self) -> tuple[str, ...]:
+        """Every event the reward reads: a funnel's steps, else its one event."""
+        return self.events if self.events is not None else (self.event,)
+
+    @property
+    def label(self) -> str:
+        """The reward in one token for tables and figures: ``kind:event``, and a funnel's
+        steps joined by ``+`` (``funnel:click+accept``)."""
+        return f"{self.kind}:{'+'.join(self.named_events)}"
+
+
+#: The most steps a funnel may count (a reward of up to this many points).
+MAX_FUNNEL_STEPS = 8
+
+
+def _is_list(value: object) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def _check_funnel(kind: str, event: str, events: tuple[str, ...] | None) -> None:
+    """``events`` is given exactly for a funnel: 2 to :data:`MAX_FUNNEL_STEPS` distinct,
+    non-empty names, the last of them ``event``."""
+    if kind != "funnel":
+        if events is not None:
+            raise SpecError("events", f"only applies to kind = 'funnel'; kind is {kind!r}")
+        return
+    if events is None:
+        raise SpecError(
+            "events",
+            "is required when kind = 'funnel': the steps of the response it counts, in order "
+            '(for example ["click", "accept"])',
+        )
+    if not 2 <= len(events) <= MAX_FUNNEL_STEPS:
+        raise SpecError("events", f"must name 2 to {MAX_FUNNEL_STEPS} steps; got {len(events)}")
+    for position, name in enumerate(events):
+        if not name:
+            raise SpecError(f"events[{position}]", "must be a non-empty event name")
+    if len(set(events)) != len(events):
+        raise SpecError("events", f"must name each step once; got {list(events)}")
+    if event != events[-1]:
+        raise SpecError(
+            "event",
+            f"of a funnel is its last step, {events[-1]!r} (it can be left out); got {event!r}",
+        )

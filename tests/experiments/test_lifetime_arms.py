@@ -16,6 +16,7 @@ from experiments.runs.arms import (
     SURROGATE,
     arm_names,
     arm_spec,
+    regret_kind,
 )
 from experiments.runs.simulation import RunOptions, run_simulation
 from experiments.spec import ExperimentSpec, load_spec
@@ -60,7 +61,7 @@ def test_sequential_arm_is_fitted_q_on_customer_state(spec: ExperimentSpec) -> N
     assert sequential.holdout == arm_spec(spec, "interaction").holdout
 
 
-def test_lookahead_arm_is_lookahead_ts_on_the_accept_with_contact_state(
+def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state(
     spec: ExperimentSpec,
 ) -> None:
     lookahead = arm_spec(spec, "lookahead")
@@ -71,7 +72,9 @@ def test_lookahead_arm_is_lookahead_ts_on_the_accept_with_contact_state(
     assert lookahead.state.lookback == LOOKAHEAD["lookback"]
     # one count per level of offer, message, channel and timing, then days since contact
     assert lookahead.n_features == spec.n_context + (1 + 5 + 4 + 4) + 1
-    assert (lookahead.reward.kind, lookahead.reward.event) == ("event", LOOKAHEAD["event"])
+    assert lookahead.reward.kind == "funnel"
+    assert lookahead.reward.named_events == ("click", "accept") == tuple(LOOKAHEAD["events"])
+    assert regret_kind(lookahead) == "funnel"
     assert lookahead.reward.window.days == 1
     assert lookahead.contact == spec.contact
     assert lookahead.holdout == arm_spec(spec, "interaction").holdout

@@ -19,7 +19,7 @@ from experiments.engine.reward import (
     evaluate_reward,
     window_closes_at,
 )
-from experiments.spec import RewardSpec, SpecError
+from experiments.spec import RewardSpec, SpecError, parse_spec
 
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -75,6 +75,83 @@ def test_event_outside_the_window_or_of_another_name_is_ignored() -> None:
     assert evaluate(spec, 1.0, ignored) is None
     assert evaluate(spec, 2.0, ignored) == RewardResult(0.25, **FINAL)
     assert evaluate(spec, 3.0, [*ignored, outcome("click", 1.999)]) == RewardResult(1.0, **FINAL)
+
+
+# --------------------------------------------------------------------------- funnel
+FUNNEL = {"kind": "funnel", "events": ["click", "accept"], "window": "1d"}
+MINIMAL_SPEC = {
+    "key": "funnel",
+    "factors": {"message": ["calm", "urgent"]},
+    "policy": {"name": "linear_ts", "params": {}},
+    "holdout": {"share": 0.1},
+}
+
+
+def test_funnel_counts_the_steps_reached_each_once() -> None:
+    spec = reward_spec(**FUNNEL)
+    assert spec.event == "accept"  # the last step, filled in
+    assert spec.named_events == ("click", "accept")
+    assert spec.label == "funnel:click+accept"
+    assert evaluate(spec, 0.5, []) is None
+    # a click alone may still be followed by an accept: open until the window closes
+    assert evaluate(spec, 0.5, [outcome("click", 0.1)]) is None
+    assert evaluate(spec, 1.0, [outcome("click", 0.1)]) == RewardResult(1.0, **FINAL)
+    both = [outcome("click", 0.1), outcome("accept", 0.2)]
+    assert evaluate(spec, 0.3, both) == RewardResult(2.0, **FINAL)  # final at once
+    # a step seen twice counts once; an accept logged without its click counts 1
+    twice = [outcome("click", 0.1), outcome("click", 0.3)]
+    assert evaluate(spec, 1.0, twice) == RewardResult(1.0, **FINAL)
+    assert evaluate(spec, 1.0, [outcome("accept", 0.4)]) == RewardResult(1.0, **FINAL)
+    # outside the window, other events, and the default when nothing happened
+    ignored = [outcome("click", -0.1), outcome("accept", 1.0), outcome("revenue", 0.5, 6.0)]
+    assert evaluate(spec, 1.0, ignored) == RewardResult(0.0, **FINAL)
+    with_default = reward_spec(**FUNNEL, default=0.5)
+    assert evaluate(with_default, 2.0, ignored) == RewardResult(0.5, **FINAL)
+
+
+def test_bad_funnels_are_refused_by_name() -> None:
+    cases = [
+        ({"kind": "funnel", "event": "accept", "window": "1d"}, r"events: is required"),
+        ({**FUNNEL, "events": ["click"]}, r"events: must name 2 to 8 steps; got 1"),
+        ({**FUNNEL, "events": ["click", "click"]}, r"events: must name each step once"),
+        ({**FUNNEL, "events": ["", "accept"]}, r"events\[0\]: must be a non-empty"),
+        ({**FUNNEL, "event": "click"}, r"event: of a funnel is its last step, 'accept'"),
+        (
+            {"kind": "event", "event": "click", "window": "1d", "events": ["click", "accept"]},
+            r"events: only applies to kind = 'funnel'; kind is 'event'",
+        ),
+    ]
+    for reward, message in cases:
+        with pytest.raises(SpecError, match=rf"^reward\.{message}"):
+            parse_spec({**MINIMAL_SPEC, "reward": reward})
+    # the event may be given when it is the last step, and the spec round-trips
+    spec = parse_spec({**MINIMAL_SPEC, "reward": {**FUNNEL, "event": "accept"}})
+    assert parse_spec(spec.to_json_dict()).reward == spec.reward == reward_spec(**FUNNEL)
+
+
+@given(
+    timeline=st.lists(
+        st.tuples(
+            st.integers(min_value=-86_400, max_value=3 * 86_400).map(lambda s: s / 86_400),
+            st.sampled_from(["click", "accept", "revenue"]),
+        ),
+        max_size=12,
+    ),
+    now=st.floats(min_value=-1, max_value=3),
+    data=st.data(),
+)
+def test_funnel_is_order_independent_and_counts_distinct_steps(
+    timeline: list[tuple[float, str]], now: float, data: Any
+) -> None:
+    spec = reward_spec(**FUNNEL)
+    outcomes = [outcome(event, days) for days, event in timeline]
+    result = evaluate(spec, now, outcomes)
+    assert result == evaluate(spec, now, data.draw(st.permutations(outcomes)))
+    reached = {event for days, event in timeline if event != "revenue" and 0 <= days < 1}
+    if len(reached) == 2 or now >= 1:
+        assert result == RewardResult(float(len(reached)), **FINAL)
+    else:
+        assert result is None
 
 
 # --------------------------------------------------------------------------- sum

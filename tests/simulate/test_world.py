@@ -217,7 +217,8 @@ def test_click_argmax_of_the_truth_beats_random() -> None:
 
 def test_window_truth_matches_what_the_world_does() -> None:
     """Send everyone one action, then nothing: the mean truth predicts the realised click
-    and accept rates, the revenue booked in 14 days and the share still active after 30.
+    and accept rates and their sum (the funnel), the revenue booked in 14 days and the share
+    still active after 30.
 
     Tolerances are a few standard errors at this size; revenue is within 2%.
     """
@@ -226,13 +227,15 @@ def test_window_truth_matches_what_the_world_does() -> None:
     ids = np.flatnonzero(world.alive)
     expected = {
         kind: world.expected_reward(ids, kind)[:, chosen].mean()
-        for kind in ("click", "accept", "revenue_14d", "retained_30d")
+        for kind in ("click", "accept", "funnel", "revenue_14d", "retained_30d")
     }
     world.act(ids, np.full(ids.shape[0], chosen))
     events = idle(world, 30)
     revenue = sum(day.value[day.event == "revenue"].sum() for day in events[:14]) / ids.size
     assert count(events, "click") / ids.size == pytest.approx(expected["click"], abs=0.006)
     assert count(events, "accept") / ids.size == pytest.approx(expected["accept"], abs=0.005)
+    steps = count(events, "click") + count(events, "accept")  # the funnel's two steps
+    assert steps / ids.size == pytest.approx(expected["funnel"], abs=0.01)
     assert revenue == pytest.approx(expected["revenue_14d"], rel=0.02)
     assert world.alive[ids].mean() == pytest.approx(expected["retained_30d"], abs=0.008)
 

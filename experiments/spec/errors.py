@@ -43,6 +43,19 @@ class SpecError(ValueError):
 ECHO_LIMIT = 80
 
 
+def only_for_kind(kind: str, owner: str, name: str, value: object, needed_for: str) -> bool:
+    """Check that field ``name`` (``value``, ``None`` when absent) is given exactly when the
+    reward's ``kind`` is ``owner``; ``needed_for`` says what it holds. True when the caller
+    goes on to check its content (``kind`` is ``owner`` and the field is there)."""
+    if kind != owner:
+        if value is not None:
+            raise SpecError(name, f"only applies to kind = {owner!r}; kind is {kind!r}")
+        return False
+    if value is None:
+        raise SpecError(name, f"is required when kind = {owner!r}: {needed_for}")
+    return True
+
+
 def clip(value: object) -> str:
     """``repr(value)``, cut to :data:`ECHO_LIMIT` characters with its full length noted: an
     error repeats what it received, and a 100,000-character level name is not readable."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictStr, field_validator, model_validator
 
-from experiments.spec.errors import SpecError
+from experiments.spec.errors import SpecError, only_for_kind
 from experiments.spec.limits import MAX_MAGNITUDE
 from experiments.spec.surrogate import SurrogateSpec, check_surrogate_reward
 from experiments.spec.values import FROZEN, Duration, Number
@@ -112,16 +112,9 @@ def _is_list(value: object) -> bool:
 def _check_funnel(kind: str, event: str, events: tuple[str, ...] | None) -> None:
     """``events`` is given exactly for a funnel: 2 to :data:`MAX_FUNNEL_STEPS` distinct,
     non-empty names, the last of them ``event``."""
-    if kind != "funnel":
-        if events is not None:
-            raise SpecError("events", f"only applies to kind = 'funnel'; kind is {kind!r}")
+    needed_for = 'the steps of the response it counts, in order (for example ["click", "accept"])'
+    if not only_for_kind(kind, "funnel", "events", events, needed_for) or events is None:
         return
-    if events is None:
-        raise SpecError(
-            "events",
-            "is required when kind = 'funnel': the steps of the response it counts, in order "
-            '(for example ["click", "accept"])',
-        )
     if not 2 <= len(events) <= MAX_FUNNEL_STEPS:
         raise SpecError("events", f"must name 2 to {MAX_FUNNEL_STEPS} steps; got {len(events)}")
     for position, name in enumerate(events):

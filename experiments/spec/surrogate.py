@@ -38,7 +38,7 @@ from typing import Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, Field, StrictStr, field_validator
 
-from experiments.spec.errors import SpecError
+from experiments.spec.errors import SpecError, only_for_kind
 from experiments.spec.limits import MAX_MAGNITUDE
 from experiments.spec.values import FROZEN, Duration, Integer, Number
 
@@ -84,16 +84,12 @@ def check_surrogate_reward(
     """The cross-field rules of a surrogate reward: the table is given exactly when ``kind``
     is ``surrogate``, its window is shorter than the KPI's, and ``min_matured`` exceeds the
     number of coefficients (a fit needs more matured decisions than unknowns)."""
-    if kind != "surrogate":
-        if surrogate is not None:
-            raise SpecError("surrogate", f"only applies to kind = 'surrogate'; kind is {kind!r}")
+    needed_for = "the short window and the signals that predict the KPI"
+    if (
+        not only_for_kind(kind, "surrogate", "surrogate", surrogate, needed_for)
+        or surrogate is None
+    ):
         return
-    if surrogate is None:
-        raise SpecError(
-            "surrogate",
-            "is required when kind = 'surrogate': the short window and the signals that "
-            "predict the KPI",
-        )
     if surrogate.window >= long_window:
         raise SpecError(
             "surrogate.window",

@@ -110,7 +110,9 @@ class RunResult:
 
     ``treated`` ``(n,)`` marks the customers outside the shared holdout; ``oracles`` is None
     when they were not run; ``comparisons`` compare every arm with the interaction arm
-    (empty without it).
+    (empty without it). ``database_url`` is ``options.database_url``, or without one the
+    ``file:`` URI of the scratch directory that held one SQLite file per arm (removed when
+    the run ends).
     """
 
     spec: ExperimentSpec
@@ -399,21 +401,24 @@ def run_simulation(
     measured and every arm's comparison with the interaction arm.
 
     With ``jobs > 1`` the arms and the oracles run in that many worker processes at once
-    (they are independent: each has its own world copy and experiment key; the database
-    serialises their writes). Results do not depend on ``jobs``.
+    (they are independent: each has its own world copy, experiment key and, unless
+    ``options.database_url`` names one database for all, its own scratch database). Results
+    do not depend on ``jobs``.
     """
     spec_data = spec.to_json_dict()
     with tempfile.TemporaryDirectory(prefix="engage-run-") as scratch:
-        url = options.database_url or f"sqlite:///{Path(scratch) / 'run.db'}"
-        upgrade(url)
+        urls = _arm_urls(options, Path(scratch))
+        url = options.database_url or Path(scratch).as_uri()
+        for arm_url in dict.fromkeys(urls.values()):
+            upgrade(arm_url)
         if options.database_url is not None:
-            check_keys_free(spec, options.arms, url)
+            check_keys_free(spec, options.arms, options.database_url)
         tasks = len(options.arms) + int(options.oracles)
         if jobs <= 1 or tasks == 1:
-            arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
+            arms = [_ArmRunner(spec, arm, options, urls[arm], on_day).run() for arm in options.arms]
             oracles = _oracles(spec_data, options) if options.oracles else None
         else:
-            arms, oracles = _run_parallel(spec_data, options, url, on_day, jobs)
+            arms, oracles = _run_parallel(spec_data, options, urls, on_day, jobs)
     treated = ~holdout_mask(spec, options.customers)
     comparisons = compare_arms(
         {arm.arm: arm.per_customer for arm in arms},
@@ -432,10 +437,22 @@ def run_simulation(
     )
 
 
+def _arm_urls(options: RunOptions, scratch: Path) -> dict[str, str]:
+    """Each arm's database: the named one shared by all, else a scratch SQLite file per arm.
+
+    Arms share nothing in the store (each has its own experiment key), so on scratch files
+    they never wait for each other's write lock; in one shared SQLite file the arms running
+    in parallel worker processes would take turns at every commit.
+    """
+    if options.database_url is not None:
+        return dict.fromkeys(options.arms, options.database_url)
+    return {arm: f"sqlite:///{scratch / f'{arm}.db'}" for arm in options.arms}
+
+
 def _run_parallel(
     spec_data: dict[str, Any],
     options: RunOptions,
-    url: str,
+    urls: dict[str, str],
     on_day: Callable[[str, int], None] | None,
     jobs: int,
 ) -> tuple[list[ArmResult], OracleResult | None]:
@@ -456,7 +473,7 @@ def _run_parallel(
             days_done = manager.Queue()
         try:
             held.deliver()
-            return _wait_for_arms(pool, days_done, spec_data, options, url, on_day)
+            return _wait_for_arms(pool, days_done, spec_data, options, urls, on_day)
         except BaseException:
             # Ctrl-C, SIGTERM (see cli.common.sigterm_as_interrupt) or a failed arm: stop
             # the workers now rather than wait for their simulations to end; a signal sent
@@ -470,7 +487,7 @@ def _wait_for_arms(
     days_done: Any,
     spec_data: dict[str, Any],
     options: RunOptions,
-    url: str,
+    urls: dict[str, str],
     on_day: Callable[[str, int], None] | None,
 ) -> tuple[list[ArmResult], OracleResult | None]:
     """Submit every arm (and the oracles) to ``pool`` and wait, reporting days as they end."""
@@ -478,7 +495,7 @@ def _wait_for_arms(
     from concurrent.futures import Future, wait
 
     futures = [
-        pool.submit(_run_arm, spec_data, arm, options, url, days_done) for arm in options.arms
+        pool.submit(_run_arm, spec_data, arm, options, urls[arm], days_done) for arm in options.arms
     ]
     oracle = pool.submit(_oracles, spec_data, options) if options.oracles else None
     pending: set[Future[Any]] = {*futures, *([oracle] if oracle is not None else [])}

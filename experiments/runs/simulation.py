@@ -20,9 +20,7 @@ The arms and what each one runs are defined in :mod:`experiments.runs.arms`.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +32,11 @@ import numpy as np
 
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
-from experiments.analysis.report import OffPolicySummary, off_policy_summary
+from experiments.analysis.report import (
+    OffPolicySummary,
+    off_policy_sample,
+    off_policy_summary,
+)
 from experiments.analysis.strategies import StrategyReport
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
@@ -44,12 +46,12 @@ from experiments.runs.oracles import OracleResult, run_oracles
 from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.strategies import StrategyDays
-from experiments.runs.workers import HeldSignal, stop_workers
+from experiments.runs.workers import run_in_workers
 from experiments.runs.world import holdout_mask, pre_period, world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store.database import open_database
-from experiments.store.rewards import reward_rows
+from experiments.store.rewards import reward_decision_ids, reward_rows_of
 from experiments.store.schema import upgrade
 from experiments.store.snapshots import latest_snapshot, unpack_state
 
@@ -359,12 +361,20 @@ class _ArmRunner:
             self.result.strategy_labels = self.strategy_days.strategies.names
 
     def _off_policy(self) -> OffPolicySummary | None:
-        """OPE of the final policy on this arm's logged, rewarded decisions."""
+        """OPE of the final policy on this arm's logged, rewarded decisions.
+
+        Only the rows the estimators sample are read (:func:`off_policy_sample` on the ids):
+        a long run's full log, contexts included, would not fit in memory.
+        """
+        key, seed = self.spec.key, self.options.seed
         with self.engine.database.session() as session:
-            rows = reward_rows(session, experiment_key=self.spec.key)
-            snapshot = latest_snapshot(session, experiment_key=self.spec.key)
+            ids = reward_decision_ids(session, experiment_key=key)
+            keep = off_policy_sample(len(ids), seed=seed)
+            wanted = ids if keep is None else [ids[index] for index in keep]
+            rows = reward_rows_of(session, experiment_key=key, decision_ids=wanted)
+            snapshot = latest_snapshot(session, experiment_key=key)
         state = unpack_state(snapshot.state) if snapshot is not None else None
-        return off_policy_summary(self.spec, rows, state, seed=self.options.seed)
+        return off_policy_summary(self.spec, rows, state, seed=seed, sampled=keep is not None)
 
 
 def _run_arm(
@@ -418,7 +428,12 @@ def run_simulation(
             arms = [_ArmRunner(spec, arm, options, urls[arm], on_day).run() for arm in options.arms]
             oracles = _oracles(spec_data, options) if options.oracles else None
         else:
-            arms, oracles = _run_parallel(spec_data, options, urls, on_day, jobs)
+            arms, oracles = run_in_workers(
+                [(_run_arm, (spec_data, arm, options, urls[arm])) for arm in options.arms],
+                (_oracles, (spec_data, options)) if options.oracles else None,
+                jobs=jobs,
+                on_day=on_day,
+            )
     treated = ~holdout_mask(spec, options.customers)
     comparisons = compare_arms(
         {arm.arm: arm.per_customer for arm in arms},
@@ -447,67 +462,3 @@ def _arm_urls(options: RunOptions, scratch: Path) -> dict[str, str]:
     if options.database_url is not None:
         return dict.fromkeys(options.arms, options.database_url)
     return {arm: f"sqlite:///{scratch / f'{arm}.db'}" for arm in options.arms}
-
-
-def _run_parallel(
-    spec_data: dict[str, Any],
-    options: RunOptions,
-    urls: dict[str, str],
-    on_day: Callable[[str, int], None] | None,
-    jobs: int,
-) -> tuple[list[ArmResult], OracleResult | None]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    tasks = len(options.arms) + int(options.oracles)
-    held = HeldSignal(signal.SIGTERM)
-    with contextlib.ExitStack() as stack:
-        # A SIGTERM while the manager and the pool start would interrupt their handshakes
-        # half done (the manager then dies with a traceback): it waits until they are up.
-        with held:
-            manager = stack.enter_context(context.Manager())
-            pool = stack.enter_context(
-                ProcessPoolExecutor(max_workers=min(jobs, tasks), mp_context=context)
-            )
-            days_done = manager.Queue()
-        try:
-            held.deliver()
-            return _wait_for_arms(pool, days_done, spec_data, options, urls, on_day)
-        except BaseException:
-            # Ctrl-C, SIGTERM (see cli.common.sigterm_as_interrupt) or a failed arm: stop
-            # the workers now rather than wait for their simulations to end; a signal sent
-            # to engage alone does not reach them.
-            stop_workers(pool)
-            raise
-
-
-def _wait_for_arms(
-    pool: Any,
-    days_done: Any,
-    spec_data: dict[str, Any],
-    options: RunOptions,
-    urls: dict[str, str],
-    on_day: Callable[[str, int], None] | None,
-) -> tuple[list[ArmResult], OracleResult | None]:
-    """Submit every arm (and the oracles) to ``pool`` and wait, reporting days as they end."""
-    import queue
-    from concurrent.futures import Future, wait
-
-    futures = [
-        pool.submit(_run_arm, spec_data, arm, options, urls[arm], days_done) for arm in options.arms
-    ]
-    oracle = pool.submit(_oracles, spec_data, options) if options.oracles else None
-    pending: set[Future[Any]] = {*futures, *([oracle] if oracle is not None else [])}
-    while pending:
-        _, pending = wait(pending, timeout=0.2)
-        while True:
-            try:
-                name, day = days_done.get_nowait()
-            except queue.Empty:
-                break
-            if on_day is not None:
-                on_day(name, day)
-    return [future.result() for future in futures], (
-        oracle.result() if oracle is not None else None
-    )

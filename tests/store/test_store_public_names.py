@@ -150,8 +150,10 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "count_unlearned_rewards",
         "insert_rewards",
         "mark_rewards_learned",
+        "reward_decision_ids",
         "reward_row",
         "reward_rows",
+        "reward_rows_of",
         "unlearned_rewards",
     },
     "experiments.store.schema": {

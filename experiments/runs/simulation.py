@@ -21,7 +21,6 @@ The arms and what each one runs are defined in :mod:`experiments.runs.arms`.
 from __future__ import annotations
 
 import math
-import sqlite3
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import event
 
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
@@ -47,13 +45,12 @@ from experiments.runs.comparison import ArmComparison, compare_arms
 from experiments.runs.oracles import OracleResult, run_oracles
 from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
+from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.strategies import StrategyDays
-from experiments.runs.workers import run_in_workers
+from experiments.runs.workers import heaviest_first, run_in_workers
 from experiments.runs.world import holdout_mask, pre_period, world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
-from experiments.store.connection import make_engine
-from experiments.store.database import Database
 from experiments.store.rewards import reward_decision_ids, reward_rows_of
 from experiments.store.schema import upgrade
 from experiments.store.snapshots import latest_snapshot, unpack_state
@@ -66,8 +63,6 @@ RECORD_CHUNK = 5_000
 DECISION_BLOCK_HOURS = 6
 #: Contacts per day on which the simulator's expected rewards are evaluated for regret.
 REGRET_SAMPLE = 64
-#: Page cache of an arm's scratch SQLite database, in KiB (SQLite's default is 2 MiB).
-SCRATCH_CACHE_KIB = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -131,27 +126,6 @@ class RunResult:
     comparisons: list[ArmComparison] = field(default_factory=list)
 
 
-def _scratch_pragmas(connection: sqlite3.Connection, _record: Any) -> None:
-    """A scratch database dies with its run: no fsync (``synchronous=OFF``), and a page cache
-    of ``SCRATCH_CACHE_KIB`` so a day's inserts into the decision table's indexes are not
-    spilled and read back."""
-    cursor = connection.cursor()
-    try:
-        cursor.execute("PRAGMA synchronous=OFF")
-        cursor.execute(f"PRAGMA cache_size=-{SCRATCH_CACHE_KIB:d}")
-    finally:
-        cursor.close()
-
-
-def _arm_database(url: str, *, scratch: bool) -> Database:
-    """The arm's database; a run's own scratch SQLite file trades durability for speed
-    (:func:`_scratch_pragmas`), a database the caller named keeps the store's settings."""
-    engine = make_engine(url)
-    if scratch:
-        event.listen(engine, "connect", _scratch_pragmas)
-    return Database(engine)
-
-
 def _mean(values: np.ndarray) -> float:
     """The mean, NaN for no values (without numpy's empty-slice warning)."""
     return float(values.mean()) if values.size else math.nan
@@ -173,7 +147,7 @@ class _ArmRunner:
         self.options = options
         self.clock = ManualClock(START)
         self.engine = DecisionEngine(
-            _arm_database(database_url, scratch=options.database_url is None),
+            arm_database(database_url, scratch=options.database_url is None),
             clock=self.clock,
             seed=options.seed,
         )
@@ -445,7 +419,7 @@ def run_simulation(
     """
     spec_data = spec.to_json_dict()
     with tempfile.TemporaryDirectory(prefix="engage-run-") as scratch:
-        urls = _arm_urls(options, Path(scratch))
+        urls = arm_urls(options, Path(scratch))
         url = options.database_url or Path(scratch).as_uri()
         for arm_url in dict.fromkeys(urls.values()):
             upgrade(arm_url)
@@ -461,6 +435,7 @@ def run_simulation(
                 (_oracles, (spec_data, options)) if options.oracles else None,
                 jobs=jobs,
                 on_day=on_day,
+                order=heaviest_first(options.arms),
             )
     treated = ~holdout_mask(spec, options.customers)
     comparisons = compare_arms(
@@ -478,15 +453,3 @@ def run_simulation(
         oracles=oracles,
         comparisons=comparisons,
     )
-
-
-def _arm_urls(options: RunOptions, scratch: Path) -> dict[str, str]:
-    """Each arm's database: the named one shared by all, else a scratch SQLite file per arm.
-
-    Arms share nothing in the store (each has its own experiment key), so on scratch files
-    they never wait for each other's write lock; in one shared SQLite file the arms running
-    in parallel worker processes would take turns at every commit.
-    """
-    if options.database_url is not None:
-        return dict.fromkeys(options.arms, options.database_url)
-    return {arm: f"sqlite:///{scratch / f'{arm}.db'}" for arm in options.arms}

@@ -69,6 +69,7 @@ __all__ = [
     "RewardCounts",
     "build_live_report",
     "live_report_markdown",
+    "off_policy_sample",
     "off_policy_summary",
 ]
 
@@ -302,27 +303,46 @@ def _mean(moments: RunningMoments) -> float | None:
     return float(moments.mean) if moments.count else None
 
 
+#: Rows the off-policy estimators take at most (they hold ``rows x actions`` matrices).
+OFF_POLICY_MAX_ROWS = 20_000
+
+
+def off_policy_sample(
+    n_rows: int, *, seed: int = 0, max_rows: int = OFF_POLICY_MAX_ROWS
+) -> np.ndarray | None:
+    """Positions ``(max_rows,)``, ascending, of the seeded uniform sample of a log of
+    ``n_rows`` rows that :func:`off_policy_summary` estimates on; None when it takes them all.
+
+    A caller holding only the log's ids picks the sample with it and reads just those rows.
+    """
+    if n_rows <= max_rows:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n_rows, max_rows, replace=False))
+
+
 def off_policy_summary(
     spec: ExperimentSpec,
     rows: Sequence[LearningRow],
     state: Mapping[str, np.ndarray] | None,
     *,
     seed: int = 0,
-    max_rows: int = 20_000,
+    max_rows: int = OFF_POLICY_MAX_ROWS,
+    sampled: bool = False,
 ) -> OffPolicySummary | None:
     """IPS/SNIPS/DM/DR of the policy in ``state`` on logged, rewarded decisions (None below 2).
 
     Sits next to the measured treatment and holdout means of the same rewards, so a reader
     can see whether the current policy is expected to do better than what was served.
-    Longer logs are estimated on a seeded uniform sample of ``max_rows`` rows (the estimates
-    stay unbiased; the intervals widen): the estimators hold ``rows x actions`` matrices.
+    Longer logs are estimated on a seeded uniform sample of ``max_rows`` rows
+    (:func:`off_policy_sample`; the estimates stay unbiased, the intervals widen).
+    ``sampled``: ``rows`` already are that sample of a longer log.
     """
     if len(rows) < 2:
         return None
-    sampled = len(rows) > max_rows
-    if sampled:
-        keep = np.random.default_rng(seed).choice(len(rows), max_rows, replace=False)
-        rows = [rows[index] for index in np.sort(keep)]
+    keep = off_policy_sample(len(rows), seed=seed, max_rows=max_rows)
+    if keep is not None:
+        rows = [rows[index] for index in keep]
+    sampled = sampled or keep is not None
     policy = spec.build_policy(seed=seed)
     if state is not None:
         policy.set_state(state)

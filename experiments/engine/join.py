@@ -19,10 +19,9 @@ from experiments.engine.snapshots import PolicyCache
 from experiments.engine.surrogate import SurrogateJoin
 from experiments.store.database import Database
 from experiments.store.decisions import (
-    decisions_due_for_reward,
-    decisions_with_outcomes_since,
     expired_deferred_decisions,
     lock_decision_statuses,
+    reward_candidates,
     set_decision_status,
 )
 from experiments.store.outcomes import outcomes_for_decisions
@@ -82,15 +81,17 @@ class RewardJoin:
                 decision_ids=[row.id for row in expired],
                 status=DecisionStatus.NEVER_ACTIVATED,
             )
-            due = decisions_due_for_reward(session, experiment_key=key, now=now, limit=limit)
             # Only rewards that can become final early need the decisions with fresh outcomes;
             # sums and changes wait for the window to close.
-            fresh = (
-                decisions_with_outcomes_since(session, experiment_key=key, since=since, limit=limit)
-                if spec.reward.kind in _FINAL_EARLY
-                else []
+            found = reward_candidates(
+                session,
+                experiment_key=key,
+                now=now,
+                fresh_since=since if spec.reward.kind in _FINAL_EARLY else None,
+                with_context=spec.reward.baseline_field is not None,
+                limit=limit,
             )
-            candidates = {row.id: row for row in (*due, *fresh) if row.activated_at is not None}
+            candidates = {row.id: row for row in found if row.activated_at is not None}
             # Lock before reading outcomes: an outcome insert racing this join waits, or is
             # seen; see experiments.engine.outcomes.relabel_raced for the other side.
             still_open = lock_decision_statuses(
@@ -115,7 +116,7 @@ class RewardJoin:
                 if decision.activated_at is None:  # never so: candidates are activated
                     continue
                 baseline = None
-                if spec.reward.baseline_field is not None:
+                if spec.reward.baseline_field is not None and decision.context is not None:
                     baseline = decision.context.get(spec.reward.baseline_field)
                 result = evaluate_reward(
                     spec.reward,

@@ -98,8 +98,12 @@ class Encoded:
 def _eligibility(spec: ExperimentSpec, requests: Sequence[DecisionRequest]) -> np.ndarray:
     space = spec.decision_space()
     mask = np.empty((len(requests), space.n_actions), dtype=bool)
+    plain = [not request.exclude for request in requests]
+    if any(plain):  # one mask for every request without exclusions (most of a batch)
+        mask[plain] = space.eligibility(1)[0]
     for row, request in enumerate(requests):
-        mask[row] = space.eligibility(1, request.exclude or None)[0]
+        if request.exclude:
+            mask[row] = space.eligibility(1, request.exclude)[0]
     return mask
 
 

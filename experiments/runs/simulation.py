@@ -20,9 +20,7 @@ The arms and what each one runs are defined in :mod:`experiments.runs.arms`.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import signal
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +32,11 @@ import numpy as np
 
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
-from experiments.analysis.report import OffPolicySummary, off_policy_summary
+from experiments.analysis.report import (
+    OffPolicySummary,
+    off_policy_sample,
+    off_policy_summary,
+)
 from experiments.analysis.strategies import StrategyReport
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
@@ -43,13 +45,13 @@ from experiments.runs.comparison import ArmComparison, compare_arms
 from experiments.runs.oracles import OracleResult, run_oracles
 from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
+from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.strategies import StrategyDays
-from experiments.runs.workers import HeldSignal, stop_workers
+from experiments.runs.workers import heaviest_first, run_in_workers
 from experiments.runs.world import holdout_mask, pre_period, world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
-from experiments.store.database import open_database
-from experiments.store.rewards import reward_rows
+from experiments.store.rewards import reward_decision_ids, reward_rows_of
 from experiments.store.schema import upgrade
 from experiments.store.snapshots import latest_snapshot, unpack_state
 
@@ -110,7 +112,9 @@ class RunResult:
 
     ``treated`` ``(n,)`` marks the customers outside the shared holdout; ``oracles`` is None
     when they were not run; ``comparisons`` compare every arm with the interaction arm
-    (empty without it).
+    (empty without it). ``database_url`` is ``options.database_url``, or without one the
+    ``file:`` URI of the scratch directory that held one SQLite file per arm (removed when
+    the run ends).
     """
 
     spec: ExperimentSpec
@@ -143,7 +147,9 @@ class _ArmRunner:
         self.options = options
         self.clock = ManualClock(START)
         self.engine = DecisionEngine(
-            open_database(database_url), clock=self.clock, seed=options.seed
+            arm_database(database_url, scratch=options.database_url is None),
+            clock=self.clock,
+            seed=options.seed,
         )
         self.engine.create_experiment(self.spec)
         self.world = CustomerWorld(
@@ -357,12 +363,20 @@ class _ArmRunner:
             self.result.strategy_labels = self.strategy_days.strategies.names
 
     def _off_policy(self) -> OffPolicySummary | None:
-        """OPE of the final policy on this arm's logged, rewarded decisions."""
+        """OPE of the final policy on this arm's logged, rewarded decisions.
+
+        Only the rows the estimators sample are read (:func:`off_policy_sample` on the ids):
+        a long run's full log, contexts included, would not fit in memory.
+        """
+        key, seed = self.spec.key, self.options.seed
         with self.engine.database.session() as session:
-            rows = reward_rows(session, experiment_key=self.spec.key)
-            snapshot = latest_snapshot(session, experiment_key=self.spec.key)
+            ids = reward_decision_ids(session, experiment_key=key)
+            keep = off_policy_sample(len(ids), seed=seed)
+            wanted = ids if keep is None else [ids[index] for index in keep]
+            rows = reward_rows_of(session, experiment_key=key, decision_ids=wanted)
+            snapshot = latest_snapshot(session, experiment_key=key)
         state = unpack_state(snapshot.state) if snapshot is not None else None
-        return off_policy_summary(self.spec, rows, state, seed=self.options.seed)
+        return off_policy_summary(self.spec, rows, state, seed=seed, sampled=keep is not None)
 
 
 def _run_arm(
@@ -399,21 +413,30 @@ def run_simulation(
     measured and every arm's comparison with the interaction arm.
 
     With ``jobs > 1`` the arms and the oracles run in that many worker processes at once
-    (they are independent: each has its own world copy and experiment key; the database
-    serialises their writes). Results do not depend on ``jobs``.
+    (they are independent: each has its own world copy, experiment key and, unless
+    ``options.database_url`` names one database for all, its own scratch database). Results
+    do not depend on ``jobs``.
     """
     spec_data = spec.to_json_dict()
     with tempfile.TemporaryDirectory(prefix="engage-run-") as scratch:
-        url = options.database_url or f"sqlite:///{Path(scratch) / 'run.db'}"
-        upgrade(url)
+        urls = arm_urls(options, Path(scratch))
+        url = options.database_url or Path(scratch).as_uri()
+        for arm_url in dict.fromkeys(urls.values()):
+            upgrade(arm_url)
         if options.database_url is not None:
-            check_keys_free(spec, options.arms, url)
+            check_keys_free(spec, options.arms, options.database_url)
         tasks = len(options.arms) + int(options.oracles)
         if jobs <= 1 or tasks == 1:
-            arms = [_ArmRunner(spec, arm, options, url, on_day).run() for arm in options.arms]
+            arms = [_ArmRunner(spec, arm, options, urls[arm], on_day).run() for arm in options.arms]
             oracles = _oracles(spec_data, options) if options.oracles else None
         else:
-            arms, oracles = _run_parallel(spec_data, options, url, on_day, jobs)
+            arms, oracles = run_in_workers(
+                [(_run_arm, (spec_data, arm, options, urls[arm])) for arm in options.arms],
+                (_oracles, (spec_data, options)) if options.oracles else None,
+                jobs=jobs,
+                on_day=on_day,
+                order=heaviest_first(options.arms),
+            )
     treated = ~holdout_mask(spec, options.customers)
     comparisons = compare_arms(
         {arm.arm: arm.per_customer for arm in arms},
@@ -429,68 +452,4 @@ def run_simulation(
         treated=treated,
         oracles=oracles,
         comparisons=comparisons,
-    )
-
-
-def _run_parallel(
-    spec_data: dict[str, Any],
-    options: RunOptions,
-    url: str,
-    on_day: Callable[[str, int], None] | None,
-    jobs: int,
-) -> tuple[list[ArmResult], OracleResult | None]:
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    context = multiprocessing.get_context("spawn")
-    tasks = len(options.arms) + int(options.oracles)
-    held = HeldSignal(signal.SIGTERM)
-    with contextlib.ExitStack() as stack:
-        # A SIGTERM while the manager and the pool start would interrupt their handshakes
-        # half done (the manager then dies with a traceback): it waits until they are up.
-        with held:
-            manager = stack.enter_context(context.Manager())
-            pool = stack.enter_context(
-                ProcessPoolExecutor(max_workers=min(jobs, tasks), mp_context=context)
-            )
-            days_done = manager.Queue()
-        try:
-            held.deliver()
-            return _wait_for_arms(pool, days_done, spec_data, options, url, on_day)
-        except BaseException:
-            # Ctrl-C, SIGTERM (see cli.common.sigterm_as_interrupt) or a failed arm: stop
-            # the workers now rather than wait for their simulations to end; a signal sent
-            # to engage alone does not reach them.
-            stop_workers(pool)
-            raise
-
-
-def _wait_for_arms(
-    pool: Any,
-    days_done: Any,
-    spec_data: dict[str, Any],
-    options: RunOptions,
-    url: str,
-    on_day: Callable[[str, int], None] | None,
-) -> tuple[list[ArmResult], OracleResult | None]:
-    """Submit every arm (and the oracles) to ``pool`` and wait, reporting days as they end."""
-    import queue
-    from concurrent.futures import Future, wait
-
-    futures = [
-        pool.submit(_run_arm, spec_data, arm, options, url, days_done) for arm in options.arms
-    ]
-    oracle = pool.submit(_oracles, spec_data, options) if options.oracles else None
-    pending: set[Future[Any]] = {*futures, *([oracle] if oracle is not None else [])}
-    while pending:
-        _, pending = wait(pending, timeout=0.2)
-        while True:
-            try:
-                name, day = days_done.get_nowait()
-            except queue.Empty:
-                break
-            if on_day is not None:
-                on_day(name, day)
-    return [future.result() for future in futures], (
-        oracle.result() if oracle is not None else None
     )

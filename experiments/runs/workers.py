@@ -1,13 +1,19 @@
-"""The worker processes of a parallel ``engage run``: a signal held while the pool starts, and
-stopping the workers at once when the run is interrupted or an arm fails."""
+"""The worker processes of a parallel ``engage run``: the arms (and the oracles) submitted to
+a pool of spawned processes, a signal held while the pool starts, and stopping the workers at
+once when the run is interrupted or an arm fails."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["HeldSignal", "stop_workers"]
+__all__ = ["WORK_RANK", "HeldSignal", "heaviest_first", "run_in_workers", "stop_workers"]
+
+#: A picklable module-level function and its leading arguments.
+Task = tuple[Callable[..., Any], tuple[Any, ...]]
 
 
 class HeldSignal:
@@ -53,3 +59,90 @@ def stop_workers(pool: Any) -> None:
             worker.terminate()
     for worker in workers:
         worker.join(timeout=10)
+
+
+#: Arms by how long they take, heaviest first (engage run examples/engagement.toml, 3,000
+#: customers x 20 days, one arm per run, less the start-up: strategy 16 s, interaction 10 s,
+#: engagement 6.5 s, uniform 4.8 s, business_as_usual 4 s). Arms not listed are learners
+#: named on purpose (lookahead, sequential, surrogate): ranked with the heavy ones.
+WORK_RANK = {"strategy": 0, "interaction": 1, "engagement": 2, "uniform": 3, "business_as_usual": 4}
+
+
+def heaviest_first(arms: Sequence[str]) -> list[int]:
+    """Positions of ``arms`` in the order to submit them to the pool: longest first, so the
+    last task to start is a short one (longest-processing-time-first scheduling) and no
+    worker idles while another runs a long arm it started late."""
+    return sorted(range(len(arms)), key=lambda index: WORK_RANK.get(arms[index], 0))
+
+
+def run_in_workers(
+    arms: Sequence[Task],
+    extra: Task | None,
+    *,
+    jobs: int,
+    on_day: Callable[[str, int], None] | None,
+    order: Sequence[int] | None = None,
+) -> tuple[list[Any], Any | None]:
+    """Run ``arms`` and ``extra`` (the oracles; None: none) in at most ``jobs`` spawned
+    worker processes; return the arms' results in the order of ``arms`` and ``extra``'s.
+
+    ``order``: the positions of ``arms`` in the order they are submitted (default as
+    given; :func:`heaviest_first`); ``extra`` goes last. Each arm function gets its
+    arguments plus a queue on which it puts ``(arm, day)`` as its days end; they are passed
+    to ``on_day`` here, in the parent.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    tasks = len(arms) + int(extra is not None)
+    held = HeldSignal(signal.SIGTERM)
+    with contextlib.ExitStack() as stack:
+        # A SIGTERM while the manager and the pool start would interrupt their handshakes
+        # half done (the manager then dies with a traceback): it waits until they are up.
+        with held:
+            manager = stack.enter_context(context.Manager())
+            pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=min(jobs, tasks), mp_context=context)
+            )
+            days_done = manager.Queue()
+        try:
+            held.deliver()
+            return _wait_for_arms(
+                pool, days_done, arms, extra, on_day, range(len(arms)) if order is None else order
+            )
+        except BaseException:
+            # Ctrl-C, SIGTERM (see cli.common.sigterm_as_interrupt) or a failed arm: stop
+            # the workers now rather than wait for their simulations to end; a signal sent
+            # to engage alone does not reach them.
+            stop_workers(pool)
+            raise
+
+
+def _wait_for_arms(
+    pool: Any,
+    days_done: Any,
+    arms: Sequence[Task],
+    extra: Task | None,
+    on_day: Callable[[str, int], None] | None,
+    order: Sequence[int],
+) -> tuple[list[Any], Any | None]:
+    """Submit every arm in ``order`` (then ``extra``) to ``pool`` and wait, reporting days as
+    they end."""
+    import queue
+    from concurrent.futures import Future, wait
+
+    submitted = {index: pool.submit(arms[index][0], *arms[index][1], days_done) for index in order}
+    futures = [submitted[index] for index in range(len(arms))]
+    other = pool.submit(extra[0], *extra[1]) if extra is not None else None
+    pending: set[Future[Any]] = {*futures, *([other] if other is not None else [])}
+    while pending:
+        _, pending = wait(pending, timeout=0.2)
+        while True:
+            try:
+                name, day = days_done.get_nowait()
+            except queue.Empty:
+                break
+            if on_day is not None:
+                on_day(name, day)
+    return [future.result() for future in futures], (other.result() if other is not None else None)

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, func, or_, update
+from sqlalchemy import JSON, ColumnElement, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from experiments.store._sql import (
@@ -22,6 +22,7 @@ from experiments.store._sql import (
     chunks,
     insert_ignoring_conflicts,
     row_of,
+    select_columns,
 )
 from experiments.store.errors import DuplicateRequestError, StoreError
 from experiments.store.models import Decision, Outcome, Reward
@@ -30,6 +31,7 @@ from experiments.vocabulary import Attribution, DecisionStatus
 __all__ = [
     "ContactRow",
     "NextDecision",
+    "RewardCandidate",
     "activate_decision",
     "count_recent_decisions_by_customer",
     "customer_contacts",
@@ -44,6 +46,7 @@ __all__ = [
     "insert_decisions",
     "lock_decision_statuses",
     "next_decisions",
+    "reward_candidates",
     "set_decision_status",
     "store_decisions",
 ]
@@ -244,9 +247,13 @@ def decisions_due_for_reward(
 ) -> list[Decision]:
     """Open decisions whose reward window has closed (``window_closes_at <= now``), oldest window
     first. Deferred decisions qualify only once activated."""
-    stmt = (
-        select(Decision)
-        .where(
+    return list(session.exec(_due_for_reward(select(Decision), experiment_key, now, limit)))
+
+
+def _due_for_reward(stmt: Any, experiment_key: str, now: datetime, limit: int) -> Any:
+    """``stmt`` (a select from ``decision``) narrowed to :func:`decisions_due_for_reward`'s."""
+    return (
+        stmt.where(
             Decision.experiment_key == experiment_key,
             Decision.status == DecisionStatus.OPEN.value,
             col(Decision.window_closes_at).is_not(None),
@@ -256,7 +263,6 @@ def decisions_due_for_reward(
         .order_by(col(Decision.window_closes_at), col(Decision.id))
         .limit(limit)
     )
-    return list(session.exec(stmt))
 
 
 def decisions_with_outcomes_since(
@@ -265,15 +271,20 @@ def decisions_with_outcomes_since(
     """Open decisions with an attributed outcome received at or after ``since``: candidates for
     an early reward when the definition cannot change any more (an ``event`` reward that fired).
     """
+    return list(session.exec(_with_outcomes_since(select(Decision), experiment_key, since, limit)))
+
+
+def _with_outcomes_since(stmt: Any, experiment_key: str, since: datetime, limit: int) -> Any:
+    """``stmt`` (a select from ``decision``) narrowed to
+    :func:`decisions_with_outcomes_since`'s."""
     fresh = select(Outcome.decision_id).where(
         Outcome.experiment_key == experiment_key,
         Outcome.attribution == Attribution.ATTRIBUTED.value,
         Outcome.received_at >= since,
         col(Outcome.decision_id).is_not(None),
     )
-    stmt = (
-        select(Decision)
-        .where(
+    return (
+        stmt.where(
             Decision.experiment_key == experiment_key,
             Decision.status == DecisionStatus.OPEN.value,
             col(Decision.id).in_(fresh),
@@ -281,7 +292,38 @@ def decisions_with_outcomes_since(
         .order_by(col(Decision.created_at), col(Decision.id))
         .limit(limit)
     )
-    return list(session.exec(stmt))
+
+
+class RewardCandidate(NamedTuple):
+    """What the reward join reads of a candidate decision; ``context`` only when asked for
+    (a reward with a baseline field), else None. No ORM instance, no other JSON column."""
+
+    id: str
+    activated_at: datetime | None
+    context: dict[str, Any] | None
+
+
+def reward_candidates(
+    session: Session,
+    *,
+    experiment_key: str,
+    now: datetime,
+    fresh_since: datetime | None,
+    with_context: bool,
+    limit: int = 1000,
+) -> list[RewardCandidate]:
+    """The decisions of :func:`decisions_due_for_reward` then, when ``fresh_since`` is given,
+    those of :func:`decisions_with_outcomes_since` (each in its order, each up to ``limit``;
+    a decision may be in both), as :class:`RewardCandidate` rows."""
+    columns = select_columns(
+        Decision.id,
+        Decision.activated_at,
+        Decision.context if with_context else literal(None, type_=JSON),
+    )
+    rows = list(session.exec(_due_for_reward(columns, experiment_key, now, limit)))
+    if fresh_since is not None:
+        rows += session.exec(_with_outcomes_since(columns, experiment_key, fresh_since, limit))
+    return [RewardCandidate(*row) for row in rows]
 
 
 def expired_deferred_decisions(

@@ -25,8 +25,10 @@ __all__ = [
     "count_unlearned_rewards",
     "insert_rewards",
     "mark_rewards_learned",
+    "reward_decision_ids",
     "reward_row",
     "reward_rows",
+    "reward_rows_of",
     "unlearned_rewards",
 ]
 
@@ -90,20 +92,60 @@ def reward_rows(
     ``learned``: only rewards already folded into a snapshot (True), only those not yet
     (False), or all (None).
     """
+    stmt = _learning_rows(
+        _learning_columns(),
+        experiment_key=experiment_key,
+        learned=learned,
+    )
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return [LearningRow(*row) for row in session.exec(stmt)]
+
+
+def reward_decision_ids(session: Session, *, experiment_key: str) -> list[str]:
+    """The decision ids of :func:`reward_rows` (all rewards), in the same order, without
+    reading the rest: a caller that needs only some rows picks them by position first."""
+    stmt = _learning_rows(select(Reward.decision_id), experiment_key=experiment_key, learned=None)
+    return list(session.exec(stmt))
+
+
+def reward_rows_of(
+    session: Session, *, experiment_key: str, decision_ids: Sequence[str]
+) -> list[LearningRow]:
+    """The :func:`reward_rows` of ``decision_ids`` (those with a reward and an action), in
+    the order of ``decision_ids``, one query per chunk of ids."""
+    found: dict[str, LearningRow] = {}
+    for chunk in chunks(list(dict.fromkeys(decision_ids))):
+        stmt = _learning_rows(
+            _learning_columns(),
+            experiment_key=experiment_key,
+            learned=None,
+        ).where(col(Reward.decision_id).in_(chunk))
+        found.update((row[0], LearningRow(*row)) for row in session.exec(stmt))
+    return [found[id_] for id_ in decision_ids if id_ in found]
+
+
+def _learning_columns() -> Any:
+    """A select of the columns of :class:`LearningRow`, in its field order."""
+    return select_columns(
+        Reward.decision_id,
+        Reward.value,
+        Reward.computed_at,
+        Decision.context,
+        Decision.action_index,
+        Decision.propensity,
+        Decision.group,
+        Decision.policy_version,
+        Decision.customer_id,
+        Decision.created_at,
+    )
+
+
+def _learning_rows(stmt: Any, *, experiment_key: str, learned: bool | None) -> Any:
+    """``stmt`` (a select of reward and decision columns) over the rewards of
+    ``experiment_key`` joined with their decisions, in :func:`reward_rows`' order."""
     stmt = (
-        select_columns(
-            Reward.decision_id,
-            Reward.value,
-            Reward.computed_at,
-            Decision.context,
-            Decision.action_index,
-            Decision.propensity,
-            Decision.group,
-            Decision.policy_version,
-            Decision.customer_id,
-            Decision.created_at,
-        )
-        .select_from(Reward)
+        stmt.select_from(Reward)
         .join(Decision, col(Decision.id) == col(Reward.decision_id))
         .where(Reward.experiment_key == experiment_key, col(Decision.action_index).is_not(None))
         .order_by(
@@ -116,9 +158,7 @@ def reward_rows(
     if learned is not None:
         column = col(Reward.learned_version)
         stmt = stmt.where(column.is_not(None) if learned else column.is_(None))
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    return [LearningRow(*row) for row in session.exec(stmt)]
+    return stmt
 
 
 def unlearned_rewards(

@@ -12,12 +12,19 @@ from sqlmodel import Session
 
 from bandit.lift import welch_lift
 from experiments.analysis.lift import LiftRow
-from experiments.analysis.report import build_live_report, live_report_markdown
+from experiments.analysis.report import (
+    build_live_report,
+    live_report_markdown,
+    off_policy_sample,
+    off_policy_summary,
+)
+from experiments.engine.registry import find_experiment
+from experiments.spec import parse_spec
 from experiments.store.aggregates import experiment_counts
 from experiments.store.database import Database
 from experiments.store.errors import NotFoundError
 from experiments.store.rewards import reward_rows
-from experiments.store.snapshots import latest_snapshot_version
+from experiments.store.snapshots import latest_snapshot, latest_snapshot_version, unpack_state
 from experiments.vocabulary import Group
 
 
@@ -96,3 +103,24 @@ def test_an_experiment_without_rewards_reports_counts_only(engine: Engine) -> No
         build_live_report(Database(engine), "missing")
     with pytest.raises(ValueError, match="period_days"):
         build_live_report(Database(engine), KEY, period_days=0)
+
+
+def test_an_off_policy_summary_on_its_own_sample_equals_one_that_samples(engine: Engine) -> None:
+    """Reading only the sampled rows (off_policy_sample on the ids, as engage run does) gives
+    the estimates of the summary that reads every row and samples them itself."""
+    populate(engine, days=3)
+    with Session(engine) as session:
+        rows = reward_rows(session, experiment_key=KEY)
+        state = unpack_state(latest_snapshot(session, experiment_key=KEY).state)
+        spec = parse_spec(find_experiment(session, KEY).spec)
+    max_rows = len(rows) // 2
+    keep = off_policy_sample(len(rows), seed=3, max_rows=max_rows)
+    assert keep is not None
+    assert keep.size == max_rows
+    assert np.all(np.diff(keep) > 0)
+    assert off_policy_sample(len(rows), seed=3, max_rows=len(rows)) is None
+    itself = off_policy_summary(spec, rows, state, seed=3, max_rows=max_rows)
+    given = off_policy_summary(spec, [rows[i] for i in keep], state, seed=3, sampled=True)
+    assert itself is not None
+    assert itself.sampled
+    assert given == itself

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from experiments.runs.arms import allocation_factor, arm_spec, business_as_usual
+from experiments.runs.scratch import arm_urls
 from experiments.runs.simulation import RunOptions, run_simulation
+from experiments.runs.workers import heaviest_first
 from experiments.spec import ExperimentSpec, load_spec, parse_spec
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "examples" / "engagement.toml"
@@ -96,3 +98,28 @@ def test_every_arm_also_measures_regret_in_the_experiments_reward(spec: Experime
     assert (clicks_regret <= contacts + 1e-9).all()
     assert interaction.daily["kpi_regret"] != interaction.daily["regret"]
     assert len(interaction.daily["kpi_regret"]) == 3
+
+
+def test_arms_are_submitted_heaviest_first() -> None:
+    """The strategy arm, then the learners, then the arms that learn nothing costly; an arm
+    without a rank (a lifetime learner) goes with the heaviest, in the order given."""
+    arms = ("uniform", "business_as_usual", "interaction", "engagement", "strategy")
+    assert [arms[index] for index in heaviest_first(arms)] == [
+        "strategy",
+        "interaction",
+        "engagement",
+        "uniform",
+        "business_as_usual",
+    ]
+    assert heaviest_first(("uniform", "lookahead", "strategy")) == [1, 2, 0]
+
+
+def test_each_arm_gets_its_own_scratch_database_unless_one_is_named(tmp_path: Path) -> None:
+    options = RunOptions(arms=("uniform", "interaction"))
+    urls = arm_urls(options, tmp_path)
+    assert urls == {
+        "uniform": f"sqlite:///{tmp_path / 'uniform.db'}",
+        "interaction": f"sqlite:///{tmp_path / 'interaction.db'}",
+    }
+    named = RunOptions(arms=("uniform", "interaction"), database_url="sqlite:///run.db")
+    assert set(arm_urls(named, tmp_path).values()) == {"sqlite:///run.db"}

@@ -61,6 +61,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
     "experiments.store.decisions": {
         "ContactRow",
         "NextDecision",
+        "RewardCandidate",
         "activate_decision",
         "count_recent_decisions_by_customer",
         "customer_contacts",
@@ -75,6 +76,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "insert_decisions",
         "lock_decision_statuses",
         "next_decisions",
+        "reward_candidates",
         "set_decision_status",
         "store_decisions",
     },
@@ -150,8 +152,10 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "count_unlearned_rewards",
         "insert_rewards",
         "mark_rewards_learned",
+        "reward_decision_ids",
         "reward_row",
         "reward_rows",
+        "reward_rows_of",
         "unlearned_rewards",
     },
     "experiments.store.schema": {

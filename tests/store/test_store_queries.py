@@ -33,6 +33,7 @@ from experiments.store.decisions import (
     find_decision_by_request,
     get_decision,
     insert_decision,
+    reward_candidates,
     set_decision_status,
 )
 from experiments.store.errors import (
@@ -65,6 +66,8 @@ from experiments.store.rewards import (
     count_unlearned_rewards,
     insert_rewards,
     mark_rewards_learned,
+    reward_decision_ids,
+    reward_rows_of,
     unlearned_rewards,
 )
 from experiments.store.snapshots import insert_snapshot, latest_snapshot, latest_snapshot_version
@@ -394,6 +397,23 @@ def test_decisions_due_for_reward_and_expired_deferred(session: Session) -> None
     assert due(T0 + 6 * DAY) == []
     assert due(T0 + 7 * DAY) == [due_early.id]
     assert due(T0 + 10 * DAY) == [due_early.id, activated.id, due_late.id]
+    # The join's light rows: the same decisions in the same order, context only when asked.
+    light = reward_candidates(
+        session, experiment_key="exp", now=T0 + 10 * DAY, fresh_since=None, with_context=False
+    )
+    assert [(row.id, row.activated_at, row.context) for row in light] == [
+        (due_early.id, due_early.activated_at, None),
+        (activated.id, T0 + DAY, None),
+        (due_late.id, due_late.activated_at, None),
+    ]
+    with_context = reward_candidates(
+        session, experiment_key="exp", now=T0 + 10 * DAY, fresh_since=None, with_context=True
+    )
+    assert [row.context for row in with_context] == [
+        due_early.context,
+        activated.context,
+        due_late.context,
+    ]
     assert due(T0 + 10 * DAY, limit=2) == [due_early.id, activated.id]
     assert not_due.id not in due(T0 + 29 * DAY)
     assert rewarded.id not in due(T0 + 99 * DAY)
@@ -514,6 +534,15 @@ def test_decisions_with_outcomes_since(session: Session) -> None:
 
     assert fresh(T0) == [d1.id, d2.id]
     assert fresh(T0 + 2 * DAY) == [d2.id]
+    # reward_candidates: the due decisions (none before T0 + 14 days) then the fresh ones.
+    light = reward_candidates(
+        session, experiment_key="exp", now=T0 + DAY, fresh_since=T0, with_context=False
+    )
+    assert [row.id for row in light] == [d1.id, d2.id]
+    both = reward_candidates(
+        session, experiment_key="exp", now=T0 + 30 * DAY, fresh_since=T0, with_context=False
+    )
+    assert [row.id for row in both] == [d1.id, d2.id, d3.id, d1.id, d2.id]
     assert fresh(T0 + 5 * DAY) == []
     set_decision_status(session, decision_ids=[d2.id], status="rewarded")
     assert fresh(T0 + 2 * DAY) == []
@@ -559,6 +588,10 @@ def test_rewards_are_idempotent_and_learned_once(session: Session) -> None:
     assert [r.decision_id for r in unlearned_rewards(session, experiment_key="exp", limit=1)] == [
         d1.id
     ]
+    # Ids first in reward_rows' order, then only some rows, in the order asked.
+    assert reward_decision_ids(session, experiment_key="exp") == [r.decision_id for r in rows]
+    picked = reward_rows_of(session, experiment_key="exp", decision_ids=[holdout.id, d1.id, d3.id])
+    assert picked == [rows[2], rows[0]]  # d3 has no reward
     assert count_rewards(session, experiment_key="exp") == 3
 
     assert mark_rewards_learned(session, decision_ids=[d1.id, d2.id], version=1) == 2

@@ -135,8 +135,9 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
             "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),
             "lookback": LOOKAHEAD["lookback"].total_seconds(),
         }
-        data["reward"] = {**click, "kind": "funnel", "event": LOOKAHEAD["events"][-1]}
-        data["reward"]["events"] = list(LOOKAHEAD["events"])
+        # The funnel's ``event`` is its last step, filled in by the spec.
+        funnel = {"kind": "funnel", "events": list(LOOKAHEAD["events"])}
+        data["reward"] = {**funnel, "window": click["window"], "default": click["default"]}
     elif arm == "sequential":
         params = {**spec.policy.params, **SEQUENTIAL["params"]}
         if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it

@@ -37,8 +37,9 @@ class RewardSpec(BaseModel):
     Why a funnel: the deeper step (the purchase) is what revenue follows but is several times
     rarer than the first (the click), so a learner rewarded by it alone learns slowly; counting
     the steps keeps the purchase's weight and learns from every click too. On the simulator's
-    world without delayed effects the purchase alone cost 0.37 revenue per customer against
-    the click over 60 days, the two steps 0.14 (README, "Lifetime learning").
+    world without delayed effects linear Thompson sampling on the purchase alone ended 0.37
+    revenue per customer below the click learner over 60 days, on the two steps 0.06 (README,
+    "Where the engagement edge comes from").
     """
 
     model_config = FROZEN

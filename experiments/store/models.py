@@ -135,6 +135,10 @@ class Decision(SQLModel, table=True):
         Index(
             "ix_decision_experiment_customer_created", "experiment_key", "customer_id", "created_at"
         ),
+        # The reward join's open decisions by window (migration 0006).
+        Index(
+            "ix_decision_experiment_status_window", "experiment_key", "status", "window_closes_at"
+        ),
     )
 
     id: str = Field(default_factory=new_decision_id, primary_key=True, sa_type=String(32))
@@ -177,6 +181,8 @@ class Outcome(SQLModel, table=True):
             "customer_id",
             "occurred_at",
         ),
+        # The outcomes received since the reward join's last pass (migration 0006).
+        Index("ix_outcome_experiment_received", "experiment_key", "received_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -195,6 +201,8 @@ class Reward(SQLModel, table=True):
     """A decision's reward; ``learned_version`` is the snapshot that folded it in, if any."""
 
     __tablename__ = "reward"
+    # The rewards no snapshot has learned yet (migration 0006).
+    __table_args__ = (Index("ix_reward_experiment_learned", "experiment_key", "learned_version"),)
 
     decision_id: str = Field(
         primary_key=True,

@@ -39,7 +39,7 @@ ArmsOption = Annotated[
     str | None,
     typer.Option(
         help="Comma-separated arms: uniform,business_as_usual,interaction,engagement, and "
-        "strategy for a spec with [strategies] (default: all of them); the lifetime "
+        "strategy for a spec with a \\[strategies] section (default: all of them); the lifetime "
         "learners lookahead, sequential and surrogate run only when named."
     ),
 ]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cli_support import invoke
+from cli_support import invoke, one_line
 
 ROOT = Path(__file__).resolve().parents[2]
 STRATEGIES = ROOT / "examples" / "strategies.toml"
@@ -65,3 +65,11 @@ def test_the_strategy_arm_needs_strategies() -> None:
     )
     assert code == 2
     assert "needs a spec with a [strategies] section" in " ".join(output.split())
+
+
+def test_the_arms_help_names_the_strategies_section() -> None:
+    """Rich reads ``[strategies]`` as markup unless escaped, and the help lost the word."""
+    for command in ("run", "sweep"):
+        code, output = invoke(command, "--help")
+        assert code == 0
+        assert "spec with a [strategies] section" in one_line(output.replace("│", " "))

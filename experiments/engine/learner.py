@@ -174,6 +174,9 @@ class Learner:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self.lock.release()
+        # The lock is gone: /healthz, still answering while the server shuts down, must not
+        # show this process as a second leader beside the one that takes over.
+        self.status.leader = False
         self.status.running = False
 
     def _run(self) -> None:
@@ -195,6 +198,7 @@ class Learner:
         except BaseException as error:  # the thread's last word: nothing above it would log
             # The lock goes first, so whoever reads the status below may already take the lead.
             self.lock.release()
+            self.status.leader = False
             self.status.running = False
             self.status.last_error = f"learner stopped: {describe_error(error)}"
             logger.critical("learner thread died; no snapshot will be published", exc_info=True)

@@ -167,7 +167,8 @@ def test_one_leader_at_a_time_and_the_other_takes_over_on_release(
         assert snapshot_versions(first_core) == []
         assert first.run_once() == [1]
 
-        first.stop()  # releases the lock
+        first.stop()  # releases the lock, and no longer claims the lead
+        assert not first.status.leader
         rewarded_decisions(first_core, clock, 1)
         assert second.run_once() == [2]
         assert second.status.leader

@@ -145,7 +145,8 @@ def test_a_dead_learner_thread_shows_in_healthz_and_frees_the_lock(
     upgrade(database_url)
 
     def lead_then_die(self: Learner) -> list[int]:
-        assert self.lock.acquire()
+        self.status.leader = self.lock.acquire()  # as run_once does
+        assert self.status.leader
         raise SystemExit("killed")  # not an Exception: the loop does not catch it
 
     monkeypatch.setattr(Learner, "run_once", lead_then_die)
@@ -176,6 +177,7 @@ def test_a_dead_learner_thread_shows_in_healthz_and_frees_the_lock(
         body = asyncio.run(scenario())
     assert body["status"] == "degraded"
     assert body["learner"]["running"] is False
+    assert body["learner"]["leader"] is False  # it led before it died; the lock is released
     assert body["learner"]["last_error"] == "learner stopped: SystemExit: killed"
     assert body["other_process_leads"] is True
     assert "learner thread died" in caplog.text

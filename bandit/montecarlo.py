@@ -119,17 +119,23 @@ def _contender_shares(
     open_rows = np.flatnonzero(count > 1)
     order = open_rows[np.argsort(-count[open_rows], kind="stable")]
     sorted_count = count[order]
-    # Each sorted row's actions with its contenders first, in increasing index order.
-    first = np.argsort(~contender[order], axis=1, kind="stable")
+    n_open = order.size
+    # Table (rank, sorted row) -> the row's contender of that rank, in increasing index order;
+    # reading it where the rank exists lists the contenders rank by rank.
+    sorted_contender = contender[order]
+    position, action = np.nonzero(sorted_contender)
+    rank = np.cumsum(sorted_contender, axis=1)[position, action] - 1
     has_rank = np.arange(int(sorted_count[0]))[:, None] < sorted_count  # (ranks, open rows)
-    rank, position = np.nonzero(has_rank)  # rank-major order
-    action = first[position, rank]
+    table = np.empty((has_rank.shape[0], 2 * n_open), dtype=np.intp)
+    table[rank, position] = action
+    table[rank, position + n_open] = position
+    action = table[:, :n_open][has_rank]
+    position = table[:, n_open:][has_rank]
     row = order[position]
     scores = np.take(noise.T, action, axis=0)
     scores *= spread[row, action][:, None]
     scores += mean[row, action][:, None]
     sizes = np.add.reduce(has_rank.view(np.uint8), axis=1, dtype=np.intp).tolist()
-    n_open = sizes[0]
     best = scores[:n_open].copy()
     start = n_open
     for size in sizes[1:]:
@@ -154,9 +160,9 @@ def _contender_shares(
 
 def _count_type(n_draws: int) -> type[np.unsignedinteger]:
     """The narrowest unsigned integer that counts up to ``n_draws`` (a cheaper sum)."""
-    if n_draws <= np.iinfo(np.uint8).max:
+    if n_draws < 256:
         return np.uint8
-    if n_draws <= np.iinfo(np.uint16).max:
+    if n_draws < 65_536:
         return np.uint16
     return np.uint64
 

@@ -116,36 +116,33 @@ def _contender_shares(
     that maximum. The work is a few passes over the contenders' ``(pairs, M)`` draws.
     """
     n_draws = noise.shape[0]
-    open_rows = np.flatnonzero(count > 1)
-    order = open_rows[np.argsort(-count[open_rows], kind="stable")]
-    sorted_count = count[order]
-    n_open = order.size
-    # Table (rank, sorted row) -> the row's contender of that rank, in increasing index order;
-    # reading it where the rank exists lists the contenders rank by rank.
+    n_open = int(np.count_nonzero(count > 1))
+    order = np.argsort(-count, kind="stable")[:n_open]  # the open rows, most contenders first
     sorted_contender = contender[order]
-    position, action = np.nonzero(sorted_contender)
-    rank = np.cumsum(sorted_contender, axis=1)[position, action] - 1
-    has_rank = np.arange(int(sorted_count[0]))[:, None] < sorted_count  # (ranks, open rows)
-    table = np.empty((has_rank.shape[0], 2 * n_open), dtype=np.intp)
-    table[rank, position] = action
-    table[rank, position + n_open] = position
-    action = table[:, :n_open][has_rank]
-    position = table[:, n_open:][has_rank]
+    position, action = np.nonzero(sorted_contender)  # row by row
+    rank = np.cumsum(sorted_contender, axis=1)[position, action]  # 1 for a row's first
+    rank_major = np.argsort(rank, kind="stable")  # rank by rank, rows in order within a rank
+    action = action[rank_major]
+    position = position[rank_major]
+    sizes = np.bincount(rank).tolist()[1:]  # rows holding each rank: the first n_k sorted rows
     row = order[position]
     scores = np.take(noise.T, action, axis=0)
     scores *= spread[row, action][:, None]
     scores += mean[row, action][:, None]
-    sizes = np.add.reduce(has_rank.view(np.uint8), axis=1, dtype=np.intp).tolist()
     best = scores[:n_open].copy()
     start = n_open
     for size in sizes[1:]:
         np.maximum(best[:size], scores[start : start + size], out=best[:size])
         start += size
-    won = np.empty(scores.shape, dtype=bool)
-    start = 0
-    for size in sizes:
-        np.equal(scores[start : start + size], best[:size], out=won[start : start + size])
-        start += size
+    if len(sizes) > 3:
+        # Many ranks: one gather of each pair's best draws beats one comparison per rank.
+        won = scores == best[position]
+    else:
+        won = np.empty(scores.shape, dtype=bool)
+        start = 0
+        for size in sizes:
+            np.equal(scores[start : start + size], best[:size], out=won[start : start + size])
+            start += size
     wins = np.add.reduce(won.view(np.uint8), axis=1, dtype=_count_type(n_draws))
     shares[row, action] = wins / n_draws
     # Every draw has a winner, so the wins add up to M per open row unless two contenders tie

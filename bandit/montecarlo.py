@@ -129,9 +129,10 @@ def _contender_shares(
     scores = np.take(noise.T, action, axis=0)
     scores *= spread[row, action][:, None]
     scores += mean[row, action][:, None]
-    best = scores[:n_open].copy()
-    start = n_open
-    for size in sizes[1:]:
+    # Every open row has a second contender, so the first two ranks start the maximum.
+    best = np.maximum(scores[:n_open], scores[n_open : 2 * n_open])
+    start = 2 * n_open
+    for size in sizes[2:]:
         np.maximum(best[:size], scores[start : start + size], out=best[:size])
         start += size
     if len(sizes) > 3:

@@ -185,15 +185,22 @@ class BlockBelief:
             mean, cov = gaussian_update(self.mean[arm], self.cov[arm], Z, curvature, score)
             self.mean[arm], self.cov[arm] = mean, cov
             return
-        gain, gradient, arms = _arm_sums(Z, actions, curvature, score, self.mean.shape[0])
-        cov = self.cov[arms]
+        n_arms, width = self.mean.shape
+        gain, gradient, arms = _arm_sums(Z, actions, curvature, score, n_arms)
+        every_arm = arms.size == n_arms  # the usual case of a large batch: no gather, no scatter
+        cov = self.cov if every_arm else self.cov[arms]
         system = cov @ gain
-        system[:, np.arange(Z.shape[1]), np.arange(Z.shape[1])] += 1.0
+        system.reshape(arms.size, width * width)[:, :: width + 1] += 1.0  # the diagonals
         new_cov = np.linalg.solve(system, cov)
         new_cov += np.swapaxes(new_cov, 1, 2)
         new_cov *= 0.5
-        self.mean[arms] += (new_cov @ gradient[:, :, None])[:, :, 0]
-        self.cov[arms] = new_cov
+        step = (new_cov @ gradient[:, :, None])[:, :, 0]
+        if every_arm:
+            self.mean += step
+            self.cov = new_cov
+        else:
+            self.mean[arms] += step
+            self.cov[arms] = new_cov
 
     def diffuse(self, process_noise: float, forgetting: float, steps: int) -> None:
         self.cov = diffuse(self.cov, process_noise, forgetting, steps)
@@ -213,7 +220,7 @@ def _arm_sums(
     n, width = Z.shape
     touched = np.bincount(actions, minlength=n_arms) > 0
     arms = np.flatnonzero(touched)
-    slot = (np.cumsum(touched) - 1)[actions]
+    slot = actions if arms.size == n_arms else (np.cumsum(touched) - 1)[actions]
     cells = arms.size * width
     rows_per_chunk = max(1, MAX_DRAW_CELLS // cells)
     sums = [

@@ -77,13 +77,22 @@ def independent_winner_frequencies(
         return _one_row_shares(mean[0], spread[0], noise, mask[0])
     if n * n_draws < LONG_DRAW_AXIS or n_actions > SHORT_ACTION_AXIS:
         return _compare_draws(mean, spread, noise, mask)
-    low = np.where(mask, mean + spread * noise.min(axis=0), -np.inf)
-    high = mean + spread * noise.max(axis=0)
-    contender = mask & (high >= low.max(axis=1, keepdims=True))
-    count = contender.sum(axis=1)
+    # spread * bound + mean rounds exactly as the draws do, so by the monotonicity of
+    # rounding ``low`` and ``high`` are the smallest and largest of each action's draws.
+    low = spread * noise.min(axis=0)
+    low += mean
+    masked = not mask.all()
+    if masked:
+        np.copyto(low, -np.inf, where=~mask)
+    high = spread * noise.max(axis=0)
+    high += mean
+    contender = high >= low.max(axis=1, keepdims=True)
+    if masked:
+        contender &= mask
+    count = np.add.reduce(contender.view(np.uint8), axis=1, dtype=np.intp)
     shares = contender / 1.0  # share 1 for the one contender of a clear row
     if count.max() > 1:
-        _contender_shares(shares, mean, spread, noise, contender & (count > 1)[:, None], mask)
+        _contender_shares(shares, mean, spread, noise, contender, count, mask)
     return shares
 
 
@@ -93,36 +102,67 @@ def _contender_shares(
     spread: np.ndarray,
     noise: np.ndarray,
     contender: np.ndarray,
+    count: np.ndarray,
     mask: np.ndarray,
 ) -> None:
     """Write into ``shares`` (n, A) the winner shares of the rows with several contenders.
 
-    ``contender`` (n, A) marks the contenders of those rows only. Each (row, action) pair of
-    a contender gets its draws and its rank among the row's contenders; a ``(ranks, rows,
-    M)`` stack padded with ``-inf`` gives every open row's best draw in one maximum.
+    ``contender`` (n, A) marks each row's contenders and ``count`` (n,) counts them. The
+    open rows (``count > 1``) are sorted by decreasing count and their contenders listed
+    rank by rank (every open row's first contender, then the second contender of the rows
+    that have one, ...). Rank ``k`` then covers the first ``n_k`` sorted rows, so each rank's
+    draws form one contiguous ``(n_k, M)`` block: a running maximum over the blocks gives
+    every row's best draw without padding or scattering, and a draw is won where it equals
+    that maximum. The work is a few passes over the contenders' ``(pairs, M)`` draws.
     """
     n_draws = noise.shape[0]
-    row, action = np.nonzero(contender)
-    is_open = contender.any(axis=1)
-    compact = (np.cumsum(is_open) - 1)[row]  # the pair's row among the open rows
-    rank = (np.cumsum(contender, axis=1) - 1)[row, action]
-    scores = np.ascontiguousarray(noise.T)[action]
+    n_open = int(np.count_nonzero(count > 1))
+    order = np.argsort(-count, kind="stable")[:n_open]  # the open rows, most contenders first
+    sorted_contender = contender[order]
+    position, action = np.nonzero(sorted_contender)  # row by row
+    rank = np.cumsum(sorted_contender, axis=1)[position, action]  # 1 for a row's first
+    rank_major = np.argsort(rank, kind="stable")  # rank by rank, rows in order within a rank
+    action = action[rank_major]
+    position = position[rank_major]
+    sizes = np.bincount(rank).tolist()[1:]  # rows holding each rank: the first n_k sorted rows
+    row = order[position]
+    scores = np.take(noise.T, action, axis=0)
     scores *= spread[row, action][:, None]
     scores += mean[row, action][:, None]
-    n_open = int(compact[-1]) + 1
-    padded = np.full((int(rank.max()) + 1, n_open, n_draws), -np.inf)
-    padded[rank, compact] = scores
-    best = padded.max(axis=0)
-    wins = np.count_nonzero(scores == best[compact], axis=1)
+    # Every open row has a second contender, so the first two ranks start the maximum.
+    best = np.maximum(scores[:n_open], scores[n_open : 2 * n_open])
+    start = 2 * n_open
+    for size in sizes[2:]:
+        np.maximum(best[:size], scores[start : start + size], out=best[:size])
+        start += size
+    if len(sizes) > 3:
+        # Many ranks: one gather of each pair's best draws beats one comparison per rank.
+        won = scores == best[position]
+    else:
+        won = np.empty(scores.shape, dtype=bool)
+        start = 0
+        for size in sizes:
+            np.equal(scores[start : start + size], best[:size], out=won[start : start + size])
+            start += size
+    wins = np.add.reduce(won.view(np.uint8), axis=1, dtype=_count_type(n_draws))
     shares[row, action] = wins / n_draws
-    # Every draw has a winner, so a row's wins add up to M unless two contenders tie exactly
-    # on a draw (both counted). Such rows are rare (equal scores) and are redone with argmax,
-    # which gives the draw to the lowest index.
-    if wins.sum() != n_draws * n_open:
-        per_row = np.bincount(row, weights=wins, minlength=shares.shape[0])
-        tied = np.flatnonzero(is_open & (per_row != n_draws))
+    # Every draw has a winner, so the wins add up to M per open row unless two contenders tie
+    # exactly on a draw (both counted). Such rows are rare (equal scores) and are redone with
+    # argmax, which gives the draw to the lowest index.
+    if int(wins.sum(dtype=np.intp)) != n_draws * n_open:
+        per_row = np.bincount(position, weights=wins, minlength=n_open)
+        tied = order[per_row != n_draws]
         scores = mean[tied, None, :] + spread[tied, None, :] * noise
         shares[tied] = winner_frequencies(scores, mask[tied])
+
+
+def _count_type(n_draws: int) -> type[np.unsignedinteger]:
+    """The narrowest unsigned integer that counts up to ``n_draws`` (a cheaper sum)."""
+    if n_draws < 256:
+        return np.uint8
+    if n_draws < 65_536:
+        return np.uint16
+    return np.uint64
 
 
 def _one_row_shares(

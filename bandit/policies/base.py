@@ -68,7 +68,9 @@ def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarr
     """
     cumulative = np.cumsum(probabilities, axis=1)
     threshold = rng.random(probabilities.shape[0]) * cumulative[:, -1]
-    return np.count_nonzero(cumulative <= threshold[:, None], axis=1).astype(np.int64, copy=False)
+    # A sum of the comparison's bytes: the count of count_nonzero, in one cheaper call.
+    below = cumulative <= threshold[:, None]
+    return np.add.reduce(below.view(np.uint8), axis=1, dtype=np.int64)
 
 
 class PolicyOptions(TypedDict, total=False):
@@ -153,7 +155,11 @@ class Policy(ABC):
             return own
         floor = self.exploration_floor
         mixed = own * (1.0 - floor)
-        mixed += mask * (floor / mask.sum(axis=1, keepdims=True))
+        if mask.all():
+            # The same value as the general line below, without its three passes.
+            mixed += floor / mask.shape[1]
+        else:
+            mixed += mask * (floor / mask.sum(axis=1, keepdims=True))
         return mixed
 
     @abstractmethod

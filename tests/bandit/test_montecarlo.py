@@ -54,3 +54,58 @@ def test_clear_winner_gets_share_one() -> None:
     noise = np.clip(np.random.default_rng(0).standard_normal((100, 2)), -3.0, 3.0)
     shares = independent_winner_frequencies(mean, spread, noise, np.ones((n, 2), dtype=bool))
     np.testing.assert_array_equal(shares, np.tile([0.0, 1.0], (n, 1)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(21, 120),
+    n_actions=st.integers(2, 16),
+    n_draws=st.integers(100, 300),
+    gap=st.sampled_from([0.0, 0.1, 1.0, 5.0]),
+    ties=st.sampled_from(["none", "rounded", "zero spread", "equal columns"]),
+    masked=st.booleans(),
+)
+def test_contender_path_equals_the_full_comparison(
+    seed: int, n: int, n_actions: int, n_draws: int, gap: float, ties: str, masked: bool
+) -> None:
+    """Batches large enough for the contender path (``n M >= 2048``, at most 32 actions),
+    with every number of contenders per row from 1 to ``A`` (``gap`` spreads the means apart
+    relative to the unit spreads), more than 255 draws (wider counts), and exact ties: rounded
+    means with zero spreads, or two actions with identical means, spreads and noise columns
+    (so they tie on every draw and argmax gives every draw to the lower index)."""
+    rng = np.random.default_rng(seed)
+    mean = rng.standard_normal((n, n_actions)) * gap
+    spread = rng.random((n, n_actions))
+    noise = rng.standard_normal((n_draws, n_actions))
+    if ties == "rounded":
+        mean = mean.round()
+        spread[:, : n_actions // 2] = 0.0
+    elif ties == "zero spread":
+        mean = mean.round()
+        spread[:] = 0.0
+    elif ties == "equal columns":
+        mean[:, -1], spread[:, -1], noise[:, -1] = mean[:, 0], spread[:, 0], noise[:, 0]
+    mask = rng.random((n, n_actions)) < 0.8 if masked else np.ones((n, n_actions), dtype=bool)
+    mask[np.arange(n), rng.integers(0, n_actions, n)] = True
+    full = winner_frequencies(mean[:, None, :] + spread[:, None, :] * noise, mask)
+    np.testing.assert_array_equal(independent_winner_frequencies(mean, spread, noise, mask), full)
+
+
+def test_contender_shares_hand_computed() -> None:
+    """Three actions, draws eps = (0, 0, 0), (1, -1, 0), (-1, 1, 2), (2, 0, -2) shared by 512
+    rows (512 x 4 draws reach the contender path; each row has its own means and spreads).
+
+    Row 0: means (0, 0, 0.5), spreads (1, 1, 0.1): scores (0, 0, 0.5), (1, -1, 0.5),
+    (-1, 1, 0.7), (2, 0, 0.3) -> winners 2, 0, 1, 0: shares (1/2, 1/4, 1/4).
+    Row 1: means (0, 3, 0), spreads (1, 0.5, 1): action 1's lowest 3 - 0.5 = 2.5 beats the
+    others' highest 2 -> a clear row, (0, 1, 0).
+    Other rows: row 0 again."""
+    noise = np.array([[0.0, 0.0, 0.0], [1.0, -1.0, 0.0], [-1.0, 1.0, 2.0], [2.0, 0.0, -2.0]])
+    mean = np.tile([0.0, 0.0, 0.5], (512, 1))
+    spread = np.tile([1.0, 1.0, 0.1], (512, 1))
+    mean[1], spread[1] = [0.0, 3.0, 0.0], [1.0, 0.5, 1.0]
+    expected = np.tile([0.5, 0.25, 0.25], (512, 1))
+    expected[1] = [0.0, 1.0, 0.0]
+    shares = independent_winner_frequencies(mean, spread, noise, np.ones((512, 3), dtype=bool))
+    np.testing.assert_array_equal(shares, expected)

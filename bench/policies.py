@@ -67,6 +67,7 @@ from bench.environments import (
     environment_specs,
     make_stream,
 )
+from bench.lifetime_agents import LIFETIME_POLICIES, lifetime_agents
 from bench.report import Table, machine, print_tables, write_results
 from bench.summary import AgentResult, EnvResult
 
@@ -316,7 +317,7 @@ def _run_b(
 def run_benchmark(
     config: BenchConfig,
     *,
-    policies: Sequence[str] = OUR_POLICIES,
+    policies: Sequence[str] = (*OUR_POLICIES, *LIFETIME_POLICIES),
     environments: Sequence[str] = ALL_KEYS,
     references: bool = True,
     console: Console | None = None,
@@ -326,7 +327,8 @@ def run_benchmark(
     console = console or Console()
     began = time.perf_counter()
     specs = environment_specs(config.drift_angle)
-    ours = our_agents(tuple(policies), config.seed)
+    ours = our_agents(tuple(name for name in policies if name in OUR_POLICIES), config.seed)
+    lifetime = lifetime_agents(tuple(policies), config.seed)  # B only: they need a customer
     alike = like_for_like_agents(tuple(policies), config.seed)
     refs = reference_agents(config.seed) if references else []
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -356,7 +358,7 @@ def run_benchmark(
                 results[key], new = _run_c(runner, env, [*ours, *refs])
             else:
                 baselines = per_arm_agents(config.seed, references=references)
-                results[key], new = _run_b(runner, env, [*ours, *baselines])
+                results[key], new = _run_b(runner, env, [*ours, *lifetime, *baselines])
             print_tables(console, new)
             tables.extend(new)
     found = summary.targets(results, config.small_batch, config.large_batch, config.tail)
@@ -488,18 +490,20 @@ def main(
     out: Annotated[Path, typer.Option("--out", help="Directory for the results.")] = RESULTS,
 ) -> None:
     """Benchmark engage's policies against Vowpal Wabbit and MABWiser."""
-    names = tuple(only) if only else OUR_POLICIES
-    unknown = sorted(set(names) - set(OUR_POLICIES))
+    known = (*OUR_POLICIES, *LIFETIME_POLICIES)
+    names = tuple(only) if only else known
+    unknown = sorted(set(names) - set(known))
     if unknown:
         raise typer.BadParameter(
-            f"unknown policy {unknown}; expected some of {list(OUR_POLICIES)}.",
+            f"unknown policy {unknown}; expected some of {list(known)}.",
             param_hint="--only",
         )
     console = Console()
     if not console.is_terminal:
         console = Console(width=170)  # piped to a file: wide tables instead of 80 columns
     if profile:
-        text = profile_policies(names, console, rounds=500 if quick else 2_000)
+        plain = tuple(name for name in names if name in OUR_POLICIES)  # on A, with no customer
+        text = profile_policies(plain, console, rounds=500 if quick else 2_000)
         out.mkdir(parents=True, exist_ok=True)
         (out / "profile.txt").write_text(text)
         return

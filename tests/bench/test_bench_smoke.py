@@ -18,6 +18,7 @@ from bench import agents as bench_agents
 from bench.agents import LIKE_FOR_LIKE_TS, OUR_POLICIES, PolicyAgent, like_for_like_agents
 from bench.core import run_agent
 from bench.environments import environment_specs, make_stream, truth_rows
+from bench.lifetime_agents import LIFETIME_POLICIES
 from bench.policies import BenchConfig, run_benchmark
 from bench.report import write_results
 from bench.summary import thompson_targets
@@ -50,7 +51,11 @@ def test_every_policy_runs_in_every_environment(outcome) -> None:
     assert set(outcome.results) == {"A", "B", "C", "D", "E", "F", "S", "J", "P"}
     for key in ("A", "C", "D", "E", "F", "S", "J", "P"):
         assert list(outcome.results[key].ours()) == list(OUR_POLICIES)
-    assert list(outcome.results["B"].agents) == [*OUR_POLICIES, "linucb per-arm"]
+    assert list(outcome.results["B"].agents) == [
+        *OUR_POLICIES,
+        *LIFETIME_POLICIES,
+        "linucb per-arm",
+    ]
     assert outcome.payload["references_run"] == []
 
 

@@ -91,9 +91,14 @@ SEQUENTIAL: dict[str, Any] = {
 #: in full, the click logit a third of it); the click is 3.5 times more frequent and feels
 #: fatigue twice as much, so counting both learns faster than the purchase alone (measured in
 #: the README). Not a revenue sum: a day's revenue is mostly bills the decision did not cause,
-#: and that noise swamped the signal.
+#: and that noise swamped the signal. ``weights`` (None: 1 per step) and ``window`` are the
+#: funnel's: charging a churn within the window (``events`` ending in ``"churn"`` with a
+#: negative weight, a window of 1 or 7 days) was measured and lost revenue (README, "Where the
+#: engagement edge comes from"), so the arm counts the two steps within a day.
 LOOKAHEAD: dict[str, Any] = {
     "events": ["click", "accept"],
+    "weights": None,
+    "window": timedelta(days=1),
     "half_life": timedelta(days=21),
     "lookback": timedelta(days=28),
 }
@@ -136,8 +141,11 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
             "lookback": LOOKAHEAD["lookback"].total_seconds(),
         }
         # The funnel's ``event`` is its last step, filled in by the spec.
-        funnel = {"kind": "funnel", "events": list(LOOKAHEAD["events"])}
-        data["reward"] = {**funnel, "window": click["window"], "default": click["default"]}
+        funnel: dict[str, Any] = {"kind": "funnel", "events": list(LOOKAHEAD["events"])}
+        if LOOKAHEAD["weights"] is not None:
+            funnel["weights"] = list(LOOKAHEAD["weights"])
+        window = LOOKAHEAD["window"].total_seconds()
+        data["reward"] = {**funnel, "window": window, "default": click["default"]}
     elif arm == "sequential":
         params = {**spec.policy.params, **SEQUENTIAL["params"]}
         if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it

@@ -3,6 +3,7 @@ and that both run through the engine, learn and log what they learned from."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,20 @@ def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state
     assert lookahead.reward.window.days == 1
     assert lookahead.contact == spec.contact
     assert lookahead.holdout == arm_spec(spec, "interaction").holdout
+
+
+def test_lookahead_arm_takes_a_weighted_funnel_and_its_window(
+    spec: ExperimentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variant measured and dropped (README): a churn within 7 days charged 20.5 points."""
+    assert LOOKAHEAD["weights"] is None  # the arm as it runs: 1 per step, within a day
+    monkeypatch.setitem(LOOKAHEAD, "events", ["click", "accept", "churn"])
+    monkeypatch.setitem(LOOKAHEAD, "weights", [1.0, 1.0, -20.5])
+    monkeypatch.setitem(LOOKAHEAD, "window", timedelta(days=7))
+    reward = arm_spec(spec, "lookahead").reward
+    assert (reward.kind, reward.event, reward.window) == ("funnel", "churn", timedelta(days=7))
+    assert reward.step_weights == (1.0, 1.0, -20.5)
+    assert reward.label == "funnel:1click+1accept-20.5churn"
 
 
 def test_surrogate_arm_predicts_the_spec_kpi(spec: ExperimentSpec) -> None:

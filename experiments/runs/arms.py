@@ -99,6 +99,8 @@ LOOKAHEAD: dict[str, Any] = {
     "events": ["click", "accept"],
     "weights": None,
     "window": timedelta(days=1),
+    "churn_value": 0.0,
+    "churn_event": "churn",
     "half_life": timedelta(days=21),
     "lookback": timedelta(days=28),
 }
@@ -135,10 +137,14 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     elif arm == "lookahead":
         known = set(hyper_parameters("lookahead_ts"))
         params = {name: value for name, value in spec.policy.params.items() if name in known}
+        if LOOKAHEAD["churn_value"]:
+            params["churn_value"] = LOOKAHEAD["churn_value"]
+            params["churn_window"] = LOOKAHEAD["window"].total_seconds() / 86_400
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
             "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),
             "lookback": LOOKAHEAD["lookback"].total_seconds(),
+            "churn_event": LOOKAHEAD["churn_event"],
         }
         # The funnel's ``event`` is its last step, filled in by the spec.
         funnel: dict[str, Any] = {"kind": "funnel", "events": list(LOOKAHEAD["events"])}

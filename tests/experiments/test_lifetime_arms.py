@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from experiments.runs.arms import (
     ARMS,
@@ -25,6 +25,7 @@ from experiments.spec.state import STATE_KEY
 from experiments.store import models
 from experiments.store.connection import make_engine
 from experiments.store.schema import upgrade
+from experiments.store.snapshots import unpack_state
 
 MECHANISM = Path(__file__).resolve().parents[2] / "examples" / "mechanism.toml"
 
@@ -129,3 +130,47 @@ def test_the_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -
         assert contexts[arm]
         assert all(len(context[STATE_KEY]) == 15 for context in contexts[arm])
     assert not any(STATE_KEY in context for context in contexts["surrogate"])
+
+
+def test_the_lookahead_arm_learns_churn_from_the_engines_outcomes(
+    spec: ExperimentSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``churn_value`` set, every learned decision is one row of the churn model (the
+    intercept's entry of ``U^T U`` counts them) and its labels are the decisions with an
+    attributed ``churn`` outcome (the intercept's entry of ``U^T y``), read back from the
+    store independently."""
+    monkeypatch.setitem(LOOKAHEAD, "churn_value", 5.1)
+    assert arm_spec(spec, "lookahead").policy.params["churn_value"] == 5.1
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    upgrade(url)
+    options = RunOptions(
+        customers=400, days=20, seed=0, arms=("lookahead",), database_url=url, oracles=False
+    )
+    (arm,) = run_simulation(spec, options).arms
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            snapshot = session.exec(
+                select(models.PolicySnapshot)
+                .where(models.PolicySnapshot.experiment_key == arm.key)
+                .order_by(col(models.PolicySnapshot.version).desc())
+            ).first()
+            assert snapshot is not None
+            learned = session.exec(
+                select(models.Reward.decision_id).where(
+                    models.Reward.experiment_key == arm.key,
+                    col(models.Reward.learned_version).is_not(None),
+                )
+            ).all()
+            churned = session.exec(
+                select(models.Outcome.decision_id).where(
+                    col(models.Outcome.decision_id).in_(learned),
+                    models.Outcome.event == "churn",
+                    models.Outcome.attribution == "attributed",
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    state = unpack_state(snapshot.state)
+    assert state["churn_gram"][0, 0] == len(learned) == snapshot.rows_learned
+    assert state["churn_moment"][0] == len(set(churned)) > 0

@@ -44,6 +44,13 @@ learned model is the immediate reward's: :meth:`expected_rewards` predicts ``r``
 so off-policy estimates of the logged reward stay unbiased; :meth:`lookahead_values` gives the
 posterior mean of ``Q``.
 
+With ``churn_value = V > 0`` the policy also learns what the counts do to the chance the
+customer leaves (:mod:`bandit.churn`: a small ridge model of churn within ``churn_window``
+days of a contact, fed by :meth:`LookaheadTSPolicy.update_churn`), and charges each level's
+slot ``V`` times the churns one more unit of its count adds: ``Q = r + M sum g - V sum
+Delta_churn``, the term ``M`` leaves out (a churned customer has no later contacts). The charge
+is the posterior mean, a constant per slot, so propensities stay exact.
+
 Where the world has no delayed effect (the counts do not move the reward) the ``g`` are 0 up
 to posterior noise and the policy is linear Thompson sampling with ``L`` more columns.
 """
@@ -55,8 +62,16 @@ from typing import Literal, NamedTuple, Unpack
 
 import numpy as np
 
-from bandit._validation import BanditValueError, check_int, check_matrix, check_real
+from bandit._validation import (
+    BanditValueError,
+    check_actions,
+    check_int,
+    check_matrix,
+    check_real,
+    check_vector,
+)
 from bandit.belief import JointBelief
+from bandit.churn import churn_design, churn_shift, ridge_solve
 from bandit.features import ActionFeatures
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
@@ -116,6 +131,8 @@ class LookaheadBelief(JointBelief):
         self.maps = maps
         #: ``M_b`` per block; set by the policy before deciding.
         self.future_mass = np.zeros(maps.shape[0])
+        #: Churn charge per slot (``(S,)``, :func:`bandit.churn.churn_shift`); set by the policy.
+        self.churn_shift = np.zeros(features.n_slots)
         self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, _Bonus] | None = None
 
     def _bonus(self) -> _Bonus:
@@ -140,6 +157,7 @@ class LookaheadBelief(JointBelief):
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot means ``(n, S)`` and covariances ``(n, S, S)`` of ``Q``."""
         mean, cov = super()._slot_moments(Z)
+        mean = mean + self.churn_shift
         if not self.future_mass.any():
             return mean, cov
         bonus = self._bonus()
@@ -178,6 +196,11 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         contact_blocks: how many blocks of counts the context holds (>= 1).
         half_lives: each block's half-life in days (> 0), as the counts were made with;
             default 7 days each (:class:`bandit.contact_state.ContactDecay`'s default).
+        churn_value: ``V`` (>= 0), what a customer who leaves costs in reward units; 0 (the
+            default) leaves churn out. With ``V > 0`` the state holds ``churn_gram`` and
+            ``churn_moment``, the churn model's ``U^T U`` and ``U^T y`` (module docstring).
+        churn_window: the window of the churn labels given to :meth:`update_churn`, in days
+            (> 0; default 1).
         ridge, noise_variance, fit_intercept, interactions, scale, n_samples: as in linear
             Thompson sampling.
     """
@@ -193,6 +216,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         future_contacts: float | Literal["auto"] = AUTO_FUTURE,
         contact_blocks: int = 1,
         half_lives: Sequence[float] | None = None,
+        churn_value: float = 0.0,
+        churn_window: float = 1.0,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
         super().__init__(space, n_context, **kwargs)
@@ -242,12 +267,63 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         )
         self.gap_sum_ = np.zeros(self.contact_blocks)
         self.gap_rows_ = np.array(0.0)
+        self.churn_value = check_real(churn_value, "churn_value", owner, low=0.0)
+        self.churn_window = check_real(
+            churn_window, "churn_window", owner, low=0.0, closed="neither"
+        )
+        width = 2 + self.n_state
+        self.churn_gram_ = np.zeros((width, width))
+        self.churn_moment_ = np.zeros(width)
         self._first_factor = slice(
             self._block_starts[0], self._block_starts[0] + space.factor_sizes[0]
         )
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
-        return {**super()._state_shapes(), "gap_sum": (self.contact_blocks,), "gap_rows": ()}
+        shapes = {**super()._state_shapes(), "gap_sum": (self.contact_blocks,), "gap_rows": ()}
+        if self.churn_value > 0:  # a policy without churn keeps the state it always had
+            width = 2 + self.n_state
+            shapes.update(churn_gram=(width, width), churn_moment=(width,))
+        return shapes
+
+    def _churn_design(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        levels = self.features.n_context_slots
+        slots = self.features.context_slots[actions]  # each factor's level, (n, F)
+        return churn_design(X, slots, int(self._block_starts[0]), levels, self.contact_blocks)
+
+    def update_churn(self, X: object, actions: object, churned: object) -> None:
+        """Fold churn labels into the churn model: ``churned`` ``(n,)`` is 1 where the
+        customer left within ``churn_window`` days of the contact ``(X, actions)``, else 0.
+        Sums of ``U^T U`` and ``U^T y``, so one batch equals any split of it."""
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        n = contexts.shape[0]
+        chosen = check_actions(actions, n, self.n_actions)
+        labels = check_vector(churned, "churned", length=n)
+        if not np.all((labels == 0) | (labels == 1)):
+            raise BanditValueError("churned", "'churned' must hold 0 or 1 for every row.")
+        if self.churn_value == 0 or n == 0:
+            return
+        U = self._churn_design(contexts, chosen)
+        self.churn_gram_ = self.churn_gram_ + U.T @ U
+        self.churn_moment_ = self.churn_moment_ + U.T @ labels
+
+    @property
+    def churn_theta_(self) -> np.ndarray:
+        """The churn model's ridge weights ``theta`` ``(2 + blocks x levels,)``."""
+        return ridge_solve(self.churn_gram_, self.churn_moment_, self.ridge)
+
+    @property
+    def churn_shift_(self) -> np.ndarray:
+        """Each slot's churn charge ``(S,)`` (:func:`bandit.churn.churn_shift`)."""
+        if self.churn_value == 0:
+            return np.zeros(self.features.n_slots)
+        return churn_shift(
+            self.churn_theta_,
+            self.churn_value,
+            self.half_lives,
+            self.churn_window,
+            self.features.n_context_slots,
+            self.features.n_slots,
+        )
 
     @property
     def future_mass_(self) -> np.ndarray:
@@ -271,6 +347,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
 
     def _lookahead_belief(self) -> LookaheadBelief:
         self._lookahead.future_mass = self.future_mass_
+        self._lookahead.churn_shift = self.churn_shift_
         return self._lookahead
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:

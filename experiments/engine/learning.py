@@ -20,8 +20,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from sqlmodel import Session
 
 from bandit import FittedQPolicy
+from bandit.policies import LookaheadTSPolicy
 from experiments.engine import promotion
 from experiments.engine.clock import Clock
 from experiments.engine.registry import find_experiment
@@ -30,8 +32,10 @@ from experiments.engine.transitions import build_transitions
 from experiments.spec import ExperimentSpec, SpecError, parse_spec
 from experiments.store import models
 from experiments.store.database import Database
+from experiments.store.outcomes import outcomes_for_decisions
 from experiments.store.rewards import LearningRow, mark_rewards_learned, unlearned_rewards
 from experiments.store.snapshots import insert_snapshot, latest_snapshot, pack_state
+from experiments.vocabulary import Attribution
 
 
 def learnable(
@@ -67,6 +71,23 @@ def _arrays(rows: Sequence[LearningRow]) -> tuple[np.ndarray, np.ndarray, np.nda
         np.array([row.value for row in rows], dtype=np.float64),
         np.array([row.propensity for row in rows], dtype=np.float64),
     )
+
+
+def churned(session: Session, spec: ExperimentSpec, rows: Sequence[LearningRow]) -> np.ndarray:
+    """``(n,)`` 1.0 where a row's decision has an attributed outcome of the ``[state]
+    churn_event`` (inside its reward window: the label ``lookahead_ts`` learns churn from),
+    else 0.0; all 0 without a churn event."""
+    event = spec.state.churn_event if spec.state is not None else None
+    if event is None or not rows:
+        return np.zeros(len(rows))
+    found = outcomes_for_decisions(
+        session,
+        decision_ids=[row.decision_id for row in rows],
+        attributions=[Attribution.ATTRIBUTED],
+        events=[event],
+    )
+    left = {outcome.decision_id for outcome in found}
+    return np.array([float(row.decision_id in left) for row in rows])
 
 
 class SnapshotPublisher:
@@ -125,6 +146,8 @@ class SnapshotPublisher:
                 )
             else:
                 treatment.update(X, *_arrays(usable))
+                if isinstance(treatment, LookaheadTSPolicy) and treatment.churn_value > 0:
+                    treatment.update_churn(X, _arrays(usable)[0], churned(session, spec, usable))
             new_version = version + 1
             if gated:  # before the snapshot: the serving version it records excludes it
                 promotion.propose(session, key=key, version=new_version, now=self._clock.now())

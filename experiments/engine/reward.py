@@ -12,6 +12,7 @@ event      1 when the event occurs in the window, else default   at the event, o
 sum        sum of the event's values in the window, else default  at window close
 retained   0 when the (churn) event occurs, else default (1)      at the event, or window close
 change     progress from baseline toward target, in [-1, 1]       at window close
+funnel     sum of the weights (1 each) of the steps that occur  every step seen, or close
 =========  ====================================================  =============================
 
 A ``surrogate`` reward (an index of the KPI from early signals) needs the index fitted on
@@ -119,6 +120,7 @@ def evaluate_reward(
         in the window; events at the same instant resolve to the largest value, so the
         result never depends on the order of ``outcomes``. ``sum`` adds with
         :func:`math.fsum`, exactly rounded, so it is order-independent too. A ``funnel`` is
+        the sum of the weights of the steps that occurred (1 each unless ``weights`` says),
         final once every step has occurred, else when the window closes.
     """
     if spec.kind == "surrogate":
@@ -150,11 +152,13 @@ def evaluate_reward(
             reached.add(outcome.event)
 
     if spec.kind == "funnel":
-        if len(reached) == len(steps):  # every step seen: nothing can change it
-            return RewardResult(float(len(steps)), final=True)
-        if not closed:
+        if len(reached) < len(steps) and not closed:  # a step may still occur
             return None
-        return RewardResult(float(len(reached)) if reached else spec.default, final=True)
+        if not reached:
+            return RewardResult(spec.default, final=True)
+        weights = spec.step_weights
+        value = math.fsum(weights[steps.index(name)] for name in reached)
+        return RewardResult(value, final=True)
 
     if spec.kind in ("event", "retained"):
         if hits:  # the event settles it at once

@@ -91,9 +91,20 @@ SEQUENTIAL: dict[str, Any] = {
 #: in full, the click logit a third of it); the click is 3.5 times more frequent and feels
 #: fatigue twice as much, so counting both learns faster than the purchase alone (measured in
 #: the README). Not a revenue sum: a day's revenue is mostly bills the decision did not cause,
-#: and that noise swamped the signal.
+#: and that noise swamped the signal. ``weights`` (None: 1 per step) and ``window`` are the
+#: funnel's: charging a churn within the window (``events`` ending in ``"churn"`` with a
+#: negative weight, a window of 1 or 7 days) was measured and lost revenue (README, "Where the
+#: engagement edge comes from"), so the arm counts the two steps within a day. ``churn_value``
+#: is ``lookahead_ts``'s charge for churn (0: none), learned from ``churn_event`` outcomes
+#: within the reward window; 5.1 (28-day revenue of a customer in purchases) took more of the
+#: retention edge in every world with the mechanisms but cost 0.74 revenue without them
+#: (README), so it is off.
 LOOKAHEAD: dict[str, Any] = {
     "events": ["click", "accept"],
+    "weights": None,
+    "window": timedelta(days=1),
+    "churn_value": 0.0,
+    "churn_event": "churn",
     "half_life": timedelta(days=21),
     "lookback": timedelta(days=28),
 }
@@ -130,14 +141,21 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     elif arm == "lookahead":
         known = set(hyper_parameters("lookahead_ts"))
         params = {name: value for name, value in spec.policy.params.items() if name in known}
+        if LOOKAHEAD["churn_value"]:
+            params["churn_value"] = LOOKAHEAD["churn_value"]
+            params["churn_window"] = LOOKAHEAD["window"].total_seconds() / 86_400
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
             "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),
             "lookback": LOOKAHEAD["lookback"].total_seconds(),
+            "churn_event": LOOKAHEAD["churn_event"],
         }
         # The funnel's ``event`` is its last step, filled in by the spec.
-        funnel = {"kind": "funnel", "events": list(LOOKAHEAD["events"])}
-        data["reward"] = {**funnel, "window": click["window"], "default": click["default"]}
+        funnel: dict[str, Any] = {"kind": "funnel", "events": list(LOOKAHEAD["events"])}
+        if LOOKAHEAD["weights"] is not None:
+            funnel["weights"] = list(LOOKAHEAD["weights"])
+        window = LOOKAHEAD["window"].total_seconds()
+        data["reward"] = {**funnel, "window": window, "default": click["default"]}
     elif arm == "sequential":
         params = {**spec.policy.params, **SEQUENTIAL["params"]}
         if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it

@@ -32,7 +32,10 @@ class RewardSpec(BaseModel):
     (the ``[reward.surrogate]`` table, :mod:`experiments.spec.surrogate`). ``funnel``: how
     many of the steps named in ``events`` (for example ``["click", "accept"]``) occur within
     the window, each counted once; ``event`` is the last step (filled in from ``events``).
-    ``default`` applies when the window closes with nothing.
+    A funnel's optional ``weights`` (one per step, default 1 each) make it the weighted sum of
+    the steps that occurred: a negative weight on a ``churn`` step charges the decision for a
+    customer who leaves within the window. ``default`` applies when the window closes with
+    nothing.
 
     Why a funnel: the deeper step (the purchase) is what revenue follows but is several times
     rarer than the first (the click), so a learner rewarded by it alone learns slowly; counting
@@ -47,6 +50,7 @@ class RewardSpec(BaseModel):
     kind: Literal["event", "sum", "retained", "change", "surrogate", "funnel"]
     event: StrictStr = Field(min_length=1)
     events: tuple[StrictStr, ...] | None = None
+    weights: tuple[Number, ...] | None = None
     window: Duration
     default: Number = 0.0
     target: Number | None = None
@@ -88,6 +92,7 @@ class RewardSpec(BaseModel):
                 raise SpecError(name, f"only applies to kind = 'change'; kind is {self.kind!r}")
         check_surrogate_reward(self.kind, self.window, self.surrogate)
         _check_funnel(self.kind, self.event, self.events)
+        _check_weights(self.kind, self.events, self.weights)
         return self
 
     @property
@@ -96,10 +101,22 @@ class RewardSpec(BaseModel):
         return self.events if self.events is not None else (self.event,)
 
     @property
+    def step_weights(self) -> tuple[float, ...]:
+        """What each step of a funnel adds when it occurs: ``weights``, else 1 each (one
+        weight for any other kind)."""
+        if self.weights is not None:
+            return self.weights
+        return (1.0,) * len(self.named_events)
+
+    @property
     def label(self) -> str:
         """The reward in one token for tables and figures: ``kind:event``, and a funnel's
-        steps joined by ``+`` (``funnel:click+accept``)."""
-        return f"{self.kind}:{'+'.join(self.named_events)}"
+        steps joined by ``+`` (``funnel:click+accept``), each with its weight when weighted
+        (``funnel:1click+1accept-2.5churn``)."""
+        if self.weights is None:
+            return f"{self.kind}:{'+'.join(self.named_events)}"
+        terms = [f"{w:+g}{name}" for w, name in zip(self.weights, self.named_events, strict=True)]
+        return f"{self.kind}:{''.join(terms).removeprefix('+')}"
 
 
 #: The most steps a funnel may count (a reward of up to this many points).
@@ -128,3 +145,28 @@ def _check_funnel(kind: str, event: str, events: tuple[str, ...] | None) -> None
             "event",
             f"of a funnel is its last step, {events[-1]!r} (it can be left out); got {event!r}",
         )
+
+
+def _check_weights(
+    kind: str, events: tuple[str, ...] | None, weights: tuple[float, ...] | None
+) -> None:
+    """``weights`` belongs to a funnel: one finite weight per step, within
+    +-:data:`MAX_MAGNITUDE`, not all 0 (a reward that is always 0 teaches nothing)."""
+    if weights is None:
+        return
+    if kind != "funnel":
+        raise SpecError("weights", f"only applies to kind = 'funnel'; kind is {kind!r}")
+    if events is None or len(weights) != len(events):
+        steps = 0 if events is None else len(events)
+        raise SpecError(
+            "weights", f"must give one weight per step of 'events' ({steps}); got {len(weights)}"
+        )
+    for position, weight in enumerate(weights):
+        if abs(weight) > MAX_MAGNITUDE:
+            raise SpecError(
+                f"weights[{position}]",
+                f"must be a number within +-{MAX_MAGNITUDE:g}, the bound on outcome values; "
+                f"got {weight!r}",
+            )
+    if not any(weights):
+        raise SpecError("weights", f"must not all be 0; got {list(weights)}")

@@ -3,10 +3,11 @@ and that both run through the engine, learn and log what they learned from."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from experiments.runs.arms import (
     ARMS,
@@ -24,6 +25,7 @@ from experiments.spec.state import STATE_KEY
 from experiments.store import models
 from experiments.store.connection import make_engine
 from experiments.store.schema import upgrade
+from experiments.store.snapshots import unpack_state
 
 MECHANISM = Path(__file__).resolve().parents[2] / "examples" / "mechanism.toml"
 
@@ -80,6 +82,20 @@ def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state
     assert lookahead.holdout == arm_spec(spec, "interaction").holdout
 
 
+def test_lookahead_arm_takes_a_weighted_funnel_and_its_window(
+    spec: ExperimentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The variant measured and dropped (README): a churn within 7 days charged 20.5 points."""
+    assert LOOKAHEAD["weights"] is None  # the arm as it runs: 1 per step, within a day
+    monkeypatch.setitem(LOOKAHEAD, "events", ["click", "accept", "churn"])
+    monkeypatch.setitem(LOOKAHEAD, "weights", [1.0, 1.0, -20.5])
+    monkeypatch.setitem(LOOKAHEAD, "window", timedelta(days=7))
+    reward = arm_spec(spec, "lookahead").reward
+    assert (reward.kind, reward.event, reward.window) == ("funnel", "churn", timedelta(days=7))
+    assert reward.step_weights == (1.0, 1.0, -20.5)
+    assert reward.label == "funnel:1click+1accept-20.5churn"
+
+
 def test_surrogate_arm_predicts_the_spec_kpi(spec: ExperimentSpec) -> None:
     surrogate = arm_spec(spec, "surrogate")
     assert surrogate.policy == spec.policy
@@ -114,3 +130,47 @@ def test_the_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -
         assert contexts[arm]
         assert all(len(context[STATE_KEY]) == 15 for context in contexts[arm])
     assert not any(STATE_KEY in context for context in contexts["surrogate"])
+
+
+def test_the_lookahead_arm_learns_churn_from_the_engines_outcomes(
+    spec: ExperimentSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``churn_value`` set, every learned decision is one row of the churn model (the
+    intercept's entry of ``U^T U`` counts them) and its labels are the decisions with an
+    attributed ``churn`` outcome (the intercept's entry of ``U^T y``), read back from the
+    store independently."""
+    monkeypatch.setitem(LOOKAHEAD, "churn_value", 5.1)
+    assert arm_spec(spec, "lookahead").policy.params["churn_value"] == 5.1
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    upgrade(url)
+    options = RunOptions(
+        customers=400, days=20, seed=0, arms=("lookahead",), database_url=url, oracles=False
+    )
+    (arm,) = run_simulation(spec, options).arms
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            snapshot = session.exec(
+                select(models.PolicySnapshot)
+                .where(models.PolicySnapshot.experiment_key == arm.key)
+                .order_by(col(models.PolicySnapshot.version).desc())
+            ).first()
+            assert snapshot is not None
+            learned = session.exec(
+                select(models.Reward.decision_id).where(
+                    models.Reward.experiment_key == arm.key,
+                    col(models.Reward.learned_version).is_not(None),
+                )
+            ).all()
+            churned = session.exec(
+                select(models.Outcome.decision_id).where(
+                    col(models.Outcome.decision_id).in_(learned),
+                    models.Outcome.event == "churn",
+                    models.Outcome.attribution == "attributed",
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    state = unpack_state(snapshot.state)
+    assert state["churn_gram"][0, 0] == len(learned) == snapshot.rows_learned
+    assert state["churn_moment"][0] == len(set(churned)) > 0

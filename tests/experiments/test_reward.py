@@ -154,6 +154,81 @@ def test_funnel_is_order_independent_and_counts_distinct_steps(
         assert result is None
 
 
+WEIGHTED = {**FUNNEL, "events": ["click", "accept", "churn"], "weights": [1.0, 2.0, -20.5]}
+
+
+def test_weighted_funnel_adds_the_weights_of_the_steps_reached() -> None:
+    """Weights 1 (click), 2 (accept), -20.5 (churn) over a 1-day window:
+    a click and an accept = 1 + 2 = 3; a click then a churn = 1 - 20.5 = -19.5; a churn alone
+    = -20.5; all three = 1 + 2 - 20.5 = -17.5, final at once (every step seen); nothing =
+    the default."""
+    spec = reward_spec(**WEIGHTED)
+    assert spec.event == "churn"
+    assert spec.step_weights == (1.0, 2.0, -20.5)
+    assert reward_spec(**FUNNEL).step_weights == (1.0, 1.0)
+    assert spec.label == "funnel:1click+2accept-20.5churn"
+    both = [outcome("click", 0.1), outcome("accept", 0.2)]
+    assert evaluate(spec, 0.3, both) is None  # a churn may still come: open until the close
+    assert evaluate(spec, 1.0, both) == RewardResult(3.0, **FINAL)
+    left = [outcome("click", 0.1), outcome("churn", 0.5)]
+    assert evaluate(spec, 1.0, left) == RewardResult(-19.5, **FINAL)
+    assert evaluate(spec, 1.0, [outcome("churn", 0.9)]) == RewardResult(-20.5, **FINAL)
+    assert evaluate(spec, 0.6, [*both, outcome("churn", 0.5)]) == RewardResult(-17.5, **FINAL)
+    # a churn after the window belongs to no later step of this decision
+    assert evaluate(spec, 2.0, [*both, outcome("churn", 1.0)]) == RewardResult(3.0, **FINAL)
+    assert evaluate(reward_spec(**WEIGHTED, default=0.25), 1.0, []) == RewardResult(0.25, **FINAL)
+
+
+def test_bad_funnel_weights_are_refused_by_name() -> None:
+    cases = [
+        (
+            {**WEIGHTED, "weights": [1.0, 1.0]},
+            r"weights: must give one weight per step of 'events' \(3\); got 2",
+        ),
+        ({**WEIGHTED, "weights": [0.0, 0.0, 0.0]}, r"weights: must not all be 0"),
+        (
+            {**WEIGHTED, "weights": [1.0, 1.0, -1e13]},
+            r"weights\[2\]: must be a number within \+-1e\+12",
+        ),
+        (
+            {"kind": "event", "event": "click", "window": "1d", "weights": [1.0]},
+            r"weights: only applies to kind = 'funnel'; kind is 'event'",
+        ),
+    ]
+    for reward, message in cases:
+        with pytest.raises(SpecError, match=rf"^reward\.{message}"):
+            parse_spec({**MINIMAL_SPEC, "reward": reward})
+    with pytest.raises(SpecError, match=r"weights"):
+        parse_spec({**MINIMAL_SPEC, "reward": {**WEIGHTED, "weights": [1.0, 1.0, "x"]}})
+    spec = parse_spec({**MINIMAL_SPEC, "reward": WEIGHTED})
+    assert parse_spec(spec.to_json_dict()).reward == spec.reward == reward_spec(**WEIGHTED)
+
+
+@given(
+    timeline=st.lists(
+        st.tuples(
+            st.integers(min_value=-86_400, max_value=3 * 86_400).map(lambda s: s / 86_400),
+            st.sampled_from(["click", "accept", "churn", "revenue"]),
+        ),
+        max_size=12,
+    ),
+    weights=st.lists(st.integers(-50, 50).map(float), min_size=3, max_size=3).filter(any),
+    now=st.floats(min_value=-1, max_value=3),
+)
+def test_weighted_funnel_is_the_weighted_count_of_distinct_steps(
+    timeline: list[tuple[float, str]], weights: list[float], now: float
+) -> None:
+    spec = reward_spec(**{**WEIGHTED, "weights": weights})
+    result = evaluate(spec, now, [outcome(event, days) for days, event in timeline])
+    reached = {event for days, event in timeline if event != "revenue" and 0 <= days < 1}
+    value = {"click": weights[0], "accept": weights[1], "churn": weights[2]}
+    if len(reached) == 3 or now >= 1:
+        expected = sum(value[step] for step in reached) if reached else 0.0
+        assert result == RewardResult(expected, **FINAL)
+    else:
+        assert result is None
+
+
 # --------------------------------------------------------------------------- sum
 def test_sum_reward_timeline() -> None:
     """Revenue 3 + 4.5 inside 14 days = 7.5; 100 on day 14 and 50 before the decision

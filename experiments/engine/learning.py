@@ -145,9 +145,10 @@ class SnapshotPublisher:
                     ready.X, *_arrays(usable), ready.X_next, ready.done, ready.next_mask
                 )
             else:
-                treatment.update(X, *_arrays(usable))
+                actions, rewards, propensities = _arrays(usable)
+                treatment.update(X, actions, rewards, propensities)
                 if isinstance(treatment, LookaheadTSPolicy) and treatment.churn_value > 0:
-                    treatment.update_churn(X, _arrays(usable)[0], churned(session, spec, usable))
+                    treatment.update_churn(X, actions, churned(session, spec, usable))
             new_version = version + 1
             if gated:  # before the snapshot: the serving version it records excludes it
                 promotion.propose(session, key=key, version=new_version, now=self._clock.now())

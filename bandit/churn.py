@@ -37,6 +37,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.linalg import cho_factor, cho_solve
 
 __all__ = ["churn_design", "churn_shift", "ridge_solve"]
 
@@ -63,9 +64,7 @@ def churn_design(
 
 def ridge_solve(gram: np.ndarray, moment: np.ndarray, ridge: float) -> np.ndarray:
     """``theta = (U^T U + ridge I)^{-1} U^T y`` (Hoerl & Kennard 1970), by Cholesky."""
-    k = gram.shape[0]
-    factor = np.linalg.cholesky(gram + ridge * np.eye(k))
-    return np.linalg.solve(factor.T, np.linalg.solve(factor, moment))
+    return cho_solve(cho_factor(gram + ridge * np.eye(gram.shape[0])), moment)
 
 
 def churn_shift(

@@ -131,8 +131,9 @@ class LookaheadBelief(JointBelief):
         self.maps = maps
         #: ``M_b`` per block; set by the policy before deciding.
         self.future_mass = np.zeros(maps.shape[0])
-        #: Churn charge per slot (``(S,)``, :func:`bandit.churn.churn_shift`); set by the policy.
-        self.churn_shift = np.zeros(features.n_slots)
+        #: Churn charge per slot (``(S,)``, :func:`bandit.churn.churn_shift`), or None without
+        #: a churn charge; set by the policy.
+        self.churn_shift: np.ndarray | None = None
         self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, _Bonus] | None = None
 
     def _bonus(self) -> _Bonus:
@@ -157,7 +158,8 @@ class LookaheadBelief(JointBelief):
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot means ``(n, S)`` and covariances ``(n, S, S)`` of ``Q``."""
         mean, cov = super()._slot_moments(Z)
-        mean = mean + self.churn_shift
+        if self.churn_shift is not None:
+            mean = mean + self.churn_shift
         if not self.future_mass.any():
             return mean, cov
         bonus = self._bonus()
@@ -274,6 +276,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         width = 2 + self.n_state
         self.churn_gram_ = np.zeros((width, width))
         self.churn_moment_ = np.zeros(width)
+        #: ``churn_shift_`` with the sums it was solved from (see :meth:`_churn_charge`).
+        self._churn_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._first_factor = slice(
             self._block_starts[0], self._block_starts[0] + space.factor_sizes[0]
         )
@@ -345,9 +349,23 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self.gap_sum_ = self.gap_sum_ + weights.sum(axis=0)
         self.gap_rows_ = np.array(float(self.gap_rows_) + X.shape[0])
 
+    def _churn_charge(self) -> np.ndarray | None:
+        """``churn_shift_`` for deciding, None without a churn charge. The ridge solve runs
+        only when the churn model's sums change, not per decide: :meth:`update_churn` and
+        :meth:`set_state` replace ``churn_gram_`` and ``churn_moment_`` with new arrays, which
+        the identity check sees (the cache holds them, so their ids are not reused)."""
+        if self.churn_value == 0:
+            return None
+        cached = self._churn_cache
+        sums = (self.churn_gram_, self.churn_moment_)
+        if cached is None or cached[0] is not sums[0] or cached[1] is not sums[1]:
+            cached = (self.churn_gram_, self.churn_moment_, self.churn_shift_)
+            self._churn_cache = cached
+        return cached[2]
+
     def _lookahead_belief(self) -> LookaheadBelief:
         self._lookahead.future_mass = self.future_mass_
-        self._lookahead.churn_shift = self.churn_shift_
+        self._lookahead.churn_shift = self._churn_charge()
         return self._lookahead
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -52,15 +52,17 @@ class ContactStateAgent:
         )
         self._customers = np.random.default_rng(seed + 1)
         self._round = 0
-        #: The customers and times of the last selected batch, recorded at its update.
-        self._pending: tuple[np.ndarray, np.ndarray] | None = None
+        #: The customers, times and augmented contexts of the last selected batch: its update
+        #: learns from the same contexts and records the contacts.
+        self._pending: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _augment(self, X: np.ndarray) -> np.ndarray:
         n = X.shape[0]
         who = np.asarray(self._customers.integers(0, CUSTOMERS, size=n))
         when = (self._round + np.arange(n)) / ROUNDS_PER_DAY
-        self._pending = (who, when)
-        return np.hstack([X, self.decay.features(self.state, who, when)])
+        augmented = np.hstack([X, self.decay.features(self.state, who, when)])
+        self._pending = (who, when, augmented)
+        return augmented
 
     def select(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         decision = self.policy.select(self._augment(X))
@@ -71,9 +73,8 @@ class ContactStateAgent:
     ) -> None:
         if self._pending is None or self._pending[0].shape[0] != X.shape[0]:
             raise ValueError("update must follow the select of the same batch")
-        who, when = self._pending
-        features = np.hstack([X, self.decay.features(self.state, who, when)])
-        self.policy.update(features, actions, rewards, propensities)
+        who, when, augmented = self._pending
+        self.policy.update(augmented, actions, rewards, propensities)
         self.state = self.decay.record(self.state, who, when, level_columns(self.space, actions))
         self._round += X.shape[0]
         self._pending = None

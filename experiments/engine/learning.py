@@ -18,6 +18,7 @@ publishes the new snapshot as the next pending candidate.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import numpy as np
 from sqlmodel import Session
@@ -25,43 +26,17 @@ from sqlmodel import Session
 from bandit import FittedQPolicy
 from bandit.policies import LookaheadTSPolicy
 from experiments.engine import promotion
+from experiments.engine.churn_labels import matured_churn_labels
 from experiments.engine.clock import Clock
+from experiments.engine.encoding import encode_usable
 from experiments.engine.registry import find_experiment
 from experiments.engine.snapshots import PolicyFactory, restore
 from experiments.engine.transitions import build_transitions
-from experiments.spec import ExperimentSpec, SpecError, parse_spec
+from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import models
 from experiments.store.database import Database
-from experiments.store.outcomes import outcomes_for_decisions
 from experiments.store.rewards import LearningRow, mark_rewards_learned, unlearned_rewards
 from experiments.store.snapshots import insert_snapshot, latest_snapshot, pack_state
-from experiments.vocabulary import Attribution
-
-
-def learnable(
-    spec: ExperimentSpec, rows: Sequence[LearningRow]
-) -> tuple[np.ndarray, list[LearningRow]]:
-    """Encoded contexts ``(n, d)`` of the rows that can be learned, and those rows.
-
-    A row whose context was erased (right to erasure: stored as ``{}``) and no longer
-    encodes is not learned from; it is still marked learned with the batch, and still counts
-    in reports. Any other bad context is an error.
-    """
-    try:
-        return spec.encode_logged([row.context for row in rows]), list(rows)
-    except SpecError:
-        pass  # find the rows at fault, one by one
-    encoded, usable = [], []
-    for row in rows:
-        try:
-            encoded.append(spec.encode_logged([row.context])[0])
-        except SpecError:
-            if row.context:
-                raise
-            continue
-        usable.append(row)
-    X = np.array(encoded) if encoded else np.zeros((0, spec.n_features))
-    return X, usable
 
 
 def _arrays(rows: Sequence[LearningRow]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -71,23 +46,6 @@ def _arrays(rows: Sequence[LearningRow]) -> tuple[np.ndarray, np.ndarray, np.nda
         np.array([row.value for row in rows], dtype=np.float64),
         np.array([row.propensity for row in rows], dtype=np.float64),
     )
-
-
-def churned(session: Session, spec: ExperimentSpec, rows: Sequence[LearningRow]) -> np.ndarray:
-    """``(n,)`` 1.0 where a row's decision has an attributed outcome of the ``[state]
-    churn_event`` (inside its reward window: the label ``lookahead_ts`` learns churn from),
-    else 0.0; all 0 without a churn event."""
-    event = spec.state.churn_event if spec.state is not None else None
-    if event is None or not rows:
-        return np.zeros(len(rows))
-    found = outcomes_for_decisions(
-        session,
-        decision_ids=[row.decision_id for row in rows],
-        attributions=[Attribution.ATTRIBUTED],
-        events=[event],
-    )
-    left = {outcome.decision_id for outcome in found}
-    return np.array([float(row.decision_id in left) for row in rows])
 
 
 class SnapshotPublisher:
@@ -115,7 +73,7 @@ class SnapshotPublisher:
             rows = unlearned_rewards(session, experiment_key=key, limit=limit)
             if not rows:
                 return None
-            X, usable = learnable(spec, rows)
+            X, usable = encode_usable(spec, rows)
             gated = spec.promotion.enabled
             if gated:
                 verdict = promotion.judge_pending(
@@ -148,7 +106,7 @@ class SnapshotPublisher:
                 actions, rewards, propensities = _arrays(usable)
                 treatment.update(X, actions, rewards, propensities)
                 if isinstance(treatment, LookaheadTSPolicy) and treatment.churn_value > 0:
-                    treatment.update_churn(X, actions, churned(session, spec, usable))
+                    self._learn_churn(session, key, spec, treatment, latest)
             new_version = version + 1
             if gated:  # before the snapshot: the serving version it records excludes it
                 promotion.propose(session, key=key, version=new_version, now=self._clock.now())
@@ -167,3 +125,27 @@ class SnapshotPublisher:
             )
             session.commit()
         return new_version
+
+    def _learn_churn(
+        self,
+        session: Session,
+        key: str,
+        spec: ExperimentSpec,
+        treatment: LookaheadTSPolicy,
+        latest: models.PolicySnapshot | None,
+    ) -> None:
+        """Fold the churn labels that matured since the previous snapshot into
+        ``treatment``'s churn model (:mod:`experiments.engine.churn_labels`)."""
+        event = spec.state.churn_event if spec.state is not None else None
+        if event is None:
+            return
+        found = matured_churn_labels(
+            session,
+            key=key,
+            spec=spec,
+            event=event,
+            previous=None if latest is None else latest.created_at,
+            now=self._clock.now(),
+            window=timedelta(days=treatment.churn_window),
+        )
+        treatment.update_churn(found.X, found.actions, found.labels)

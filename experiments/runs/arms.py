@@ -104,6 +104,7 @@ LOOKAHEAD: dict[str, Any] = {
     "weights": None,
     "window": timedelta(days=1),
     "churn_value": 0.0,
+    "churn_window": timedelta(days=1),
     "churn_event": "churn",
     "half_life": timedelta(days=21),
     "lookback": timedelta(days=28),
@@ -143,7 +144,7 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
         params = {name: value for name, value in spec.policy.params.items() if name in known}
         if LOOKAHEAD["churn_value"]:
             params["churn_value"] = LOOKAHEAD["churn_value"]
-            params["churn_window"] = LOOKAHEAD["window"].total_seconds() / 86_400
+            params["churn_window"] = LOOKAHEAD["churn_window"].total_seconds() / 86_400
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
             "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),

@@ -167,6 +167,9 @@ class _ArmRunner:
         #: in one unit beside the others'.
         self.kpi_kind = regret_kind(spec)
         self.reported_events = {*self.spec.reward.named_events, "click", "accept", "churn"}
+        #: The event reported by customer whenever it happens: a churn model's labels span
+        #: weeks after a contact (:mod:`experiments.engine.churn_labels`). None: none.
+        self.by_customer_event = churn_label_event(self.spec)
         self.strategy_days = None
         if self.spec.strategies is not None:
             self.strategy_days = StrategyDays(self.engine, self.spec)
@@ -311,7 +314,8 @@ class _ArmRunner:
         An event inside the window of the decision it belongs to names that decision. In an
         arm with strategies, any other event of a customer who has had a decision names the
         customer (the engine labels it late or unattributed), so a strategy epoch's KPI sees
-        all of it; other arms report only what their rewards can use.
+        all of it; so does a churn in an arm whose policy learns churn over the weeks after a
+        contact; other arms report only what their rewards can use.
         """
         wanted = np.isin(events.event, list(self.reported_events))
         outcomes = []
@@ -320,7 +324,10 @@ class _ArmRunner:
             occurred = day_start + timedelta(hours=float(events.hour[index]))
             decision_id = self.router.route(customer, occurred)
             by_customer = decision_id is None
-            if by_customer and (self.strategy_days is None or customer not in self.decided):
+            wanted_by_customer = self.strategy_days is not None or (
+                str(events.event[index]) == self.by_customer_event
+            )
+            if by_customer and (not wanted_by_customer or customer not in self.decided):
                 continue
             outcomes.append(
                 OutcomeInput(
@@ -377,6 +384,14 @@ class _ArmRunner:
             snapshot = latest_snapshot(session, experiment_key=key)
         state = unpack_state(snapshot.state) if snapshot is not None else None
         return off_policy_summary(self.spec, rows, state, seed=seed, sampled=keep is not None)
+
+
+def churn_label_event(spec: ExperimentSpec) -> str | None:
+    """The ``[state] churn_event`` when the spec's policy learns churn (``lookahead_ts`` with
+    ``churn_value > 0``), else None."""
+    if spec.policy.name != "lookahead_ts" or spec.state is None:
+        return None
+    return spec.state.churn_event if spec.policy.params.get("churn_value", 0.0) > 0 else None
 
 
 def _run_arm(

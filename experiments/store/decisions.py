@@ -32,6 +32,7 @@ __all__ = [
     "ContactRow",
     "NextDecision",
     "RewardCandidate",
+    "ServedDecision",
     "activate_decision",
     "count_recent_decisions_by_customer",
     "customer_contacts",
@@ -47,6 +48,7 @@ __all__ = [
     "lock_decision_statuses",
     "next_decisions",
     "reward_candidates",
+    "served_decisions_between",
     "set_decision_status",
     "store_decisions",
 ]
@@ -427,6 +429,39 @@ def next_decisions(
         found.extend(NextDecision(*row) for row in session.exec(stmt))
     found.sort(key=lambda row: (row.created_at, row.id))
     return found
+
+
+class ServedDecision(NamedTuple):
+    """A decision with an action served: what a label over the weeks after it is read for."""
+
+    id: str
+    customer_id: str
+    created_at: datetime
+    context: dict[str, Any]
+    action_index: int
+
+
+def served_decisions_between(
+    session: Session, *, experiment_key: str, start: datetime | None, end: datetime
+) -> list[ServedDecision]:
+    """Decisions with an action served (as :func:`customer_contacts`) made in ``[start, end)``
+    (``start`` None: from the first), oldest first (ties by id)."""
+    stmt = select(  # type: ignore[call-overload]  # sqlmodel types up to 4 columns
+        Decision.id,
+        Decision.customer_id,
+        Decision.created_at,
+        Decision.context,
+        Decision.action_index,
+    ).where(
+        Decision.experiment_key == experiment_key,
+        Decision.created_at < end,
+        col(Decision.action_index).is_not(None),
+        col(Decision.status).in_(_SERVED),
+    )
+    if start is not None:
+        stmt = stmt.where(Decision.created_at >= start)
+    stmt = stmt.order_by(col(Decision.created_at), col(Decision.id))
+    return [ServedDecision(*row) for row in session.exec(stmt)]
 
 
 def decisions_due_for_early_reward(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -20,6 +21,7 @@ from experiments.vocabulary import Attribution
 
 __all__ = [
     "InsertResult",
+    "customer_event_times",
     "insert_outcomes",
     "mark_outcomes_late",
     "outcomes_for_decisions",
@@ -103,3 +105,31 @@ def mark_outcomes_late(session: Session, *, outcome_ids: Sequence[str]) -> int:
         )
         changed += session.exec(stmt).rowcount
     return changed
+
+
+def customer_event_times(
+    session: Session,
+    *,
+    experiment_key: str,
+    customer_ids: Sequence[str],
+    event: str,
+    start: datetime,
+    end: datetime,
+) -> dict[str, list[datetime]]:
+    """Per customer, when their ``event`` outcomes in the experiment occurred within ``[start,
+    end)``, oldest first, whatever their attribution (a churn weeks after a contact names no
+    open decision). Customers with none are absent."""
+    times: dict[str, list[datetime]] = {}
+    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+        stmt = select(Outcome.customer_id, Outcome.occurred_at).where(
+            Outcome.experiment_key == experiment_key,
+            col(Outcome.customer_id).in_(chunk),
+            Outcome.event == event,
+            Outcome.occurred_at >= start,
+            Outcome.occurred_at < end,
+        )
+        for customer, occurred in session.exec(stmt):
+            times.setdefault(str(customer), []).append(occurred)
+    for found in times.values():
+        found.sort()
+    return times

@@ -132,19 +132,22 @@ def test_the_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -
     assert not any(STATE_KEY in context for context in contexts["surrogate"])
 
 
-def test_the_lookahead_arm_learns_churn_from_the_engines_outcomes(
+def test_the_lookahead_arm_learns_churn_over_the_weeks_after_each_contact(
     spec: ExperimentSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With ``churn_value`` set, every learned decision is one row of the churn model (the
-    intercept's entry of ``U^T U`` counts them) and its labels are the decisions with an
-    attributed ``churn`` outcome (the intercept's entry of ``U^T y``), read back from the
-    store independently."""
+    """With ``churn_value`` set, every served decision older than the churn window at the
+    last snapshot is one row of the churn model (the intercept's entry of ``U^T U`` counts
+    them), and its label is whether its customer churned within the window after it (the
+    intercept's entry of ``U^T y``), read back from the store independently: churns by
+    customer and time, most of them outside any decision's one-day reward window."""
     monkeypatch.setitem(LOOKAHEAD, "churn_value", 5.1)
-    assert arm_spec(spec, "lookahead").policy.params["churn_value"] == 5.1
+    monkeypatch.setitem(LOOKAHEAD, "churn_window", timedelta(days=7))
+    params = arm_spec(spec, "lookahead").policy.params
+    assert (params["churn_value"], params["churn_window"]) == (5.1, 7.0)
     url = f"sqlite:///{tmp_path / 'run.db'}"
     upgrade(url)
     options = RunOptions(
-        customers=400, days=20, seed=0, arms=("lookahead",), database_url=url, oracles=False
+        customers=400, days=25, seed=0, arms=("lookahead",), database_url=url, oracles=False
     )
     (arm,) = run_simulation(spec, options).arms
     engine = make_engine(url)
@@ -156,21 +159,31 @@ def test_the_lookahead_arm_learns_churn_from_the_engines_outcomes(
                 .order_by(col(models.PolicySnapshot.version).desc())
             ).first()
             assert snapshot is not None
-            learned = session.exec(
-                select(models.Reward.decision_id).where(
-                    models.Reward.experiment_key == arm.key,
-                    col(models.Reward.learned_version).is_not(None),
+            decisions = session.exec(
+                select(models.Decision.customer_id, models.Decision.created_at).where(
+                    models.Decision.experiment_key == arm.key,
+                    col(models.Decision.action_index).is_not(None),
+                    col(models.Decision.status).in_(["open", "rewarded", "paused"]),
+                    models.Decision.created_at < snapshot.created_at - timedelta(days=7),
                 )
             ).all()
-            churned = session.exec(
-                select(models.Outcome.decision_id).where(
-                    col(models.Outcome.decision_id).in_(learned),
-                    models.Outcome.event == "churn",
-                    models.Outcome.attribution == "attributed",
-                )
+            churns = session.exec(
+                select(
+                    models.Outcome.customer_id,
+                    models.Outcome.occurred_at,
+                    models.Outcome.decision_id,
+                ).where(models.Outcome.experiment_key == arm.key, models.Outcome.event == "churn")
             ).all()
     finally:
         engine.dispose()
+    churned_at = {customer: at for customer, at, _ in churns}
+    labels = [
+        customer in churned_at and at <= churned_at[customer] < at + timedelta(days=7)
+        for customer, at in decisions
+    ]
     state = unpack_state(snapshot.state)
-    assert state["churn_gram"][0, 0] == len(learned) == snapshot.rows_learned
-    assert state["churn_moment"][0] == len(set(churned)) > 0
+    assert state["churn_gram"][0, 0] == len(decisions) > 0
+    assert state["churn_moment"][0] == sum(labels) > 0
+    assert sum(decision is None for _, _, decision in churns) > sum(
+        decision is not None for _, _, decision in churns
+    )

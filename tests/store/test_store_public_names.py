@@ -62,6 +62,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "ContactRow",
         "NextDecision",
         "RewardCandidate",
+        "ServedDecision",
         "activate_decision",
         "count_recent_decisions_by_customer",
         "customer_contacts",
@@ -77,6 +78,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "lock_decision_statuses",
         "next_decisions",
         "reward_candidates",
+        "served_decisions_between",
         "set_decision_status",
         "store_decisions",
     },
@@ -141,6 +143,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
     },
     "experiments.store.outcomes": {
         "InsertResult",
+        "customer_event_times",
         "insert_outcomes",
         "mark_outcomes_late",
         "outcomes_for_decisions",

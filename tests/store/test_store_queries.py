@@ -34,6 +34,7 @@ from experiments.store.decisions import (
     get_decision,
     insert_decision,
     reward_candidates,
+    served_decisions_between,
     set_decision_status,
 )
 from experiments.store.errors import (
@@ -60,7 +61,11 @@ from experiments.store.models import (
     PolicySnapshot,
     Reward,
 )
-from experiments.store.outcomes import insert_outcomes, outcomes_for_decisions
+from experiments.store.outcomes import (
+    customer_event_times,
+    insert_outcomes,
+    outcomes_for_decisions,
+)
 from experiments.store.rewards import (
     count_rewards,
     count_unlearned_rewards,
@@ -507,6 +512,80 @@ def test_outcomes_for_decisions(session: Session) -> None:
     )
     assert [o.outcome_id for o in attributed] == ["x1", "x2"]
     assert outcomes_for_decisions(session, decision_ids=[d3.id]) == []
+
+
+def test_served_decisions_between_on_a_timeline(session: Session) -> None:
+    """Served decisions in ``[start, end)``, oldest first: suppressed ones, other
+    experiments' and those outside the interval are left out; no start means from the first."""
+    add_experiment(session)
+    add_experiment(session, "other")
+    add_decisions(
+        session,
+        make_decision("c1", T0, id="d1"),
+        make_decision("c2", T0 + DAY, id="d2"),
+        make_decision("c3", T0 + DAY, id="d3", action_index=None, action=None, status="suppressed"),
+        make_decision("c1", T0 + 2 * DAY, id="d4"),
+        make_decision("c1", T0 + DAY, id="d5", experiment="other"),
+    )
+    found = served_decisions_between(
+        session, experiment_key="exp", start=T0 + DAY, end=T0 + 3 * DAY
+    )
+    assert [(row.id, row.customer_id, row.action_index) for row in found] == [
+        ("d2", "c2", 1),
+        ("d4", "c1", 1),
+    ]
+    assert found[0].context == {"age": 30}
+    from_first = served_decisions_between(
+        session, experiment_key="exp", start=None, end=T0 + 2 * DAY
+    )
+    assert [row.id for row in from_first] == ["d1", "d2"]
+
+
+def test_customer_event_times_whatever_the_attribution(session: Session) -> None:
+    add_experiment(session)
+    add_decisions(session, make_decision("c1", T0, id="d1"))
+    insert_outcomes(
+        session,
+        outcomes=[
+            outcome("o1", "d1", customer_id="c1", event="churn", occurred_at=T0 + 3 * DAY),
+            outcome(
+                "o2",
+                None,
+                customer_id="c2",
+                event="churn",
+                occurred_at=T0 + DAY,
+                attribution="unattributed",
+            ),
+            outcome(
+                "o3",
+                None,
+                customer_id="c2",
+                event="churn",
+                occurred_at=T0 + 9 * DAY,
+                attribution="unattributed",
+            ),
+            outcome("o4", None, customer_id="c3", event="click", occurred_at=T0 + DAY),
+            outcome(
+                "o5",
+                None,
+                customer_id="c1",
+                event="churn",
+                occurred_at=T0 + DAY,
+                experiment_key=None,
+            ),
+        ],
+    )
+    session.commit()
+    times = customer_event_times(
+        session,
+        experiment_key="exp",
+        customer_ids=["c1", "c2", "c3"],
+        event="churn",
+        start=T0,
+        end=T0 + 9 * DAY,
+    )
+    # o3 is at the end (excluded), o4 another event, o5 in no experiment
+    assert times == {"c1": [T0 + 3 * DAY], "c2": [T0 + DAY]}
 
 
 def test_decisions_with_outcomes_since(session: Session) -> None:

@@ -39,7 +39,7 @@ import math
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-__all__ = ["churn_design", "churn_shift", "ridge_solve"]
+__all__ = ["churn_design", "churn_shift", "credible_shift", "level_charges", "ridge_solve"]
 
 
 def churn_design(
@@ -65,6 +65,59 @@ def churn_design(
 def ridge_solve(gram: np.ndarray, moment: np.ndarray, ridge: float) -> np.ndarray:
     """``theta = (U^T U + ridge I)^{-1} U^T y`` (Hoerl & Kennard 1970), by Cholesky."""
     return cho_solve(cho_factor(gram + ridge * np.eye(gram.shape[0])), moment)
+
+
+def level_charges(
+    value: float, half_lives: np.ndarray, window_days: float, n_levels: int, width: int
+) -> np.ndarray:
+    """``C`` ``(n_levels, width)`` with ``C theta`` each level's charge
+    ``-V sum_b theta_{b, l} h_b / (w ln 2)`` (module docstring)."""
+    weight = half_lives / (window_days * math.log(2.0))
+    charges = np.zeros((n_levels, width))
+    for block, per_block in enumerate(weight):
+        start = 1 + block * n_levels
+        charges[np.arange(n_levels), start + np.arange(n_levels)] = -value * per_block
+    return charges
+
+
+def credible_shift(
+    gram: np.ndarray,
+    moment: np.ndarray,
+    ridge: float,
+    charges: np.ndarray,
+    factor_sizes: tuple[int, ...],
+    n_slots: int,
+    z: float,
+) -> np.ndarray:
+    """``(n_slots,)``: each level's charge relative to its factor's mean, soft-thresholded at
+    ``z`` standard errors (module docstring); 0 for the slots that are not levels.
+
+    Args:
+        gram, moment: the churn model's ``U^T U`` and ``U^T y`` (0/1 labels).
+        ridge: the ridge ``lambda``.
+        charges: ``C`` from :func:`level_charges`.
+        factor_sizes: how many levels each factor has, in the order of the level slots.
+        n_slots: the policy's slots (levels, then pair biases).
+        z: the threshold in standard errors (>= 0; 0 keeps the centred charge as it is).
+    """
+    precision = gram + ridge * np.eye(gram.shape[0])
+    factor = cho_factor(precision)
+    theta = cho_solve(factor, moment)
+    rows = gram[0, 0]
+    residual = moment[0] - 2.0 * theta @ moment + theta @ gram @ theta
+    sigma2 = max(float(residual), 0.0) / max(rows - gram.shape[0], 1.0)
+    centred = charges.copy()
+    start = 0
+    for size in factor_sizes:
+        block = slice(start, start + size)
+        centred[block] -= centred[block].mean(axis=0)
+        start += size
+    estimate = centred @ theta
+    variance = sigma2 * np.einsum("lk,kl->l", centred, cho_solve(factor, centred.T))
+    error = np.sqrt(np.maximum(variance, 0.0))
+    shift = np.zeros(n_slots)
+    shift[: charges.shape[0]] = np.sign(estimate) * np.maximum(np.abs(estimate) - z * error, 0.0)
+    return shift
 
 
 def churn_shift(

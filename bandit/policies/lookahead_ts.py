@@ -71,7 +71,13 @@ from bandit._validation import (
     check_vector,
 )
 from bandit.belief import JointBelief
-from bandit.churn import churn_design, churn_shift, ridge_solve
+from bandit.churn import (
+    churn_design,
+    churn_shift,
+    credible_shift,
+    level_charges,
+    ridge_solve,
+)
 from bandit.features import ActionFeatures
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
@@ -203,6 +209,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             ``churn_moment``, the churn model's ``U^T U`` and ``U^T y`` (module docstring).
         churn_window: the window of the churn labels given to :meth:`update_churn`, in days
             (> 0; default 1).
+        churn_credibility: ``z`` (>= 0): with ``z > 0`` each level's charge, relative to its
+            factor's mean, is soft-thresholded at ``z`` standard errors of the churn model
+            (:func:`bandit.churn.credible_shift`), so noise where no level does harm charges
+            nothing; 0 (the default) charges the posterior mean as it is.
         ridge, noise_variance, fit_intercept, interactions, scale, n_samples: as in linear
             Thompson sampling.
     """
@@ -220,6 +230,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         half_lives: Sequence[float] | None = None,
         churn_value: float = 0.0,
         churn_window: float = 1.0,
+        churn_credibility: float = 0.0,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
         super().__init__(space, n_context, **kwargs)
@@ -273,6 +284,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self.churn_window = check_real(
             churn_window, "churn_window", owner, low=0.0, closed="neither"
         )
+        self.churn_credibility = check_real(churn_credibility, "churn_credibility", owner, low=0.0)
+        self._factor_sizes = tuple(int(size) for size in space.factor_sizes)
         width = 2 + self.n_state
         self.churn_gram_ = np.zeros((width, width))
         self.churn_moment_ = np.zeros(width)
@@ -320,6 +333,23 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         """Each slot's churn charge ``(S,)`` (:func:`bandit.churn.churn_shift`)."""
         if self.churn_value == 0:
             return np.zeros(self.features.n_slots)
+        if self.churn_credibility > 0:
+            charges = level_charges(
+                self.churn_value,
+                self.half_lives,
+                self.churn_window,
+                self.features.n_context_slots,
+                self.churn_gram_.shape[0],
+            )
+            return credible_shift(
+                self.churn_gram_,
+                self.churn_moment_,
+                self.ridge,
+                charges,
+                self._factor_sizes,
+                self.features.n_slots,
+                self.churn_credibility,
+            )
         return churn_shift(
             self.churn_theta_,
             self.churn_value,

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bandit import BanditValueError, DecisionSpace, make_policy
-from bandit.churn import churn_design, churn_shift, ridge_solve
+from bandit.churn import churn_design, churn_shift, credible_shift, level_charges, ridge_solve
 from bandit.policies.lookahead_ts import LookaheadTSPolicy
 
 #: msg {a, b} x chan {x, y}, (b, y) excluded: actions (a, x) = 0, (a, y) = 1, (b, x) = 2.
@@ -47,6 +47,64 @@ def test_the_charge_by_hand() -> None:
     assert shift[0] == pytest.approx(-0.0605932, abs=1e-7)
     halved = churn_shift(theta, 3.0, np.array([7.0]), 2.0, n_levels=4, n_slots=6)
     np.testing.assert_allclose(halved, shift / 2)
+
+
+def test_the_credible_charge_by_hand() -> None:
+    """Levels (a, b | x, y), one block, h = 7, w = 1, V = 2, no ridge: ``U^T U = diag(100,
+    10, 10, 10, 10, 10)``, ``U^T y = [5, 1, 0, 0.5, 0.5, 0]``, so theta = [0.05, 0.1, 0,
+    0.05, 0.05, 0], residual ``5 - 2 x 0.4 + 0.4 = 4.6`` over 100 - 6 rows. With ``k = -2 x 7
+    / ln 2``, the charges relative to each factor's mean are ``+-0.05 k`` for (a, b) and 0 for
+    (x, y); ``se(a) = |k| sqrt(4.6 / 94 x (0.25 + 0.25) / 10)``."""
+    gram = np.diag([100.0, 10, 10, 10, 10, 10])
+    moment = np.array([5.0, 1, 0, 0.5, 0.5, 0])
+    charges = level_charges(2.0, np.array([7.0]), 1.0, n_levels=4, width=6)
+    k = -2.0 * 7.0 / math.log(2.0)
+    np.testing.assert_allclose(charges[:, 1:5], k * np.eye(4))
+    se = abs(k) * math.sqrt(4.6 / 94 * 0.05)
+    estimate = 0.05 * k
+    for z, expected_a in [
+        (0.0, estimate),
+        (1.0, -(abs(estimate) - se)),
+        (2.0, 0.0),
+    ]:
+        shift = credible_shift(gram, moment, 0.0, charges, (2, 2), 6, z)
+        np.testing.assert_allclose(shift, [expected_a, -expected_a, 0, 0, 0, 0], atol=1e-12)
+    assert 0 < abs(estimate) - se < 0.02  # z = 1 keeps a sliver, z = 2 none
+
+
+def test_a_credible_charge_keeps_the_choices_of_the_plain_one_at_z_0() -> None:
+    """At ``z = 0`` the credible charge is the plain one less each factor's mean: every
+    action holds one level of each factor, so every action's score moves alike."""
+    rng = np.random.default_rng(3)
+    X = np.zeros((400, D))
+    X[:, 0] = rng.random(400)
+    X[:, 1:5] = rng.random((400, 4))
+    X[:, -1] = rng.integers(1, 28, 400)
+    actions = rng.choice(3, 400)
+    churned = (rng.random(400) < 0.1 + 0.2 * (actions == 2)).astype(float)
+    plain = LookaheadTSPolicy(SPACE, D, churn_value=3.0)
+    centred = LookaheadTSPolicy(SPACE, D, churn_value=3.0, churn_credibility=1e-300)
+    for policy in (plain, centred):
+        policy.update_churn(X, actions, churned)
+    levels = np.array([[0, 2], [0, 3], [1, 2]])  # (a, x), (a, y), (b, x)
+    per_action = [plain.churn_shift_[row].sum() - centred.churn_shift_[row].sum() for row in levels]
+    np.testing.assert_allclose(per_action, per_action[0], atol=1e-9)
+    assert abs(plain.churn_shift_[0] - centred.churn_shift_[0]) > 1e-6  # not the same numbers
+
+
+def test_a_high_credibility_charges_nothing_where_no_level_drives_churn() -> None:
+    """Churn independent of the levels: at ``z = 3`` no level's difference stands out."""
+    rng = np.random.default_rng(5)
+    X = np.zeros((2000, D))
+    X[:, 1:5] = rng.random((2000, 4))
+    X[:, -1] = 7.0
+    actions = rng.choice(3, 2000)
+    policy = LookaheadTSPolicy(SPACE, D, churn_value=5.0, churn_credibility=3.0)
+    policy.update_churn(X, actions, (rng.random(2000) < 0.05).astype(float))
+    np.testing.assert_array_equal(policy.churn_shift_, 0.0)
+    harmful = LookaheadTSPolicy(SPACE, D, churn_value=5.0, churn_credibility=3.0)
+    harmful.update_churn(X, actions, (rng.random(2000) < 0.02 + 0.2 * (actions == 2)).astype(float))
+    assert harmful.churn_shift_[1] < harmful.churn_shift_[0]  # b stands out, and is charged
 
 
 def test_ridge_solve_is_the_ridge_normal_equations() -> None:
@@ -168,6 +226,7 @@ def test_a_level_that_drives_churn_away_loses_its_share() -> None:
         ({"churn_value": -1.0}, "churn_value"),
         ({"churn_value": float("nan")}, "churn_value"),
         ({"churn_value": 1.0, "churn_window": 0.0}, "churn_window"),
+        ({"churn_value": 1.0, "churn_credibility": -0.5}, "churn_credibility"),
     ],
 )
 def test_bad_churn_arguments_name_the_field(kwargs: dict, field: str) -> None:

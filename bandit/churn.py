@@ -30,6 +30,16 @@ Monte Carlo propensities are those of the shifted Gaussian scores, exact as befo
 action adds 1 to one level of each factor, so a part of ``theta`` common to a factor's levels
 (which the model cannot tell from who is contacted often) shifts every action alike and does
 not change the choice; only differences between levels do.
+
+Churn after a contact is rare, so the estimated differences are noisy, and ``V h / (w ln 2)``
+turns that noise into charges as large as the differences in response between actions: where
+no level does harm, the charge alone steers the policy away from good actions. With a
+credibility ``z > 0`` (:func:`credible_shift`) each level's charge, relative to its factor's
+mean (the same choices), is soft-thresholded at ``z`` of its standard error
+(:mod:`bandit.credibility`: shrunk to 0 unless it stands out of its noise). The standard error
+comes from the ridge posterior ``theta ~ N(theta_hat, sigma^2 (U^T U + lambda I)^{-1})``, with
+``sigma^2`` the residual variance of the labels read from the same sums (``y^T y = sum y``
+for 0/1 labels: the intercept's entry of ``U^T y``).
 """
 
 from __future__ import annotations
@@ -38,6 +48,8 @@ import math
 
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
+
+from bandit.credibility import soft_threshold_levels
 
 __all__ = ["churn_design", "churn_shift", "credible_shift", "level_charges", "ridge_solve"]
 
@@ -106,17 +118,9 @@ def credible_shift(
     rows = gram[0, 0]
     residual = moment[0] - 2.0 * theta @ moment + theta @ gram @ theta
     sigma2 = max(float(residual), 0.0) / max(rows - gram.shape[0], 1.0)
-    centred = charges.copy()
-    start = 0
-    for size in factor_sizes:
-        block = slice(start, start + size)
-        centred[block] -= centred[block].mean(axis=0)
-        start += size
-    estimate = centred @ theta
-    variance = sigma2 * np.einsum("lk,kl->l", centred, cho_solve(factor, centred.T))
-    error = np.sqrt(np.maximum(variance, 0.0))
+    covariance = sigma2 * charges @ cho_solve(factor, charges.T)
     shift = np.zeros(n_slots)
-    shift[: charges.shape[0]] = np.sign(estimate) * np.maximum(np.abs(estimate) - z * error, 0.0)
+    shift[: charges.shape[0]] = soft_threshold_levels(charges @ theta, covariance, factor_sizes, z)
     return shift
 
 

@@ -78,6 +78,7 @@ from bandit.churn import (
     level_charges,
     ridge_solve,
 )
+from bandit.credibility import soft_threshold_levels
 from bandit.features import ActionFeatures
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
@@ -140,7 +141,13 @@ class LookaheadBelief(JointBelief):
         #: Churn charge per slot (``(S,)``, :func:`bandit.churn.churn_shift`), or None without
         #: a churn charge; set by the policy.
         self.churn_shift: np.ndarray | None = None
-        self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, _Bonus] | None = None
+        #: ``z`` of :mod:`bandit.credibility` for ``B_M mu`` (0: the mean as it is), the
+        #: factors' level counts, and what ``cov`` is multiplied by to be in reward units;
+        #: set by the policy.
+        self.credibility = 0.0
+        self.factor_sizes: tuple[int, ...] = ()
+        self.variance_unit = 1.0
+        self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, float, _Bonus] | None = None
 
     def _bonus(self) -> _Bonus:
         """The context-free parts of ``Q``'s moments, ``B_M mu``, ``Sigma B_M^T`` (p, S) and
@@ -153,12 +160,25 @@ class LookaheadBelief(JointBelief):
             and cached[0] is self.mean
             and cached[1] is self.cov
             and np.array_equal(cached[2], self.future_mass)
+            and cached[3] == self.credibility * self.variance_unit
         ):
-            return cached[3]
+            return cached[4]
         B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
         sigma_bt = self.cov @ B.T
-        bonus = _Bonus(B @ self.mean, sigma_bt, B @ sigma_bt)
-        self._cached = (self.mean, self.cov, self.future_mass.copy(), bonus)
+        cov = B @ sigma_bt
+        mean = B @ self.mean
+        if self.credibility > 0:
+            levels = sum(self.factor_sizes)
+            mean = np.zeros_like(mean)
+            mean[:levels] = soft_threshold_levels(
+                (B @ self.mean)[:levels],
+                self.variance_unit * cov[:levels, :levels],
+                self.factor_sizes,
+                self.credibility,
+            )
+        bonus = _Bonus(mean, sigma_bt, cov)
+        key = self.credibility * self.variance_unit
+        self._cached = (self.mean, self.cov, self.future_mass.copy(), key, bonus)
         return bonus
 
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -213,6 +233,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             factor's mean, is soft-thresholded at ``z`` standard errors of the churn model
             (:func:`bandit.churn.credible_shift`), so noise where no level does harm charges
             nothing; 0 (the default) charges the posterior mean as it is.
+        lookahead_credibility: ``z`` (>= 0) for the later contacts' change ``M g``: with
+            ``z > 0`` its posterior mean, relative to each factor's mean, is soft-thresholded
+            at ``z`` posterior standard errors (:mod:`bandit.credibility`); the draws keep its
+            full covariance. 0 (the default): the posterior mean as it is.
         ridge, noise_variance, fit_intercept, interactions, scale, n_samples: as in linear
             Thompson sampling.
     """
@@ -231,6 +255,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         churn_value: float = 0.0,
         churn_window: float = 1.0,
         churn_credibility: float = 0.0,
+        lookahead_credibility: float = 0.0,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
         super().__init__(space, n_context, **kwargs)
@@ -286,6 +311,11 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         )
         self.churn_credibility = check_real(churn_credibility, "churn_credibility", owner, low=0.0)
         self._factor_sizes = tuple(int(size) for size in space.factor_sizes)
+        self.lookahead_credibility = check_real(
+            lookahead_credibility, "lookahead_credibility", owner, low=0.0
+        )
+        self._lookahead.credibility = self.lookahead_credibility
+        self._lookahead.factor_sizes = self._factor_sizes
         width = 2 + self.n_state
         self.churn_gram_ = np.zeros((width, width))
         self.churn_moment_ = np.zeros(width)
@@ -396,6 +426,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
     def _lookahead_belief(self) -> LookaheadBelief:
         self._lookahead.future_mass = self.future_mass_
         self._lookahead.churn_shift = self._churn_charge()
+        if self.lookahead_credibility > 0:
+            self._lookahead.variance_unit = self.noise_variance_ if self.learns_noise else 1.0
         return self._lookahead
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:

@@ -106,6 +106,7 @@ LOOKAHEAD: dict[str, Any] = {
     "churn_value": 0.0,
     "churn_window": timedelta(days=1),
     "churn_credibility": 0.0,
+    "lookahead_credibility": 0.0,
     "churn_event": "churn",
     "half_life": timedelta(days=21),
     "lookback": timedelta(days=28),
@@ -147,6 +148,8 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
             params["churn_value"] = LOOKAHEAD["churn_value"]
             params["churn_window"] = LOOKAHEAD["churn_window"].total_seconds() / 86_400
             params["churn_credibility"] = LOOKAHEAD["churn_credibility"]
+        if LOOKAHEAD["lookahead_credibility"]:
+            params["lookahead_credibility"] = LOOKAHEAD["lookahead_credibility"]
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
             "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),

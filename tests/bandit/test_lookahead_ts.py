@@ -121,7 +121,7 @@ def test_with_no_future_it_is_linear_thompson_sampling() -> None:
     np.testing.assert_allclose(a.propensities, b.propensities)
 
 
-def fatigue_world(name: str, harmful: int, seed: int = 0) -> float:
+def fatigue_world(name: str, harmful: int, seed: int = 0, **params: float) -> float:
     """Three messages to 400 customers a day for 60 days; every customer is contacted daily.
     A contact's reward is ``base[a] - 0.25 x (decayed count of the harmful message)`` plus
     N(0, 0.1^2) noise, with base 1.0 for the harmful message, 0.8 for the others: it is best
@@ -137,7 +137,7 @@ def fatigue_world(name: str, harmful: int, seed: int = 0) -> float:
     n = 400
     state = decay.initial_state(n, 3)
     rng = np.random.default_rng(seed)
-    policy = make_policy(name, space=messages, n_context=4, seed=seed)
+    policy = make_policy(name, space=messages, n_context=4, seed=seed, **params)
     who = np.arange(n)
     shares = []
     for day in range(60):

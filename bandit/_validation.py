@@ -54,6 +54,15 @@ def check_real(
     return number
 
 
+def check_flag(value: object, name: str, owner: str) -> bool:
+    """``value`` as a bool; anything but ``True``/``False`` (numpy's too) is refused by name."""
+    if not isinstance(value, bool | np.bool_):
+        raise BanditValueError(
+            name, f"The '{name}' parameter of {owner} must be true or false. Got {value!r}."
+        )
+    return bool(value)
+
+
 def check_int(value: object, name: str, owner: str, *, low: int = 0, high: float = math.inf) -> int:
     """Return ``value`` as an int after checking it lies in ``[low, high]``."""
     text = _interval_text(low, high, "both")

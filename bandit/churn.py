@@ -33,13 +33,13 @@ not change the choice; only differences between levels do.
 
 Churn after a contact is rare, so the estimated differences are noisy, and ``V h / (w ln 2)``
 turns that noise into charges as large as the differences in response between actions: where
-no level does harm, the charge alone steers the policy away from good actions. With a
-credibility ``z > 0`` (:func:`credible_shift`) each level's charge, relative to its factor's
-mean (the same choices), is soft-thresholded at ``z`` of its standard error
-(:mod:`bandit.credibility`: shrunk to 0 unless it stands out of its noise). The standard error
-comes from the ridge posterior ``theta ~ N(theta_hat, sigma^2 (U^T U + lambda I)^{-1})``, with
-``sigma^2`` the residual variance of the labels read from the same sums (``y^T y = sum y``
-for 0/1 labels: the intercept's entry of ``U^T y``).
+no level does harm, the charge alone steers the policy away from good actions. With
+shrinkage (:func:`credible_shift`) each level's charge, relative to its factor's mean (the same
+choices), is shrunk by its empirical Bayes credibility (:mod:`bandit.credibility`: to 0 where
+the levels' spread is no more than their noise). The noise comes from the ridge posterior
+``theta ~ N(theta_hat, sigma^2 (U^T U + lambda I)^{-1})``, with ``sigma^2`` the residual
+variance of the labels read from the same sums (``y^T y = sum y`` for 0/1 labels: the
+intercept's entry of ``U^T y``).
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import math
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
-from bandit.credibility import soft_threshold_levels
+from bandit.credibility import credible_levels
 
 __all__ = ["churn_design", "churn_shift", "credible_shift", "level_charges", "ridge_solve"]
 
@@ -99,10 +99,9 @@ def credible_shift(
     charges: np.ndarray,
     factor_sizes: tuple[int, ...],
     n_slots: int,
-    z: float,
 ) -> np.ndarray:
-    """``(n_slots,)``: each level's charge relative to its factor's mean, soft-thresholded at
-    ``z`` standard errors (module docstring); 0 for the slots that are not levels.
+    """``(n_slots,)``: each level's charge relative to its factor's mean, shrunk by its
+    credibility (module docstring); 0 for the slots that are not levels.
 
     Args:
         gram, moment: the churn model's ``U^T U`` and ``U^T y`` (0/1 labels).
@@ -110,7 +109,6 @@ def credible_shift(
         charges: ``C`` from :func:`level_charges`.
         factor_sizes: how many levels each factor has, in the order of the level slots.
         n_slots: the policy's slots (levels, then pair biases).
-        z: the threshold in standard errors (>= 0; 0 keeps the centred charge as it is).
     """
     precision = gram + ridge * np.eye(gram.shape[0])
     factor = cho_factor(precision)
@@ -120,7 +118,7 @@ def credible_shift(
     sigma2 = max(float(residual), 0.0) / max(rows - gram.shape[0], 1.0)
     covariance = sigma2 * charges @ cho_solve(factor, charges.T)
     shift = np.zeros(n_slots)
-    shift[: charges.shape[0]] = soft_threshold_levels(charges @ theta, covariance, factor_sizes, z)
+    shift[: charges.shape[0]] = credible_levels(charges @ theta, covariance, factor_sizes)
     return shift
 
 

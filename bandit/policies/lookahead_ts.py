@@ -65,6 +65,7 @@ import numpy as np
 from bandit._validation import (
     BanditValueError,
     check_actions,
+    check_flag,
     check_int,
     check_matrix,
     check_real,
@@ -78,7 +79,7 @@ from bandit.churn import (
     level_charges,
     ridge_solve,
 )
-from bandit.credibility import soft_threshold_levels
+from bandit.credibility import credible_levels
 from bandit.features import ActionFeatures
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
@@ -141,10 +142,10 @@ class LookaheadBelief(JointBelief):
         #: Churn charge per slot (``(S,)``, :func:`bandit.churn.churn_shift`), or None without
         #: a churn charge; set by the policy.
         self.churn_shift: np.ndarray | None = None
-        #: ``z`` of :mod:`bandit.credibility` for ``B_M mu`` (0: the mean as it is), the
+        #: Whether ``B_M mu`` is shrunk by its credibility (:mod:`bandit.credibility`), the
         #: factors' level counts, and what ``cov`` is multiplied by to be in reward units;
         #: set by the policy.
-        self.credibility = 0.0
+        self.shrink = False
         self.factor_sizes: tuple[int, ...] = ()
         self.variance_unit = 1.0
         self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, float, _Bonus] | None = None
@@ -160,24 +161,23 @@ class LookaheadBelief(JointBelief):
             and cached[0] is self.mean
             and cached[1] is self.cov
             and np.array_equal(cached[2], self.future_mass)
-            and cached[3] == self.credibility * self.variance_unit
+            and cached[3] == (self.variance_unit if self.shrink else 0.0)
         ):
             return cached[4]
         B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
         sigma_bt = self.cov @ B.T
         cov = B @ sigma_bt
         mean = B @ self.mean
-        if self.credibility > 0:
+        if self.shrink:
             levels = sum(self.factor_sizes)
             mean = np.zeros_like(mean)
-            mean[:levels] = soft_threshold_levels(
+            mean[:levels] = credible_levels(
                 (B @ self.mean)[:levels],
                 self.variance_unit * cov[:levels, :levels],
                 self.factor_sizes,
-                self.credibility,
             )
         bonus = _Bonus(mean, sigma_bt, cov)
-        key = self.credibility * self.variance_unit
+        key = self.variance_unit if self.shrink else 0.0
         self._cached = (self.mean, self.cov, self.future_mass.copy(), key, bonus)
         return bonus
 
@@ -229,14 +229,14 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             ``churn_moment``, the churn model's ``U^T U`` and ``U^T y`` (module docstring).
         churn_window: the window of the churn labels given to :meth:`update_churn`, in days
             (> 0; default 1).
-        churn_credibility: ``z`` (>= 0): with ``z > 0`` each level's charge, relative to its
-            factor's mean, is soft-thresholded at ``z`` standard errors of the churn model
+        churn_shrinkage: shrink each level's churn charge, relative to its factor's mean, by
+            its empirical Bayes credibility under the churn model's noise
             (:func:`bandit.churn.credible_shift`), so noise where no level does harm charges
-            nothing; 0 (the default) charges the posterior mean as it is.
-        lookahead_credibility: ``z`` (>= 0) for the later contacts' change ``M g``: with
-            ``z > 0`` its posterior mean, relative to each factor's mean, is soft-thresholded
-            at ``z`` posterior standard errors (:mod:`bandit.credibility`); the draws keep its
-            full covariance. 0 (the default): the posterior mean as it is.
+            (almost) nothing; False (the default) charges the posterior mean as it is.
+        lookahead_shrinkage: the same for the later contacts' change ``M g``: its posterior
+            mean, relative to each factor's mean, shrunk by its credibility under the
+            posterior covariance (:mod:`bandit.credibility`); the draws keep the full
+            covariance. False (the default): the posterior mean as it is.
         ridge, noise_variance, fit_intercept, interactions, scale, n_samples: as in linear
             Thompson sampling.
     """
@@ -254,8 +254,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         half_lives: Sequence[float] | None = None,
         churn_value: float = 0.0,
         churn_window: float = 1.0,
-        churn_credibility: float = 0.0,
-        lookahead_credibility: float = 0.0,
+        churn_shrinkage: bool = False,
+        lookahead_shrinkage: bool = False,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
         super().__init__(space, n_context, **kwargs)
@@ -309,12 +309,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self.churn_window = check_real(
             churn_window, "churn_window", owner, low=0.0, closed="neither"
         )
-        self.churn_credibility = check_real(churn_credibility, "churn_credibility", owner, low=0.0)
+        self.churn_shrinkage = check_flag(churn_shrinkage, "churn_shrinkage", owner)
         self._factor_sizes = tuple(int(size) for size in space.factor_sizes)
-        self.lookahead_credibility = check_real(
-            lookahead_credibility, "lookahead_credibility", owner, low=0.0
-        )
-        self._lookahead.credibility = self.lookahead_credibility
+        self.lookahead_shrinkage = check_flag(lookahead_shrinkage, "lookahead_shrinkage", owner)
+        self._lookahead.shrink = self.lookahead_shrinkage
         self._lookahead.factor_sizes = self._factor_sizes
         width = 2 + self.n_state
         self.churn_gram_ = np.zeros((width, width))
@@ -363,7 +361,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         """Each slot's churn charge ``(S,)`` (:func:`bandit.churn.churn_shift`)."""
         if self.churn_value == 0:
             return np.zeros(self.features.n_slots)
-        if self.churn_credibility > 0:
+        if self.churn_shrinkage:
             charges = level_charges(
                 self.churn_value,
                 self.half_lives,
@@ -378,7 +376,6 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
                 charges,
                 self._factor_sizes,
                 self.features.n_slots,
-                self.churn_credibility,
             )
         return churn_shift(
             self.churn_theta_,
@@ -426,7 +423,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
     def _lookahead_belief(self) -> LookaheadBelief:
         self._lookahead.future_mass = self.future_mass_
         self._lookahead.churn_shift = self._churn_charge()
-        if self.lookahead_credibility > 0:
+        if self.lookahead_shrinkage:
             self._lookahead.variance_unit = self.noise_variance_ if self.learns_noise else 1.0
         return self._lookahead
 

@@ -105,8 +105,8 @@ LOOKAHEAD: dict[str, Any] = {
     "window": timedelta(days=1),
     "churn_value": 0.0,
     "churn_window": timedelta(days=1),
-    "churn_credibility": 0.0,
-    "lookahead_credibility": 0.0,
+    "churn_shrinkage": False,
+    "lookahead_shrinkage": False,
     "churn_event": "churn",
     "half_life": timedelta(days=21),
     "lookback": timedelta(days=28),
@@ -147,9 +147,9 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
         if LOOKAHEAD["churn_value"]:
             params["churn_value"] = LOOKAHEAD["churn_value"]
             params["churn_window"] = LOOKAHEAD["churn_window"].total_seconds() / 86_400
-            params["churn_credibility"] = LOOKAHEAD["churn_credibility"]
-        if LOOKAHEAD["lookahead_credibility"]:
-            params["lookahead_credibility"] = LOOKAHEAD["lookahead_credibility"]
+            params["churn_shrinkage"] = LOOKAHEAD["churn_shrinkage"]
+        if LOOKAHEAD["lookahead_shrinkage"]:
+            params["lookahead_shrinkage"] = LOOKAHEAD["lookahead_shrinkage"]
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
             "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),

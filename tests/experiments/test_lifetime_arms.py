@@ -68,7 +68,13 @@ def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state
 ) -> None:
     lookahead = arm_spec(spec, "lookahead")
     assert lookahead.policy.name == "lookahead_ts"
-    assert lookahead.policy.params == spec.policy.params  # ridge and n_samples carry over
+    assert lookahead.policy.params == {  # ridge and n_samples carry over
+        **spec.policy.params,
+        "churn_value": 5.1,
+        "churn_window": 1.0,
+        "churn_shrinkage": True,
+        "lookahead_shrinkage": True,
+    }
     assert lookahead.state is not None
     assert lookahead.state.half_lives == (LOOKAHEAD["half_life"],)
     assert lookahead.state.lookback == LOOKAHEAD["lookback"]

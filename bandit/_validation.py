@@ -21,6 +21,11 @@ class BanditValueError(ValueError):
         super().__init__(message)
         self.field = field
 
+    def __reduce__(self) -> tuple[type[BanditValueError], tuple[str, str]]:
+        """Rebuilt from its own arguments, so it crosses a process boundary (a worker of
+        ``engage run``) as itself, not as a broken pool."""
+        return type(self), (self.field, str(self))
+
 
 def _interval_text(low: float, high: float, closed: str) -> str:
     left = "[" if closed in ("both", "left") and low != -math.inf else "("

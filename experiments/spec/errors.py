@@ -38,6 +38,11 @@ class SpecError(ValueError):
         self.message = message
         self.errors: tuple[tuple[str, str], ...] = tuple(errors) or ((field, message),)
 
+    def __reduce__(self) -> tuple[type[SpecError], tuple[str, str], dict[str, object]]:
+        """Rebuilt from its own arguments, so it crosses a process boundary (a worker of
+        ``engage run``) as itself, not as a broken pool."""
+        return type(self), (self.field, self.message), {"errors": self.errors}
+
 
 #: Most characters of a value an error message repeats back.
 ECHO_LIMIT = 80

@@ -54,6 +54,10 @@ class DuplicateRequestError(DuplicateError):
         )
         self.existing = existing
 
+    def __reduce__(self) -> tuple[type[DuplicateRequestError], tuple[Decision]]:
+        """Rebuilt from the decision, so it crosses a process boundary as itself."""
+        return type(self), (self.existing,)
+
 
 class NotFoundError(StoreError, LookupError):
     """No row with this key."""
@@ -66,6 +70,15 @@ class InvalidFieldError(StoreError, ValueError):
     def __init__(self, message: str, *, field: str) -> None:
         super().__init__(message)
         self.field = field
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        """Rebuilt from its own arguments, so it crosses a process boundary as itself."""
+        return _invalid_field, (str(self), self.field)
+
+
+def _invalid_field(message: str, field: str) -> InvalidFieldError:
+    """:class:`InvalidFieldError` from positional arguments (what unpickling can pass)."""
+    return InvalidFieldError(message, field=field)
 
 
 class SchemaMismatchError(StoreError, RuntimeError):

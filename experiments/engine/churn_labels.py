@@ -25,8 +25,8 @@ from sqlmodel import Session
 
 from experiments.engine.encoding import encode_usable
 from experiments.spec import ExperimentSpec
-from experiments.store.decisions import ServedDecision, served_decisions_between
 from experiments.store.outcomes import customer_event_times
+from experiments.store.served import ServedDecision, served_decisions_between
 
 __all__ = ["ChurnLabels", "label_churn", "matured_churn_labels", "matured_interval"]
 

@@ -2,7 +2,7 @@
 decision (``[state]`` with ``contact_half_life``; :mod:`experiments.spec.state`).
 
 For a batch of decision requests, one query per batch reads the customers' contacts within the
-spec's look-back (:func:`~experiments.store.decisions.customer_contacts`), and
+spec's look-back (:func:`~experiments.store.served.customer_contacts`), and
 :class:`bandit.contact_state.ContactDecay` turns them into decayed counts per factor level and
 the days since the last contact, valued at the decision time. :class:`CustomerState` appends
 them to the encoded contexts the policies choose from, and logs the same numbers in each
@@ -27,7 +27,7 @@ from experiments.engine.planning import DecisionRequest, Encoded, PlannedDecisio
 from experiments.spec import ExperimentSpec
 from experiments.spec.state import STATE_KEY
 from experiments.store.database import Database
-from experiments.store.decisions import ContactRow, customer_contacts
+from experiments.store.served import ContactRow, customer_contacts
 
 __all__ = ["CustomerState", "contact_features", "customer_state"]
 

@@ -29,9 +29,9 @@ from sqlmodel import Session
 
 from experiments.spec import ExperimentSpec, SpecError
 from experiments.spec.state import StateSpec
-from experiments.store.decisions import NextDecision, next_decisions
 from experiments.store.outcomes import outcomes_for_decisions
 from experiments.store.rewards import LearningRow
+from experiments.store.served import NextDecision, next_decisions
 
 __all__ = ["Link", "LinkKind", "Transitions", "build_transitions", "link"]
 

@@ -29,13 +29,9 @@ from experiments.store.models import Decision, Outcome, Reward
 from experiments.vocabulary import Attribution, DecisionStatus
 
 __all__ = [
-    "ContactRow",
-    "NextDecision",
     "RewardCandidate",
-    "ServedDecision",
     "activate_decision",
     "count_recent_decisions_by_customer",
-    "customer_contacts",
     "decisions_due_for_early_reward",
     "decisions_due_for_reward",
     "decisions_with_outcomes_since",
@@ -46,9 +42,7 @@ __all__ = [
     "insert_decision",
     "insert_decisions",
     "lock_decision_statuses",
-    "next_decisions",
     "reward_candidates",
-    "served_decisions_between",
     "set_decision_status",
     "store_decisions",
 ]
@@ -346,122 +340,6 @@ def expired_deferred_decisions(
         .limit(limit)
     )
     return list(session.exec(stmt))
-
-
-#: Statuses of decisions that reached their customer (an action was served).
-_SERVED = (
-    DecisionStatus.OPEN.value,
-    DecisionStatus.REWARDED.value,
-    DecisionStatus.PAUSED.value,
-)
-
-
-class ContactRow(NamedTuple):
-    """A decision that reached its customer: who, when (activation time) and which action."""
-
-    customer_id: str
-    at: datetime
-    action_index: int
-
-
-def customer_contacts(
-    session: Session, *, experiment_key: str, customer_ids: Sequence[str], since: datetime
-) -> list[ContactRow]:
-    """The contacts of ``customer_ids`` in ``experiment_key`` made at or after ``since``, in
-    one query per chunk: decisions with an action served (open, rewarded or paused; not
-    suppressed or never activated; deferred ones once activated), timed at activation."""
-    found: list[ContactRow] = []
-    for chunk in chunks(list(dict.fromkeys(customer_ids))):
-        stmt = select(
-            Decision.customer_id,
-            Decision.activated_at,
-            Decision.created_at,
-            Decision.action_index,
-        ).where(
-            Decision.experiment_key == experiment_key,
-            col(Decision.customer_id).in_(chunk),
-            Decision.created_at >= since,
-            col(Decision.action_index).is_not(None),
-            col(Decision.status).in_(_SERVED),
-            or_(col(Decision.deferred).is_(False), col(Decision.activated_at).is_not(None)),
-        )
-        for customer, activated, created, action in session.exec(stmt):
-            found.append(ContactRow(customer, activated or created, int(action or 0)))
-    return found
-
-
-class NextDecision(NamedTuple):
-    """A later decision of a customer: the next state a value-function learner bootstraps from."""
-
-    id: str
-    customer_id: str
-    created_at: datetime
-    context: dict[str, Any]
-    excluded: list[Any]
-
-
-def next_decisions(
-    session: Session,
-    *,
-    experiment_key: str,
-    customer_ids: Sequence[str],
-    after: datetime,
-    until: datetime,
-) -> list[NextDecision]:
-    """Decisions with an action served (as :func:`customer_contacts`) of ``customer_ids`` made
-    in ``(after, until]``, oldest first (ties by id), in one query per chunk."""
-    found: list[NextDecision] = []
-    for chunk in chunks(list(dict.fromkeys(customer_ids))):
-        stmt = select(  # type: ignore[call-overload]  # sqlmodel types up to 4 columns
-            Decision.id,
-            Decision.customer_id,
-            Decision.created_at,
-            Decision.context,
-            Decision.excluded,
-        ).where(
-            Decision.experiment_key == experiment_key,
-            col(Decision.customer_id).in_(chunk),
-            Decision.created_at > after,
-            Decision.created_at <= until,
-            col(Decision.action_index).is_not(None),
-            col(Decision.status).in_(_SERVED),
-        )
-        found.extend(NextDecision(*row) for row in session.exec(stmt))
-    found.sort(key=lambda row: (row.created_at, row.id))
-    return found
-
-
-class ServedDecision(NamedTuple):
-    """A decision with an action served: what a label over the weeks after it is read for."""
-
-    id: str
-    customer_id: str
-    created_at: datetime
-    context: dict[str, Any]
-    action_index: int
-
-
-def served_decisions_between(
-    session: Session, *, experiment_key: str, start: datetime | None, end: datetime
-) -> list[ServedDecision]:
-    """Decisions with an action served (as :func:`customer_contacts`) made in ``[start, end)``
-    (``start`` None: from the first), oldest first (ties by id)."""
-    stmt = select(  # type: ignore[call-overload]  # sqlmodel types up to 4 columns
-        Decision.id,
-        Decision.customer_id,
-        Decision.created_at,
-        Decision.context,
-        Decision.action_index,
-    ).where(
-        Decision.experiment_key == experiment_key,
-        Decision.created_at < end,
-        col(Decision.action_index).is_not(None),
-        col(Decision.status).in_(_SERVED),
-    )
-    if start is not None:
-        stmt = stmt.where(Decision.created_at >= start)
-    stmt = stmt.order_by(col(Decision.created_at), col(Decision.id))
-    return [ServedDecision(*row) for row in session.exec(stmt)]
 
 
 def decisions_due_for_early_reward(

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlmodel import Session, col, select
 
 from experiments.store._sql import chunks, fill_defaults, insert_ignoring_conflicts, row_of
@@ -20,8 +20,10 @@ from experiments.store.models import Outcome
 from experiments.vocabulary import Attribution
 
 __all__ = [
+    "EventWindow",
     "InsertResult",
     "customer_event_times",
+    "in_window",
     "insert_outcomes",
     "mark_outcomes_late",
     "outcomes_for_decisions",
@@ -107,27 +109,37 @@ def mark_outcomes_late(session: Session, *, outcome_ids: Sequence[str]) -> int:
     return changed
 
 
+class EventWindow(TypedDict):
+    """Which outcomes: one event of these customers in an experiment, occurred in ``[start,
+    end)``, whatever their attribution (a churn weeks after a contact, or an epoch's revenue,
+    names no open decision)."""
+
+    experiment_key: str
+    customer_ids: Sequence[str]
+    event: str
+    start: datetime
+    end: datetime
+
+
+def in_window(window: EventWindow, customers: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
+    """The conditions selecting ``window``'s outcomes of ``customers`` (a chunk of its own)."""
+    return (
+        col(Outcome.experiment_key) == window["experiment_key"],
+        col(Outcome.customer_id).in_(customers),
+        col(Outcome.event) == window["event"],
+        col(Outcome.occurred_at) >= window["start"],
+        col(Outcome.occurred_at) < window["end"],
+    )
+
+
 def customer_event_times(
-    session: Session,
-    *,
-    experiment_key: str,
-    customer_ids: Sequence[str],
-    event: str,
-    start: datetime,
-    end: datetime,
+    session: Session, **window: Unpack[EventWindow]
 ) -> dict[str, list[datetime]]:
-    """Per customer, when their ``event`` outcomes in the experiment occurred within ``[start,
-    end)``, oldest first, whatever their attribution (a churn weeks after a contact names no
-    open decision). Customers with none are absent."""
+    """Per customer, when their outcomes in ``window`` occurred, oldest first. Customers with
+    none are absent."""
     times: dict[str, list[datetime]] = {}
-    for chunk in chunks(list(dict.fromkeys(customer_ids))):
-        stmt = select(Outcome.customer_id, Outcome.occurred_at).where(
-            Outcome.experiment_key == experiment_key,
-            col(Outcome.customer_id).in_(chunk),
-            Outcome.event == event,
-            Outcome.occurred_at >= start,
-            Outcome.occurred_at < end,
-        )
+    for chunk in chunks(list(dict.fromkeys(window["customer_ids"]))):
+        stmt = select(Outcome.customer_id, Outcome.occurred_at).where(*in_window(window, chunk))
         for customer, occurred in session.exec(stmt):
             times.setdefault(str(customer), []).append(occurred)
     for found in times.values():

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
 from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 from experiments.store._sql import attach, chunks, insert_ignoring_conflicts, row_of, table_of
 from experiments.store.errors import SnapshotVersionError
 from experiments.store.models import Outcome, StrategyAssignment, StrategySnapshot
+from experiments.store.outcomes import EventWindow, in_window
 from experiments.vocabulary import Group
 
 __all__ = [
@@ -128,28 +129,15 @@ def assignments_due(
 
 
 def epoch_outcome_totals(
-    session: Session,
-    *,
-    experiment_key: str,
-    customer_ids: Sequence[str],
-    event: str,
-    start: datetime,
-    end: datetime,
+    session: Session, **window: Unpack[EventWindow]
 ) -> dict[str, tuple[float, int]]:
-    """Per customer, the sum and the count of their ``event`` outcomes in the experiment that
-    occurred in ``[start, end)``, whatever their attribution (an epoch's KPI counts everything
-    the customer did). Customers with none are absent."""
+    """Per customer, the sum and the count of their outcomes in ``window`` (an epoch's KPI
+    counts everything the customer did). Customers with none are absent."""
     totals: dict[str, tuple[float, int]] = {}
-    for chunk in chunks(list(dict.fromkeys(customer_ids))):
+    for chunk in chunks(list(dict.fromkeys(window["customer_ids"]))):
         stmt = (
             select(Outcome.customer_id, func.sum(Outcome.value), func.count())
-            .where(
-                Outcome.experiment_key == experiment_key,
-                col(Outcome.customer_id).in_(chunk),
-                Outcome.event == event,
-                Outcome.occurred_at >= start,
-                Outcome.occurred_at < end,
-            )
+            .where(*in_window(window, chunk))
             .group_by(Outcome.customer_id)
         )
         for customer, total, count in session.exec(stmt):

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from experiments.engine.churn_labels import label_churn, matured_interval
-from experiments.store.decisions import ServedDecision
+from experiments.store.served import ServedDecision
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -21,8 +21,8 @@ from experiments.spec import SpecError, parse_spec
 from experiments.spec.state import STATE_KEY
 from experiments.store import models
 from experiments.store.database import Database
-from experiments.store.decisions import ContactRow, NextDecision
 from experiments.store.rewards import LearningRow, reward_rows
+from experiments.store.served import ContactRow, NextDecision
 from experiments.store.snapshots import latest_snapshot, unpack_state
 
 START = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)

@@ -34,7 +34,6 @@ from experiments.store.decisions import (
     get_decision,
     insert_decision,
     reward_candidates,
-    served_decisions_between,
     set_decision_status,
 )
 from experiments.store.errors import (
@@ -75,6 +74,7 @@ from experiments.store.rewards import (
     reward_rows_of,
     unlearned_rewards,
 )
+from experiments.store.served import served_decisions_between
 from experiments.store.snapshots import insert_snapshot, latest_snapshot, latest_snapshot_version
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)

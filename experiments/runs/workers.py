@@ -8,7 +8,10 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 __all__ = ["WORK_RANK", "HeldSignal", "heaviest_first", "run_in_workers", "stop_workers"]
 
@@ -98,19 +101,22 @@ def run_in_workers(
     tasks = len(arms) + int(extra is not None)
     held = HeldSignal(signal.SIGTERM)
     with contextlib.ExitStack() as stack:
-        # A SIGTERM while the manager and the pool start would interrupt their handshakes
-        # half done (the manager then dies with a traceback): it waits until they are up.
+        # A SIGTERM while the manager and the pool's workers start would interrupt their
+        # handshakes half done (the manager, or a worker reading what the parent sends it,
+        # then dies with a traceback): it waits until they are up. The pool starts its
+        # workers as tasks are submitted, so the submissions are held too.
         with held:
             manager = stack.enter_context(context.Manager())
             pool = stack.enter_context(
                 ProcessPoolExecutor(max_workers=min(jobs, tasks), mp_context=context)
             )
             days_done = manager.Queue()
+            futures, other = _submit(
+                pool, days_done, arms, extra, range(len(arms)) if order is None else order
+            )
         try:
             held.deliver()
-            return _wait_for_arms(
-                pool, days_done, arms, extra, on_day, range(len(arms)) if order is None else order
-            )
+            return _wait_for_arms(futures, other, days_done, on_day)
         except BaseException:
             # Ctrl-C, SIGTERM (see cli.common.sigterm_as_interrupt) or a failed arm: stop
             # the workers now rather than wait for their simulations to end; a signal sent
@@ -119,22 +125,31 @@ def run_in_workers(
             raise
 
 
-def _wait_for_arms(
+def _submit(
     pool: Any,
     days_done: Any,
     arms: Sequence[Task],
     extra: Task | None,
-    on_day: Callable[[str, int], None] | None,
     order: Sequence[int],
-) -> tuple[list[Any], Any | None]:
-    """Submit every arm in ``order`` (then ``extra``) to ``pool`` and wait, reporting days as
-    they end."""
-    import queue
-    from concurrent.futures import Future, wait
-
+) -> tuple[list[Future[Any]], Future[Any] | None]:
+    """Submit every arm in ``order`` (then ``extra``) to ``pool``: the arms' futures in the
+    order of ``arms``, and ``extra``'s."""
     submitted = {index: pool.submit(arms[index][0], *arms[index][1], days_done) for index in order}
     futures = [submitted[index] for index in range(len(arms))]
     other = pool.submit(extra[0], *extra[1]) if extra is not None else None
+    return futures, other
+
+
+def _wait_for_arms(
+    futures: list[Future[Any]],
+    other: Future[Any] | None,
+    days_done: Any,
+    on_day: Callable[[str, int], None] | None,
+) -> tuple[list[Any], Any | None]:
+    """Wait for the arms and ``other``, reporting days as they end."""
+    import queue
+    from concurrent.futures import wait
+
     pending: set[Future[Any]] = {*futures, *([other] if other is not None else [])}
     while pending:
         _, pending = wait(pending, timeout=0.2)

@@ -5,7 +5,9 @@ One call reads the newest snapshot, updates the policy with a batch of ``(contex
 reward, propensity)`` and writes snapshot ``version + 1`` with the rewards marked learned, in
 one transaction. A value-function policy (``fitted_q``) learns transitions instead, each
 reward with its customer's next state (:mod:`experiments.engine.transitions`); rewards whose
-next state is not known yet wait, unmarked, for a later step. Several processes may call it;
+next state is not known yet wait, unmarked, for a later step. A ``lookahead_ts`` policy with a
+churn charge also learns the churn labels that matured since the previous snapshot
+(:mod:`experiments.engine.churn_labels`). Several processes may call it;
 only one at a time should (the background learner, :mod:`experiments.engine.learner`, holds
 the learner lock around it).
 

@@ -74,9 +74,14 @@ def churn_design(
     return np.column_stack([np.ones(n), state, X[:, -1]])
 
 
+def _ridge_factor(gram: np.ndarray, ridge: float) -> tuple[np.ndarray, bool]:
+    """The Cholesky factor of ``U^T U + ridge I``, for :func:`scipy.linalg.cho_solve`."""
+    return cho_factor(gram + ridge * np.eye(gram.shape[0]))
+
+
 def ridge_solve(gram: np.ndarray, moment: np.ndarray, ridge: float) -> np.ndarray:
     """``theta = (U^T U + ridge I)^{-1} U^T y`` (Hoerl & Kennard 1970), by Cholesky."""
-    return cho_solve(cho_factor(gram + ridge * np.eye(gram.shape[0])), moment)
+    return cho_solve(_ridge_factor(gram, ridge), moment)
 
 
 def level_charges(
@@ -110,8 +115,7 @@ def credible_shift(
         factor_sizes: how many levels each factor has, in the order of the level slots.
         n_slots: the policy's slots (levels, then pair biases).
     """
-    precision = gram + ridge * np.eye(gram.shape[0])
-    factor = cho_factor(precision)
+    factor = _ridge_factor(gram, ridge)
     theta = cho_solve(factor, moment)
     rows = gram[0, 0]
     residual = moment[0] - 2.0 * theta @ moment + theta @ gram @ theta
@@ -132,9 +136,6 @@ def churn_shift(
 ) -> np.ndarray:
     """``(n_slots,)``: ``-V sum_b theta_{b, l} h_b / (w ln 2)`` for each level slot ``l``
     (module docstring), 0 for the slots that are not levels (pair biases)."""
-    blocks = half_lives.size
-    per_level = theta[1 : 1 + blocks * n_levels].reshape(blocks, n_levels)
-    weight = half_lives / (window_days * math.log(2.0))
     shift = np.zeros(n_slots)
-    shift[:n_levels] = -value * (weight @ per_level)
+    shift[:n_levels] = level_charges(value, half_lives, window_days, n_levels, theta.size) @ theta
     return shift

@@ -142,12 +142,12 @@ class LookaheadBelief(JointBelief):
         #: Churn charge per slot (``(S,)``, :func:`bandit.churn.churn_shift`), or None without
         #: a churn charge; set by the policy.
         self.churn_shift: np.ndarray | None = None
-        #: Whether ``B_M mu`` is shrunk by its credibility (:mod:`bandit.credibility`), the
-        #: factors' level counts, and what ``cov`` is multiplied by to be in reward units;
-        #: set by the policy.
+        #: Whether ``B_M mu`` is shrunk by its credibility (:mod:`bandit.credibility`), and
+        #: what ``cov`` is multiplied by to be in reward units; set by the policy.
         self.shrink = False
-        self.factor_sizes: tuple[int, ...] = ()
         self.variance_unit = 1.0
+        #: How many levels each factor has, in the order of the level slots.
+        self.factor_sizes = tuple(int(size) for size in features.space.factor_sizes)
         self._cached: tuple[np.ndarray, np.ndarray, np.ndarray, float, _Bonus] | None = None
 
     def _bonus(self) -> _Bonus:
@@ -156,12 +156,13 @@ class LookaheadBelief(JointBelief):
         not per decide. The belief's updates replace ``mean`` and ``cov`` with new arrays,
         which the identity check sees (the cache holds them, so their ids are not reused)."""
         cached = self._cached
+        key = self.variance_unit if self.shrink else 0.0
         if (
             cached is not None
             and cached[0] is self.mean
             and cached[1] is self.cov
             and np.array_equal(cached[2], self.future_mass)
-            and cached[3] == (self.variance_unit if self.shrink else 0.0)
+            and cached[3] == key
         ):
             return cached[4]
         B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
@@ -170,14 +171,12 @@ class LookaheadBelief(JointBelief):
         mean = B @ self.mean
         if self.shrink:
             levels = sum(self.factor_sizes)
-            mean = np.zeros_like(mean)
-            mean[:levels] = credible_levels(
-                (B @ self.mean)[:levels],
-                self.variance_unit * cov[:levels, :levels],
-                self.factor_sizes,
+            shrunk = np.zeros_like(mean)
+            shrunk[:levels] = credible_levels(
+                mean[:levels], self.variance_unit * cov[:levels, :levels], self.factor_sizes
             )
+            mean = shrunk
         bonus = _Bonus(mean, sigma_bt, cov)
-        key = self.variance_unit if self.shrink else 0.0
         self._cached = (self.mean, self.cov, self.future_mass.copy(), key, bonus)
         return bonus
 
@@ -310,10 +309,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             churn_window, "churn_window", owner, low=0.0, closed="neither"
         )
         self.churn_shrinkage = check_flag(churn_shrinkage, "churn_shrinkage", owner)
-        self._factor_sizes = tuple(int(size) for size in space.factor_sizes)
         self.lookahead_shrinkage = check_flag(lookahead_shrinkage, "lookahead_shrinkage", owner)
         self._lookahead.shrink = self.lookahead_shrinkage
-        self._lookahead.factor_sizes = self._factor_sizes
         width = 2 + self.n_state
         self.churn_gram_ = np.zeros((width, width))
         self.churn_moment_ = np.zeros(width)
@@ -374,7 +371,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
                 self.churn_moment_,
                 self.ridge,
                 charges,
-                self._factor_sizes,
+                self._lookahead.factor_sizes,
                 self.features.n_slots,
             )
         return churn_shift(

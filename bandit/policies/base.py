@@ -31,6 +31,7 @@ from bandit._validation import (
     check_real,
     check_vector,
 )
+from bandit.montecarlo import row_counts
 from bandit.space import DecisionSpace
 
 
@@ -68,9 +69,7 @@ def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarr
     """
     cumulative = np.cumsum(probabilities, axis=1)
     threshold = rng.random(probabilities.shape[0]) * cumulative[:, -1]
-    # A sum of the comparison's bytes: the count of count_nonzero, in one cheaper call.
-    below = cumulative <= threshold[:, None]
-    return np.add.reduce(below.view(np.uint8), axis=1, dtype=np.int64)
+    return row_counts(cumulative <= threshold[:, None], np.int64)
 
 
 class PolicyOptions(TypedDict, total=False):

@@ -324,10 +324,7 @@ class _ArmRunner:
             occurred = day_start + timedelta(hours=float(events.hour[index]))
             decision_id = self.router.route(customer, occurred)
             by_customer = decision_id is None
-            wanted_by_customer = self.strategy_days is not None or (
-                str(events.event[index]) == self.by_customer_event
-            )
-            if by_customer and (not wanted_by_customer or customer not in self.decided):
+            if by_customer and not self._reported_by_customer(customer, events.event[index]):
                 continue
             outcomes.append(
                 OutcomeInput(
@@ -342,6 +339,14 @@ class _ArmRunner:
             )
         for start in range(0, len(outcomes), RECORD_CHUNK):
             self.engine.record(outcomes[start : start + RECORD_CHUNK])
+
+    def _reported_by_customer(self, customer: int, event: object) -> bool:
+        """Whether an event no decision's window holds is reported, naming the customer: for
+        a customer who has had a decision, in an arm with strategies, or when it is the churn
+        event the arm's policy learns from (:meth:`_record`)."""
+        if customer not in self.decided:
+            return False
+        return self.strategy_days is not None or str(event) == self.by_customer_event
 
     def _finish(self) -> None:
         kpis = self.world.kpis()

@@ -55,6 +55,15 @@ OraclesOption = Annotated[
     ),
 ]
 TrackOption = Annotated[bool, typer.Option("--track/--no-track", help="Log to MLflow.")]
+PolicySeedOption = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=MAX_SEED,
+        help="Seed of the learners' own randomness (default: --seed). Vary it with --seed "
+        "fixed to see how much a result owes to one learning path.",
+    ),
+]
 DEFAULT_JOBS = min(2, os.cpu_count() or 1)
 
 
@@ -65,6 +74,7 @@ def run(
     seed: Annotated[
         int, typer.Option(min=0, max=MAX_SEED, help="Seed of the simulated population.")
     ] = 0,
+    policy_seed: PolicySeedOption = None,
     arms: ArmsOption = None,
     database_url: Annotated[
         str | None,
@@ -95,6 +105,7 @@ def run(
             customers=customers,
             days=days,
             seed=seed,
+            policy_seed=policy_seed,
             arms=arms,
             database_url=None if database_url is None else checked_url(database_url),
             fatigue=fatigue,
@@ -161,6 +172,7 @@ def prepared_run(
     seed: int,
     arms: str | None,
     database_url: str | None,
+    policy_seed: int | None = None,
     fatigue: bool,
     nurturing: bool,
     drift: bool,
@@ -187,6 +199,7 @@ def prepared_run(
             customers=customers,
             days=days,
             seed=seed,
+            policy_seed=policy_seed,
             arms=(default_arms(spec) if arms is None else arm_names(named)),
             database_url=database_url,
             fatigue=fatigue,

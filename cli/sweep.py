@@ -35,6 +35,14 @@ def sweep(
     seeds: Annotated[
         str, typer.Option(help="Comma-separated seeds of the simulated population.")
     ] = "0",
+    policy_seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated seeds of the learners' own randomness, crossed with --seeds "
+            "(default: each cell's learners take its --seeds value). Several policy seeds on one "
+            "seed show how much a result owes to one learning path in one world."
+        ),
+    ] = None,
     settings: Annotated[
         list[str] | None,
         typer.Option(
@@ -86,9 +94,10 @@ def sweep(
     if executor not in ("auto", "ray", "local"):
         raise fail(f"--executor: expected auto, ray or local; got {executor!r}")
     with readable_errors():
-        seed_list = _seeds(seeds)
+        seed_list = _seeds(seeds, "--seeds")
+        policy_seed_list = None if policy_seeds is None else _seeds(policy_seeds, "--policy-seeds")
         overrides = [parse_override(text) for text in settings or []]
-        cells = sweep_cells(seed_list, overrides)
+        cells = sweep_cells(seed_list, overrides, policy_seed_list)
         chosen = select_executor(cast("ExecutorChoice", executor), address)
     spec, options = prepared_run(
         spec_path,
@@ -115,6 +124,7 @@ def sweep(
         )
     plan = SweepPlan(
         seeds=tuple(seed_list),
+        policy_seeds=None if policy_seed_list is None else tuple(policy_seed_list),
         overrides={override.path: list(override.values) for override in overrides},
         executor=chosen if address is None else f"ray at {address}",
     )
@@ -153,14 +163,14 @@ def sweep(
         raise fail(untracked)
 
 
-def _seeds(text: str) -> list[int]:
-    """``0,1,2`` -> [0, 1, 2]; ValueError naming --seeds otherwise."""
+def _seeds(text: str, option: str) -> list[int]:
+    """``0,1,2`` -> [0, 1, 2]; ValueError naming ``option`` otherwise."""
     seeds = []
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit():
             raise ValueError(
-                f"--seeds: expected whole numbers from 0 separated by commas; got {part!r}"
+                f"{option}: expected whole numbers from 0 separated by commas; got {part!r}"
             )
         seeds.append(int(part))
     return seeds

@@ -25,7 +25,7 @@ from experiments.analysis.report import OffPolicySummary
 from experiments.analysis.strategies import strategy_table_markdown
 from experiments.runs.arms import STRATEGY_ARM
 from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparison_of
-from experiments.runs.simulation import ArmResult, RunResult
+from experiments.runs.simulation import ArmResult, RunOptions, RunResult
 from experiments.runs.strategies import log_strategy_arm, strategy_params
 
 if TYPE_CHECKING:
@@ -215,6 +215,13 @@ def _signed(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.4g}"
 
 
+def _policy_seed_note(options: RunOptions, separator: str = ", policy seed ") -> str:
+    """The learners' own seed where it is not the world's, else nothing."""
+    if options.policy_seed is None or options.policy_seed == options.seed:
+        return ""
+    return f"{separator}{options.policy_seed}"
+
+
 def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f}%"
 
@@ -226,7 +233,8 @@ def render_markdown(result: RunResult) -> str:
         f"# engage run: {result.spec.key}",
         "",
         f"{options.customers:,} simulated customers over {options.days} days, seed "
-        f"{options.seed}; fatigue {'on' if options.fatigue else 'off'}, nurturing "
+        f"{options.seed}{_policy_seed_note(options)}; "
+        f"fatigue {'on' if options.fatigue else 'off'}, nurturing "
         f"{'on' if options.nurturing else 'off'}, drift {'on' if options.drift else 'off'}; "
         f"burn-in {result.spec.simulation.burn_in_days} days.",
         "",
@@ -330,6 +338,7 @@ def track_run(result: RunResult, spec_text: str) -> str:
         "customers": options.customers,
         "days": options.days,
         "seed": options.seed,
+        "policy_seed": options.learner_seed,
         "arms": ",".join(options.arms),
         "fatigue": options.fatigue,
         "nurturing": options.nurturing,
@@ -338,7 +347,8 @@ def track_run(result: RunResult, spec_text: str) -> str:
     }
     with Tracker(
         result.spec.key,
-        run_name=f"run seed={options.seed} n={options.customers} days={options.days}",
+        run_name=f"run seed={options.seed}{_policy_seed_note(options, ' policy_seed=')} "
+        f"n={options.customers} days={options.days}",
         params=flatten_params(params),
     ) as tracker:
         for arm in result.arms:

@@ -68,17 +68,30 @@ REGRET_SAMPLE = 64
 @dataclass(frozen=True)
 class RunOptions:
     """What to simulate and where to log it; ``oracles`` runs the click and revenue oracles
-    (a few seconds; see :mod:`experiments.runs.oracles`)."""
+    (a few seconds; see :mod:`experiments.runs.oracles`).
+
+    ``seed`` seeds the world (population, responses, holdout draws); ``policy_seed`` seeds the
+    learners' own randomness (Thompson draws, exploration) and defaults to ``seed``. Varying
+    ``policy_seed`` with ``seed`` fixed shows how much a result owes to one learning path in
+    one world, which the paired intervals of a single run cannot show (they hold the paths
+    fixed).
+    """
 
     customers: int = 20_000
     days: int = 60
     seed: int = 0
+    policy_seed: int | None = None
     arms: tuple[str, ...] = ARMS
     database_url: str | None = None
     fatigue: bool = True
     nurturing: bool = True
     drift: bool = True
     oracles: bool = True
+
+    @property
+    def learner_seed(self) -> int:
+        """The seed of the learners' randomness: ``policy_seed``, else the world's ``seed``."""
+        return self.seed if self.policy_seed is None else self.policy_seed
 
 
 @dataclass
@@ -149,7 +162,7 @@ class _ArmRunner:
         self.engine = DecisionEngine(
             arm_database(database_url, scratch=options.database_url is None),
             clock=self.clock,
-            seed=options.seed,
+            seed=options.learner_seed,
         )
         self.engine.create_experiment(self.spec)
         self.world = CustomerWorld(

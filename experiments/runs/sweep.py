@@ -48,18 +48,22 @@ class Override:
 
 @dataclass(frozen=True)
 class SweepCell:
-    """One cell of the grid: its position, seed and the value of each override."""
+    """One cell of the grid: its position, seed, the value of each override and the learners'
+    own seed (None: the world's ``seed``, as in ``engage run``)."""
 
     index: int
     seed: int
     settings: tuple[tuple[str, Any], ...]
+    policy_seed: int | None = None
 
     @property
     def label(self) -> str:
-        """``seed=1 policy.name=kalman_ts``: the cell's MLflow run name and table row."""
-        return " ".join(
-            [f"seed={self.seed}", *(f"{path}={value}" for path, value in self.settings)]
-        )
+        """``seed=1 policy_seed=4 policy.name=kalman_ts``: the cell's MLflow run name and table
+        row (``policy_seed`` only where it is set)."""
+        seeds = [f"seed={self.seed}"]
+        if self.policy_seed is not None:
+            seeds.append(f"policy_seed={self.policy_seed}")
+        return " ".join([*seeds, *(f"{path}={value}" for path, value in self.settings)])
 
 
 def _value(text: str) -> Any:
@@ -111,29 +115,44 @@ def parse_override(text: str) -> Override:
     return Override(path=path, values=values)
 
 
-def sweep_cells(seeds: Sequence[int], overrides: Sequence[Override]) -> list[SweepCell]:
-    """Every combination of a seed and one value of each override, seeds outermost.
+def sweep_cells(
+    seeds: Sequence[int],
+    overrides: Sequence[Override],
+    policy_seeds: Sequence[int] | None = None,
+) -> list[SweepCell]:
+    """Every combination of a seed, a policy seed (when given) and one value of each override;
+    seeds outermost, then policy seeds.
 
-    Raises ValueError when no seed is given, a path is swept twice, or the grid holds more than
-    :data:`MAX_CELLS` cells.
+    Policy seeds vary the learners' paths in each seeded world (``engage run --policy-seed``);
+    without them a cell's learners take the world's seed.
+
+    Raises ValueError when no seed is given, a seed or a policy seed is repeated, a path is
+    swept twice, or the grid holds more than :data:`MAX_CELLS` cells.
     """
-    if not seeds:
-        raise ValueError("--seeds: expected at least one seed")
-    if len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: a seed is repeated in {list(seeds)}")
+    for option, values in (("--seeds", seeds), ("--policy-seeds", policy_seeds)):
+        if values is None:
+            continue
+        if not values:
+            raise ValueError(f"{option}: expected at least one seed")
+        if len(set(values)) != len(values):
+            raise ValueError(f"{option}: a seed is repeated in {list(values)}")
+    learner_seeds: Sequence[int | None] = [None] if policy_seeds is None else policy_seeds
     paths = [override.path for override in overrides]
     repeated = sorted({path for path in paths if paths.count(path) > 1})
     if repeated:
         raise ValueError(f"--set names {', '.join(repeated)} more than once; give its values once")
-    size = len(seeds)
+    size = len(seeds) * len(learner_seeds)
     for override in overrides:
         size *= len(override.values)
     if size > MAX_CELLS:
         raise ValueError(f"the sweep has {size:,} cells; at most {MAX_CELLS:,} are allowed")
-    grid = itertools.product(seeds, *(override.values for override in overrides))
+    grid = itertools.product(seeds, learner_seeds, *(override.values for override in overrides))
     return [
         SweepCell(
-            index=index, seed=int(combo[0]), settings=tuple(zip(paths, combo[1:], strict=True))
+            index=index,
+            seed=int(combo[0]),
+            settings=tuple(zip(paths, combo[2:], strict=True)),
+            policy_seed=None if combo[1] is None else int(combo[1]),
         )
         for index, combo in enumerate(grid)
     ]
@@ -172,12 +191,12 @@ def run_cell(
     options: RunOptions,
     on_day: Callable[[str, int], None] | None = None,
 ) -> RunResult:
-    """One cell, as ``engage run`` with ``options`` and the cell's seed would run it.
+    """One cell, as ``engage run`` with ``options`` and the cell's seeds would run it.
 
     A module-level function of plain arguments, so a worker process or a Ray task can run it.
     The run's database is the run's own temporary one (``options.database_url`` is ignored: a
     sweep's cells would collide on their experiment keys in one database).
     """
     spec = cell_spec(parse_spec(spec_data), cell)
-    cell_options = replace(options, seed=cell.seed, database_url=None)
+    cell_options = replace(options, seed=cell.seed, policy_seed=cell.policy_seed, database_url=None)
     return run_simulation(spec, cell_options, on_day=on_day, jobs=1)

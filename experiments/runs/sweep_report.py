@@ -3,10 +3,11 @@ one MLflow parent run with a nested run per cell.
 
 Within a cell, arms are compared with the interaction arm on the same treated customers (the
 paired intervals of :mod:`experiments.runs.comparison`). Those intervals hold the policies each
-run learned fixed; across seeds the learners' own randomness varies too, so for settings run on
-two or more seeds the sweep also gives each difference's mean over seeds with a 95% Student-t
-interval over the seeds (``mean +- t_{0.975, k-1} * sd / sqrt(k)``, k seeds). Where an interval
-contains 0 the reading is "no detectable difference".
+run learned fixed; across seeds the learners' own randomness varies too (with ``--policy-seeds``
+it varies alone, in each seeded world), so for settings run in two or more cells the sweep also
+gives each difference's mean over those cells with a 95% Student-t interval
+(``mean +- t_{0.975, k-1} * sd / sqrt(k)``, k cells: every seed and policy seed). Where an
+interval contains 0 the reading is "no detectable difference".
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class SweepRow(ReportModel):
     seed: int
     settings: dict[str, Any]
     arm: str
+    policy_seed: int | None = None
     revenue_per_customer: Number
     retention: Number
     revenue_difference: Number = None
@@ -92,6 +94,7 @@ def sweep_rows(cells: Sequence[SweepCell], results: Sequence[RunResult]) -> list
                     cell=cell.index,
                     label=cell.label,
                     seed=cell.seed,
+                    policy_seed=cell.policy_seed,
                     settings=dict(cell.settings),
                     arm=arm.arm,
                     revenue_per_customer=summary.revenue_per_customer,
@@ -213,6 +216,7 @@ class SweepPlan:
     seeds: tuple[int, ...]
     overrides: dict[str, list[Any]]
     executor: str
+    policy_seeds: tuple[int, ...] | None = None
 
 
 def sweep_json(
@@ -231,6 +235,7 @@ def sweep_json(
         "days": options.days,
         "arms": list(options.arms),
         "seeds": list(plan.seeds),
+        "policy_seeds": None if plan.policy_seeds is None else list(plan.policy_seeds),
         "overrides": plan.overrides,
         "executor": plan.executor,
         "cells": [
@@ -282,6 +287,7 @@ def track_sweep(
         "days": options.days,
         "arms": ",".join(options.arms),
         "seeds": ",".join(map(str, plan.seeds)),
+        "policy_seeds": "" if plan.policy_seeds is None else ",".join(map(str, plan.policy_seeds)),
         "sweep": {path: ",".join(map(str, values)) for path, values in plan.overrides.items()},
         "cells": len(cells),
         "executor": plan.executor,

@@ -4,6 +4,7 @@ comparisons and their reading."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -116,6 +117,30 @@ def test_a_run_does_not_depend_on_how_often_the_engine_checks_for_snapshots(
     lazy = run_simulation(spec, options).arms[0]
     assert eager.policy_version >= 3
     assert eager.daily == lazy.daily
+
+
+def test_the_policy_seed_moves_the_learners_and_not_the_world(mechanism: ExperimentSpec) -> None:
+    """``policy_seed`` seeds only the learners: the same world (oracles, holdout, pre-period
+    customers) under another learning path; by default it is the world's seed."""
+    data = mechanism.to_json_dict()
+    data["simulation"] = {"burn_in_days": 2}
+    spec = parse_spec(data)
+    options = RunOptions(customers=300, days=3, seed=1, arms=("interaction",))
+    default = run_simulation(spec, options)
+    same = run_simulation(spec, replace(options, policy_seed=1))
+    other = run_simulation(spec, replace(options, policy_seed=7))
+    other_world = run_simulation(spec, replace(options, seed=7, policy_seed=1))
+    assert same.arms[0].daily == default.arms[0].daily
+    assert default.oracles is not None
+    assert other.oracles is not None
+    assert other.oracles.revenue == default.oracles.revenue
+    assert np.array_equal(other.treated, default.treated)
+    assert other.arms[0].daily != default.arms[0].daily
+    assert other_world.oracles is not None
+    assert other_world.oracles.revenue != default.oracles.revenue
+    assert result_json(other)["options"]["policy_seed"] == 7
+    assert "seed 1, policy seed 7;" in render_markdown(other)
+    assert "policy seed" not in render_markdown(same)
 
 
 # ------------------------------------------------------------------ the reward join's boundary

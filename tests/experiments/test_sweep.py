@@ -114,11 +114,38 @@ def test_the_grid_holds_every_combination_once(seeds: list[int], sizes: list[int
     )  # seeds outermost, in the order given
 
 
+@given(
+    seeds=st.lists(st.integers(0, 99), min_size=1, max_size=3, unique=True),
+    policy_seeds=st.lists(st.integers(0, 99), min_size=1, max_size=3, unique=True),
+    size=st.integers(1, 3),
+)
+def test_policy_seeds_cross_every_seed_and_setting(
+    seeds: list[int], policy_seeds: list[int], size: int
+) -> None:
+    cells = sweep_cells(seeds, [Override("f", tuple(range(size)))], policy_seeds)
+    combos = [(cell.seed, cell.policy_seed, cell.settings) for cell in cells]
+    assert sorted(combos) == sorted(
+        (seed, policy_seed, (("f", value),))
+        for seed in seeds
+        for policy_seed in policy_seeds
+        for value in range(size)
+    )
+    assert [(cell.seed, cell.policy_seed) for cell in cells[::size]] == [
+        (seed, policy_seed) for seed in seeds for policy_seed in policy_seeds
+    ]  # seeds outermost, then policy seeds
+    assert all(f"policy_seed={cell.policy_seed} " in cell.label for cell in cells)
+    assert all(cell.policy_seed is None for cell in sweep_cells(seeds, []))
+
+
 def test_grids_that_cannot_be_meant_are_refused() -> None:
     with pytest.raises(ValueError, match="--seeds: expected at least one seed"):
         sweep_cells([], [])
     with pytest.raises(ValueError, match="a seed is repeated"):
         sweep_cells([1, 1], [])
+    with pytest.raises(ValueError, match="--policy-seeds: expected at least one seed"):
+        sweep_cells([0], [], [])
+    with pytest.raises(ValueError, match=r"--policy-seeds: a seed is repeated in \[2, 2\]"):
+        sweep_cells([0], [], [2, 2])
     with pytest.raises(ValueError, match="names exploration_floor more than once"):
         sweep_cells([0], [FLOORS, FLOORS])
     big = Override("x", tuple(range(MAX_CELLS)))
@@ -227,11 +254,40 @@ def test_the_command_runs_the_grid_and_refuses_bad_input_by_name() -> None:
         (["--set", "policy.bogus=1"], "policy.bogus: unknown field"),
         (["--set", "nonsense"], "--set 'nonsense': expected PATH=VALUE"),
         (["--seeds", "0,x"], "--seeds: expected whole numbers"),
+        (["--policy-seeds", "-1"], "--policy-seeds: expected whole numbers"),
         (["--executor", "gpu"], "--executor: expected auto, ray or local"),
     ):
         bad = runner.invoke(app, [*args, *extra])
         assert bad.exit_code == 2, (extra, bad.output)
         assert message in " ".join(bad.output.split()), (extra, bad.output)
+
+
+def test_a_policy_seed_cell_gives_what_engage_run_gives_with_that_policy_seed() -> None:
+    """``engage sweep --seeds 1 --policy-seeds 0,5`` holds the world of seed 1 and runs the
+    learners of each policy seed: each cell's report is ``engage run --seed 1 --policy-seed
+    P``'s, and the two cells share their oracles but not their learners' paths."""
+    runner = CliRunner()
+    common = ["--customers", "80", "--days", "2", "--arms", "interaction,engagement"]
+    common += ["--no-track", "--json"]
+    grid = ["--seeds", "1", "--policy-seeds", "0,5", "--executor", "local"]
+    swept = runner.invoke(app, ["sweep", str(FLAGSHIP), *common, *grid])
+    assert swept.exit_code == 0, swept.output
+    data = json.loads(swept.output)
+    assert data["policy_seeds"] == [0, 5]
+    reports = [cell["report"] for cell in data["cells"]]
+    for report, policy_seed in zip(reports, (0, 5), strict=True):
+        alone = runner.invoke(
+            app,
+            ["run", str(FLAGSHIP), *common, "--seed", "1", "--policy-seed", str(policy_seed)],
+        )
+        assert alone.exit_code == 0, alone.output
+        expected = {k: v for k, v in json.loads(alone.output).items() if k != "mlflow_run_id"}
+        for one in (report, expected):  # the oracles' wall time is the only thing that differs
+            del one["oracles"]["seconds"]
+        assert _same(report, expected)
+        assert report["options"] == {**report["options"], "seed": 1, "policy_seed": policy_seed}
+    assert _same(reports[0]["oracles"], reports[1]["oracles"])
+    assert not _same(reports[0]["arms"], reports[1]["arms"])
 
 
 def test_the_sweep_is_one_parent_run_with_a_run_per_cell(

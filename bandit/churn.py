@@ -104,21 +104,27 @@ def credible_shift(
     charges: np.ndarray,
     factor_sizes: tuple[int, ...],
     n_slots: int,
+    square_sum: float | None = None,
 ) -> np.ndarray:
     """``(n_slots,)``: each level's charge relative to its factor's mean, shrunk by its
     credibility (module docstring); 0 for the slots that are not levels.
 
     Args:
-        gram, moment: the churn model's ``U^T U`` and ``U^T y`` (0/1 labels).
+        gram, moment: a ridge model's ``U^T U`` and ``U^T y``, with an intercept in the
+            first column of ``U``.
         ridge: the ridge ``lambda``.
-        charges: ``C`` from :func:`level_charges`.
+        charges: ``C`` ``(levels, width)``, each level's charge ``C theta`` (for churn, from
+            :func:`level_charges`).
         factor_sizes: how many levels each factor has, in the order of the level slots.
         n_slots: the policy's slots (levels, then pair biases).
+        square_sum: ``y^T y``; None for 0/1 labels, where it is ``sum y``, the intercept's
+            entry of ``U^T y``.
     """
     factor = _ridge_factor(gram, ridge)
     theta = cho_solve(factor, moment)
     rows = gram[0, 0]
-    residual = moment[0] - 2.0 * theta @ moment + theta @ gram @ theta
+    labels_squared = moment[0] if square_sum is None else square_sum
+    residual = labels_squared - 2.0 * theta @ moment + theta @ gram @ theta
     sigma2 = max(float(residual), 0.0) / max(rows - gram.shape[0], 1.0)
     covariance = sigma2 * charges @ cho_solve(factor, charges.T)
     shift = np.zeros(n_slots)

@@ -13,8 +13,9 @@ on as in production):
 2. open loop: decisions arriving at half of the decide peak just measured; p50/p99 there.
 
 Targets, fixed in advance, printed PASS / MISS and never asserted: decide and single-outcome
-throughput each at least 40% of /livez's, and decide p99 under 20 ms at half of our peak rate. Then cProfile of decide and
-outcomes in process (no network) names where a request's time goes.
+throughput each at least 40% of /livez's, and decide p99 under 20 ms at half of our peak rate.
+Then cProfile of decide and outcomes in process (no network) names where a request's time
+goes.
 
 The load generator (:mod:`bench.service_load`) runs in its own process, but on the same
 2-core machine as the server (and PostgreSQL): every number here is "server + client + the

@@ -53,6 +53,13 @@ is the posterior mean, a constant per slot, so propensities stay exact.
 
 Where the world has no delayed effect (the counts do not move the reward) the ``g`` are 0 up
 to posterior noise and the policy is linear Thompson sampling with ``L`` more columns.
+
+With ``state_effects = "pooled"`` the counts leave the reward model: ``r`` is learned on the
+context without the contact state (the model a policy without it would learn), and ``g_l`` is
+the weight of level ``l``'s count in one ridge model of the response over every contact
+(:mod:`bandit.state_effects`): ``L`` weights learned from every row, where the crossed layout
+spends ``S x L`` weights, each learned from the rows of its slot, and draws all of them. The
+term ``M g`` is then its posterior mean, a constant per slot like the churn charge.
 """
 
 from __future__ import annotations
@@ -83,6 +90,7 @@ from bandit.credibility import credible_levels
 from bandit.features import ActionFeatures
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
 from bandit.space import DecisionSpace
+from bandit.state_effects import state_charges, state_design
 
 __all__ = ["LookaheadBelief", "LookaheadTSPolicy", "lookahead_map"]
 
@@ -92,6 +100,9 @@ AUTO_FUTURE: Literal["auto"] = "auto"
 DEFAULT_HALF_LIFE = 7.0
 #: Cap on ``phi`` (``M <= 99``): a customer contacted far faster than the counts fade.
 MAX_PHI = 0.99
+#: How the counts' effect on the response is learned: crossed with every level's slot in the
+#: reward model, or one pooled model for every action (:mod:`bandit.state_effects`).
+STATE_EFFECTS = ("crossed", "pooled")
 
 
 def lookahead_map(features: ActionFeatures, first_count: int) -> np.ndarray:
@@ -139,9 +150,10 @@ class LookaheadBelief(JointBelief):
         self.maps = maps
         #: ``M_b`` per block; set by the policy before deciding.
         self.future_mass = np.zeros(maps.shape[0])
-        #: Churn charge per slot (``(S,)``, :func:`bandit.churn.churn_shift`), or None without
-        #: a churn charge; set by the policy.
-        self.churn_shift: np.ndarray | None = None
+        #: A constant per slot added to ``Q``'s mean (``(S,)``): the churn charge
+        #: (:func:`bandit.churn.churn_shift`) and, with pooled state effects, ``M g``
+        #: (:mod:`bandit.state_effects`); None for neither. Set by the policy.
+        self.slot_shift: np.ndarray | None = None
         #: Whether ``B_M mu`` is shrunk by its credibility (:mod:`bandit.credibility`), and
         #: what ``cov`` is multiplied by to be in reward units; set by the policy.
         self.shrink = False
@@ -183,8 +195,8 @@ class LookaheadBelief(JointBelief):
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot means ``(n, S)`` and covariances ``(n, S, S)`` of ``Q``."""
         mean, cov = super()._slot_moments(Z)
-        if self.churn_shift is not None:
-            mean = mean + self.churn_shift
+        if self.slot_shift is not None:
+            mean = mean + self.slot_shift
         if not self.future_mass.any():
             return mean, cov
         bonus = self._bonus()
@@ -236,6 +248,14 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             mean, relative to each factor's mean, shrunk by its credibility under the
             posterior covariance (:mod:`bandit.credibility`); the draws keep the full
             covariance. False (the default): the posterior mean as it is.
+        state_effects: ``"crossed"`` (the default): the reward model's contexts hold the
+            contact state, crossed with every level's slot, and ``g`` is read from its weights
+            and Thompson-drawn with them. ``"pooled"``: the reward model sees the context
+            without the contact state, and ``g`` comes from one ridge model of the response on
+            the context, the action's levels and the counts, pooled over every action
+            (:mod:`bandit.state_effects`; state ``state_gram``, ``state_moment``,
+            ``state_square``); ``M g`` is then its posterior mean, a constant per slot
+            (shrunk by credibility with ``lookahead_shrinkage``).
         ridge, noise_variance, fit_intercept, interactions, scale, n_samples: as in linear
             Thompson sampling.
     """
@@ -255,6 +275,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         churn_window: float = 1.0,
         churn_shrinkage: bool = False,
         lookahead_shrinkage: bool = False,
+        state_effects: str = "crossed",
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
         super().__init__(space, n_context, **kwargs)
@@ -319,13 +340,44 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self._first_factor = slice(
             self._block_starts[0], self._block_starts[0] + space.factor_sizes[0]
         )
+        if state_effects not in STATE_EFFECTS:
+            raise BanditValueError(
+                "state_effects",
+                f"The 'state_effects' parameter of {owner} must be one of "
+                f"{', '.join(map(repr, STATE_EFFECTS))}; got {state_effects!r}.",
+            )
+        self.state_effects = state_effects
+        self.pooled = state_effects == "pooled"
+        state_width = 1 + n_context + levels
+        self.state_gram_ = np.zeros((state_width, state_width))
+        self.state_moment_ = np.zeros(state_width)
+        self.state_square_ = np.array(0.0)
+        #: ``_state_shift`` with the sums and ``M`` it was solved from.
+        self._state_cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {**super()._state_shapes(), "gap_sum": (self.contact_blocks,), "gap_rows": ()}
         if self.churn_value > 0:  # a policy without churn keeps the state it always had
             width = 2 + self.n_state
             shapes.update(churn_gram=(width, width), churn_moment=(width,))
+        if self.pooled:
+            width = self.state_moment_.size
+            shapes.update(state_gram=(width, width), state_moment=(width,), state_square=())
         return shapes
+
+    def _reward_context(self, X: np.ndarray) -> np.ndarray:
+        """The contexts the reward model sees: as given, or with pooled state effects, with
+        the contact state (counts and days since the last contact) set to 0, so the reward
+        model is the one a policy without the state would learn."""
+        if not self.pooled:
+            return X
+        reward_context = X.copy()
+        reward_context[:, self.n_context - 1 - self.n_state :] = 0.0
+        return reward_context
+
+    def expected_rewards(self, X: object) -> np.ndarray:
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        return super().expected_rewards(self._reward_context(contexts))
 
     def _churn_design(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
         levels = self.features.n_context_slots
@@ -395,7 +447,13 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         return phi / (1.0 - phi)
 
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
-        super()._update(X, actions, rewards)
+        super()._update(self._reward_context(X), actions, rewards)
+        if self.pooled:
+            levels = self.features.context_slots[actions]
+            U = state_design(X, levels, self.features.n_context_slots)
+            self.state_gram_ = self.state_gram_ + U.T @ U
+            self.state_moment_ = self.state_moment_ + U.T @ rewards
+            self.state_square_ = np.array(float(self.state_square_) + float(rewards @ rewards))
         # A previous contact within the look-back left counts; each adds 1 to a level of the
         # first factor.
         seen = X[:, self._first_factor].sum(axis=1) > 0
@@ -417,18 +475,63 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             self._churn_cache = cached
         return cached[2]
 
+    @property
+    def state_shift_(self) -> np.ndarray:
+        """With pooled state effects, each slot's ``M g`` ``(S,)`` (:mod:`bandit.state_effects`),
+        shrunk by credibility with ``lookahead_shrinkage``; zeros otherwise."""
+        levels, slots = self.features.n_context_slots, self.features.n_slots
+        if not self.pooled or not self.future_mass_.any():
+            return np.zeros(slots)
+        charges = state_charges(
+            self.future_mass_, self._block_starts, levels, self.state_moment_.size
+        )
+        if self.lookahead_shrinkage:
+            return credible_shift(
+                self.state_gram_,
+                self.state_moment_,
+                self.ridge,
+                charges,
+                self._lookahead.factor_sizes,
+                slots,
+                square_sum=float(self.state_square_),
+            )
+        shift = np.zeros(slots)
+        shift[:levels] = charges @ ridge_solve(self.state_gram_, self.state_moment_, self.ridge)
+        return shift
+
+    def _state_shift(self) -> np.ndarray:
+        """``state_shift_`` for deciding, solved again only when the pooled model's sums or
+        ``M`` change (the identity check of :meth:`_churn_charge`)."""
+        cached = self._state_cache
+        mass = self.future_mass_
+        if (
+            cached is None
+            or cached[0] is not self.state_gram_
+            or cached[1] is not self.state_moment_
+            or not np.array_equal(cached[2], mass)
+        ):
+            cached = (self.state_gram_, self.state_moment_, mass, self.state_shift_)
+            self._state_cache = cached
+        return cached[3]
+
     def _lookahead_belief(self) -> LookaheadBelief:
-        self._lookahead.future_mass = self.future_mass_
-        self._lookahead.churn_shift = self._churn_charge()
+        churn = self._churn_charge()
+        if self.pooled:
+            self._lookahead.future_mass = np.zeros(self.contact_blocks)
+            pooled = self._state_shift()
+            self._lookahead.slot_shift = pooled if churn is None else pooled + churn
+        else:
+            self._lookahead.future_mass = self.future_mass_
+            self._lookahead.slot_shift = churn
         if self.lookahead_shrinkage:
             self._lookahead.variance_unit = self.noise_variance_ if self.learns_noise else 1.0
         return self._lookahead
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         self._lookahead_belief()
-        return super()._policy_probabilities(X, mask)
+        return super()._policy_probabilities(self._reward_context(X), mask)
 
     def lookahead_values(self, X: object) -> np.ndarray:
         """Posterior mean of ``Q(x, a)``, reward now plus the later contacts' change, ``(n, A)``."""
-        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        contexts = self._reward_context(check_matrix(X, "X", n_columns=self.n_context))
         return self._lookahead_belief().q_mean(self.features.augment(contexts))

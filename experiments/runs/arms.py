@@ -113,6 +113,7 @@ LOOKAHEAD: dict[str, Any] = {
     "churn_window": timedelta(days=1),
     "churn_shrinkage": True,
     "lookahead_shrinkage": True,
+    "state_effects": "crossed",
     "churn_event": "churn",
     "half_life": timedelta(days=21),
     "lookback": timedelta(days=28),
@@ -155,6 +156,7 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
             params["churn_window"] = LOOKAHEAD["churn_window"].total_seconds() / 86_400
             params["churn_shrinkage"] = LOOKAHEAD["churn_shrinkage"]
         params["lookahead_shrinkage"] = LOOKAHEAD["lookahead_shrinkage"]
+        params["state_effects"] = LOOKAHEAD["state_effects"]
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
             "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),

@@ -10,14 +10,17 @@ share of the rows, and adds their noise to every action's score where no count m
 
 The pooled model is one ridge regression over every contact,
 
-    y = u(x, a) . theta + noise,     u(x, a) = [1, x, e_a],
+    y = u(x, a) . theta + noise,     u(x, a) = [1, phi(x, a), s],
 
-with ``x`` the whole context (its contact state included: ``B`` blocks of one count per
-level, then the days since the last contact) and ``e_a`` one indicator per level of action
-``a`` (what the action itself earns now). ``theta_{b, l}``, the weight of block ``b``'s count
-of level ``l``, is the change of any contact's response per unit of that count. Sending ``l``
-adds 1 to its count in every block, and the customer's later contacts see it faded by their
-delay, ``M_b`` in all (the decayed mass of later contacts), so level ``l``'s slot gains
+with ``phi(x, a)`` the reward model's own design on the context without its contact state
+(each level's slot crossed with the context, :mod:`bandit.features`), so whatever the context
+says about which action suits whom is explained there and not credited to the counts that the
+policy's own choices leave behind, and ``s`` the contact state (``B`` blocks of one decayed
+count per level, then the days since the last contact) entered once, not crossed.
+``theta_{b, l}``, the weight of block ``b``'s count of level ``l``, is the change of any
+contact's response per unit of that count. Sending ``l`` adds 1 to its count in every block,
+and the customer's later contacts see it faded by their delay, ``M_b`` in all (the decayed
+mass of later contacts), so level ``l``'s slot gains
 
     shift_l = sum_b M_b theta_{b, l},
 
@@ -36,36 +39,30 @@ import numpy as np
 __all__ = ["state_charges", "state_design"]
 
 
-def state_design(X: np.ndarray, action_levels: np.ndarray, n_levels: int) -> np.ndarray:
-    """``U`` ``(n, 1 + d + n_levels)``: ``[1, x, e_a]`` per row.
+def state_design(design: np.ndarray, state: np.ndarray) -> np.ndarray:
+    """``U`` ``(n, 1 + p + k)``: ``[1, phi(x, a), s]`` per row.
 
     Args:
-        X: contexts ``(n, d)``, contact state included.
-        action_levels: ``(n, F)`` the level slot of each factor of each row's action.
-        n_levels: how many level slots there are (all factors).
+        design: ``(n, p)`` the reward model's design rows on the context without its state.
+        state: ``(n, k)`` the contact state (counts, then the days since the last contact).
     """
-    n, width = X.shape
-    U = np.zeros((n, 1 + width + n_levels))
-    U[:, 0] = 1.0
-    U[:, 1 : 1 + width] = X
-    rows = np.arange(n)[:, None]
-    np.add.at(U, (rows, 1 + width + action_levels), 1.0)
-    return U
+    return np.column_stack([np.ones(design.shape[0]), design, state])
 
 
 def state_charges(
-    future_mass: np.ndarray, block_starts: np.ndarray, n_levels: int, width: int
+    future_mass: np.ndarray, n_levels: int, first_count: int, width: int
 ) -> np.ndarray:
     """``C`` ``(n_levels, width)`` with ``C theta`` each level's ``sum_b M_b theta_{b, l}``.
 
     Args:
-        future_mass: ``M_b`` per block of counts.
-        block_starts: the context column where each block of counts starts.
+        future_mass: ``M_b`` per block of counts (blocks of ``n_levels`` counts follow one
+            another from column ``first_count`` of ``u``).
         n_levels: how many level slots there are.
-        width: the width of ``u`` (``1 + d + n_levels``).
+        first_count: the column of ``u`` where the first block of counts starts.
+        width: the width of ``u``.
     """
     charges = np.zeros((n_levels, width))
     levels = np.arange(n_levels)
-    for mass, start in zip(future_mass, block_starts, strict=True):
-        charges[levels, 1 + int(start) + levels] += mass
+    for block, mass in enumerate(future_mass):
+        charges[levels, first_count + block * n_levels + levels] += mass
     return charges

@@ -56,8 +56,9 @@ to posterior noise and the policy is linear Thompson sampling with ``L`` more co
 
 With ``state_effects = "pooled"`` the counts leave the reward model: ``r`` is learned on the
 context without the contact state (the model a policy without it would learn), and ``g_l`` is
-the weight of level ``l``'s count in one ridge model of the response over every contact
-(:mod:`bandit.state_effects`): ``L`` weights learned from every row, where the crossed layout
+the weight of level ``l``'s count in one ridge model of the response over every contact, on
+the reward model's design plus the counts entered once (:mod:`bandit.state_effects`): ``L``
+weights learned from every row, where the crossed layout
 spends ``S x L`` weights, each learned from the rows of its slot, and draws all of them. The
 term ``M g`` is then its posterior mean, a constant per slot like the churn charge.
 """
@@ -252,7 +253,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             contact state, crossed with every level's slot, and ``g`` is read from its weights
             and Thompson-drawn with them. ``"pooled"``: the reward model sees the context
             without the contact state, and ``g`` comes from one ridge model of the response on
-            the context, the action's levels and the counts, pooled over every action
+            the reward model's design and the counts, entered once for every action
             (:mod:`bandit.state_effects`; state ``state_gram``, ``state_moment``,
             ``state_square``); ``M g`` is then its posterior mean, a constant per slot
             (shrunk by credibility with ``lookahead_shrinkage``).
@@ -348,7 +349,15 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             )
         self.state_effects = state_effects
         self.pooled = state_effects == "pooled"
-        state_width = 1 + n_context + levels
+        #: The reward model's layout on the context without its contact state (the pooled
+        #: model's design, :mod:`bandit.state_effects`).
+        self._plain_features = ActionFeatures(
+            space,
+            n_context - 1 - self.n_state,
+            fit_intercept=self.features.fit_intercept,
+            interactions=self.features.interactions,
+        )
+        state_width = 1 + self._plain_features.n_features + self.n_state + 1
         self.state_gram_ = np.zeros((state_width, state_width))
         self.state_moment_ = np.zeros(state_width)
         self.state_square_ = np.array(0.0)
@@ -449,8 +458,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         super()._update(self._reward_context(X), actions, rewards)
         if self.pooled:
-            levels = self.features.context_slots[actions]
-            U = state_design(X, levels, self.features.n_context_slots)
+            first_state = self.n_context - 1 - self.n_state
+            plain = self._plain_features
+            design = plain.design(plain.augment(X[:, :first_state]), actions)
+            U = state_design(design, X[:, first_state:])
             self.state_gram_ = self.state_gram_ + U.T @ U
             self.state_moment_ = self.state_moment_ + U.T @ rewards
             self.state_square_ = np.array(float(self.state_square_) + float(rewards @ rewards))
@@ -483,7 +494,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         if not self.pooled or not self.future_mass_.any():
             return np.zeros(slots)
         charges = state_charges(
-            self.future_mass_, self._block_starts, levels, self.state_moment_.size
+            self.future_mass_,
+            levels,
+            1 + self._plain_features.n_features,
+            self.state_moment_.size,
         )
         if self.lookahead_shrinkage:
             return credible_shift(

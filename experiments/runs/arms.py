@@ -159,7 +159,7 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
         params["state_effects"] = LOOKAHEAD["state_effects"]
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
-            "contact_half_life": LOOKAHEAD["half_life"].total_seconds(),
+            "contact_half_life": _seconds(LOOKAHEAD["half_life"]),
             "lookback": LOOKAHEAD["lookback"].total_seconds(),
             "churn_event": LOOKAHEAD["churn_event"],
         }
@@ -181,6 +181,14 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
     elif arm != "engagement":
         raise ValueError(f"unknown arm '{arm}'; expected one of {list(KNOWN_ARMS)}")
     return parse_spec(data)
+
+
+def _seconds(half_life: timedelta | Sequence[timedelta]) -> float | list[float]:
+    """One half-life, or several (a block of counts each), in seconds as ``[state]`` takes
+    them."""
+    if isinstance(half_life, timedelta):
+        return half_life.total_seconds()
+    return [one.total_seconds() for one in half_life]
 
 
 def _long_term(spec: ExperimentSpec) -> dict[str, Any]:

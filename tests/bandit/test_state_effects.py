@@ -25,36 +25,44 @@ def _rows(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_the_design_by_hand() -> None:
-    """``u = [1, x, e_a]``: action 1 is (a, y), its level slots 0 (a) and 3 (y)."""
-    x = np.array([[0.5, 1.0, 2.0, 3.0, 4.0, 6.0]])
-    U = state_design(x, SPACE.level_index[[1]] + np.array([0, 2]), 4)
-    np.testing.assert_array_equal(U, [[1, 0.5, 1, 2, 3, 4, 6, 1, 0, 0, 1]])
+    """``u = [1, phi, s]``: the plain design, then the contact state entered once."""
+    design = np.array([[0.0, 1.0, 0.5], [2.0, 0.0, 0.0]])
+    state = np.array([[3.0, 4.0], [0.0, 6.0]])
+    np.testing.assert_array_equal(
+        state_design(design, state), [[1, 0, 1, 0.5, 3, 4], [1, 2, 0, 0, 0, 6]]
+    )
 
 
 def test_the_charges_by_hand() -> None:
-    """Two blocks of 2 levels starting at context columns 1 and 3 (u columns 2 and 4) with
-    ``M = (2, 0.5)``: level ``l``'s shift is ``2 theta[2 + l] + 0.5 theta[4 + l]``."""
-    C = state_charges(np.array([2.0, 0.5]), np.array([1, 3]), 2, 8)
+    """Two blocks of 2 levels from column 3 of ``u`` with ``M = (2, 0.5)``: level ``l``'s
+    shift is ``2 theta[3 + l] + 0.5 theta[5 + l]``."""
+    C = state_charges(np.array([2.0, 0.5]), 2, 3, 8)
     expected = np.zeros((2, 8))
-    expected[0, 2], expected[1, 3], expected[0, 4], expected[1, 5] = 2.0, 2.0, 0.5, 0.5
+    expected[0, 3], expected[1, 4], expected[0, 5], expected[1, 6] = 2.0, 2.0, 0.5, 0.5
     np.testing.assert_array_equal(C, expected)
 
 
 def test_the_shift_is_m_times_an_independent_ridge_fit() -> None:
     """Unshrunk, slot ``l``'s shift is ``M theta_l``, ``theta`` the ridge solution of the
-    response on ``[1, x, e_a]`` (numpy's lstsq on the ridge-augmented system); the pair
-    slots get nothing."""
+    response on ``[1, phi(x without state, a), counts, days]``, built here by hand (each
+    level's slot crossed with ``[1, feature]``) and solved by numpy's lstsq on the
+    ridge-augmented system; the pair slots get nothing."""
     X, actions = _rows(400, 1)
     rng = np.random.default_rng(2)
     rewards = 1.0 - 0.3 * X[:, 1] + 0.1 * X[:, 3] + 0.2 * rng.normal(size=400)
     policy = LookaheadTSPolicy(SPACE, D, future_contacts=1.5, state_effects="pooled", seed=0)
     policy.update(X, actions, rewards)
-    U = state_design(X, policy.features.context_slots[actions], 4)
+    phi = np.zeros((400, 4, 2))
+    for row, action in enumerate(actions):
+        msg, chan = SPACE.level_index[action]
+        for slot in (msg, 2 + chan):
+            phi[row, slot] = [1.0, X[row, 0]]
+    U = np.column_stack([np.ones(400), phi.reshape(400, 8), X[:, 1:]])
     width = U.shape[1]
     augmented = np.vstack([U, np.sqrt(policy.ridge) * np.eye(width)])
     target = np.concatenate([rewards, np.zeros(width)])
     theta = np.linalg.lstsq(augmented, target, rcond=None)[0]
-    np.testing.assert_allclose(policy.state_shift_[:4], 1.5 * theta[2:6], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(policy.state_shift_[:4], 1.5 * theta[9:13], rtol=1e-8, atol=1e-10)
     assert policy.state_shift_[0] == pytest.approx(-0.45, abs=0.1)  # M x the true -0.3
 
 

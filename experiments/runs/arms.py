@@ -104,7 +104,10 @@ SEQUENTIAL: dict[str, Any] = {
 #: lost the least where the mechanisms are off (-0.08 against -0.11), but over 180 days the
 #: plain charge took more at every seed measured (README, "Shrinking what the noise says"):
 #: this favours the 60-day targets. A week-long churn window took less of the revenue edge
-#: (30% against 46% at seed 0), so the window is a day.
+#: (30% against 46% at seed 0), so the window is a day. ``state_effects`` stays
+#: ``"crossed"``: the pooled model took more of the retention edge but lost 0.25 revenue where
+#: the mechanisms are off (README, "Pooled state effects"). ``half_life`` may be a tuple of
+#: half-lives, one block of counts each.
 LOOKAHEAD: dict[str, Any] = {
     "events": ["click", "accept"],
     "weights": None,

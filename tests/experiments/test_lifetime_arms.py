@@ -74,6 +74,7 @@ def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state
         "churn_window": 1.0,
         "churn_shrinkage": True,
         "lookahead_shrinkage": True,
+        "state_effects": "crossed",
     }
     assert lookahead.state is not None
     assert lookahead.state.half_lives == (LOOKAHEAD["half_life"],)
@@ -193,3 +194,16 @@ def test_the_lookahead_arm_learns_churn_over_the_weeks_after_each_contact(
     assert sum(decision is None for _, _, decision in churns) > sum(
         decision is not None for _, _, decision in churns
     )
+
+
+def test_the_lookahead_arm_takes_several_half_lives(
+    spec: ExperimentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A tuple of half-lives gives a block of counts each, and the policy as many blocks."""
+    monkeypatch.setitem(LOOKAHEAD, "half_life", (timedelta(days=10), timedelta(days=28)))
+    lookahead = arm_spec(spec, "lookahead")
+    assert lookahead.state is not None
+    assert lookahead.state.half_lives == (timedelta(days=10), timedelta(days=28))
+    assert lookahead.n_features == spec.n_context + 2 * (1 + 5 + 4 + 4) + 1
+    policy = lookahead.build_policy(seed=0)
+    assert getattr(policy, "contact_blocks", None) == 2

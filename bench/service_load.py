@@ -179,7 +179,7 @@ class _Link(Protocol):
     async def close(self) -> None: ...
 
 
-class _RawLink:
+class RawLink:
     """A minimal HTTP/1.1 client on asyncio streams: one connection, reopened when lost.
 
     Enough for this server: Content-Length or chunked bodies, ``Connection: close``.
@@ -281,7 +281,7 @@ def _links(job: Job) -> list[_Link]:
     url = urlsplit(job.base_url)
     if url.hostname is None or url.port is None:
         raise ValueError(f"The 'base_url' of Job must name a host and a port. Got {job.base_url}.")
-    return [_RawLink(url.hostname, url.port, job.token) for _ in range(job.connections)]
+    return [RawLink(url.hostname, url.port, job.token) for _ in range(job.connections)]
 
 
 async def _exchange(link: _Link, request: Request) -> tuple[int | None, bytes, str | None]:

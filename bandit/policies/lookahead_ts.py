@@ -58,9 +58,9 @@ With ``state_effects = "pooled"`` the counts leave the reward model: ``r`` is le
 context without the contact state (the model a policy without it would learn), and ``g_l`` is
 the weight of level ``l``'s count in one ridge model of the response over every contact, on
 the reward model's design plus the counts entered once (:mod:`bandit.state_effects`): ``L``
-weights learned from every row, where the crossed layout
-spends ``S x L`` weights, each learned from the rows of its slot, and draws all of them. The
-term ``M g`` is then its posterior mean, a constant per slot like the churn charge.
+weights learned from every row, where the crossed layout spends ``S x L`` weights, each
+learned from the rows of its slot, and draws all of them. The term ``M g`` is then its
+posterior mean, a constant per slot like the churn charge.
 """
 
 from __future__ import annotations
@@ -357,7 +357,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             fit_intercept=self.features.fit_intercept,
             interactions=self.features.interactions,
         )
-        state_width = 1 + self._plain_features.n_features + self.n_state + 1
+        # The pooled model's sums; empty for the crossed layout, which has no such model.
+        state_width = 1 + self._plain_features.n_features + self.n_state + 1 if self.pooled else 0
         self.state_gram_ = np.zeros((state_width, state_width))
         self.state_moment_ = np.zeros(state_width)
         self.state_square_ = np.array(0.0)

@@ -107,10 +107,11 @@ async def _load(
     outcome_ms: list[float] = []
     errors = 0
     address = urlsplit(server.base_url)
-    host, port = address.hostname or "127.0.0.1", address.port or 80
+    if address.hostname is None or address.port is None:
+        raise ValueError(f"The server's base_url must name a host and a port: {server.base_url}")
     free: asyncio.Queue[RawLink] = asyncio.Queue()
     for _ in range(CONNECTIONS):
-        free.put_nowait(RawLink(host, port, token))
+        free.put_nowait(RawLink(address.hostname, address.port, token))
     decide_path = f"/v1/experiments/{key}/decisions"
 
     async def pair(number: int, scheduled: float) -> None:

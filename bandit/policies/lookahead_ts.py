@@ -65,7 +65,7 @@ posterior mean, a constant per slot like the churn charge.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, NamedTuple, Unpack
 
 import numpy as np
@@ -104,6 +104,31 @@ MAX_PHI = 0.99
 #: How the counts' effect on the response is learned: crossed with every level's slot in the
 #: reward model, or one pooled model for every action (:mod:`bandit.state_effects`).
 STATE_EFFECTS = ("crossed", "pooled")
+
+
+class _SolvedOnce:
+    """A value solved from a model's sums, solved again only when the sums or the other inputs
+    change. The policy replaces its sums with new arrays on every update and load, never
+    edits them in place, so arrays are compared by identity (the cache holds them, so their
+    ids are not reused); other inputs (numbers, tuples) by equality."""
+
+    def __init__(self) -> None:
+        self._inputs: tuple[object, ...] | None = None
+        self._value: np.ndarray | None = None
+
+    def get(self, inputs: tuple[object, ...], solve: Callable[[], np.ndarray]) -> np.ndarray:
+        held = self._inputs
+        if (
+            held is None
+            or self._value is None
+            or len(held) != len(inputs)
+            or not all(
+                a is b if isinstance(a, np.ndarray) else a == b
+                for a, b in zip(held, inputs, strict=True)
+            )
+        ):
+            self._inputs, self._value = inputs, solve()
+        return self._value
 
 
 def lookahead_map(features: ActionFeatures, first_count: int) -> np.ndarray:
@@ -302,8 +327,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             self.future_contacts = AUTO_FUTURE
         else:
             self.future_contacts = check_real(future_contacts, "future_contacts", owner, low=0.0)
+        #: Column of ``x`` where the contact state (the counts, then the days) starts.
+        self._first_state = n_context - 1 - self.n_state
         #: Column of ``x`` where each block of counts starts.
-        self._block_starts = n_context - 1 - self.n_state + levels * np.arange(self.contact_blocks)
+        self._block_starts = self._first_state + levels * np.arange(self.contact_blocks)
         offset = self.features.width - n_context  # z = [1, x] with an intercept
         maps = np.stack(
             [lookahead_map(self.features, int(start) + offset) for start in self._block_starts]
@@ -336,8 +363,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         width = 2 + self.n_state
         self.churn_gram_ = np.zeros((width, width))
         self.churn_moment_ = np.zeros(width)
-        #: ``churn_shift_`` with the sums it was solved from (see :meth:`_churn_charge`).
-        self._churn_cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: ``churn_shift_``, solved once per change of the churn model's sums.
+        self._churn_solved = _SolvedOnce()
         self._first_factor = slice(
             self._block_starts[0], self._block_starts[0] + space.factor_sizes[0]
         )
@@ -348,22 +375,36 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
                 f"{', '.join(map(repr, STATE_EFFECTS))}; got {state_effects!r}.",
             )
         self.state_effects = state_effects
-        self.pooled = state_effects == "pooled"
-        #: The reward model's layout on the context without its contact state (the pooled
-        #: model's design, :mod:`bandit.state_effects`).
-        self._plain_features = ActionFeatures(
-            space,
-            n_context - 1 - self.n_state,
-            fit_intercept=self.features.fit_intercept,
-            interactions=self.features.interactions,
+        #: With pooled state effects, the reward model's layout on the context without its
+        #: contact state (the pooled model's design, :mod:`bandit.state_effects`); None for the
+        #: crossed layout, which has no pooled model.
+        self._plain_features = (
+            ActionFeatures(
+                space,
+                self._first_state,
+                fit_intercept=self.features.fit_intercept,
+                interactions=self.features.interactions,
+            )
+            if self.pooled
+            else None
         )
-        # The pooled model's sums; empty for the crossed layout, which has no such model.
-        state_width = 1 + self._plain_features.n_features + self.n_state + 1 if self.pooled else 0
+        state_width = self._state_width()
         self.state_gram_ = np.zeros((state_width, state_width))
         self.state_moment_ = np.zeros(state_width)
         self.state_square_ = np.array(0.0)
-        #: ``_state_shift`` with the sums and ``M`` it was solved from.
-        self._state_cache: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        #: ``state_shift_``, solved once per change of the pooled model's sums or of ``M``.
+        self._state_solved = _SolvedOnce()
+
+    @property
+    def pooled(self) -> bool:
+        """Whether the counts' effect comes from the pooled model (``state_effects``)."""
+        return self.state_effects == "pooled"
+
+    def _state_width(self) -> int:
+        """The width of the pooled model's ``u = [1, phi, s]``; 0 for the crossed layout."""
+        if self._plain_features is None:
+            return 0
+        return 1 + self._plain_features.n_features + self.n_state + 1
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {**super()._state_shapes(), "gap_sum": (self.contact_blocks,), "gap_rows": ()}
@@ -371,7 +412,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             width = 2 + self.n_state
             shapes.update(churn_gram=(width, width), churn_moment=(width,))
         if self.pooled:
-            width = self.state_moment_.size
+            width = self._state_width()
             shapes.update(state_gram=(width, width), state_moment=(width,), state_square=())
         return shapes
 
@@ -382,7 +423,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         if not self.pooled:
             return X
         reward_context = X.copy()
-        reward_context[:, self.n_context - 1 - self.n_state :] = 0.0
+        reward_context[:, self._first_state :] = 0.0
         return reward_context
 
     def expected_rewards(self, X: object) -> np.ndarray:
@@ -458,9 +499,9 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
 
     def _update(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         super()._update(self._reward_context(X), actions, rewards)
-        if self.pooled:
-            first_state = self.n_context - 1 - self.n_state
-            plain = self._plain_features
+        plain = self._plain_features
+        if plain is not None:
+            first_state = self._first_state
             design = plain.design(plain.augment(X[:, :first_state]), actions)
             U = state_design(design, X[:, first_state:])
             self.state_gram_ = self.state_gram_ + U.T @ U
@@ -475,30 +516,23 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
 
     def _churn_charge(self) -> np.ndarray | None:
         """``churn_shift_`` for deciding, None without a churn charge. The ridge solve runs
-        only when the churn model's sums change, not per decide: :meth:`update_churn` and
-        :meth:`set_state` replace ``churn_gram_`` and ``churn_moment_`` with new arrays, which
-        the identity check sees (the cache holds them, so their ids are not reused)."""
+        only when the churn model's sums change, not per decide (:class:`_SolvedOnce`:
+        :meth:`update_churn` and :meth:`set_state` replace them with new arrays)."""
         if self.churn_value == 0:
             return None
-        cached = self._churn_cache
         sums = (self.churn_gram_, self.churn_moment_)
-        if cached is None or cached[0] is not sums[0] or cached[1] is not sums[1]:
-            cached = (self.churn_gram_, self.churn_moment_, self.churn_shift_)
-            self._churn_cache = cached
-        return cached[2]
+        return self._churn_solved.get(sums, lambda: self.churn_shift_)
 
     @property
     def state_shift_(self) -> np.ndarray:
         """With pooled state effects, each slot's ``M g`` ``(S,)`` (:mod:`bandit.state_effects`),
         shrunk by credibility with ``lookahead_shrinkage``; zeros otherwise."""
         levels, slots = self.features.n_context_slots, self.features.n_slots
-        if not self.pooled or not self.future_mass_.any():
+        plain = self._plain_features
+        if plain is None or not self.future_mass_.any():
             return np.zeros(slots)
         charges = state_charges(
-            self.future_mass_,
-            levels,
-            1 + self._plain_features.n_features,
-            self.state_moment_.size,
+            self.future_mass_, levels, 1 + plain.n_features, self.state_moment_.size
         )
         if self.lookahead_shrinkage:
             return credible_shift(
@@ -516,18 +550,9 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
 
     def _state_shift(self) -> np.ndarray:
         """``state_shift_`` for deciding, solved again only when the pooled model's sums or
-        ``M`` change (the identity check of :meth:`_churn_charge`)."""
-        cached = self._state_cache
-        mass = self.future_mass_
-        if (
-            cached is None
-            or cached[0] is not self.state_gram_
-            or cached[1] is not self.state_moment_
-            or not np.array_equal(cached[2], mass)
-        ):
-            cached = (self.state_gram_, self.state_moment_, mass, self.state_shift_)
-            self._state_cache = cached
-        return cached[3]
+        ``M`` change (:class:`_SolvedOnce`)."""
+        inputs = (self.state_gram_, self.state_moment_, tuple(self.future_mass_))
+        return self._state_solved.get(inputs, lambda: self.state_shift_)
 
     def _lookahead_belief(self) -> LookaheadBelief:
         churn = self._churn_charge()

@@ -42,6 +42,7 @@ __all__ = [
     "insert_ignoring_conflicts",
     "now_or",
     "row_of",
+    "rows_of",
     "select_columns",
     "table_of",
 ]
@@ -62,6 +63,17 @@ def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
 def dialect(session: Session) -> str:
     """The name of the dialect ``session`` is bound to (``"sqlite"``, ``"postgresql"``)."""
     return session.get_bind().dialect.name
+
+
+def rows_of(session: Session, stmt: Any, params: Mapping[str, Any]) -> Sequence[Any]:
+    """The rows of a prebuilt Core ``stmt`` run with ``params`` on ``session``'s connection.
+
+    For hot queries built once (with ``bindparam``, ``expanding=True`` for ``IN`` lists):
+    building a statement per call, and the ORM's execution path, cost more than a key look-up
+    itself. Flushed first, as the session's own execute would.
+    """
+    session.flush()
+    return session.connection().execute(stmt, dict(params)).all()
 
 
 def table_of(model: type[SQLModel]) -> Table:

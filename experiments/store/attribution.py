@@ -7,17 +7,25 @@ table in bulk (one query per chunk, not one per outcome); none writes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col
 
-from experiments.store._sql import chunks, select_columns
+from experiments.store._sql import chunks, dialect, rows_of, select_columns
 from experiments.store.models import Decision
 from experiments.vocabulary import DecisionStatus
 
-__all__ = ["DecisionHead", "decision_heads", "latest_open_decision", "latest_open_decisions"]
+__all__ = [
+    "DecisionHead",
+    "decision_heads",
+    "latest_open_decision",
+    "latest_open_decisions",
+    "locks_rows",
+]
 
 
 class DecisionHead(NamedTuple):
@@ -44,13 +52,40 @@ _HEAD_COLUMNS = (
 )
 
 
-def decision_heads(session: Session, *, decision_ids: Sequence[str]) -> dict[str, DecisionHead]:
+def locks_rows(session: Session) -> bool:
+    """Whether ``SELECT .. FOR SHARE/UPDATE`` locks rows in ``session``'s database until the
+    transaction ends: PostgreSQL does; SQLite has no row locks (the clause is dropped), and its
+    driver starts the transaction only at the first write, so a read before it holds nothing."""
+    return dialect(session) == "postgresql"
+
+
+@functools.cache
+def _heads_statement(share_lock: bool) -> Any:
+    """The heads ``SELECT`` for an expanding list of ids, built once per lock mode."""
+    stmt = select_columns(*_HEAD_COLUMNS).where(
+        col(Decision.id).in_(bindparam("ids", expanding=True))
+    )
+    if share_lock:
+        stmt = stmt.order_by(col(Decision.id)).with_for_update(read=True)
+    return stmt
+
+
+def decision_heads(
+    session: Session, *, decision_ids: Sequence[str], share_lock: bool = False
+) -> dict[str, DecisionHead]:
     """The decisions among ``decision_ids`` that exist, by id, with only the columns outcome
-    attribution needs (no context, action or exclusions): cheap in bulk."""
+    attribution needs (no context, action or exclusions): cheap in bulk.
+
+    With ``share_lock``, on PostgreSQL the rows are locked ``FOR SHARE`` (in id order, so
+    concurrent lockers cannot deadlock) until the transaction ends: the statuses read stay
+    current, as a reward join must wait for them (``FOR UPDATE``). SQLite has no row locks
+    (:func:`~experiments.store._sql.locks_rows`).
+    """
     found: dict[str, DecisionHead] = {}
-    for chunk in chunks(list(dict.fromkeys(decision_ids))):
-        stmt = select_columns(*_HEAD_COLUMNS).where(col(Decision.id).in_(chunk))
-        for row in session.exec(stmt):
+    ids = sorted(set(decision_ids)) if share_lock else list(dict.fromkeys(decision_ids))
+    stmt = _heads_statement(share_lock)
+    for chunk in chunks(ids):
+        for row in rows_of(session, stmt, {"ids": list(chunk)}):
             found[row[0]] = DecisionHead(*row)
     return found
 

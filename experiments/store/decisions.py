@@ -9,11 +9,12 @@ up stored becomes persistent in ``session`` so later attribute changes are flush
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, ColumnElement, func, literal, or_, update
+from sqlalchemy import JSON, ColumnElement, bindparam, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from experiments.store._sql import (
@@ -22,6 +23,7 @@ from experiments.store._sql import (
     chunks,
     insert_ignoring_conflicts,
     row_of,
+    rows_of,
     select_columns,
 )
 from experiments.store.errors import DuplicateRequestError, StoreError
@@ -146,15 +148,22 @@ def lock_decision_statuses(
     holds the database's single write lock, which serialises the two just the same.
     """
     statuses: dict[str, str] = {}
+    stmt = _status_lock_statement(shared)
     for chunk in chunks(sorted(set(decision_ids))):
-        stmt = (
-            select(Decision.id, Decision.status)
-            .where(col(Decision.id).in_(chunk))
-            .order_by(col(Decision.id))
-            .with_for_update(read=shared)
-        )
-        statuses.update(dict(session.exec(stmt).all()))
+        for id_, status in rows_of(session, stmt, {"ids": list(chunk)}):
+            statuses[id_] = status
     return statuses
+
+
+@functools.cache
+def _status_lock_statement(shared: bool) -> Any:
+    """:func:`lock_decision_statuses`' statement for an expanding list of ids, built once."""
+    return (
+        select_columns(Decision.id, Decision.status)
+        .where(col(Decision.id).in_(bindparam("ids", expanding=True)))
+        .order_by(col(Decision.id))
+        .with_for_update(read=shared)
+    )
 
 
 def get_decision(session: Session, *, decision_id: str) -> Decision | None:

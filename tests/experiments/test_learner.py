@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -256,30 +257,44 @@ def test_an_outcome_recorded_while_the_leader_joins_is_counted_or_labelled_late(
 ) -> None:
     """A server records a click that occurred inside the window just as the window closes,
     while the leader (another process) joins rewards: the click must either be in the reward
-    or be reported as late, never attributed yet ignored."""
+    or be reported as late, never attributed yet ignored.
+
+    The leader joins between the server's attribution and its insert. On PostgreSQL the
+    attribution share-locked the decision, so the join waits for the server's commit and then
+    counts the click; on SQLite (no row locks) the join commits first and the server, re-checking
+    under the write lock, labels the click late.
+    """
     server = build(engines, clock, batch_size=1, interval_seconds=3600)
     leader = Learner(DecisionEngine(Database(engines()), clock=clock, seed=12))
     decision = decide(server, "c1")
     occurred = clock.now() + WINDOW - timedelta(minutes=1)
     clock.advance(WINDOW + timedelta(seconds=1))
 
-    joined_first: list[bool] = []
+    joined: list[list[int]] = []
+    joins: list[threading.Thread] = []
 
-    def leader_joins_first(session: Session, **kwargs: object):
-        assert leader.run_once() == [1]  # commits between attribution and insert
-        joined_first.append(True)
+    def leader_joins_meanwhile(session: Session, **kwargs: object):
+        thread = threading.Thread(target=lambda: joined.append(leader.run_once()))
+        thread.start()
+        thread.join(timeout=0.5)  # SQLite: done; PostgreSQL: waits for this transaction
+        joins.append(thread)
         return insert_outcomes(session, **kwargs)
 
     # The engine imports insert_outcomes by name: patch the name where the engine looks it up.
     monkeypatch.setattr(
-        sys.modules[OutcomeRecorder.__module__], "insert_outcomes", leader_joins_first
+        sys.modules[OutcomeRecorder.__module__], "insert_outcomes", leader_joins_meanwhile
     )
     server.record([OutcomeInput("o-1", "click", 1.0, occurred, decision_id=decision.decision_id)])
+    joins[0].join(timeout=30)
+    assert not joins[0].is_alive()
     leader.stop()
+    assert joined == [[1]]
     with server.database.session() as session:
         attribution = session.exec(select(Outcome.attribution)).one()
         reward = session.exec(select(Reward.value)).one()
     assert attribution == "late" or reward == 1.0, (attribution, reward)
+    if server.database.dialect == "postgresql":
+        assert (attribution, reward) == ("attributed", 1.0)
 
 
 def test_a_lasting_failure_is_logged_once_with_its_traceback_then_counted(

@@ -28,6 +28,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "insert_ignoring_conflicts",
         "now_or",
         "row_of",
+        "rows_of",
         "select_columns",
         "table_of",
     },
@@ -117,6 +118,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "decision_heads",
         "latest_open_decision",
         "latest_open_decisions",
+        "locks_rows",
     },
     "experiments.store.group_commit": {"GroupCommit"},
     "experiments.store.guardrails": {

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
 from experiments.store.api_keys import (
@@ -23,6 +23,7 @@ from experiments.store.attribution import (
     decision_heads,
     latest_open_decision,
     latest_open_decisions,
+    locks_rows,
 )
 from experiments.store.decisions import (
     activate_decision,
@@ -200,6 +201,32 @@ def test_decision_round_trip(session: Session) -> None:
             loaded.activated_at,
         )
     }
+
+
+def test_share_locked_heads_hold_their_rows_until_the_transaction_ends(
+    session: Session, engine: Engine
+) -> None:
+    """PostgreSQL: a reward join's ``FOR UPDATE`` cannot take the rows while the outcome's
+    transaction holds them (another share lock can); SQLite has no row locks and reads alike."""
+    add_experiment(session)
+    first, second = add_decisions(session, make_decision("c1"), make_decision("c2"))
+    heads = decision_heads(session, decision_ids=[second.id, first.id, "missing"], share_lock=True)
+    assert {id_: head.status for id_, head in heads.items()} == {
+        first.id: "open",
+        second.id: "open",
+    }
+    assert locks_rows(session) == (engine.dialect.name == "postgresql")
+    if locks_rows(session):
+        lock = "SELECT id FROM decision WHERE id = :id FOR {} NOWAIT"
+        with engine.connect() as other:
+            other.execute(text(lock.format("SHARE")), {"id": first.id})
+            with pytest.raises(OperationalError, match="could not obtain lock"):
+                other.execute(text(lock.format("UPDATE")), {"id": first.id})
+            other.rollback()
+            session.commit()
+            other.execute(text(lock.format("UPDATE")), {"id": first.id})
+            other.rollback()
+    session.commit()
 
 
 def test_suppressed_decision_stores_null_action(session: Session) -> None:

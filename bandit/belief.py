@@ -15,6 +15,9 @@ predict step.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
 from bandit.features import ActionFeatures
@@ -57,15 +60,15 @@ class JointBelief:
     ) -> np.ndarray:
         """``n_samples`` posterior draws of every action's score per row, ``(n, M, A)``.
 
-        Row ``i``'s draw ``m`` is ``G_i mu + scale L_i eps_m`` with ``L_i`` the Cholesky factor
-        of its slot covariance and ``eps`` (M, S) shared by the rows (common random numbers,
-        :mod:`bandit.montecarlo`). ``draw_scale`` (M,), if given, multiplies each draw's
-        deviation from the mean: a scale mixture, e.g. ``sigma`` drawn per draw under an
-        unknown noise variance.
+        Row ``i``'s draw ``m`` has the law ``N(G_i mu, scale^2 G_i Sigma G_i^T)`` (times
+        ``draw_scale[m]^2``, if given, on the deviation from the mean: a scale mixture, e.g.
+        ``sigma`` drawn per draw under an unknown noise variance), and a row's draws are
+        independent. The standard normals are shared by the rows of a batch (common random
+        numbers, :mod:`bandit.montecarlo`), in one of two equivalent ways
+        (:meth:`_slot_sampler`).
         """
-        return self._scores(
-            Z, _shared_noise(n_samples, self.features.n_slots, rng, draw_scale), scale
-        )
+        sampler = self._slot_sampler(Z.shape[0], n_samples, scale, rng, draw_scale)
+        return self.features.action_scores(sampler(Z))
 
     def choice_probabilities(
         self,
@@ -78,19 +81,54 @@ class JointBelief:
     ) -> np.ndarray:
         """Share of :meth:`draw_scores` draws each eligible action wins, ``(n, A)``, computed
         in row chunks of at most ``MAX_DRAW_CELLS`` (row, draw, action) cells."""
-        noise = _shared_noise(n_samples, self.features.n_slots, rng, draw_scale)
+        sampler = self._slot_sampler(Z.shape[0], n_samples, scale, rng, draw_scale)
         rows_per_chunk = max(1, MAX_DRAW_CELLS // (n_samples * self.features.space.n_actions))
         parts = []
         for start in range(0, Z.shape[0], rows_per_chunk):
             part = slice(start, start + rows_per_chunk)
-            parts.append(winner_frequencies(self._scores(Z[part], noise, scale), mask[part]))
+            scores = self.features.action_scores(sampler(Z[part]))
+            parts.append(winner_frequencies(scores, mask[part]))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
-    def _scores(self, Z: np.ndarray, noise: np.ndarray, scale: float) -> np.ndarray:
-        """``G_i mu + scale L_i noise_m`` as action scores, ``(n, M, A)``."""
+    def _slot_sampler(
+        self,
+        n_rows: int,
+        n_samples: int,
+        scale: float,
+        rng: np.random.Generator,
+        draw_scale: np.ndarray | None,
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """Slot-score draws ``(n, M, S)`` for any rows ``Z`` of a batch of ``n_rows``, from
+        standard normals drawn once for the batch, in the cheaper of two spaces:
+
+        - *Slot space*: ``eps`` ``(M, S)``; row ``i``'s draw is ``G_i mu + scale L_i eps_m``
+          with ``L_i L_i^T = G_i Sigma G_i^T``. Each row pays its slot covariance and its
+          factor, about ``p^2`` operations.
+        - *Weight space*: ``w_m = mu + scale L eps_m`` with ``L L^T = Sigma`` and ``eps``
+          ``(M, p)``; row ``i``'s draw is ``G_i w_m``, which has the same law. The batch pays
+          one factor of ``Sigma`` and the ``M`` weight vectors (about ``p^3 / 3 + M p^2``),
+          then each row only ``M p``.
+
+        Weight space is taken when it costs less: ``n_rows > p / 3 + M``.
+        """
+        p = self.features.n_features
+        if n_rows > p / 3 + n_samples:
+            noise = _shared_noise(n_samples, p, rng, draw_scale)
+            weights = self.mean + scale * (noise @ stable_cholesky(self.cov).T)
+            return functools.partial(self._slots_from_weights, weights=weights)
+        noise = _shared_noise(n_samples, self.features.n_slots, rng, draw_scale)
+        return functools.partial(self._slots_from_noise, noise=noise, scale=scale)
+
+    def _slots_from_noise(self, Z: np.ndarray, noise: np.ndarray, scale: float) -> np.ndarray:
+        """``G_i mu + scale L_i noise_m``, ``(n, M, S)`` (slot space, :meth:`_slot_sampler`)."""
         mean, cov = self._slot_moments(Z)
         lower = stable_cholesky(cov) * scale
-        return self.features.action_scores(mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2))
+        return mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2)
+
+    def _slots_from_weights(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``G_i w_m``, ``(n, M, S)`` (weight space, :meth:`_slot_sampler`); a subclass drawing
+        other linear maps of ``w`` (:meth:`_slot_moments`) maps the weights alike."""
+        return self.features.slot_draws(Z, weights)
 
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean ``(n, S)`` and covariance ``(n, S, S)`` of the slot scores the draws follow:

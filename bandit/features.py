@@ -111,6 +111,22 @@ class ActionFeatures:
         bias = np.broadcast_to(mean[self.n_crossed :], (Z.shape[0], self.n_bias_slots))
         return np.concatenate([crossed, bias], axis=1)
 
+    def slot_draws(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """Slot scores ``G_i w_m`` of every row under every weight vector, ``(n, M, S)``.
+
+        ``weights`` is ``(M, p)``; one matrix product ``Z (M S_c, width)^T`` covers the crossed
+        slots of all draws, and the bias slots are the draws' own bias weights.
+        """
+        n, draws = Z.shape[0], weights.shape[0]
+        crossed_weights = weights[:, : self.n_crossed].reshape(
+            draws * self.n_context_slots, self.width
+        )
+        crossed = (Z @ crossed_weights.T).reshape(n, draws, self.n_context_slots)
+        if not self.n_bias_slots:
+            return crossed
+        bias = np.broadcast_to(weights[:, self.n_crossed :], (n, draws, self.n_bias_slots))
+        return np.concatenate([crossed, bias], axis=2)
+
     def slot_covariance(self, Z: np.ndarray, cov: np.ndarray) -> np.ndarray:
         """Slot score covariances ``G Sigma G^T``, shape ``(n, S, S)``.
 

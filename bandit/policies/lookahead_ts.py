@@ -159,9 +159,11 @@ def lookahead_map(features: ActionFeatures, first_count: int) -> np.ndarray:
 class _Bonus(NamedTuple):
     """What ``B_M`` adds to the slot moments, for every context alike."""
 
-    mean: np.ndarray  # B_M mu, (S,)
+    mean: np.ndarray  # B_M mu, (S,), shrunk when the belief shrinks it
     sigma_bt: np.ndarray  # Sigma B_M^T, (p, S)
     cov: np.ndarray  # B_M Sigma B_M^T, (S, S)
+    map: np.ndarray  # B_M, (S, p)
+    shrinkage: np.ndarray  # the shrunk B_M mu minus B_M mu, (S,)
 
 
 class LookaheadBelief(JointBelief):
@@ -214,7 +216,7 @@ class LookaheadBelief(JointBelief):
                 mean[:levels], self.variance_unit * cov[:levels, :levels], self.factor_sizes
             )
             mean = shrunk
-        bonus = _Bonus(mean, sigma_bt, cov)
+        bonus = _Bonus(mean, sigma_bt, cov, B, mean - B @ self.mean)
         self._cached = (self.mean, self.cov, self.future_mass.copy(), key, bonus)
         return bonus
 
@@ -228,6 +230,18 @@ class LookaheadBelief(JointBelief):
         bonus = self._bonus()
         cross = _project(self.features, Z, bonus.sigma_bt)  # G Sigma B_M^T, (n, S, S)
         return mean + bonus.mean, cov + cross + np.swapaxes(cross, 1, 2) + bonus.cov
+
+    def _slots_from_weights(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """``Q``'s slot draws from weight draws ``w_m`` ``(M, p)``: ``(G_i + B_M) w_m`` plus the
+        slot shift and, when ``B_M mu`` is shrunk, the shrinkage of its mean; the same law as
+        the slot-space draws of :meth:`_slot_moments`' moments."""
+        slots = super()._slots_from_weights(Z, weights)
+        if self.slot_shift is not None:
+            slots = slots + self.slot_shift
+        if not self.future_mass.any():
+            return slots
+        bonus = self._bonus()
+        return slots + (weights @ bonus.map.T + bonus.shrinkage)[None]
 
     def q_mean(self, Z: np.ndarray) -> np.ndarray:
         """Posterior mean of ``Q`` for every action, ``(n, A)``."""

@@ -47,7 +47,7 @@ from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.strategies import StrategyDays
-from experiments.runs.workers import heaviest_first, run_in_workers
+from experiments.runs.workers import heaviest_first, run_in_workers, single_blas_thread
 from experiments.runs.world import holdout_mask, pre_period, world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec
@@ -460,8 +460,11 @@ def run_simulation(
             check_keys_free(spec, options.arms, options.database_url)
         tasks = len(options.arms) + int(options.oracles)
         if jobs <= 1 or tasks == 1:
-            arms = [_ArmRunner(spec, arm, options, urls[arm], on_day).run() for arm in options.arms]
-            oracles = _oracles(spec_data, options) if options.oracles else None
+            with single_blas_thread():
+                arms = [
+                    _ArmRunner(spec, arm, options, urls[arm], on_day).run() for arm in options.arms
+                ]
+                oracles = _oracles(spec_data, options) if options.oracles else None
         else:
             arms, oracles = run_in_workers(
                 [(_run_arm, (spec_data, arm, options, urls[arm])) for arm in options.arms],

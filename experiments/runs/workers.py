@@ -65,13 +65,21 @@ class HeldSignal:
 
 
 def single_blas_thread() -> Any:
-    """Limit BLAS to one thread in this process (module docstring); the returned
-    ``threadpool_limits`` restores the previous limits when used as a context manager or
-    when its ``restore_original_limits`` is called, and otherwise holds until the process
-    ends (a pool's ``initializer``)."""
+    """Limit the BLAS libraries loaded in this process to one thread (module docstring)
+    until the returned ``threadpool_limits`` exits as a context manager."""
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=1, user_api="blas")
+
+
+def _start_worker() -> None:
+    """A pool worker's initializer: load numpy's and scipy's BLAS (a limit reaches only the
+    libraries already loaded, and a spawned worker has loaded none yet), then hold them to
+    one thread for the worker's life."""
+    import numpy  # noqa: F401
+    import scipy.linalg  # noqa: F401
+
+    single_blas_thread()
 
 
 def stop_workers(pool: Any) -> None:
@@ -138,7 +146,7 @@ def run_in_workers(
                 ProcessPoolExecutor(
                     max_workers=min(jobs, tasks),
                     mp_context=context,
-                    initializer=single_blas_thread,
+                    initializer=_start_worker,
                 )
             )
             days_done = manager.Queue()

@@ -25,7 +25,6 @@ from bandit.linalg import diffuse, gaussian_update, stable_cholesky
 from bandit.montecarlo import (
     MAX_DRAW_CELLS,
     independent_winner_frequencies,
-    winner_frequencies,
 )
 
 
@@ -86,8 +85,7 @@ class JointBelief:
         parts = []
         for start in range(0, Z.shape[0], rows_per_chunk):
             part = slice(start, start + rows_per_chunk)
-            scores = self.features.action_scores(sampler(Z[part]))
-            parts.append(winner_frequencies(scores, mask[part]))
+            parts.append(self.features.winner_frequencies(sampler(Z[part]), mask[part]))
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 
     def _slot_sampler(

@@ -23,6 +23,7 @@ from itertools import combinations
 
 import numpy as np
 
+from bandit.montecarlo import factored_winner_frequencies, winner_frequencies
 from bandit.space import DecisionSpace
 
 
@@ -150,6 +151,15 @@ class ActionFeatures:
         top = np.concatenate([block, cross], axis=2)
         bottom = np.concatenate([cross.transpose(0, 2, 1), bias], axis=2)
         return np.concatenate([top, bottom], axis=1)
+
+    def winner_frequencies(self, slot_draws: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """How often each eligible action wins across the draws of its slot scores,
+        ``(n, M, S)`` -> ``(n, A)``; with one slot per level and no pair biases, without
+        scoring every action (:func:`bandit.montecarlo.factored_winner_frequencies`)."""
+        if self.n_bias_slots or self.single_slot:
+            return winner_frequencies(self.action_scores(slot_draws), mask)
+        sizes = tuple(int(size) for size in self.space.factor_sizes)
+        return factored_winner_frequencies(slot_draws, mask, sizes, self.incidence)
 
     def action_scores(self, slot_values: np.ndarray) -> np.ndarray:
         """Slot values ``(..., S)`` -> action scores ``(..., A)`` (sum of an action's slots)."""

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bandit import ActionFeatures, DecisionSpace
 from bandit.belief import JointBelief
+from bandit.montecarlo import winner_frequencies
 from bandit.policies.lookahead_ts import LookaheadTSPolicy
 
 #: msg {a, b, c} x chan {x, y}, (c, y) excluded: 5 actions, 5 level slots.
@@ -131,3 +134,36 @@ def test_both_paths_choose_with_the_same_probabilities() -> None:
     error = np.sqrt((alone.var(axis=0) + shared.var(axis=0)) / batches)
     assert (alone.mean(axis=0) > 0.02).sum() >= 2  # the test compares real contenders
     assert np.all(np.abs(difference) <= 4.5 * error + 1e-12), (difference, error)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 4), min_size=1, max_size=3),
+    seed=st.integers(0, 2**32 - 1),
+    rules=st.booleans(),
+    ties=st.booleans(),
+    mask_kind=st.sampled_from(["all", "levels", "random"]),
+)
+def test_factored_winners_equal_scoring_every_action(
+    sizes: list[int], seed: int, rules: bool, ties: bool, mask_kind: str
+) -> None:
+    """The factored winner search gives exactly the shares of scoring every action, under
+    exclusion rules, masks that allow whole levels or any actions, and tied slot values."""
+    rng = np.random.default_rng(seed)
+    factors = {f"f{i}": [f"l{j}" for j in range(size)] for i, size in enumerate(sizes)}
+    rule = [{"f0": "l0"}] if rules and sizes[0] > 1 else []
+    space = DecisionSpace(factors, rules=rule)
+    features = ActionFeatures(space, 1)
+    n, draws = 5, 3
+    slots = rng.normal(size=(n, draws, features.n_slots))
+    if ties:
+        slots = np.round(slots)  # many equal slot values: ties go to the lowest index
+    mask = np.broadcast_to(space.allowed, (n, space.n_actions)).copy()
+    if mask_kind == "levels":  # a strategy's restriction: some levels of the last factor
+        dropped = rng.random(sizes[-1]) < 0.5
+        mask &= ~dropped[space.level_index[:, -1]]
+    elif mask_kind == "random":
+        mask &= rng.random(mask.shape) < 0.6
+    mask[~mask.any(axis=1)] = space.allowed  # every row keeps an eligible action
+    expected = winner_frequencies(features.action_scores(slots), mask)
+    np.testing.assert_array_equal(features.winner_frequencies(slots, mask), expected)

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from experiments.runs.arms import allocation_factor, arm_spec, business_as_usual
-from experiments.runs.scratch import arm_urls
+from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.simulation import RunOptions, run_simulation
 from experiments.runs.workers import heaviest_first
 from experiments.spec import ExperimentSpec, load_spec, parse_spec
+from experiments.store.schema import upgrade
 
 FLAGSHIP = Path(__file__).resolve().parents[2] / "examples" / "engagement.toml"
 
@@ -112,6 +114,22 @@ def test_arms_are_submitted_heaviest_first() -> None:
         "business_as_usual",
     ]
     assert heaviest_first(("uniform", "lookahead", "strategy")) == [1, 2, 0]
+
+
+def test_a_scratch_database_trades_durability_for_speed_and_a_named_one_keeps_wal(
+    tmp_path: Path,
+) -> None:
+    """A run's own scratch file keeps its rollback journal in memory and never syncs (it dies
+    with the run: no WAL written and copied back); a database the caller named keeps the
+    store's WAL and NORMAL sync."""
+    for scratch, expected in ((True, ("memory", 0)), (False, ("wal", 1))):
+        url = f"sqlite:///{tmp_path / f'arm-{scratch}.db'}"
+        upgrade(url)
+        database = arm_database(url, scratch=scratch)
+        with database.session() as session:
+            mode = session.exec(text("PRAGMA journal_mode")).one()[0]  # type: ignore[call-overload]
+            sync = session.exec(text("PRAGMA synchronous")).one()[0]  # type: ignore[call-overload]
+        assert (mode, sync) == expected
 
 
 def test_each_arm_gets_its_own_scratch_database_unless_one_is_named(tmp_path: Path) -> None:

@@ -212,3 +212,33 @@ def test_centred_counts_recover_the_effect_the_raw_counts_miss() -> None:
     assert raw > 0.0
     assert abs(centred - (-0.3)) < 4 * centred_se
     assert centred_se < 0.05
+
+
+def test_expected_counts_widen_the_context_and_round_trip() -> None:
+    """With ``expected_counts`` the context ends ``[c (L), E (L), days]``: too narrow a
+    context is refused by name, the pooled model is ``1 + p + 2L + 1`` wide, its state
+    round-trips exactly, and the crossed layout takes the expected counts as context."""
+    space = DecisionSpace({"m": ["x", "y"], "c": ["e", "s"]})
+    with pytest.raises(BanditValueError, match="and as many expected counts"):
+        LookaheadTSPolicy(space, 8, expected_counts=True)
+    with pytest.raises(BanditValueError, match="'expected_counts'"):
+        LookaheadTSPolicy(space, 10, expected_counts="yes")  # type: ignore[arg-type]
+    rng = np.random.default_rng(3)
+    X = np.abs(rng.normal(size=(50, 10)))
+    actions, rewards = rng.integers(0, 4, 50), rng.normal(size=50)
+    pooled = LookaheadTSPolicy(space, 10, expected_counts=True, state_effects="pooled", seed=1)
+    plain = LookaheadTSPolicy(space, 10, state_effects="pooled", seed=1)
+    # Centred, the 10 columns are 1 feature, c (4), E (4), days: u = [1, phi (4 slots x
+    # [1, feature]), R, E, days]; plain, 5 features, c (4), days: u = [1, 4 x 6, c, days].
+    assert pooled.state_gram_.shape[0] == 1 + 4 * 2 + 2 * 4 + 1
+    assert plain.state_gram_.shape[0] == 1 + 4 * 6 + 4 + 1
+    pooled.update(X, actions, rewards)
+    copy = LookaheadTSPolicy(space, 10, expected_counts=True, state_effects="pooled", seed=1)
+    copy.set_state(pooled.get_state())
+    np.testing.assert_array_equal(copy.state_shift_, pooled.state_shift_)
+    np.testing.assert_array_equal(
+        copy.action_probabilities(X[:5]).shape, pooled.action_probabilities(X[:5]).shape
+    )
+    crossed = LookaheadTSPolicy(space, 10, expected_counts=True, seed=1)
+    crossed.update(X, actions, rewards)
+    assert crossed.lookahead_values(X[:3]).shape == (3, 4)

@@ -29,7 +29,7 @@ from bandit import DecisionSpace
 from bandit.contact_state import ContactDecay, level_columns, level_incidence
 from experiments.engine.planning import DecisionRequest, Encoded, PlannedDecision
 from experiments.spec import ExperimentSpec
-from experiments.spec.state import LEVELS_KEY, STATE_KEY, logged_levels
+from experiments.spec.state import STATE_KEY, logged_levels
 from experiments.store.database import Database
 from experiments.store.served import ContactRow, customer_contacts
 
@@ -95,7 +95,7 @@ def _expected_amounts(
     amounts = level_incidence(space)[chosen]
     width = amounts.shape[1]
     for index, row in enumerate(rows):
-        logged = logged_levels({LEVELS_KEY: row.levels}, width)
+        logged = logged_levels(row.levels, width)
         if logged is not None:
             amounts[index] = logged
     return amounts

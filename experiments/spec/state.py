@@ -215,11 +215,11 @@ def split_logged(context: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
     return fields, fields.pop(STATE_KEY, None)
 
 
-def logged_levels(context: Mapping[str, Any], width: int) -> np.ndarray | None:
-    """A logged context's level marginals ``(width,)`` (:data:`LEVELS_KEY`), or None when it
-    has none or they are not ``width`` finite numbers in [0, 1] (a contact made before
-    ``centred`` was set, or a hand-edited row: the caller counts it as fully expected)."""
-    value = context.get(LEVELS_KEY)
+def logged_levels(value: Any, width: int) -> np.ndarray | None:
+    """A logged context's level marginals ``(width,)`` from the value under
+    :data:`LEVELS_KEY`, or None when it is absent (None) or not ``width`` finite numbers in
+    [0, 1] (a contact made before ``centred`` was set, or a hand-edited row: the caller counts
+    it as fully expected)."""
     if not isinstance(value, Sequence) or isinstance(value, str | bytes) or len(value) != width:
         return None
     if any(isinstance(item, bool) or not isinstance(item, int | float) for item in value):

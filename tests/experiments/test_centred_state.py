@@ -215,3 +215,13 @@ def test_without_centred_nothing_more_is_logged(engine: Engine, clock: ManualClo
     decisions.create_experiment(spec_dict(state=state))
     (decision,) = decisions.decide_many("centred", [DecisionRequest("c1", {"spend": 1.0})])
     assert set(stored(engine, decision.decision_id).context) == {"spend", STATE_KEY}
+
+
+def test_unreadable_marginals_count_as_fully_expected() -> None:
+    """Marginals of the wrong width, out of [0, 1], or not numbers are not read: the
+    contact adds its indicators to E as to c (R = 0), as a contact logged without them."""
+    spec = parse_spec(spec_dict())
+    action = spec.decision_space().index_of({"message": "urgent", "channel": "email"})
+    for bad in ([0.5] * 3, [1.5, 0.0, 0.5, 0.5], ["a", "b", "c", "d"], [True] * 4, "0.5"):
+        features = contact_features(spec, [ContactRow("c1", START, action, bad)], ["c1"], START)
+        np.testing.assert_array_equal(features, [[0, 1, 0, 1, 0, 1, 0, 1, 0]])

@@ -45,6 +45,8 @@ __all__ = [
     "ContactState",
     "contact_feature_names",
     "level_columns",
+    "level_incidence",
+    "level_marginals",
     "state_feature_names",
     "state_features",
 ]
@@ -69,6 +71,38 @@ def level_columns(space: DecisionSpace, actions: ArrayLike) -> np.ndarray:
     sizes = np.array(space.factor_sizes, dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     return space.level_index[chosen.astype(np.int64)] + offsets
+
+
+def level_incidence(space: DecisionSpace) -> np.ndarray:
+    """``H`` ``(A, L)``: ``H[a, l] = 1`` where action ``a`` contains level ``l`` (columns as
+    :func:`level_columns`); every row has one 1 per factor."""
+    actions = np.arange(space.n_actions, dtype=np.int64)
+    incidence = np.zeros((space.n_actions, sum(space.factor_sizes)))
+    np.put_along_axis(incidence, level_columns(space, actions), 1.0, axis=1)
+    return incidence
+
+
+def level_marginals(space: DecisionSpace, probabilities: ArrayLike) -> np.ndarray:
+    """Each level's chance of being sent, ``(n, A)`` -> ``(n, L)``: ``p_l = sum_{a ni l} P(a)``,
+    i.e. ``P H`` with ``H`` from :func:`level_incidence`.
+
+    Within a factor the marginals sum to each row's total (1 for a law over actions), so a
+    row's marginals sum to ``F``, the number of factors. A contact's indicator ``1[l in a]``
+    has expectation ``p_l`` under the law it was drawn from: this is the expected part of the
+    decayed counts (:meth:`ContactDecay.record_amounts`).
+
+    Example (by hand): factors ``m = [x, y]`` and ``c = [e, s]`` (actions ``xe, xs, ye, ys``),
+    ``P = [0.1, 0.2, 0.3, 0.4]``: ``p = [0.3, 0.7, 0.4, 0.6]``.
+    """
+    law = np.asarray(probabilities, dtype=np.float64)
+    if law.ndim != 2 or law.shape[1] != space.n_actions:
+        raise BanditValueError(
+            "probabilities",
+            f"'probabilities' must have shape (n, {space.n_actions}); got {law.shape}.",
+        )
+    if not np.isfinite(law).all() or (law < 0).any():
+        raise BanditValueError("probabilities", "'probabilities' must be finite and >= 0.")
+    return law @ level_incidence(space)
 
 
 def contact_feature_names(space: DecisionSpace) -> tuple[str, ...]:
@@ -209,6 +243,44 @@ class ContactDecay:
         last = state.last_contact.copy()
         if who.size == 0:
             return ContactState(counts=counts, last_contact=last)
+        new_last = self._revalue(counts, last, who, when)
+        weights = self.weight(new_last[who] - when)
+        np.add.at(counts, (who[:, None], cols.astype(np.int64)), weights[:, None])
+        return ContactState(counts=counts, last_contact=new_last)
+
+    def record_amounts(
+        self, state: ContactState, customers: ArrayLike, times: ArrayLike, amounts: ArrayLike
+    ) -> ContactState:
+        """Fold in a batch of contacts that add ``amounts`` ``(n, L)`` (>= 0) to the counts
+        instead of 1 to their levels' columns: :meth:`record` with ``e_{levels(k)}`` replaced
+        by any non-negative row, e.g. the levels' marginals under the law the contact was
+        drawn from (:func:`level_marginals`), whose decayed sum is the counts' expected part
+        ``E_l = sum_k 2^(-(t - t_k) / h) p_l(t_k)``. With one-hot rows it equals
+        :meth:`record`."""
+        state = _check_state(state)
+        who, when = self._check_rows(state, customers, times)
+        added = np.asarray(amounts, dtype=np.float64)
+        if added.shape != (who.shape[0], state.n_levels):
+            raise BanditValueError(
+                "amounts",
+                f"'amounts' must have shape ({who.shape[0]}, {state.n_levels}); got {added.shape}.",
+            )
+        if not np.isfinite(added).all() or (added < 0).any():
+            raise BanditValueError("amounts", "'amounts' must be finite and non-negative.")
+        counts = state.counts.copy()
+        last = state.last_contact.copy()
+        if who.size == 0:
+            return ContactState(counts=counts, last_contact=last)
+        new_last = self._revalue(counts, last, who, when)
+        weights = self.weight(new_last[who] - when)
+        np.add.at(counts, who, weights[:, None] * added)
+        return ContactState(counts=counts, last_contact=new_last)
+
+    def _revalue(
+        self, counts: np.ndarray, last: np.ndarray, who: np.ndarray, when: np.ndarray
+    ) -> np.ndarray:
+        """Revalue the touched customers' ``counts`` (in place) at their new latest contact
+        ``T' = max(T, max batch time)``; returns the new ``last_contact``."""
         touched = np.unique(who)
         new_last = last.copy()
         np.fmax.at(new_last, who, when)  # fmax: a NaN (never contacted) loses to any time
@@ -217,9 +289,7 @@ class ContactDecay:
             np.isnan(before), 0.0, self.weight(new_last[touched] - np.nan_to_num(before))
         )
         counts[touched] *= factor[:, None]
-        weights = self.weight(new_last[who] - when)
-        np.add.at(counts, (who[:, None], cols.astype(np.int64)), weights[:, None])
-        return ContactState(counts=counts, last_contact=new_last)
+        return new_last
 
     def counts_at(self, state: ContactState, customers: ArrayLike, times: ArrayLike) -> np.ndarray:
         """Decayed counts of the given customers at the given times, ``(n, L)``:

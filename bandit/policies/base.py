@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, TypedDict
 
 import numpy as np
@@ -37,10 +37,16 @@ from bandit.space import DecisionSpace
 
 @dataclass(frozen=True)
 class Decision:
-    """Chosen actions ``(n,)`` int64 and their propensities ``(n,)`` in (0, 1]."""
+    """Chosen actions ``(n,)`` int64 and their propensities ``(n,)`` in (0, 1].
+
+    ``probabilities`` ``(n, A)``, when given, is the whole law each action was drawn from
+    (floor included; ``propensities`` is its chosen entry): what an engine logs to know, for
+    every factor level, the chance it was sent (:func:`bandit.contact_state.level_marginals`).
+    """
 
     actions: np.ndarray
     propensities: np.ndarray
+    probabilities: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 def greedy_probabilities(scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -95,6 +101,9 @@ class Policy(ABC):
     binary_rewards: ClassVar[bool] = False
     #: Whether the context must end with the contact state of :mod:`bandit.contact_state`.
     needs_contact_state: ClassVar[bool] = False
+    #: Whether a policy that reads the contact state also reads the counts' expected parts
+    #: after them (``expected_counts``; :mod:`bandit.policies.lookahead_ts`).
+    reads_expected_counts: ClassVar[bool] = False
     default_floor: ClassVar[float] = 0.01
 
     def __init__(
@@ -144,7 +153,7 @@ class Policy(ABC):
         probabilities = self._probabilities(contexts, eligible)
         actions = sample_rows(probabilities, self.rng_)
         propensities = probabilities[np.arange(actions.shape[0]), actions]
-        return Decision(actions=actions, propensities=propensities)
+        return Decision(actions=actions, propensities=propensities, probabilities=probabilities)
 
     def _probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
         if X.shape[0] == 0:

@@ -61,6 +61,19 @@ the reward model's design plus the counts entered once (:mod:`bandit.state_effec
 weights learned from every row, where the crossed layout spends ``S x L`` weights, each
 learned from the rows of its slot, and draws all of them. The term ``M g`` is then its
 posterior mean, a constant per slot like the churn charge.
+
+With ``expected_counts`` (``[state] centred``) each block of counts ``c`` is followed in the
+context by its expected part under the logged policies, ``E_l = sum_k 2^(-(t - t_k) / h)
+p_l(t_k)``, with ``p_l(t_k)`` the chance the decision at ``t_k`` sent level ``l``
+(:func:`bandit.contact_state.level_marginals`): the context ends ``[c_1 .. c_B, E_1 .. E_B,
+days]``. ``R = c - E`` is the randomised part of the history (mean zero given the past, so
+independent of who the customer is), ``E`` what the policies' choices say about the customer.
+The pooled model then regresses on ``u = [1, phi(x, a), R, E, days]``, so ``g`` is the
+weight of ``R``, the effect of a send, and ``E`` absorbs the confounding (a control function;
+Chernozhukov et al. 2018, "Double/debiased machine learning", Econometrics Journal, sec. 4,
+with the propensity known exactly). In the crossed layout ``E`` is one more block of context
+columns crossed with every slot, so ``g``, read from the weights of ``c`` with ``E`` held
+fixed, is again the effect of ``R``.
 """
 
 from __future__ import annotations
@@ -288,6 +301,9 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             mean, relative to each factor's mean, shrunk by its credibility under the
             posterior covariance (:mod:`bandit.credibility`); the draws keep the full
             covariance. False (the default): the posterior mean as it is.
+        expected_counts: whether each block of counts is followed by its expected part under
+            the logged policies (set from ``[state] centred``; module docstring): the pooled
+            model's treatment is then ``R = c - E`` with ``E`` as a control.
         state_effects: ``"crossed"`` (the default): the reward model's contexts hold the
             contact state, crossed with every level's slot, and ``g`` is read from its weights
             and Thompson-drawn with them. ``"pooled"``: the reward model sees the context
@@ -302,6 +318,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
 
     name = "lookahead_ts"
     needs_contact_state = True
+    reads_expected_counts = True
 
     def __init__(
         self,
@@ -316,19 +333,25 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         churn_shrinkage: bool = False,
         lookahead_shrinkage: bool = False,
         state_effects: str = "crossed",
+        expected_counts: bool = False,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
         super().__init__(space, n_context, **kwargs)
         owner = type(self).__name__
         self.contact_blocks = check_int(contact_blocks, "contact_blocks", owner, low=1)
+        self.expected_counts = check_flag(expected_counts, "expected_counts", owner)
         levels = self.features.n_context_slots
         self.n_state = self.contact_blocks * levels
-        if n_context < self.n_state + 1:
+        #: Columns of counts (and, with ``expected_counts``, their expected parts).
+        self._n_count_columns = self.n_state * (2 if self.expected_counts else 1)
+        if n_context < self._n_count_columns + 1:
+            expected = " and as many expected counts" if self.expected_counts else ""
             raise BanditValueError(
                 "n_context",
                 f"{owner} needs the contact state at the end of the context: at least "
-                f"{self.n_state + 1} columns ({self.contact_blocks} x {levels} counts, one per "
-                f"level, and the days since the last contact); got {n_context}.",
+                f"{self._n_count_columns + 1} columns ({self.contact_blocks} x {levels} counts, "
+                f"one per level{expected}, and the days since the last contact); got "
+                f"{n_context}.",
             )
         self.future_contacts: float | str
         if isinstance(future_contacts, str):
@@ -342,7 +365,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         else:
             self.future_contacts = check_real(future_contacts, "future_contacts", owner, low=0.0)
         #: Column of ``x`` where the contact state (the counts, then the days) starts.
-        self._first_state = n_context - 1 - self.n_state
+        self._first_state = n_context - 1 - self._n_count_columns
         #: Column of ``x`` where each block of counts starts.
         self._block_starts = self._first_state + levels * np.arange(self.contact_blocks)
         offset = self.features.width - n_context  # z = [1, x] with an intercept
@@ -418,7 +441,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         """The width of the pooled model's ``u = [1, phi, s]``; 0 for the crossed layout."""
         if self._plain_features is None:
             return 0
-        return 1 + self._plain_features.n_features + self.n_state + 1
+        return 1 + self._plain_features.n_features + self._n_count_columns + 1
 
     def _state_shapes(self) -> dict[str, tuple[int, ...]]:
         shapes = {**super()._state_shapes(), "gap_sum": (self.contact_blocks,), "gap_rows": ()}
@@ -429,6 +452,15 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             width = self._state_width()
             shapes.update(state_gram=(width, width), state_moment=(width,), state_square=())
         return shapes
+
+    def _treatment_state(self, X: np.ndarray) -> np.ndarray:
+        """The pooled model's state columns ``s``: the counts and days as given, or with
+        ``expected_counts`` ``[R, E, days]``, ``R = c - E`` (module docstring)."""
+        state = X[:, self._first_state :]
+        if not self.expected_counts:
+            return state
+        counts, expected = state[:, : self.n_state], state[:, self.n_state : -1]
+        return np.column_stack([counts - expected, expected, state[:, -1]])
 
     def _reward_context(self, X: np.ndarray) -> np.ndarray:
         """The contexts the reward model sees: as given, or with pooled state effects, with
@@ -517,7 +549,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         if plain is not None:
             first_state = self._first_state
             design = plain.design(plain.augment(X[:, :first_state]), actions)
-            U = state_design(design, X[:, first_state:])
+            U = state_design(design, self._treatment_state(X))
             self.state_gram_ = self.state_gram_ + U.T @ U
             self.state_moment_ = self.state_moment_ + U.T @ rewards
             self.state_square_ = np.array(float(self.state_square_) + float(rewards @ rewards))

@@ -9,6 +9,9 @@ them to the encoded contexts the policies choose from, and logs the same numbers
 decision's context under :data:`~experiments.spec.state.STATE_KEY`, so learning and evaluation
 read back exactly what the policy saw (:meth:`ExperimentSpec.encode_logged`).
 
+With ``[state] centred`` the query also reads each contact's logged level marginals, and every
+block of counts gains a block of expected counts (:mod:`experiments.spec.state`).
+
 Look-back ``B`` bounds the query: a contact older than ``B`` counts as none (its weight would be
 at most ``2^(-B/h)``), and the days since the last contact are capped at ``B`` (also their value
 for a customer with no contact within it).
@@ -22,10 +25,11 @@ from datetime import datetime
 
 import numpy as np
 
-from bandit.contact_state import ContactDecay, level_columns
+from bandit import DecisionSpace
+from bandit.contact_state import ContactDecay, level_columns, level_incidence
 from experiments.engine.planning import DecisionRequest, Encoded, PlannedDecision
 from experiments.spec import ExperimentSpec
-from experiments.spec.state import STATE_KEY
+from experiments.spec.state import STATE_KEY, logged_levels
 from experiments.store.database import Database
 from experiments.store.served import ContactRow, customer_contacts
 
@@ -42,11 +46,15 @@ def contact_features(
 ) -> np.ndarray:
     """The contact state of each of ``customer_ids`` at ``now``, ``(n, H L + 1)`` (columns
     :attr:`ExperimentSpec.state_feature_names`: ``L`` counts per half-life, ``H`` half-lives,
-    then the days since the last contact), from their ``contacts`` (any order).
+    then the days since the last contact), from their ``contacts`` (any order); with
+    ``centred``, ``(n, 2 H L + 1)``: the ``H`` blocks of counts, then ``H`` blocks of expected
+    counts, then the days.
 
     Pure: per half-life, ``ContactDecay(half_life, max_days=look-back)`` folds every contact
     in at its time in days before ``now`` (a contact stamped after ``now``, by a clock ahead of
-    this one, counts as made at ``now``) and values the counts at ``now``.
+    this one, counts as made at ``now``) and values the counts at ``now``. The expected counts
+    fold in each contact's logged level marginals instead of its levels' indicators
+    (:meth:`ContactDecay.record_amounts`); a contact without them adds its indicators.
     """
     state_spec = spec.state
     if state_spec is None or not state_spec.adds_features:
@@ -59,21 +67,44 @@ def contact_features(
     asked = np.array([position[customer] for customer in customer_ids], dtype=np.int64)
     who = np.array([position[row.customer_id] for row in rows], dtype=np.int64)
     when = np.array([(row.at - now).total_seconds() / _DAY_SECONDS for row in rows])
-    columns = level_columns(space, np.array([row.action_index for row in rows], dtype=np.int64))
-    blocks = []
+    chosen = np.array([row.action_index for row in rows], dtype=np.int64)
+    columns = level_columns(space, chosen)
+    n_levels = sum(space.factor_sizes)
+    amounts = _expected_amounts(space, rows, chosen) if state_spec.centred else None
+    blocks, expected = [], []
     for half_life in state_spec.half_lives:
         decay = ContactDecay(half_life=half_life.total_seconds() / _DAY_SECONDS, max_days=look_back)
-        state = decay.initial_state(len(unique), sum(space.factor_sizes))
+        state = decay.initial_state(len(unique), n_levels)
         if rows:
             state = decay.record(state, who, np.minimum(when, 0.0), columns)
         blocks.append(decay.features(state, asked, np.zeros(asked.size)))
+        if amounts is not None:
+            mass = decay.initial_state(len(unique), n_levels)
+            if rows:
+                mass = decay.record_amounts(mass, who, np.minimum(when, 0.0), amounts)
+            expected.append(decay.counts_at(mass, asked, np.zeros(asked.size)))
     # Each block ends with the same days since the last contact: keep it once, at the end.
-    return np.column_stack([block[:, :-1] for block in blocks] + [blocks[0][:, -1]])
+    return np.column_stack([block[:, :-1] for block in blocks] + expected + [blocks[0][:, -1]])
+
+
+def _expected_amounts(
+    space: DecisionSpace, rows: Sequence[ContactRow], chosen: np.ndarray
+) -> np.ndarray:
+    """Each contact's level marginals ``(n, L)``: the logged ones, else (none logged, or not
+    valid) the indicators of the levels it sent, so it counts as fully expected."""
+    amounts = level_incidence(space)[chosen]
+    width = amounts.shape[1]
+    for index, row in enumerate(rows):
+        logged = logged_levels(row.levels, width)
+        if logged is not None:
+            amounts[index] = logged
+    return amounts
 
 
 @dataclass(frozen=True)
 class CustomerState:
-    """The state columns ``(n, L + 1)`` of one batch of requests, in request order."""
+    """The state columns of one batch of requests, in request order (``(n, H L + 1)``, or
+    ``(n, 2 H L + 1)`` centred: :func:`contact_features`)."""
 
     features: np.ndarray
 
@@ -103,6 +134,10 @@ def customer_state(
     customers = [request.customer_id for request in requests]
     with database.session() as session:
         contacts = customer_contacts(
-            session, experiment_key=key, customer_ids=customers, since=now - spec.state.lookback
+            session,
+            experiment_key=key,
+            customer_ids=customers,
+            since=now - spec.state.lookback,
+            levels=spec.state.centred,
         )
     return CustomerState(contact_features(spec, contacts, customers, now))

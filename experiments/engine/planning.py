@@ -22,11 +22,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from bandit import BanditValueError
+from bandit.contact_state import level_marginals
 from experiments.engine.holdout import assign_group
 from experiments.engine.registry import invalid_input
 from experiments.engine.reward import window_closes_at
 from experiments.engine.snapshots import LoadedPolicy
 from experiments.spec import ContactSpec, ExperimentSpec, SpecError
+from experiments.spec.state import LEVELS_KEY
 from experiments.vocabulary import DecisionStatus, ExperimentStatus, Group
 
 if TYPE_CHECKING:
@@ -158,8 +160,11 @@ def _choose(
     encoded: Encoded,
     groups: Sequence[Group],
     suppressed: Sequence[SuppressionReason | None],
-) -> tuple[np.ndarray, np.ndarray]:
-    """Actions ``(n,)`` (-1: none) and their propensities ``(n,)`` (NaN: none).
+    levels: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Actions ``(n,)`` (-1: none), their propensities ``(n,)`` (NaN: none) and, with
+    ``levels``, each factor level's chance of being sent ``(n, L)`` (NaN: none;
+    :func:`bandit.contact_state.level_marginals` of the law the action was drawn from).
 
     Treatment rows go to the treatment policy and holdout rows to the control policy; while
     the experiment is paused or in apprentice mode, every row goes to the control.
@@ -167,6 +172,8 @@ def _choose(
     serve_all_control = loaded.status == ExperimentStatus.PAUSED or loaded.apprentice
     actions = np.full(len(groups), -1, dtype=np.int64)
     propensities = np.full(len(groups), np.nan)
+    space = loaded.spec.decision_space()
+    marginals = np.full((len(groups), sum(space.factor_sizes)), np.nan) if levels else None
     for policy, wanted in ((loaded.treatment, Group.TREATMENT), (loaded.control, Group.HOLDOUT)):
         rows = [
             index
@@ -180,7 +187,9 @@ def _choose(
             chosen = policy.select(encoded.contexts[rows], encoded.eligible[rows])
         actions[rows] = chosen.actions
         propensities[rows] = chosen.propensities
-    return actions, propensities
+        if marginals is not None and chosen.probabilities is not None:
+            marginals[rows] = level_marginals(space, chosen.probabilities)
+    return actions, propensities, marginals
 
 
 def plan_decisions(
@@ -214,7 +223,8 @@ def plan_decisions(
             encoded.eligible, [request.customer_id for request in requests], suppressed
         )
         encoded = Encoded(encoded.contexts, eligible)
-    actions, propensities = _choose(loaded, encoded, groups, suppressed)
+    centred = spec.state is not None and spec.state.centred
+    actions, propensities, marginals = _choose(loaded, encoded, groups, suppressed, centred)
     space = spec.decision_space()
     closes = window_closes_at(spec.reward, now)
     planned = []
@@ -225,6 +235,13 @@ def plan_decisions(
         elif loaded.status == ExperimentStatus.PAUSED:
             status = DecisionStatus.PAUSED
         action_index = int(actions[index]) if actions[index] >= 0 else None
+        context = dict(request.context)
+        if (
+            marginals is not None
+            and action_index is not None
+            and np.isfinite(marginals[index]).all()
+        ):
+            context[LEVELS_KEY] = marginals[index].tolist()
         planned.append(
             PlannedDecision(
                 id=uuid.uuid4().hex,
@@ -232,7 +249,7 @@ def plan_decisions(
                 customer_id=request.customer_id,
                 request_id=request.request_id,
                 created_at=now,
-                context=dict(request.context),
+                context=context,
                 eligible_count=int(encoded.eligible[index].sum()),
                 excluded=[dict(rule) for rule in request.exclude],
                 action_index=action_index,

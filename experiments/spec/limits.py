@@ -147,6 +147,7 @@ _NOT_HYPER_PARAMETERS = (
     "exploration_floor",
     "contact_blocks",  # these two are set by the spec from [state] contact_half_life
     "half_lives",
+    "expected_counts",  # set by the spec from [state] centred
 )
 
 

@@ -67,7 +67,12 @@ from experiments.spec.sections import (
     PromotionSpec,
 )
 from experiments.spec.simulation import SimulationSpec
-from experiments.spec.state import StateSpec, encode_logged
+from experiments.spec.state import (
+    StateSpec,
+    contact_params,
+    encode_logged,
+    require_contact_state,
+)
 from experiments.spec.strategies import (
     StrategiesSpec,
     StrategySet,
@@ -210,7 +215,7 @@ class ExperimentSpec(BaseModel):
                 "(use linear_ts, kalman_ts, linucb or epsilon_greedy for other rewards)",
             )
         if cls.needs_contact_state:
-            _require_contact_state(self.policy.name, self.state)
+            require_contact_state(self.policy.name, self.state)
         if self.promotion.enabled and issubclass(cls, FittedQPolicy):
             raise SpecError(
                 "promotion.enabled",
@@ -272,7 +277,7 @@ class ExperimentSpec(BaseModel):
         policy that refuses ``"auto"`` keeps its own default.
         """
         params = dict(self.policy.params)
-        params.update(_contact_params(self.policy.name, self.state))
+        params.update(contact_params(self.policy.name, self.state))
         learned = "noise_variance" not in params and getattr(
             POLICIES[self.policy.name], "gaussian_likelihood", False
         )
@@ -377,25 +382,6 @@ class ExperimentSpec(BaseModel):
         if self.guardrails == GuardrailsSpec():
             del data["guardrails"]
         return data
-
-
-def _require_contact_state(policy: str, state: StateSpec | None) -> None:
-    """A policy that reads the contact state needs ``[state] contact_half_life``."""
-    if state is None or not state.adds_features:
-        raise SpecError(
-            "state.contact_half_life",
-            f"policy {policy!r} acts on the customer's recent contacts: it needs a [state] "
-            'section with contact_half_life (for example "7d")',
-        )
-
-
-def _contact_params(policy: str, state: StateSpec | None) -> dict[str, Any]:
-    """What a policy that reads the contact state is told of it: how many blocks of counts
-    and each block's half-life in days (none for other policies)."""
-    if not POLICIES[policy].needs_contact_state or state is None:
-        return {}
-    days = [value.total_seconds() / 86_400 for value in state.half_lives]
-    return {"contact_blocks": len(days), "half_lives": days}
 
 
 def _check_action_count(factors: Any) -> None:

@@ -13,6 +13,22 @@ and evaluated later is exactly what the policy saw.
 value-function policy (``fitted_q``, :mod:`experiments.engine.transitions`): when its customer
 churned after it, or made no next decision within ``horizon``.
 
+``centred = true`` (needs ``contact_half_life``) adds, after the blocks of counts, one block per
+half-life of the counts' *expected* part under the policies that chose the contacts: every
+decision logs each factor level's chance of being sent (the level marginals of the law its
+action was drawn from, :func:`bandit.contact_state.level_marginals`) under the reserved context
+key :data:`LEVELS_KEY`, and ``E_l = sum_k 2^(-(t - t_k) / h) p_l(t_k)`` decays them as the
+counts decay the indicators. The state columns are then
+
+    [c_1 (L) .. c_H (L), E_1 (L) .. E_H (L), days since the last contact]
+
+``c - E`` is the randomised part of the history, which a policy that reads it
+(``lookahead_ts``) can treat as the effect of the sends while ``E`` absorbs what the
+policies' choices say about the customer. A holdout decision logs the uniform control's
+marginals. A contact logged without marginals (made before ``centred`` was set) counts as
+fully expected: ``p = 1[l sent]``, so it adds to ``E`` what it adds to ``c``, and nothing to
+``c - E``.
+
 Example::
 
     [state]
@@ -20,6 +36,7 @@ Example::
     lookback = "28d"
     horizon = "28d"
     churn_event = "churn"
+    centred = true
 """
 
 from __future__ import annotations
@@ -29,19 +46,33 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, StrictStr, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictStr, model_validator
 
-from bandit import DecisionSpace
+from bandit import POLICIES, DecisionSpace
 from bandit.contact_state import contact_feature_names
 from experiments.spec.errors import SpecError
 from experiments.spec.values import FROZEN, Duration
 
-__all__ = ["STATE_KEY", "StateSpec", "encode_logged", "encode_logged_state", "split_logged"]
+__all__ = [
+    "LEVELS_KEY",
+    "STATE_KEY",
+    "StateSpec",
+    "contact_params",
+    "encode_logged",
+    "encode_logged_state",
+    "logged_levels",
+    "require_contact_state",
+    "split_logged",
+]
 
 #: The key of a logged decision's context that holds the customer state the policy saw. Not
 #: a valid context field name (those start with a letter or '_'), so it never collides with
 #: one, and a request carrying it is refused as an unknown field.
 STATE_KEY = "@state"
+#: The key of a logged decision's context that holds each factor level's chance of being sent
+#: by the law the decision's action was drawn from (``[state] centred``); reserved like
+#: :data:`STATE_KEY`.
+LEVELS_KEY = "@levels"
 
 
 class StateSpec(BaseModel):
@@ -54,6 +85,8 @@ class StateSpec(BaseModel):
     older than this count as none; the days since the last contact are capped at it).
     ``horizon``: a decision with no next decision of its customer within this is terminal.
     ``churn_event``: an outcome of this event on a decision makes it terminal (None: none).
+    ``centred``: log each decision's level marginals and add the counts' expected part to the
+    state (module docstring); needs ``contact_half_life``.
     """
 
     model_config = FROZEN
@@ -62,9 +95,16 @@ class StateSpec(BaseModel):
     lookback: Duration = Field(default=timedelta(days=28))
     horizon: Duration = Field(default=timedelta(days=28))
     churn_event: StrictStr | None = Field(default="churn", min_length=1)
+    centred: StrictBool = False
 
     @model_validator(mode="after")
     def _half_lives(self) -> StateSpec:
+        if self.centred and self.contact_half_life is None:
+            raise SpecError(
+                "centred",
+                "centres the decayed contact counts on their expected value: it needs "
+                'contact_half_life (for example "7d")',
+            )
         if isinstance(self.contact_half_life, list):
             count = len(self.contact_half_life)
             if not 1 <= count <= MAX_HALF_LIVES:
@@ -100,19 +140,51 @@ class StateSpec(BaseModel):
     def feature_names(self, space: DecisionSpace) -> list[str]:
         """Names of the appended columns: one count per factor level per half-life, then the
         days since the last contact (:func:`bandit.contact_state.contact_feature_names`); with
-        several half-lives each count's name starts with its half-life in days. None when off.
+        several half-lives each count's name starts with its half-life in days. With
+        ``centred`` the expected counts follow the counts, named ``expected[...]`` for
+        ``contacts[...]``. None when off.
         """
         if not self.adds_features:
             return []
         *counts, days = contact_feature_names(space)
         if len(self.half_lives) == 1:
-            return [*counts, days]
-        blocks = [
-            f"{half_life.total_seconds() / 86_400:g}d:{name}"
-            for half_life in self.half_lives
-            for name in counts
-        ]
+            blocks = list(counts)
+        else:
+            blocks = [
+                f"{half_life.total_seconds() / 86_400:g}d:{name}"
+                for half_life in self.half_lives
+                for name in counts
+            ]
+        if self.centred:
+            blocks += [name.replace("contacts[", "expected[", 1) for name in blocks]
         return [*blocks, days]
+
+
+def require_contact_state(policy: str, state: StateSpec | None) -> None:
+    """A policy that reads the contact state needs ``[state] contact_half_life``, and reads
+    ``centred`` expected counts only if it knows them."""
+    if state is None or not state.adds_features:
+        raise SpecError(
+            "state.contact_half_life",
+            f"policy {policy!r} acts on the customer's recent contacts: it needs a [state] "
+            'section with contact_half_life (for example "7d")',
+        )
+    if state.centred and not POLICIES[policy].reads_expected_counts:
+        raise SpecError(
+            "state.centred",
+            f"policy {policy!r} reads the contact counts but not their expected parts: "
+            "centred is for lookahead_ts (or a policy that reads no contact state)",
+        )
+
+
+def contact_params(policy: str, state: StateSpec | None) -> dict[str, Any]:
+    """What a policy that reads the contact state is told of it: how many blocks of counts
+    and each block's half-life in days (none for other policies)."""
+    if not POLICIES[policy].needs_contact_state or state is None:
+        return {}
+    days = [value.total_seconds() / 86_400 for value in state.half_lives]
+    centred = {"expected_counts": True} if state.centred else {}
+    return {"contact_blocks": len(days), "half_lives": days, **centred}
 
 
 #: The most blocks of contact counts a ``[state]`` section may ask for.
@@ -136,9 +208,26 @@ def encode_logged_state(value: Any, width: int, where: str) -> np.ndarray:
 
 
 def split_logged(context: Mapping[str, Any]) -> tuple[dict[str, Any], Any]:
-    """A logged context's request fields, and its logged state (None when absent)."""
+    """A logged context's request fields, and its logged state (None when absent). The
+    logged level marginals (:data:`LEVELS_KEY`) are not request fields either: dropped."""
     fields = dict(context)
+    fields.pop(LEVELS_KEY, None)
     return fields, fields.pop(STATE_KEY, None)
+
+
+def logged_levels(value: Any, width: int) -> np.ndarray | None:
+    """A logged context's level marginals ``(width,)`` from the value under
+    :data:`LEVELS_KEY`, or None when it is absent (None) or not ``width`` finite numbers in
+    [0, 1] (a contact made before ``centred`` was set, or a hand-edited row: the caller counts
+    it as fully expected)."""
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes) or len(value) != width:
+        return None
+    if any(isinstance(item, bool) or not isinstance(item, int | float) for item in value):
+        return None
+    vector = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(vector).all() or (vector < 0).any() or (vector > 1 + 1e-9).any():
+        return None
+    return np.minimum(vector, 1.0)
 
 
 def encode_logged(

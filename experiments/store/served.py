@@ -28,6 +28,10 @@ __all__ = [
 ]
 
 
+#: The context key of the logged level marginals (``experiments.spec.state.LEVELS_KEY``; the
+#: store does not import the spec).
+_LEVELS_KEY = "@levels"
+
 #: Statuses of decisions that reached their customer (an action was served).
 _SERVED = (
     DecisionStatus.OPEN.value,
@@ -51,34 +55,50 @@ def _select(row: type[NamedTuple]) -> Any:
 
 
 class ContactRow(NamedTuple):
-    """A decision that reached its customer: who, when (activation time) and which action."""
+    """A decision that reached its customer: who, when (activation time) and which action;
+    ``levels``, when asked for, the level marginals logged in its context (the raw JSON value
+    under ``@levels``, :data:`experiments.spec.state.LEVELS_KEY`; None when absent)."""
 
     customer_id: str
     at: datetime
     action_index: int
+    levels: Any = None
 
 
 def customer_contacts(
-    session: Session, *, experiment_key: str, customer_ids: Sequence[str], since: datetime
+    session: Session,
+    *,
+    experiment_key: str,
+    customer_ids: Sequence[str],
+    since: datetime,
+    levels: bool = False,
 ) -> list[ContactRow]:
     """The contacts of ``customer_ids`` in ``experiment_key`` made at or after ``since``, in
     one query per chunk: decisions with an action served (open, rewarded or paused; not
-    suppressed or never activated; deferred ones once activated), timed at activation."""
+    suppressed or never activated; deferred ones once activated), timed at activation. With
+    ``levels`` each row also reads its logged level marginals (one JSON element of the
+    context, not the whole context)."""
     found: list[ContactRow] = []
+    logged = col(Decision.context)[_LEVELS_KEY] if levels else None
     for chunk in chunks(list(dict.fromkeys(customer_ids))):
-        stmt = select(
+        columns: list[Any] = [
             Decision.customer_id,
             Decision.activated_at,
             Decision.created_at,
             Decision.action_index,
-        ).where(
+        ]
+        if logged is not None:
+            columns.append(logged)
+        stmt = select(*columns).where(
             *_served(experiment_key),
             col(Decision.customer_id).in_(chunk),
             Decision.created_at >= since,
             or_(col(Decision.deferred).is_(False), col(Decision.activated_at).is_not(None)),
         )
-        for customer, activated, created, action in session.exec(stmt):
-            found.append(ContactRow(customer, activated or created, int(action or 0)))
+        for customer, activated, created, action, *marginals in session.exec(stmt):
+            found.append(
+                ContactRow(customer, activated or created, int(action or 0), *marginals[:1])
+            )
     return found
 
 

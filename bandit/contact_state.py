@@ -29,7 +29,7 @@ customer state a value function (:mod:`bandit.policies.fitted_q`) can act on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,14 +239,12 @@ class ContactDecay:
             raise BanditValueError(
                 "columns", f"'columns' must be integers in [0, {state.n_levels})."
             )
-        counts = state.counts.copy()
-        last = state.last_contact.copy()
-        if who.size == 0:
-            return ContactState(counts=counts, last_contact=last)
-        new_last = self._revalue(counts, last, who, when)
-        weights = self.weight(new_last[who] - when)
-        np.add.at(counts, (who[:, None], cols.astype(np.int64)), weights[:, None])
-        return ContactState(counts=counts, last_contact=new_last)
+        levels = cols.astype(np.int64)
+
+        def add(counts: np.ndarray, weights: np.ndarray) -> None:
+            np.add.at(counts, (who[:, None], levels), weights[:, None])
+
+        return self._fold(state, who, when, add)
 
     def record_amounts(
         self, state: ContactState, customers: ArrayLike, times: ArrayLike, amounts: ArrayLike
@@ -267,13 +265,28 @@ class ContactDecay:
             )
         if not np.isfinite(added).all() or (added < 0).any():
             raise BanditValueError("amounts", "'amounts' must be finite and non-negative.")
+
+        def add(counts: np.ndarray, weights: np.ndarray) -> None:
+            np.add.at(counts, who, weights[:, None] * added)
+
+        return self._fold(state, who, when, add)
+
+    def _fold(
+        self,
+        state: ContactState,
+        who: np.ndarray,
+        when: np.ndarray,
+        add: Callable[[np.ndarray, np.ndarray], None],
+    ) -> ContactState:
+        """A new state with the batch folded in: the touched customers revalued at their new
+        latest contact, then ``add(counts, weights)`` adds each contact's weight
+        ``2^(-(T' - t_k) / h)`` to its columns (:meth:`record`, :meth:`record_amounts`)."""
         counts = state.counts.copy()
         last = state.last_contact.copy()
         if who.size == 0:
             return ContactState(counts=counts, last_contact=last)
         new_last = self._revalue(counts, last, who, when)
-        weights = self.weight(new_last[who] - when)
-        np.add.at(counts, who, weights[:, None] * added)
+        add(counts, self.weight(new_last[who] - when))
         return ContactState(counts=counts, last_contact=new_last)
 
     def _revalue(

@@ -73,18 +73,21 @@ def level_columns(space: DecisionSpace, actions: ArrayLike) -> np.ndarray:
     return space.level_index[chosen.astype(np.int64)] + offsets
 
 
-def level_incidence(space: DecisionSpace) -> np.ndarray:
-    """``H`` ``(A, L)``: ``H[a, l] = 1`` where action ``a`` contains level ``l`` (columns as
-    :func:`level_columns`); every row has one 1 per factor."""
-    actions = np.arange(space.n_actions, dtype=np.int64)
-    incidence = np.zeros((space.n_actions, sum(space.factor_sizes)))
-    np.put_along_axis(incidence, level_columns(space, actions), 1.0, axis=1)
+def level_incidence(space: DecisionSpace, actions: ArrayLike | None = None) -> np.ndarray:
+    """``H`` ``(n, L)``: ``H[k, l] = 1`` where the ``k``-th of ``actions`` (default: every
+    action, ``n = A``) contains level ``l`` (columns as :func:`level_columns`); every row has
+    one 1 per factor."""
+    chosen = np.arange(space.n_actions) if actions is None else np.asarray(actions)
+    columns = level_columns(space, chosen)
+    incidence = np.zeros((columns.shape[0], sum(space.factor_sizes)))
+    np.put_along_axis(incidence, columns, 1.0, axis=1)
     return incidence
 
 
 def level_marginals(space: DecisionSpace, probabilities: ArrayLike) -> np.ndarray:
     """Each level's chance of being sent, ``(n, A)`` -> ``(n, L)``: ``p_l = sum_{a ni l} P(a)``,
-    i.e. ``P H`` with ``H`` from :func:`level_incidence`.
+    i.e. ``P H`` with ``H`` from :func:`level_incidence` (summed over the actions' grid by
+    :meth:`DecisionSpace.level_totals`, without forming ``H``).
 
     Within a factor the marginals sum to each row's total (1 for a law over actions), so a
     row's marginals sum to ``F``, the number of factors. A contact's indicator ``1[l in a]``
@@ -102,7 +105,7 @@ def level_marginals(space: DecisionSpace, probabilities: ArrayLike) -> np.ndarra
         )
     if not np.isfinite(law).all() or (law < 0).any():
         raise BanditValueError("probabilities", "'probabilities' must be finite and >= 0.")
-    return law @ level_incidence(space)
+    return space.level_totals(law)
 
 
 def contact_feature_names(space: DecisionSpace) -> tuple[str, ...]:

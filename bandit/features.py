@@ -158,8 +158,7 @@ class ActionFeatures:
         scoring every action (:func:`bandit.montecarlo.factored_winner_frequencies`)."""
         if self.n_bias_slots or self.single_slot:
             return winner_frequencies(self.action_scores(slot_draws), mask)
-        sizes = tuple(int(size) for size in self.space.factor_sizes)
-        return factored_winner_frequencies(slot_draws, mask, sizes, self.incidence)
+        return factored_winner_frequencies(slot_draws, mask, self.space, self.incidence)
 
     def action_scores(self, slot_values: np.ndarray) -> np.ndarray:
         """Slot values ``(..., S)`` -> action scores ``(..., A)`` (sum of an action's slots)."""

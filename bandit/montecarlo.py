@@ -27,7 +27,12 @@ A row where one action's lowest draw beats every other action's highest draw has
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    from bandit.space import DecisionSpace
 
 #: Largest number of (row, draw, action) cells a Monte Carlo step holds in memory at once.
 MAX_DRAW_CELLS = 2_000_000
@@ -52,7 +57,7 @@ def winner_frequencies(draw_scores: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def factored_winner_frequencies(
-    slots: np.ndarray, mask: np.ndarray, factor_sizes: tuple[int, ...], incidence: np.ndarray
+    slots: np.ndarray, mask: np.ndarray, space: DecisionSpace, incidence: np.ndarray
 ) -> np.ndarray:
     """:func:`winner_frequencies` of additive scores, from the slot draws ``(n, M, S)``.
 
@@ -60,21 +65,23 @@ def factored_winner_frequencies(
     sum of its levels' slot values, so the best action of a draw among every combination of
     the levels a row allows is each factor's best allowed level: ``O(S)`` per draw instead of
     scoring all ``A`` actions. A level is allowed in a row when some eligible action has it
-    (``mask`` (n, A), ``incidence`` (S, A)); where the combination found is itself eligible it
+    (``mask`` (n, A), :meth:`DecisionSpace.level_totals`); ``incidence`` (S, A) scores the
+    draws scored in full. Where the combination found is itself eligible it
     is the draw's winner, and ties go to the lowest index as in :func:`winner_frequencies`
     (actions are numbered in mixed radix, so the lowest tied level of every factor is the
     lowest tied action). The draws whose combination is not eligible (an exclusion rule, or a
     mask that is not a product of levels) are scored in full.
     """
     n_actions = mask.shape[1]
-    allowed = (mask.astype(np.float64) @ incidence.T) > 0.0  # (n, S)
+    sizes = space.factor_sizes
+    allowed = space.level_totals(mask) > 0  # (n, S)
     open_slots = np.where(allowed[:, None, :], slots, -np.inf)
     codes = []
     start = 0
-    for size in factor_sizes:
+    for size in sizes:
         codes.append(open_slots[:, :, start : start + size].argmax(axis=2))
         start += size
-    winners = np.ravel_multi_index(tuple(codes), factor_sizes)  # (n, M)
+    winners = np.ravel_multi_index(tuple(codes), sizes)  # (n, M)
     rows, draws = np.nonzero(~np.take_along_axis(mask, winners, axis=1))
     if rows.size:
         scores = np.where(mask[rows], slots[rows, draws] @ incidence, -np.inf)

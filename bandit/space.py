@@ -92,6 +92,19 @@ class DecisionSpace:
     def n_actions(self) -> int:
         return int(self.level_index.shape[0])
 
+    def level_totals(self, values: np.ndarray) -> np.ndarray:
+        """Per factor level, the sum of ``values`` ``(n, A)`` over the actions holding it,
+        ``(n, L)`` (levels in factor order, as in :func:`bandit.contact_state.level_columns`).
+
+        Actions are numbered in mixed radix over every combination of levels (rules exclude
+        none from the numbering), so a row is a grid of the factors' sizes and a level's total
+        is the grid's sum over every other factor's axis: no ``(A, L)`` incidence is formed.
+        """
+        grid = values.reshape(values.shape[0], *self.factor_sizes)
+        axes = tuple(range(1, grid.ndim))
+        totals = [grid.sum(axis=tuple(a for a in axes if a != axis)) for axis in axes]
+        return np.concatenate(totals, axis=1)
+
     def _matches(self, rule: Rule, where: str) -> np.ndarray:
         """Boolean vector over actions: True where the action matches every entry of ``rule``."""
         if not rule:

@@ -29,7 +29,7 @@ from bandit import DecisionSpace
 from bandit.contact_state import ContactDecay, level_columns, level_incidence
 from experiments.engine.planning import DecisionRequest, Encoded, PlannedDecision
 from experiments.spec import ExperimentSpec
-from experiments.spec.state import STATE_KEY, logged_levels
+from experiments.spec.state import LEVELS_KEY, STATE_KEY, logged_levels
 from experiments.store.database import Database
 from experiments.store.served import ContactRow, customer_contacts
 
@@ -92,7 +92,7 @@ def _expected_amounts(
 ) -> np.ndarray:
     """Each contact's level marginals ``(n, L)``: the logged ones, else (none logged, or not
     valid) the indicators of the levels it sent, so it counts as fully expected."""
-    amounts = level_incidence(space)[chosen]
+    amounts = level_incidence(space, chosen)
     width = amounts.shape[1]
     for index, row in enumerate(rows):
         logged = logged_levels(row.levels, width)
@@ -138,6 +138,6 @@ def customer_state(
             experiment_key=key,
             customer_ids=customers,
             since=now - spec.state.lookback,
-            levels=spec.state.centred,
+            levels_key=LEVELS_KEY if spec.state.centred else None,
         )
     return CustomerState(contact_features(spec, contacts, customers, now))

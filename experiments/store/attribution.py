@@ -79,7 +79,7 @@ def decision_heads(
     With ``share_lock``, on PostgreSQL the rows are locked ``FOR SHARE`` (in id order, so
     concurrent lockers cannot deadlock) until the transaction ends: the statuses read stay
     current, as a reward join must wait for them (``FOR UPDATE``). SQLite has no row locks
-    (:func:`~experiments.store._sql.locks_rows`).
+    (:func:`locks_rows`).
     """
     found: dict[str, DecisionHead] = {}
     ids = sorted(set(decision_ids)) if share_lock else list(dict.fromkeys(decision_ids))

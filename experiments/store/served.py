@@ -28,10 +28,6 @@ __all__ = [
 ]
 
 
-#: The context key of the logged level marginals (``experiments.spec.state.LEVELS_KEY``; the
-#: store does not import the spec).
-_LEVELS_KEY = "@levels"
-
 #: Statuses of decisions that reached their customer (an action was served).
 _SERVED = (
     DecisionStatus.OPEN.value,
@@ -56,8 +52,8 @@ def _select(row: type[NamedTuple]) -> Any:
 
 class ContactRow(NamedTuple):
     """A decision that reached its customer: who, when (activation time) and which action;
-    ``levels``, when asked for, the level marginals logged in its context (the raw JSON value
-    under ``@levels``, :data:`experiments.spec.state.LEVELS_KEY`; None when absent)."""
+    ``levels``, when asked for, the raw JSON value its context logged under the key asked for
+    (the level marginals, :data:`experiments.spec.state.LEVELS_KEY`; None when absent)."""
 
     customer_id: str
     at: datetime
@@ -71,15 +67,16 @@ def customer_contacts(
     experiment_key: str,
     customer_ids: Sequence[str],
     since: datetime,
-    levels: bool = False,
+    levels_key: str | None = None,
 ) -> list[ContactRow]:
     """The contacts of ``customer_ids`` in ``experiment_key`` made at or after ``since``, in
     one query per chunk: decisions with an action served (open, rewarded or paused; not
     suppressed or never activated; deferred ones once activated), timed at activation. With
-    ``levels`` each row also reads its logged level marginals (one JSON element of the
-    context, not the whole context)."""
+    ``levels_key`` each row also reads the value its context logged under that key (one JSON
+    element of the context, not the whole context): the caller's key, as the store does not
+    know the spec's."""
     found: list[ContactRow] = []
-    logged = col(Decision.context)[_LEVELS_KEY] if levels else None
+    logged = col(Decision.context)[levels_key] if levels_key is not None else None
     for chunk in chunks(list(dict.fromkeys(customer_ids))):
         columns: list[Any] = [
             Decision.customer_id,

@@ -187,7 +187,7 @@ def test_decisions_log_their_level_marginals_and_read_them_back(
             experiment_key="centred",
             customer_ids=customers,
             since=START - DAY,
-            levels=True,
+            levels_key=LEVELS_KEY,
         )
         plain = customer_contacts(
             session, experiment_key="centred", customer_ids=customers, since=START - DAY

@@ -65,7 +65,7 @@ def factored_winner_frequencies(
     sum of its levels' slot values, so the best action of a draw among every combination of
     the levels a row allows is each factor's best allowed level: ``O(S)`` per draw instead of
     scoring all ``A`` actions. A level is allowed in a row when some eligible action has it
-    (``mask`` (n, A), :meth:`DecisionSpace.level_totals`); ``incidence`` (S, A) scores the
+    (``mask`` (n, A), :meth:`DecisionSpace.allowed_levels`); ``incidence`` (S, A) scores the
     draws scored in full. Where the combination found is itself eligible it
     is the draw's winner, and ties go to the lowest index as in :func:`winner_frequencies`
     (actions are numbered in mixed radix, so the lowest tied level of every factor is the
@@ -74,7 +74,7 @@ def factored_winner_frequencies(
     """
     n_actions = mask.shape[1]
     sizes = space.factor_sizes
-    allowed = space.level_totals(mask) > 0  # (n, S)
+    allowed = space.allowed_levels(mask)  # (n, S)
     open_slots = np.where(allowed[:, None, :], slots, -np.inf)
     codes = []
     start = 0

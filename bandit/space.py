@@ -105,6 +105,20 @@ class DecisionSpace:
         totals = [grid.sum(axis=tuple(a for a in axes if a != axis)) for axis in axes]
         return np.concatenate(totals, axis=1)
 
+    def allowed_levels(self, mask: np.ndarray) -> np.ndarray:
+        """Per row of an eligibility ``mask`` ``(n, A)``, whether each factor level is held by
+        some eligible action, ``(n, L)`` bool: ``level_totals(mask) > 0``.
+
+        A batch's rows mostly share a few masks (the rules, a strategy's restriction), so the
+        totals are taken once per distinct row (rows compared as packed bits).
+        """
+        if mask.shape[0] <= 1:
+            return self.level_totals(mask) > 0
+        packed = np.packbits(mask, axis=1)
+        keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return (self.level_totals(mask[first]) > 0)[inverse.ravel()]
+
     def _matches(self, rule: Rule, where: str) -> np.ndarray:
         """Boolean vector over actions: True where the action matches every entry of ``rule``."""
         if not rule:

@@ -12,7 +12,6 @@ versus ``contexts[i].<field>``), hence two encoders, :func:`encode_single` and
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +28,7 @@ from experiments.engine.reward import window_closes_at
 from experiments.engine.snapshots import LoadedPolicy
 from experiments.spec import ContactSpec, ExperimentSpec, SpecError
 from experiments.spec.state import LEVELS_KEY
+from experiments.store.models import new_decision_ids
 from experiments.vocabulary import DecisionStatus, ExperimentStatus, Group
 
 if TYPE_CHECKING:
@@ -227,6 +227,11 @@ def plan_decisions(
     actions, propensities, marginals = _choose(loaded, encoded, groups, suppressed, centred)
     space = spec.decision_space()
     closes = window_closes_at(spec.reward, now)
+    # Plain Python values, converted once per batch rather than element by element.
+    chosen = actions.tolist()
+    chances = propensities.tolist()
+    eligible_counts = encoded.eligible.sum(axis=1).tolist()
+    ids = new_decision_ids(len(requests))
     planned = []
     for index, request in enumerate(requests):
         status = DecisionStatus.OPEN
@@ -234,7 +239,7 @@ def plan_decisions(
             status = DecisionStatus.SUPPRESSED
         elif loaded.status == ExperimentStatus.PAUSED:
             status = DecisionStatus.PAUSED
-        action_index = int(actions[index]) if actions[index] >= 0 else None
+        action_index = chosen[index] if chosen[index] >= 0 else None
         context = dict(request.context)
         if (
             marginals is not None
@@ -244,17 +249,17 @@ def plan_decisions(
             context[LEVELS_KEY] = marginals[index].tolist()
         planned.append(
             PlannedDecision(
-                id=uuid.uuid4().hex,
+                id=ids[index],
                 experiment_key=key,
                 customer_id=request.customer_id,
                 request_id=request.request_id,
                 created_at=now,
                 context=context,
-                eligible_count=int(encoded.eligible[index].sum()),
+                eligible_count=eligible_counts[index],
                 excluded=[dict(rule) for rule in request.exclude],
                 action_index=action_index,
                 action=None if action_index is None else space.levels_of(action_index),
-                propensity=None if action_index is None else float(propensities[index]),
+                propensity=None if action_index is None else chances[index],
                 group=groups[index],
                 policy_version=loaded.version,
                 deferred=request.defer,

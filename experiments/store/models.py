@@ -10,10 +10,14 @@ Constraint and index names are spelled out so migrations name the same objects o
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     JSON,
     DateTime,
@@ -51,6 +55,7 @@ __all__ = [
     "StrategySnapshot",
     "UTCDateTime",
     "new_decision_id",
+    "new_decision_ids",
     "utcnow",
 ]
 
@@ -63,6 +68,17 @@ def utcnow() -> datetime:
 def new_decision_id() -> str:
     """A fresh decision id: 32 lowercase hex digits of a random UUID4."""
     return uuid.uuid4().hex
+
+
+def new_decision_ids(count: int) -> list[str]:
+    """``count`` fresh decision ids, as :func:`new_decision_id` makes them (random UUID4s:
+    122 random bits with the version and variant bits set, RFC 4122 section 4.4), drawn from
+    the operating system's generator in one call for a batch."""
+    raw = np.frombuffer(os.urandom(16 * count), dtype=np.uint8).reshape(count, 16).copy()
+    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
+    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # variant RFC 4122
+    text = raw.tobytes().hex()
+    return [text[start : start + 32] for start in range(0, 32 * count, 32)]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -81,13 +97,7 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if not isinstance(value, datetime):
-            raise TypeError(f"expected a datetime, got {type(value).__name__}")
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(
-                f"naive datetime {value.isoformat()}: engage stores timezone-aware UTC datetimes"
-            )
-        value = value.astimezone(UTC)
+        value = _checked_utc(value)
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
@@ -96,6 +106,59 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
+        """On SQLite, one step from an aware datetime to the text SQLAlchemy's SQLite
+        ``DATETIME`` stores (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC); elsewhere the decorator's
+        usual two. The text is the same; it costs a tenth as much, and the store binds a few
+        timestamps per row it writes."""
+        if dialect.name == "sqlite":
+            return _sqlite_utc_text
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Callable[[Any], Any] | None:
+        """On SQLite, the stored text straight to an aware UTC datetime (see
+        :meth:`bind_processor`); elsewhere the decorator's usual path."""
+        if dialect.name == "sqlite":
+            return _sqlite_utc_value
+        return super().result_processor(dialect, coltype)
+
+
+def _checked_utc(value: object) -> datetime:
+    """``value`` at UTC; a value that is not an aware datetime is refused."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"expected a datetime, got {type(value).__name__}")
+    offset = value.utcoffset()
+    if offset is None:
+        raise ValueError(
+            f"naive datetime {value.isoformat()}: engage stores timezone-aware UTC datetimes"
+        )
+    return value.astimezone(UTC) if offset else value
+
+
+def _sqlite_utc_text(value: object) -> str | None:
+    """``value`` (an aware datetime) at UTC as SQLite ``DATETIME`` text, with microseconds."""
+    if value is None:
+        return None
+    return _utc_text(_checked_utc(value))
+
+
+# Formatting or parsing a datetime costs a few microseconds, and the rows written or read
+# together mostly share their timestamps (a batch's decision time, its window's close), so
+# recent conversions are kept. Equal datetimes are the same instant, hence the same UTC text.
+@functools.lru_cache(maxsize=4096)
+def _utc_text(value: datetime) -> str:
+    # The first 26 characters leave out the offset: "2026-12-01 15:34:04.000000".
+    return value.isoformat(" ", "microseconds")[:26]
+
+
+@functools.lru_cache(maxsize=4096)
+def _sqlite_utc_value(value: str | None) -> datetime | None:
+    """SQLite ``DATETIME`` text (UTC, no zone) as an aware UTC datetime."""
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 # JSON ``None`` is stored as SQL NULL (not the JSON literal ``null``), so ``IS NULL`` works.

@@ -167,3 +167,25 @@ def test_factored_winners_equal_scoring_every_action(
     mask[~mask.any(axis=1)] = space.allowed  # every row keeps an eligible action
     expected = winner_frequencies(features.action_scores(slots), mask)
     np.testing.assert_array_equal(features.winner_frequencies(slots, mask), expected)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 5), min_size=1, max_size=4),
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(0, 12),
+    distinct=st.integers(1, 4),
+)
+def test_allowed_levels_are_the_levels_with_a_positive_total(
+    sizes: list[int], seed: int, n: int, distinct: int
+) -> None:
+    """Levels allowed per row, taken once per distinct mask row, equal the levels whose
+    total over the row's eligible actions is positive, row by row."""
+    rng = np.random.default_rng(seed)
+    space = DecisionSpace({f"f{i}": [f"l{j}" for j in range(size)] for i, size in enumerate(sizes)})
+    patterns = rng.random((distinct, space.n_actions)) < 0.3
+    mask = patterns[rng.integers(0, distinct, size=n)]
+    expected = np.array([space.level_totals(row[None, :])[0] > 0 for row in mask])
+    np.testing.assert_array_equal(
+        space.allowed_levels(mask), expected.reshape(n, sum(space.factor_sizes))
+    )

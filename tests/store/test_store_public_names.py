@@ -143,6 +143,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "StrategySnapshot",
         "UTCDateTime",
         "new_decision_id",
+        "new_decision_ids",
         "utcnow",
     },
     "experiments.store.outcomes": {

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import StaticPool
 
+from experiments.store import json_codec
 from experiments.store.deadlines import guarded_connect
 from experiments.store.errors import InvalidFieldError
 
@@ -49,6 +50,12 @@ DEFAULT_DATABASE_URL = "sqlite:///engage.db"
 DATABASE_URL_ENV = "ENGAGE_DATABASE_URL"
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# The JSON columns' text: orjson where it equals the standard library's (json_codec).
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": json_codec.dumps,
+    "json_deserializer": json_codec.loads,
+}
 
 _POSTGRES_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
 _SQLITE_DRIVERS = {"sqlite", "sqlite+pysqlite"}
@@ -146,7 +153,7 @@ def make_engine(
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
-        kwargs: dict[str, Any] = {"echo": echo, "connect_args": connect_args}
+        kwargs: dict[str, Any] = {"echo": echo, "connect_args": connect_args, **_JSON_CODEC}
         if _is_sqlite_memory(parsed):
             kwargs["poolclass"] = StaticPool
         engine = create_engine(parsed, **kwargs)
@@ -161,6 +168,7 @@ def make_engine(
                 pool_size=pool_size,
                 max_overflow=max_overflow,
                 connect_args={"connect_timeout": connect_timeout},
+                **_JSON_CODEC,
             )
         if not timeout > 0:
             raise ValueError(f"The 'timeout' parameter of make_engine must be > 0. Got {timeout}.")
@@ -172,10 +180,11 @@ def make_engine(
             max_overflow=max_overflow,
             pool_timeout=timeout,
             connect_args={"connect_timeout": max(2, math.ceil(timeout))},
+            **_JSON_CODEC,
         )
         event.listen(engine, "do_connect", guarded_connect(timeout))
         return engine
-    return create_engine(parsed, echo=echo, pool_pre_ping=True)
+    return create_engine(parsed, echo=echo, pool_pre_ping=True, **_JSON_CODEC)
 
 
 def dialect_name(engine: Engine) -> str:

@@ -121,6 +121,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "locks_rows",
     },
     "experiments.store.group_commit": {"GroupCommit"},
+    "experiments.store.json_codec": {"dumps", "loads"},
     "experiments.store.guardrails": {
         "CustomerEvents",
         "CustomerRow",

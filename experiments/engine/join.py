@@ -24,7 +24,7 @@ from experiments.store.decisions import (
     reward_candidates,
     set_decision_status,
 )
-from experiments.store.outcomes import outcomes_for_decisions
+from experiments.store.outcomes import decision_outcomes
 from experiments.store.rewards import insert_rewards, reward_row
 from experiments.vocabulary import Attribution, DecisionStatus
 
@@ -103,11 +103,9 @@ class RewardJoin:
                 if still_open.get(id_) == DecisionStatus.OPEN
             }
             by_decision: dict[str, list[OutcomeEvent]] = {id_: [] for id_ in candidates}
-            for outcome in outcomes_for_decisions(
+            for outcome in decision_outcomes(
                 session, decision_ids=list(candidates), attributions=[Attribution.ATTRIBUTED]
             ):
-                if outcome.decision_id is None:  # never so for an attributed outcome
-                    continue
                 by_decision[outcome.decision_id].append(
                     OutcomeEvent(outcome.event, outcome.value, outcome.occurred_at)
                 )

@@ -148,9 +148,11 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "utcnow",
     },
     "experiments.store.outcomes": {
+        "DecisionOutcome",
         "EventWindow",
         "InsertResult",
         "customer_event_times",
+        "decision_outcomes",
         "in_window",
         "insert_outcomes",
         "mark_outcomes_late",

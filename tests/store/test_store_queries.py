@@ -63,6 +63,7 @@ from experiments.store.models import (
 )
 from experiments.store.outcomes import (
     customer_event_times,
+    decision_outcomes,
     insert_outcomes,
     outcomes_for_decisions,
 )
@@ -539,6 +540,12 @@ def test_outcomes_for_decisions(session: Session) -> None:
     )
     assert [o.outcome_id for o in attributed] == ["x1", "x2"]
     assert outcomes_for_decisions(session, decision_ids=[d3.id]) == []
+    # The reward join's plain rows: the same outcomes, in the same order, four fields each.
+    for attributions in (None, ("attributed",)):
+        ids = [d2.id, d1.id, d3.id, d1.id]
+        rows = decision_outcomes(session, decision_ids=ids, attributions=attributions)
+        full = outcomes_for_decisions(session, decision_ids=ids, attributions=attributions)
+        assert rows == [(o.decision_id, o.event, o.value, o.occurred_at) for o in full]
 
 
 def test_served_decisions_between_on_a_timeline(session: Session) -> None:

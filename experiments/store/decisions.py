@@ -27,7 +27,7 @@ from experiments.store._sql import (
     select_columns,
 )
 from experiments.store.errors import DuplicateRequestError, StoreError
-from experiments.store.models import Decision, Outcome, Reward
+from experiments.store.models import Decision, Outcome, Reward, UTCDateTime
 from experiments.vocabulary import Attribution, DecisionStatus
 
 __all__ = [
@@ -189,18 +189,26 @@ def count_recent_decisions_by_customer(
     limits. A customer with none is absent from the result."""
     counts: dict[str, int] = {}
     for chunk in chunks(list(dict.fromkeys(customer_ids))):
-        stmt = (
-            select(Decision.customer_id, func.count())
-            .where(
-                Decision.experiment_key == experiment_key,
-                col(Decision.customer_id).in_(chunk),
-                Decision.created_at >= since,
-                Decision.status != DecisionStatus.SUPPRESSED.value,
-            )
-            .group_by(Decision.customer_id)
-        )
-        counts.update({customer: int(count) for customer, count in session.exec(stmt)})
+        params = {"key": experiment_key, "customers": list(chunk), "since": since}
+        rows = rows_of(session, _recent_counts_statement(), params)
+        counts.update({customer: int(count) for customer, count in rows})
     return counts
+
+
+@functools.cache
+def _recent_counts_statement() -> Any:
+    """:func:`count_recent_decisions_by_customer`'s query, built once (every decide batch
+    runs it when the spec has a contact limit)."""
+    return (
+        select(Decision.customer_id, func.count())
+        .where(
+            Decision.experiment_key == bindparam("key"),
+            col(Decision.customer_id).in_(bindparam("customers", expanding=True)),
+            Decision.created_at >= bindparam("since", type_=UTCDateTime),
+            Decision.status != DecisionStatus.SUPPRESSED.value,
+        )
+        .group_by(Decision.customer_id)
+    )
 
 
 def activate_decision(

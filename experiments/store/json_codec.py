@@ -10,14 +10,13 @@ takes over, so what is read back is what ``json`` would read:
 - writing: orjson turns NaN and infinities into ``null`` (``json`` writes ``NaN`` and
   ``Infinity``) and refuses integers beyond 64 bits; text holding ``null`` and every refusal go
   to ``json``.
-- reading: orjson refuses ``NaN`` and ``Infinity`` and reads integers beyond 64 bits as floats;
-  refusals, and text with a run of 20 or more digits, go to ``json``.
+- reading: orjson refuses ``NaN`` and ``Infinity`` and reads integers beyond 64 bits as floats
+  (of magnitude 2**63 or more); refusals, and values holding such a float, go to ``json``.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
@@ -25,8 +24,9 @@ import orjson
 __all__ = ["dumps", "loads"]
 
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
-# 2**64 has 20 digits: a shorter run of digits is an integer orjson reads exactly.
-_LONG_DIGITS = re.compile(r"\d{20}")
+# orjson reads an integer beyond 64 bits (below -2**63 or above 2**64 - 1) as a float at least
+# this large in magnitude; json reads it exactly.
+_BEYOND_64_BITS = float(2**63)
 
 
 def dumps(value: Any) -> str:
@@ -42,11 +42,29 @@ def dumps(value: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     """JSON ``text`` as :func:`json.loads` reads it."""
-    if isinstance(text, bytes):
-        text = text.decode()
-    if _LONG_DIGITS.search(text) is None:
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:  # NaN, Infinity, or text json may still read
-            pass
-    return json.loads(text)
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, Infinity, or text json may still read
+        return json.loads(text)
+    if _holds_huge_float(value):  # maybe an integer orjson could not keep: json reads it
+        return json.loads(text)
+    return value
+
+
+def _holds_huge_float(value: Any) -> bool:
+    """Whether ``value`` holds a float of magnitude ``2**63`` or more, at any depth."""
+    kind = type(value)
+    if kind is float:
+        return not -_BEYOND_64_BITS < value < _BEYOND_64_BITS
+    if kind is not dict and kind is not list:
+        return False
+    # A plain loop: most values are flat objects, and a generator per value cost more than
+    # the parse.
+    for item in value.values() if kind is dict else value:
+        kind = type(item)
+        if kind is float:
+            if not -_BEYOND_64_BITS < item < _BEYOND_64_BITS:
+                return True
+        elif (kind is dict or kind is list) and _holds_huge_float(item):
+            return True
+    return False

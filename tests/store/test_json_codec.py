@@ -70,6 +70,7 @@ def test_the_cases_orjson_alone_would_change() -> None:
     assert json_codec.dumps({"x": -math.inf}) == '{"x": -Infinity}'
     assert json_codec.loads(json_codec.dumps({"n": 2**70})) == {"n": 2**70}
     assert json_codec.loads('{"n": 18446744073709551616}') == {"n": 2**64}
+    assert json_codec.loads('{"n": [-9223372036854775809]}') == {"n": [-(2**63) - 1]}
     assert math.isnan(json_codec.loads("[NaN]")[0])
     assert json_codec.dumps({1: np.float64(0.5), "b": True}) == '{"1":0.5,"b":true}'
 

@@ -97,15 +97,11 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        value = _checked_utc(value)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        # SQLite never comes here: its bind_processor writes the text in one step.
+        return _checked_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return None if value is None else _aware_utc(value)
 
     def bind_processor(self, dialect: Dialect) -> Callable[[Any], Any] | None:
         """On SQLite, one step from an aware datetime to the text SQLAlchemy's SQLite
@@ -157,8 +153,12 @@ def _sqlite_utc_value(value: str | None) -> datetime | None:
     """SQLite ``DATETIME`` text (UTC, no zone) as an aware UTC datetime."""
     if value is None:
         return None
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return _aware_utc(datetime.fromisoformat(value))
+
+
+def _aware_utc(value: datetime) -> datetime:
+    """A stored datetime at UTC: a naive one (SQLite keeps no zone) is read as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # JSON ``None`` is stored as SQL NULL (not the JSON literal ``null``), so ``IS NULL`` works.

@@ -14,9 +14,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from experiments.engine.clock import Clock
-from experiments.engine.reward import OutcomeEvent, evaluate_reward
+from experiments.engine.reward import JoinPage, OutcomeEvent, evaluate_reward
 from experiments.engine.snapshots import PolicyCache
 from experiments.engine.surrogate import SurrogateJoin
+from experiments.spec import ExperimentSpec
 from experiments.store.database import Database
 from experiments.store.decisions import (
     expired_deferred_decisions,
@@ -61,17 +62,47 @@ class RewardJoin:
         Candidates are open decisions whose window closed, plus open decisions with outcomes
         received since the last join, less :data:`FRESH_OUTCOMES_OVERLAP` (an ``event`` or
         ``retained`` reward can be final before its window closes).
+
+        The join works in pages of at most ``limit`` candidates of each kind, one transaction
+        a page, until a page comes back short or settles nothing: every decision due now is
+        rewarded by this call, however many there are. With one page per call, a backlog of
+        more than ``limit`` due decisions would grow without bound (a simulated day of 100,000
+        customers closes about 11,000 windows), and which of them a page took would depend
+        on how the random decision ids break ties of ``window_closes_at``: the learner would
+        then fold a different subset in each run of the same seed.
         """
         spec = self._policies.get(key).spec
         now = self._clock.now()
-        if spec.reward.kind == "surrogate":
-            return self._surrogate.join(key, spec, now=now, limit=limit)
         last_join = self._last_join.get(key)
-        since = (
-            datetime.min.replace(tzinfo=now.tzinfo)
-            if last_join is None
-            else last_join - FRESH_OUTCOMES_OVERLAP
-        )
+        fresh_since: datetime | None = None
+        if spec.reward.kind in _FINAL_EARLY:  # only these need decisions with fresh outcomes
+            fresh_since = (
+                datetime.min.replace(tzinfo=now.tzinfo)
+                if last_join is None
+                else last_join - FRESH_OUTCOMES_OVERLAP
+            )
+        written = 0
+        while True:
+            if spec.reward.kind == "surrogate":
+                page = self._surrogate.join(key, spec, now=now, limit=limit)
+            else:
+                page = self._join_page(key, spec, now=now, fresh_since=fresh_since, limit=limit)
+            written += page.written
+            if not page.full or page.settled + page.written == 0:
+                break
+        self._last_join[key] = now
+        return written
+
+    def _join_page(
+        self,
+        key: str,
+        spec: ExperimentSpec,
+        *,
+        now: datetime,
+        fresh_since: datetime | None,
+        limit: int,
+    ) -> JoinPage:
+        """One page of :meth:`join` in one transaction."""
         with self._database.session() as session:
             expired = expired_deferred_decisions(
                 session, experiment_key=key, created_before=now - spec.reward.window, limit=limit
@@ -81,16 +112,15 @@ class RewardJoin:
                 decision_ids=[row.id for row in expired],
                 status=DecisionStatus.NEVER_ACTIVATED,
             )
-            # Only rewards that can become final early need the decisions with fresh outcomes;
-            # sums and changes wait for the window to close.
             found = reward_candidates(
                 session,
                 experiment_key=key,
                 now=now,
-                fresh_since=since if spec.reward.kind in _FINAL_EARLY else None,
+                fresh_since=fresh_since,
                 with_context=spec.reward.baseline_field is not None,
                 limit=limit,
             )
+            due = sum(row.due for row in found)
             candidates = {row.id: row for row in found if row.activated_at is not None}
             # Lock before reading outcomes: an outcome insert racing this join waits, or is
             # seen; see experiments.engine.outcomes.relabel_raced for the other side.
@@ -137,5 +167,8 @@ class RewardJoin:
             written = insert_rewards(session, rewards=rewards)
             set_decision_status(session, decision_ids=rewarded, status=DecisionStatus.REWARDED)
             session.commit()
-        self._last_join[key] = now
-        return written
+        return JoinPage(
+            written=written,
+            settled=len(expired) + len(rewarded),
+            full=limit in (len(expired), due, len(found) - due),
+        )

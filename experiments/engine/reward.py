@@ -72,6 +72,18 @@ class RewardResult:
     final: bool
 
 
+@dataclass(frozen=True)
+class JoinPage:
+    """What one page of a reward join did (one transaction over at most ``limit`` candidates
+    of each kind): ``written`` reward rows, ``settled`` decisions that left the open state
+    (rewarded, or never activated), and whether a candidate query came back ``full`` (it
+    returned ``limit`` rows, so more may be waiting)."""
+
+    written: int
+    settled: int
+    full: bool
+
+
 def window_closes_at(spec: RewardSpec, decided_at: datetime) -> datetime:
     """The end of the reward window, ``decided_at + window`` in UTC (exclusive: an outcome
     at exactly this instant is outside the window)."""

@@ -33,6 +33,7 @@ from sqlmodel import Session
 
 from bandit import BanditValueError
 from bandit.surrogate import SurrogateIndex, SurrogateStats, fit_surrogate_index
+from experiments.engine.reward import JoinPage
 from experiments.spec import ExperimentSpec, SpecError
 from experiments.spec.surrogate import EventLike, SurrogateSpec, signal_values, window_total
 from experiments.store import models
@@ -155,9 +156,10 @@ class SurrogateJoin:
         """The experiment's statistics and index as this process last saw them."""
         return self._fits.get(key)
 
-    def join(self, key: str, spec: ExperimentSpec, *, now: datetime, limit: int) -> int:
-        """Write the surrogate rewards now due and fold in the decisions now matured; returns
-        how many rewards were written."""
+    def join(self, key: str, spec: ExperimentSpec, *, now: datetime, limit: int) -> JoinPage:
+        """Write the surrogate rewards now due and fold in the decisions now matured, at most
+        ``limit`` of each kind in one transaction (a page of
+        :meth:`experiments.engine.join.RewardJoin.join`)."""
         surrogate = _surrogate_of(spec)
         with self._database.session() as session:
             fit = self._current(session, key, spec)
@@ -188,7 +190,11 @@ class SurrogateJoin:
             )
             session.commit()
         fit.fold(units, surrogate, len(matured))
-        return written
+        return JoinPage(
+            written=written,
+            settled=len(expired) + len(matured),
+            full=limit in (len(expired), len(early), len(due)),
+        )
 
     def _current(self, session: Session, key: str, spec: ExperimentSpec) -> SurrogateFit:
         """This process's fit, rebuilt from the log when the log has matured more or fewer

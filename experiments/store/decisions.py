@@ -314,6 +314,8 @@ class RewardCandidate(NamedTuple):
     id: str
     activated_at: datetime | None
     context: dict[str, Any] | None
+    #: True for a decision whose window closed, False for one read for its fresh outcomes.
+    due: bool
 
 
 def reward_candidates(
@@ -333,10 +335,14 @@ def reward_candidates(
         Decision.activated_at,
         Decision.context if with_context else literal(None, type_=JSON),
     )
-    rows = list(session.exec(_due_for_reward(columns, experiment_key, now, limit)))
-    if fresh_since is not None:
-        rows += session.exec(_with_outcomes_since(columns, experiment_key, fresh_since, limit))
-    return [RewardCandidate(*row) for row in rows]
+    due = [
+        RewardCandidate(*row, due=True)
+        for row in session.exec(_due_for_reward(columns, experiment_key, now, limit))
+    ]
+    if fresh_since is None:
+        return due
+    fresh = session.exec(_with_outcomes_since(columns, experiment_key, fresh_since, limit))
+    return due + [RewardCandidate(*row, due=False) for row in fresh]
 
 
 def expired_deferred_decisions(

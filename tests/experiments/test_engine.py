@@ -229,6 +229,45 @@ def test_window_close_gives_default_and_learning_publishes_versions(
     assert ask(decisions_after, "c99").policy_version == 1
 
 
+def test_one_join_rewards_every_due_decision_in_pages_of_its_limit(
+    decisions: DecisionEngine, clock: ManualClock, engine: Engine
+) -> None:
+    """Twelve windows close at the same instant (ties broken only by the random ids) and two
+    deferred decisions expire: a join with pages of 5 settles all of them in one call, so
+    what the learner folds next does not depend on which 5 a page took first."""
+    made = [ask(decisions, f"c{number}") for number in range(12)]
+    unused = [ask(decisions, f"d{number}", defer=True) for number in range(2)]
+    clock.advance(timedelta(days=7, seconds=1))
+    assert decisions.join_rewards("promo", limit=5) == 12
+    assert decisions.join_rewards("promo", limit=5) == 0
+    with Session(engine) as session:
+        status = {row.id: row.status for row in session.exec(select(models.Decision))}
+    assert {status[item.decision_id] for item in made} == {"rewarded"}
+    assert {status[item.decision_id] for item in unused} == {"never_activated"}
+    assert decisions.learn("promo") == 1
+
+
+def test_one_join_rewards_every_fresh_outcome_in_pages_of_its_limit(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """An ``event`` reward is final at its event: seven clicked decisions, pages of 3, one
+    join rewards all seven before their windows close, and leaves the unclicked one open."""
+    core = DecisionEngine(Database(engine), clock=clock, seed=7)
+    core.create_experiment(spec_dict(reward={"kind": "event", "event": "click", "window": "7d"}))
+    made = [ask(core, f"c{number}") for number in range(8)]
+    clock.advance(timedelta(hours=2))
+    core.record(
+        [
+            OutcomeInput(f"o{number}", "click", 1.0, START + timedelta(hours=1), item.decision_id)
+            for number, item in enumerate(made[:7])
+        ]
+    )
+    assert core.join_rewards("promo", limit=3) == 7
+    with Session(engine) as session:
+        status = {row.id: row.status for row in session.exec(select(models.Decision))}
+    assert [status[item.decision_id] for item in made] == ["rewarded"] * 7 + ["open"]
+
+
 def test_deferred_decisions_activate_or_are_reported_unused(
     decisions: DecisionEngine, clock: ManualClock, engine: Engine
 ) -> None:

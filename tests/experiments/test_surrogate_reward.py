@@ -96,8 +96,9 @@ def decide(core: DecisionEngine, customers: list[str]) -> list[Any]:
     )
 
 
+@pytest.mark.parametrize("limit", [10_000, 7])
 def test_index_fitted_on_matured_decisions_has_the_known_answer(
-    engine: Engine, clock_start: ManualClock
+    engine: Engine, clock_start: ManualClock, limit: int
 ) -> None:
     """40 decisions on day 0. Decision i is clicked on day 1 when i is odd (c = i mod 2), earns
     e = 2 (i mod 5) on day 2 (no event when 0), and 3 + 10 c + 0.5 e on day 10; a click on
@@ -107,7 +108,8 @@ def test_index_fitted_on_matured_decisions_has_the_known_answer(
 
     Day 7: the 40 rewards are the fallback, the revenue of the first 7 days (e). Day 28: they
     mature and the index is fitted. Ten decisions on day 28 then get h(c, e) as their reward
-    on day 35, from a fresh engine that rebuilds the fit from the log.
+    on day 35, from a fresh engine that rebuilds the fit from the log. With ``limit`` 7 every
+    join works in pages of 7 and must give the same rewards and the same fit.
     """
     clock = clock_start
     core = DecisionEngine(Database(engine), clock=clock, seed=1)
@@ -128,13 +130,13 @@ def test_index_fitted_on_matured_decisions_has_the_known_answer(
     core.record(outcomes)
 
     clock.set(START + 7 * DAY + HOUR)
-    assert core.join_rewards("sur") == 40
+    assert core.join_rewards("sur", limit=limit) == 40
     rewards, statuses = read(engine)
     assert [rewards[r.decision_id] for r in first] == [2.0 * (i % 5) for i in range(40)]
     assert {statuses[r.decision_id] for r in first} == {DecisionStatus.OPEN}
 
     clock.set(START + 28 * DAY + HOUR)
-    assert core.join_rewards("sur") == 0
+    assert core.join_rewards("sur", limit=limit) == 0
     rewards, statuses = read(engine)
     assert {statuses[r.decision_id] for r in first} == {DecisionStatus.REWARDED}
 
@@ -153,7 +155,7 @@ def test_index_fitted_on_matured_decisions_has_the_known_answer(
     )
     clock.set(START + 35 * DAY + 2 * HOUR)
     restarted = DecisionEngine(Database(engine), clock=clock, seed=1)
-    assert restarted.join_rewards("sur") == 10
+    assert restarted.join_rewards("sur", limit=limit) == 10
     rewards, _ = read(engine)
     expected = [3 + 10 * (j % 2) + 1.5 * 4.0 * j for j in range(10)]
     np.testing.assert_allclose([rewards[r.decision_id] for r in second], expected, rtol=1e-9)

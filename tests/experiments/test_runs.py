@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sqlalchemy import text
 
+from experiments.engine import DecisionEngine
 from experiments.runs.arms import allocation_factor, arm_spec, business_as_usual
 from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.simulation import RunOptions, run_simulation
@@ -44,6 +45,23 @@ def test_a_run_is_deterministic_under_its_seed(spec: ExperimentSpec) -> None:
     assert first.kpis == second.kpis
     other = run_simulation(spec, RunOptions(customers=300, days=4, seed=4, arms=("engagement",)))
     assert other.arms[0].daily != first.daily
+
+
+def test_a_run_does_not_depend_on_the_reward_joins_page_size(
+    spec: ExperimentSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner joins rewards once a simulated day. With pages of 7 (far fewer than the
+    day's due decisions) the join still rewards every one of them before the day's learning
+    step, so the run is the run of the default page size, day by day. A join that stopped
+    at its limit left a growing backlog, and which decisions it took depended on random ids
+    (the defect seen at 100,000 customers, where a day closes more than 10,000 windows)."""
+    options = RunOptions(customers=400, days=6, seed=5, arms=("interaction",), oracles=False)
+    default = run_simulation(spec, options).arms[0]
+    monkeypatch.setitem(DecisionEngine.join_rewards.__kwdefaults__, "limit", 7)
+    paged = run_simulation(spec, options).arms[0]
+    assert max(default.daily["rewards_joined"]) > 3 * 7
+    assert paged.daily == default.daily
+    assert paged.kpis == default.kpis
 
 
 def test_the_click_policy_regret_per_contact_goes_down(spec: ExperimentSpec) -> None:

@@ -336,13 +336,18 @@ def reward_candidates(
         Decision.context if with_context else literal(None, type_=JSON),
     )
     due = [
-        RewardCandidate(*row, due=True)
-        for row in session.exec(_due_for_reward(columns, experiment_key, now, limit))
+        RewardCandidate(id_, activated_at, context, due=True)
+        for id_, activated_at, context in session.exec(
+            _due_for_reward(columns, experiment_key, now, limit)
+        )
     ]
     if fresh_since is None:
         return due
     fresh = session.exec(_with_outcomes_since(columns, experiment_key, fresh_since, limit))
-    return due + [RewardCandidate(*row, due=False) for row in fresh]
+    return due + [
+        RewardCandidate(id_, activated_at, context, due=False)
+        for id_, activated_at, context in fresh
+    ]
 
 
 def expired_deferred_decisions(

@@ -16,6 +16,7 @@ contact before the visit, so events between the two belong to the earlier decisi
 from __future__ import annotations
 
 import bisect
+import heapq
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -33,6 +34,9 @@ class OutcomeRouter:
 
     def __init__(self) -> None:
         self._by_customer: dict[int, _Shown] = {}
+        #: ``(closes_at, customer)`` per decision added: :meth:`forget_closed` visits only the
+        #: customers with a window that closed, not every customer with an open one.
+        self._closing: list[tuple[datetime, int]] = []
 
     def add(self, customer: int, shown_at: datetime, decision_id: str, closes_at: datetime) -> None:
         """Note a decision shown to ``customer`` at ``shown_at`` whose window closes at
@@ -42,6 +46,7 @@ class OutcomeRouter:
             raise ValueError("decisions must be added in the order they are shown")
         shown.times.append(shown_at)
         shown.decisions.append((decision_id, closes_at))
+        heapq.heappush(self._closing, (closes_at, customer))
 
     def route(self, customer: int, occurred_at: datetime) -> str | None:
         """The decision an event of ``customer`` at ``occurred_at`` belongs to: the newest
@@ -59,8 +64,12 @@ class OutcomeRouter:
         """Drop decisions whose window closed at or before ``now``; events from ``now`` on
         cannot belong to them (every decision's window has the spec's length, so a closed
         decision is never followed by an open one shown earlier)."""
-        for customer in list(self._by_customer):
-            shown = self._by_customer[customer]
+        closing = self._closing
+        while closing and closing[0][0] <= now:
+            _, customer = heapq.heappop(closing)
+            shown = self._by_customer.get(customer)
+            if shown is None:  # an earlier pop of this customer already dropped them all
+                continue
             keep = next(
                 (index for index, (_, closes) in enumerate(shown.decisions) if closes > now),
                 len(shown.decisions),

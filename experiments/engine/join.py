@@ -90,6 +90,8 @@ class RewardJoin:
             written += page.written
             if not page.full or page.settled + page.written == 0:
                 break
+            if not page.fresh_full:  # every decision with fresh outcomes was read already
+                fresh_since = None
         self._last_join[key] = now
         return written
 
@@ -171,4 +173,5 @@ class RewardJoin:
             written=written,
             settled=len(expired) + len(rewarded),
             full=limit in (len(expired), due, len(found) - due),
+            fresh_full=len(found) - due == limit,
         )

@@ -76,12 +76,15 @@ class RewardResult:
 class JoinPage:
     """What one page of a reward join did (one transaction over at most ``limit`` candidates
     of each kind): ``written`` reward rows, ``settled`` decisions that left the open state
-    (rewarded, or never activated), and whether a candidate query came back ``full`` (it
-    returned ``limit`` rows, so more may be waiting)."""
+    (rewarded, or never activated), whether a candidate query came back ``full`` (it
+    returned ``limit`` rows, so more may be waiting), and whether the query for decisions
+    with fresh outcomes was one of them (``fresh_full``): if not, the next page need not read
+    those decisions again."""
 
     written: int
     settled: int
     full: bool
+    fresh_full: bool = False
 
 
 def window_closes_at(spec: RewardSpec, decided_at: datetime) -> datetime:

@@ -31,6 +31,12 @@ from bandit.montecarlo import (
 class JointBelief:
     """``w ~ N(mean, cov)`` over all ``p`` action features."""
 
+    #: Whether a large batch may draw its slot scores in weight space (:meth:`_slot_sampler`),
+    #: where every row of the batch is scored by the same ``M`` weight vectors. A subclass
+    #: whose draws hold a large term common to every row turns it off
+    #: (:class:`bandit.policies.lookahead_ts.LookaheadBelief`).
+    weight_space: bool = True
+
     def __init__(self, features: ActionFeatures, prior_variance: float) -> None:
         self.features = features
         p = features.n_features
@@ -107,10 +113,11 @@ class JointBelief:
           one factor of ``Sigma`` and the ``M`` weight vectors (about ``p^3 / 3 + M p^2``),
           then each row only ``M p``.
 
-        Weight space is taken when it costs less: ``n_rows > p / 3 + M``.
+        Weight space is taken when it costs less, ``n_rows > p / 3 + M``, and the belief
+        allows it (:attr:`weight_space`).
         """
         p = self.features.n_features
-        if n_rows > p / 3 + n_samples:
+        if self.weight_space and n_rows > p / 3 + n_samples:
             noise = _shared_noise(n_samples, p, rng, draw_scale)
             weights = self.mean + scale * (noise @ stable_cholesky(self.cov).T)
             return functools.partial(self._slots_from_weights, weights=weights)
@@ -124,8 +131,7 @@ class JointBelief:
         return mean[:, None, :] + noise @ np.swapaxes(lower, 1, 2)
 
     def _slots_from_weights(self, Z: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """``G_i w_m``, ``(n, M, S)`` (weight space, :meth:`_slot_sampler`); a subclass drawing
-        other linear maps of ``w`` (:meth:`_slot_moments`) maps the weights alike."""
+        """``G_i w_m``, ``(n, M, S)`` (weight space, :meth:`_slot_sampler`)."""
         return self.features.slot_draws(Z, weights)
 
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

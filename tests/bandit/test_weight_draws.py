@@ -3,6 +3,7 @@
 slot scores from their own moments ``G_i mu``, ``G_i Sigma G_i^T``. Checked against the design
 rows by hand, as an exact identity of the two laws (the weight map is affine, so its mean and
 covariance follow from ``mu`` and the columns of ``L``), and by the choice shares of both paths.
+``lookahead_ts`` draws every batch in slot space (its term ``B_M w`` is common to every row).
 """
 
 from __future__ import annotations
@@ -90,9 +91,11 @@ def test_weight_draws_follow_the_slot_moments_law() -> None:
 
 
 @pytest.mark.parametrize("shrinkage", [False, True])
-def test_lookahead_weight_draws_follow_the_q_moments_law(shrinkage: bool) -> None:
-    """Q's slots are ``(G_i + B_M) w`` plus the slot shift, with ``B_M mu`` shrunk when the
-    policy shrinks it: the weight map has exactly the moments the slot path draws from."""
+def test_lookahead_draws_a_large_batch_in_slot_space(shrinkage: bool) -> None:
+    """``Q``'s term ``B_M w`` is common to every row, so ``lookahead_ts`` never scores a batch
+    with shared weight vectors: a batch large enough for weight space draws each row's slots
+    as ``G_i mu + scale L_i eps_m`` from its own ``Q`` moments, with ``eps`` the generator's
+    next ``(M, S)`` normals."""
     n_context = 7  # two plain features, counts of a, b, c, x, y, the days since the last contact
     policy = LookaheadTSPolicy(SPACE, n_context, future_contacts=1.5, lookahead_shrinkage=shrinkage)
     features = policy.features
@@ -100,14 +103,15 @@ def test_lookahead_weight_draws_follow_the_q_moments_law(shrinkage: bool) -> Non
     policy.mean_, policy.cov_ = template.mean, template.cov
     belief = policy._lookahead_belief()
     belief.slot_shift = np.linspace(-0.2, 0.3, features.n_slots)
+    draws, scale = 4, 0.7
+    rows = int(features.n_features / 3 + draws) + 1
     rng = np.random.default_rng(9)
-    Z = np.column_stack([np.ones(1), rng.random((1, n_context))])
-    mean, cov = affine_law(
-        lambda weights: belief._slots_from_weights(Z, weights), belief.mean, belief.cov
-    )
-    slot_mean, slot_cov = belief._slot_moments(Z)
-    np.testing.assert_allclose(mean, slot_mean[0], atol=1e-10)
-    np.testing.assert_allclose(cov, slot_cov[0], atol=1e-10)
+    Z = np.column_stack([np.ones(rows), rng.random((rows, n_context))])
+    scores = belief.draw_scores(Z, draws, scale, np.random.default_rng(5))
+    eps = np.random.default_rng(5).standard_normal((draws, features.n_slots))
+    mean, cov = belief._slot_moments(Z)
+    slots = mean[:, None, :] + eps @ np.swapaxes(np.linalg.cholesky(cov) * scale, 1, 2)
+    np.testing.assert_allclose(scores, features.action_scores(slots), atol=1e-8)
 
 
 def test_both_paths_choose_with_the_same_probabilities() -> None:

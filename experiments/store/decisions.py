@@ -335,18 +335,17 @@ def reward_candidates(
         Decision.activated_at,
         Decision.context if with_context else literal(None, type_=JSON),
     )
-    due = [
-        RewardCandidate(id_, activated_at, context, due=True)
-        for id_, activated_at, context in session.exec(
-            _due_for_reward(columns, experiment_key, now, limit)
-        )
-    ]
+    due = _candidates(session.exec(_due_for_reward(columns, experiment_key, now, limit)), due=True)
     if fresh_since is None:
         return due
     fresh = session.exec(_with_outcomes_since(columns, experiment_key, fresh_since, limit))
-    return due + [
-        RewardCandidate(id_, activated_at, context, due=False)
-        for id_, activated_at, context in fresh
+    return due + _candidates(fresh, due=False)
+
+
+def _candidates(rows: Any, *, due: bool) -> list[RewardCandidate]:
+    """``(id, activated_at, context)`` rows as :class:`RewardCandidate` rows, all ``due``."""
+    return [
+        RewardCandidate(id_, activated_at, context, due=due) for id_, activated_at, context in rows
     ]
 
 

@@ -191,13 +191,34 @@ class Traffic:
         return answer
 
     def burst(self, requests: int) -> None:
-        """``requests`` decisions at once: more than the server's connection pool holds."""
+        """``requests`` decisions at once, more than the server's connection pool holds, and
+        beside them one outcome for an acknowledged decision: the outage meets both kinds of
+        write whatever the client threads happen to be doing when it starts."""
 
         def one(number: int) -> None:
             with httpx.Client(headers=self.headers, timeout=30) as http:
                 self.decide(http, f"burst-{number}", f"burst-{number}")
 
-        threads = [threading.Thread(target=one, args=(n,)) for n in range(requests)]
+        def outcome() -> None:
+            with self._lock:
+                decision_id = next(iter(self.acknowledged_decisions.values()))
+            item = {
+                "outcome_id": "burst-outcome",
+                "decision_id": decision_id,
+                "event": "click",
+                "value": 1.0,
+                "occurred_at": datetime.now(UTC).isoformat(),
+            }
+            with httpx.Client(headers=self.headers, timeout=30) as http:
+                sent = self._send(
+                    http, "outcomes", "POST", "/v1/outcomes", json={"outcomes": [item]}
+                )
+            if sent.ok:
+                with self._lock:
+                    self.acknowledged_outcomes.add("burst-outcome")
+
+        threads = [threading.Thread(target=outcome)]
+        threads += [threading.Thread(target=one, args=(n,)) for n in range(requests)]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -42,6 +42,13 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: How long an idle kept-alive connection stays open. Longer than the clients' own expiry
+#: (httpx drops idle connections after 5 s, load balancers after 60 s): at uvicorn's default
+#: of 5 s the server could close a connection just as a client reused it, and that request
+#: failed with "server disconnected" although the server was healthy.
+KEEP_ALIVE_SECONDS = 75
+
+
 def run_server(*, host: str, port: int, workers: int, sock: socket.socket | None = None) -> None:
     """Serve the app built from ``ENGAGE_`` settings until interrupted, on ``sock`` (from
     :func:`listen`) when given, else on a socket uvicorn binds to ``host:port``."""
@@ -53,6 +60,7 @@ def run_server(*, host: str, port: int, workers: int, sock: socket.socket | None
         workers=workers,
         log_level="warning",
         access_log=False,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     bound = sock if sock is not None else config.bind_socket()
     if workers > 1:

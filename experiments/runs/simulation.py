@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from bandit.lift import welch_lift
+from experiments._blas import single_blas_thread
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
 from experiments.analysis.report import (
     OffPolicySummary,
@@ -47,7 +48,7 @@ from experiments.runs.preflight import check_keys_free
 from experiments.runs.routing import OutcomeRouter
 from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.strategies import StrategyDays
-from experiments.runs.workers import heaviest_first, run_in_workers, single_blas_thread
+from experiments.runs.workers import heaviest_first, run_in_workers
 from experiments.runs.world import holdout_mask, pre_period, world_config
 from experiments.simulate import CustomerWorld
 from experiments.spec import ExperimentSpec, parse_spec

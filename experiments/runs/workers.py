@@ -1,15 +1,7 @@
 """The worker processes of a parallel ``engage run``: the arms (and the oracles) submitted to
 a pool of spawned processes, a signal held while the pool starts, stopping the workers at
-once when the run is interrupted or an arm fails, and one BLAS thread per simulating process.
-
-**One BLAS thread.** An arm's linear algebra is on small matrices (a posterior of a few hundred
-weights, slot covariances of a few dozen), where OpenBLAS's threads gain little; but they
-spin while they wait for work, so with several simulating processes (``--jobs``, sweeps) or
-any other load on the machine they take cores from one another. Measured on this 2-core
-machine under a load of 3, ``engage run examples/engagement.toml --customers 20000 --days 30
---arms interaction --jobs 1 --no-oracles``: 46.7 s with OpenBLAS's default threads against
-23.9 s with one (a 440 x 440 Cholesky factor took 340 ms instead of 2 ms). The runs get their
-parallelism from processes instead (:func:`single_blas_thread`).
+once when the run is interrupted or an arm fails, and one BLAS thread per simulating process
+(:mod:`experiments._blas`).
 """
 
 from __future__ import annotations
@@ -20,6 +12,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from experiments._blas import hold_one_blas_thread
+
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
@@ -28,7 +22,6 @@ __all__ = [
     "HeldSignal",
     "heaviest_first",
     "run_in_workers",
-    "single_blas_thread",
     "stop_workers",
 ]
 
@@ -62,24 +55,6 @@ class HeldSignal:
         if self.pending:
             self.pending = False
             signal.raise_signal(self.signum)
-
-
-def single_blas_thread() -> Any:
-    """Limit the BLAS libraries loaded in this process to one thread (module docstring)
-    until the returned ``threadpool_limits`` exits as a context manager."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _start_worker() -> None:
-    """A pool worker's initializer: load numpy's and scipy's BLAS (a limit reaches only the
-    libraries already loaded, and a spawned worker has loaded none yet), then hold them to
-    one thread for the worker's life."""
-    import numpy  # noqa: F401
-    import scipy.linalg  # noqa: F401
-
-    single_blas_thread()
 
 
 def stop_workers(pool: Any) -> None:
@@ -146,7 +121,7 @@ def run_in_workers(
                 ProcessPoolExecutor(
                     max_workers=min(jobs, tasks),
                     mp_context=context,
-                    initializer=_start_worker,
+                    initializer=hold_one_blas_thread,
                 )
             )
             days_done = manager.Queue()

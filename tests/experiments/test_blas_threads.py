@@ -1,16 +1,21 @@
-"""The processes that simulate run numpy's BLAS on one thread (experiments.runs.workers): in
-process, where the limit ends with the run, and in the worker processes of a parallel run."""
+"""The processes that simulate or serve run numpy's BLAS on one thread (experiments._blas): in
+process, where the limit ends with the run, in the worker processes of a parallel run, and in
+each worker of ``engage serve``."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from threadpoolctl import threadpool_info
 
+from experiments._blas import single_blas_thread
 from experiments.runs import simulation
-from experiments.runs.workers import run_in_workers, single_blas_thread
+from experiments.runs.workers import run_in_workers
 from experiments.spec import load_spec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -67,3 +72,21 @@ def test_an_in_process_run_holds_the_limit_while_its_arms_run(
     assert seen
     assert set(seen[0]) == {1}
     assert blas_threads() == before
+
+
+def test_a_service_worker_runs_blas_on_one_thread(tmp_path: Path) -> None:
+    """What each uvicorn worker of ``engage serve`` builds its app with, in a fresh process (the
+    limit lasts for the process's life)."""
+    probe = (
+        "from threadpoolctl import threadpool_info\n"
+        "from experiments.service.factory import app_from_environment\n"
+        "app_from_environment()\n"
+        "print(sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'}))\n"
+    )
+    environment = {**os.environ, "ENGAGE_DATABASE_URL": f"sqlite:///{tmp_path / 'engage.db'}"}
+    environment.pop("OPENBLAS_NUM_THREADS", None)
+    done = subprocess.run(  # noqa: S603 (our own interpreter and a fixed script)
+        [sys.executable, "-c", probe], env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1]"

@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cli.common import JsonFlag, console, fail, print_json, readable_errors, shown
+from cli.common import MAX_SEED, JsonFlag, console, fail, print_json, readable_errors, shown
 from cli.render import fixed
 from cli.run import (
     DEFAULT_JOBS,
@@ -164,13 +164,16 @@ def sweep(
 
 
 def _seeds(text: str, option: str) -> list[int]:
-    """``0,1,2`` -> [0, 1, 2]; ValueError naming ``option`` otherwise."""
+    """``0,1,2`` -> [0, 1, 2]; ValueError naming ``option`` otherwise. Each seed lies in
+    ``engage run``'s range (0 to ``MAX_SEED``), so every cell is a run ``engage run`` takes."""
     seeds = []
     for part in text.split(","):
         part = part.strip()
-        if not part.isdigit():
+        # isdigit alone takes other scripts' digits and superscripts, which int() refuses.
+        if not (part.isascii() and part.isdigit()) or int(part) > MAX_SEED:
             raise ValueError(
-                f"{option}: expected whole numbers from 0 separated by commas; got {part!r}"
+                f"{option}: expected whole numbers from 0 to {MAX_SEED} separated by commas;"
+                f" got {part!r}"
             )
         seeds.append(int(part))
     return seeds

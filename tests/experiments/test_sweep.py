@@ -255,6 +255,8 @@ def test_the_command_runs_the_grid_and_refuses_bad_input_by_name() -> None:
         (["--set", "nonsense"], "--set 'nonsense': expected PATH=VALUE"),
         (["--seeds", "0,x"], "--seeds: expected whole numbers"),
         (["--policy-seeds", "-1"], "--policy-seeds: expected whole numbers"),
+        (["--seeds", f"0,{2**63}"], f"--seeds: expected whole numbers from 0 to {2**63 - 1}"),
+        (["--policy-seeds", "\u00b2"], "--policy-seeds: expected whole numbers"),
         (["--executor", "gpu"], "--executor: expected auto, ray or local"),
     ):
         bad = runner.invoke(app, [*args, *extra])

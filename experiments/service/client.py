@@ -79,7 +79,7 @@ class EngageClient:
                 if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     return self._parse(response)
                 retry_after = response.headers.get("retry-after")
-                if retry_after and retry_after.isdigit():
+                if retry_after and retry_after.isascii() and retry_after.isdigit():
                     time.sleep(min(float(retry_after), 5.0))
             attempt += 1
             time.sleep(self.backoff * 2 ** (attempt - 1))

@@ -31,13 +31,13 @@ import numpy as np
 from experiments.analysis.lift import paired_difference
 from experiments.runs.arms import regret_kind
 from experiments.runs.world import contact_rules, world_config
-from experiments.simulate import greedy_rollout
+from experiments.simulate import RolloutResult, greedy_rollout
 from experiments.spec import ExperimentSpec
 
 if TYPE_CHECKING:
     from experiments.runs.simulation import RunOptions
 
-__all__ = ["CLICK", "OracleResult", "revenue_objective", "run_oracles"]
+__all__ = ["CLICK", "OracleResult", "oracle_rollouts", "revenue_objective", "run_oracles"]
 
 #: The click oracle's objective.
 CLICK = "click"
@@ -83,16 +83,25 @@ def revenue_objective(spec: ExperimentSpec) -> str:
     return f"revenue_{DEFAULT_REVENUE_DAYS}d"
 
 
-def run_oracles(spec: ExperimentSpec, options: RunOptions, treated: np.ndarray) -> OracleResult:
-    """Both oracles in the run's world; KPIs are means over ``treated`` customers ``(n,)``."""
-    started = time.perf_counter()
+def oracle_rollouts(spec: ExperimentSpec, options: RunOptions) -> dict[str, RolloutResult]:
+    """Both oracles' rollouts in the run's world, under the spec's contact rules: ``"click"``
+    and ``"revenue"`` (every customer; the caller picks the treated ones)."""
     config = world_config(spec, options)
     rules = contact_rules(spec)
     space = spec.decision_space()
+    targets = ((CLICK, CLICK), ("revenue", revenue_objective(spec)))
+    return {
+        name: greedy_rollout(config, space, spec.context, target, rules=rules)
+        for name, target in targets
+    }
+
+
+def run_oracles(spec: ExperimentSpec, options: RunOptions, treated: np.ndarray) -> OracleResult:
+    """Both oracles in the run's world; KPIs are means over ``treated`` customers ``(n,)``."""
+    started = time.perf_counter()
     objective = revenue_objective(spec)
     values: dict[str, dict[str, np.ndarray]] = {}
-    for name, target in ((CLICK, CLICK), ("revenue", objective)):
-        rollout = greedy_rollout(config, space, spec.context, target, rules=rules)
+    for name, rollout in oracle_rollouts(spec, options).items():
         values[name] = {
             "revenue": rollout.kpis["revenue"][treated].astype(np.float64),
             "retention": rollout.kpis["retained"][treated].astype(np.float64),

@@ -86,7 +86,11 @@ class PolicyCache:
     """Each experiment's :class:`LoadedPolicy`, reloaded when another snapshot serves or the
     exploration floor or apprentice mode changed (or at once, once :meth:`forget`-ten).
 
-    The experiment's status is refreshed at every check.
+    The experiment's status is refreshed at every check. Requests that find an entry stale
+    read the store concurrently; a read that saw an older serving version than the entry
+    another request installed meanwhile keeps that entry, so a process never goes back to an
+    older policy (the store's serving version only grows: a candidate is recorded pending in
+    the transaction that publishes it).
     """
 
     def __init__(self, database: Database, factory: PolicyFactory) -> None:
@@ -131,6 +135,12 @@ class PolicyCache:
                 checked_at=monotonic,
             )
         with self._lock:
+            current = self._policies.get(key)
+            if current is not None and current.version > fresh.version:
+                # Another request read the store after this one and installed a newer
+                # snapshot (and may have answered with it). The serving version only grows,
+                # so this read is stale: a process never goes back to an older policy.
+                return current
             self._policies[key] = fresh
         return fresh
 

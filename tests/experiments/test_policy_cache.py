@@ -1,0 +1,73 @@
+"""PolicyCache never goes back to an older snapshot: two requests that find the cache stale
+read the store at the same time, and the one whose read saw the older serving snapshot
+finishes last. Its read must not replace the newer policy the other one installed (and may
+already have answered with)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+from test_engine import START, ask, spec_dict
+
+from experiments.engine import DecisionEngine, OutcomeInput
+from experiments.engine import snapshots as snapshots_module
+from experiments.engine.clock import ManualClock
+from experiments.engine.snapshots import PolicyCache, PolicyFactory
+from experiments.store import models
+from experiments.store.database import Database
+
+
+def publish_two_versions(engine: Engine) -> None:
+    """Versions 1 and 2 of experiment ``promo``, each learned from a week of decisions."""
+    clock = ManualClock(START)
+    core = DecisionEngine(Database(engine), clock=clock, seed=7)
+    core.create_experiment(spec_dict())
+    for version in (1, 2):
+        made = [ask(core, f"c{version}-{number}") for number in range(8)]
+        core.record(
+            [
+                OutcomeInput(f"o{version}-{number}", "revenue", 2.0, clock.now(), item.decision_id)
+                for number, item in enumerate(made[:3])
+            ]
+        )
+        clock.advance(timedelta(days=7, seconds=1))
+        assert core.join_rewards("promo") == 8
+        assert core.learn("promo") == version
+
+
+def test_a_slow_read_of_an_older_snapshot_does_not_replace_a_newer_one(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish_two_versions(engine)
+    cache = PolicyCache(Database(engine), PolicyFactory(0))
+    real = snapshots_module.serving_snapshot
+    read_old, resume = threading.Event(), threading.Event()
+
+    def serving(session: Session, *, experiment_key: str) -> models.PolicySnapshot | None:
+        if threading.current_thread().name != "slow":
+            return real(session, experiment_key=experiment_key)
+        # This request read the store just before version 2 was published.
+        old = session.exec(
+            select(models.PolicySnapshot).where(models.PolicySnapshot.version == 1)
+        ).one()
+        read_old.set()
+        assert resume.wait(30)
+        return old
+
+    monkeypatch.setattr(snapshots_module, "serving_snapshot", serving)
+    seen: list[int] = []
+    slow = threading.Thread(
+        target=lambda: seen.append(cache.get("promo").version), name="slow", daemon=True
+    )
+    slow.start()
+    assert read_old.wait(30)
+    assert cache.get("promo").version == 2  # a later request reads and installs version 2
+    resume.set()
+    slow.join(30)
+    assert not slow.is_alive()
+    assert seen == [2]  # the slow request answers with the newer policy, not its own read
+    assert cache.get("promo").version == 2  # and the cache still holds it

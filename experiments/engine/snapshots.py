@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import numpy as np
 
@@ -64,6 +65,34 @@ class PolicyFactory:
         return treatment, spec.build_holdout_policy(seed=self._rng())
 
 
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+Loaded = TypeVar("Loaded", bound=_Versioned)
+
+
+def install_newest(
+    cache: dict[str, Loaded], key: str, fresh: Loaded, lock: threading.Lock
+) -> Loaded:
+    """Put ``fresh`` in ``cache`` under ``key`` unless the entry there has a higher version;
+    return what the cache then holds.
+
+    Requests that find an entry stale read the store concurrently, and the one whose read saw
+    the older version may finish last. Snapshot versions in the store only grow (a policy
+    candidate is recorded pending in the transaction that publishes it), so such a read is
+    stale: keeping the newer entry means a process never goes back to an older policy, which
+    another request may already have answered with.
+    """
+    with lock:
+        current = cache.get(key)
+        if current is not None and current.version > fresh.version:
+            return current
+        cache[key] = fresh
+    return fresh
+
+
 @dataclass
 class LoadedPolicy:
     """A policy at one snapshot version, shared by the requests of one process.
@@ -86,11 +115,8 @@ class PolicyCache:
     """Each experiment's :class:`LoadedPolicy`, reloaded when another snapshot serves or the
     exploration floor or apprentice mode changed (or at once, once :meth:`forget`-ten).
 
-    The experiment's status is refreshed at every check. Requests that find an entry stale
-    read the store concurrently; a read that saw an older serving version than the entry
-    another request installed meanwhile keeps that entry, so a process never goes back to an
-    older policy (the store's serving version only grows: a candidate is recorded pending in
-    the transaction that publishes it).
+    The experiment's status is refreshed at every check; a reload never replaces a newer
+    version (:func:`install_newest`).
     """
 
     def __init__(self, database: Database, factory: PolicyFactory) -> None:
@@ -134,15 +160,7 @@ class PolicyCache:
                 version=restore(treatment, latest),
                 checked_at=monotonic,
             )
-        with self._lock:
-            current = self._policies.get(key)
-            if current is not None and current.version > fresh.version:
-                # Another request read the store after this one and installed a newer
-                # snapshot (and may have answered with it). The serving version only grows,
-                # so this read is stale: a process never goes back to an older policy.
-                return current
-            self._policies[key] = fresh
-        return fresh
+        return install_newest(self._policies, key, fresh, self._lock)
 
     def forget(self, key: str) -> None:
         """Drop experiment ``key``'s entry: the next :meth:`get` rebuilds it from the store."""

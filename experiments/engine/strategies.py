@@ -39,7 +39,7 @@ from bandit import Policy
 from experiments.engine.holdout import assign_group, in_panel, panel_strategy
 from experiments.engine.planning import SuppressionReason
 from experiments.engine.registry import find_experiment
-from experiments.engine.snapshots import SNAPSHOT_CHECK_SECONDS, LoadedPolicy
+from experiments.engine.snapshots import SNAPSHOT_CHECK_SECONDS, LoadedPolicy, install_newest
 from experiments.spec import SpecError, parse_spec
 from experiments.spec.strategies import StrategySet
 from experiments.store.database import Database
@@ -128,9 +128,7 @@ class StrategyPolicies:
                 version=version,
                 checked_at=monotonic,
             )
-        with self._lock:
-            self._loaded[key] = fresh
-        return fresh
+        return install_newest(self._loaded, key, fresh, self._lock)
 
     def forget(self, key: str) -> None:
         """Drop experiment ``key``'s entry: the next :meth:`get` reads the newest snapshot

@@ -1,4 +1,4 @@
-"""PolicyCache never goes back to an older snapshot: two requests that find the cache stale
+"""The policy caches never go back to an older snapshot: two requests that find the cache stale
 read the store at the same time, and the one whose read saw the older serving snapshot
 finishes last. Its read must not replace the newer policy the other one installed (and may
 already have answered with)."""
@@ -6,6 +6,7 @@ already have answered with)."""
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
@@ -16,7 +17,7 @@ from test_engine import START, ask, spec_dict
 from experiments.engine import DecisionEngine, OutcomeInput
 from experiments.engine import snapshots as snapshots_module
 from experiments.engine.clock import ManualClock
-from experiments.engine.snapshots import PolicyCache, PolicyFactory
+from experiments.engine.snapshots import PolicyCache, PolicyFactory, install_newest
 from experiments.store import models
 from experiments.store.database import Database
 
@@ -71,3 +72,22 @@ def test_a_slow_read_of_an_older_snapshot_does_not_replace_a_newer_one(
     assert not slow.is_alive()
     assert seen == [2]  # the slow request answers with the newer policy, not its own read
     assert cache.get("promo").version == 2  # and the cache still holds it
+
+
+@dataclass(frozen=True)
+class Entry:
+    version: int
+    name: str
+
+
+def test_install_newest_keeps_a_higher_version_and_takes_an_equal_or_higher_one() -> None:
+    """The rule both caches install by (policies and strategy policies): an equal version is
+    taken (its settings may have changed), a lower one never."""
+    cache: dict[str, Entry] = {}
+    lock = threading.Lock()
+    assert install_newest(cache, "k", Entry(2, "first"), lock) == Entry(2, "first")
+    assert install_newest(cache, "k", Entry(1, "stale"), lock) == Entry(2, "first")
+    assert install_newest(cache, "k", Entry(2, "settings"), lock) == Entry(2, "settings")
+    assert install_newest(cache, "k", Entry(3, "newer"), lock) == Entry(3, "newer")
+    assert install_newest(cache, "other", Entry(0, "prior"), lock) == Entry(0, "prior")
+    assert cache == {"k": Entry(3, "newer"), "other": Entry(0, "prior")}

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 from test_engine import START, ask, spec_dict
@@ -91,3 +93,19 @@ def test_install_newest_keeps_a_higher_version_and_takes_an_equal_or_higher_one(
     assert install_newest(cache, "k", Entry(3, "newer"), lock) == Entry(3, "newer")
     assert install_newest(cache, "other", Entry(0, "prior"), lock) == Entry(0, "prior")
     assert cache == {"k": Entry(3, "newer"), "other": Entry(0, "prior")}
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5), min_size=1, max_size=12))
+def test_whatever_the_order_of_installs_the_cache_ends_at_the_highest_version(
+    versions: list[int],
+) -> None:
+    """Reads finish in any order: each install answers with the highest version seen so far,
+    and the cache ends at the highest of all (the latest read of that version)."""
+    cache: dict[str, Entry] = {}
+    lock = threading.Lock()
+    for position, version in enumerate(versions):
+        answer = install_newest(cache, "k", Entry(version, f"read {position}"), lock)
+        assert answer.version == max(versions[: position + 1])
+    top = max(versions)
+    last_top = max(position for position, version in enumerate(versions) if version == top)
+    assert cache["k"] == Entry(top, f"read {last_top}")

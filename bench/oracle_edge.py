@@ -34,7 +34,7 @@ from experiments.spec import ExperimentSpec, load_spec
 #: Per-customer truths compared, as ``RolloutResult.kpis`` names them, and their labels.
 KPIS = (
     ("revenue", "revenue"),
-    ("accepts", "purchases (accepts)"),
+    ("accepts", "purchases"),
     ("clicks", "clicks"),
     ("contacts", "contacts"),
     ("retained", "retained"),
@@ -111,10 +111,11 @@ def _treated_shares(
 
 def render(edge: OracleEdge, console: Console) -> None:
     """The KPI table, then one table of level shares per factor with more than one level."""
-    kpis = Table(title=f"Click oracle against revenue oracle ({edge.objective})")
-    for column in ("per treated customer", "click oracle", "revenue oracle", "difference"):
-        kpis.add_column(column, justify="left" if column.startswith("per") else "right")
-    kpis.add_column("95% interval", justify="right")
+    kpis = Table(title=f"Per treated customer: click oracle, revenue oracle ({edge.objective})")
+    kpis.add_column("KPI")
+    for column in ("click", "revenue", "difference"):
+        kpis.add_column(column, justify="right")
+    kpis.add_column("95% interval", justify="right", no_wrap=True)
     for kpi in edge.kpis:
         kpis.add_row(
             kpi.label,

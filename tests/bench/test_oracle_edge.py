@@ -37,9 +37,12 @@ def test_the_edge_is_the_one_engage_run_reports_and_the_shares_are_whole() -> No
         assert len(names) == by_click.size == by_revenue.size
         assert by_click.sum() == pytest.approx(1.0)
         assert by_revenue.sum() == pytest.approx(1.0)
-    console = Console(record=True, width=160)
+    console = Console(record=True, width=80)
     render(edge, console)
     text = console.export_text()
     assert "Share of contacts by message" in text
+    # Each KPI's interval fits on its own row at 80 columns.
+    revenue_row = next(line for line in text.splitlines() if line.startswith("│ revenue "))
+    assert revenue_row.count("[") == revenue_row.count("]") == 1
     assert "Share of contacts by offer" not in text  # one level: nothing to compare
     assert np.isfinite([kpi.low for kpi in edge.kpis]).all()

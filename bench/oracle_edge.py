@@ -23,12 +23,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bandit import DecisionSpace
 from experiments.analysis.lift import paired_difference
 from experiments.runs.oracles import CLICK, oracle_rollouts, revenue_objective
 from experiments.runs.simulation import RunOptions
 from experiments.runs.world import holdout_mask
-from experiments.simulate import RolloutResult
 from experiments.spec import ExperimentSpec, load_spec
 
 #: Per-customer truths compared, as ``RolloutResult.kpis`` names them, and their labels.
@@ -90,23 +88,12 @@ def oracle_edge(spec: ExperimentSpec, options: RunOptions) -> OracleEdge:
     levels = {
         factor: (
             tuple(space.factors[factor]),
-            _treated_shares(click, space, factor, treated),
-            _treated_shares(revenue, space, factor, treated),
+            click.level_shares(space, factor, treated),
+            revenue.level_shares(space, factor, treated),
         )
         for factor in space.factor_names
     }
     return OracleEdge(revenue_objective(spec), kpis, levels)
-
-
-def _treated_shares(
-    rollout: RolloutResult, space: DecisionSpace, factor: str, treated: np.ndarray
-) -> np.ndarray:
-    """Share of the treated customers' contacts that used each level of ``factor``."""
-    keep = treated[rollout.customers]
-    position = space.factor_names.index(factor)
-    codes = space.level_index[rollout.actions[keep], position]
-    counts = np.bincount(codes, minlength=len(space.factors[factor]))
-    return counts / max(1, int(keep.sum()))
 
 
 def render(edge: OracleEdge, console: Console) -> None:

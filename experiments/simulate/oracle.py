@@ -59,12 +59,17 @@ class RolloutResult:
         """Share of customers still active."""
         return float(self.kpis["retained"].mean())
 
-    def level_shares(self, space: DecisionSpace, factor: str) -> np.ndarray:
-        """Share of contacts that used each level of ``factor``, in the space's level order."""
+    def level_shares(
+        self, space: DecisionSpace, factor: str, customers: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Share of contacts that used each level of ``factor``, in the space's level order:
+        of every contact, or of those to the customers ``customers`` (bool, one per customer)
+        marks."""
+        actions = self.actions if customers is None else self.actions[customers[self.customers]]
         position = space.factor_names.index(factor)
-        codes = space.level_index[self.actions, position]
+        codes = space.level_index[actions, position]
         counts = np.bincount(codes, minlength=len(space.factors[factor]))
-        return counts / max(1, self.actions.size)
+        return counts / max(1, actions.size)
 
 
 def greedy_rollout(

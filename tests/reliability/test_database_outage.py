@@ -91,6 +91,17 @@ class Answer:
         )
 
 
+def click(outcome_id: str, decision_id: str) -> dict[str, Any]:
+    """A click on ``decision_id``, happening now."""
+    return {
+        "outcome_id": outcome_id,
+        "decision_id": decision_id,
+        "event": "click",
+        "value": 1.0,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+
+
 class Traffic:
     """Client threads deciding and reporting outcomes, and one polling /healthz, until stopped.
 
@@ -160,26 +171,22 @@ class Traffic:
                 request_id = f"r{index}-{number}"
                 answer = self.decide(http, request_id, f"c{index}-{number}")
                 if answer.ok:
-                    pending.append(
-                        {
-                            "outcome_id": f"o{index}-{number}",
-                            "decision_id": answer.body["decision_id"],
-                            "event": "click",
-                            "value": 1.0,
-                            "occurred_at": datetime.now(UTC).isoformat(),
-                        }
-                    )
+                    pending.append(click(f"o{index}-{number}", answer.body["decision_id"]))
                 # A backlog of two, sent as soon as decisions fail: outcomes meet the outage too.
-                if len(pending) > 2 or (pending and not answer.ok):
-                    batch = pending[:2]
-                    path = "/v1/outcomes"
-                    sent = self._send(http, "outcomes", "POST", path, json={"outcomes": batch})
-                    if sent.ok:  # accepted or already there: stored either way
-                        del pending[:2]
-                        with self._lock:
-                            self.acknowledged_outcomes.update(item["outcome_id"] for item in batch)
+                backlog = len(pending) > 2 or (pending and not answer.ok)
+                if backlog and self.report(http, pending[:2]).ok:
+                    del pending[:2]
                 if not answer.ok:
                     self._halt.wait(0.05)
+
+    def report(self, http: httpx.Client, batch: list[dict[str, Any]]) -> Answer:
+        """Post ``batch`` of outcomes; on 202 (accepted or already there: stored either way)
+        their ids are acknowledged."""
+        sent = self._send(http, "outcomes", "POST", "/v1/outcomes", json={"outcomes": batch})
+        if sent.ok:
+            with self._lock:
+                self.acknowledged_outcomes.update(item["outcome_id"] for item in batch)
+        return sent
 
     def decide(self, http: httpx.Client, request_id: str, customer: str) -> Answer:
         body = {"customer_id": customer, "context": context(), "request_id": request_id}
@@ -202,20 +209,8 @@ class Traffic:
         def outcome() -> None:
             with self._lock:
                 decision_id = next(iter(self.acknowledged_decisions.values()))
-            item = {
-                "outcome_id": "burst-outcome",
-                "decision_id": decision_id,
-                "event": "click",
-                "value": 1.0,
-                "occurred_at": datetime.now(UTC).isoformat(),
-            }
             with httpx.Client(headers=self.headers, timeout=30) as http:
-                sent = self._send(
-                    http, "outcomes", "POST", "/v1/outcomes", json={"outcomes": [item]}
-                )
-            if sent.ok:
-                with self._lock:
-                    self.acknowledged_outcomes.add("burst-outcome")
+                self.report(http, [click("burst-outcome", decision_id)])
 
         threads = [threading.Thread(target=outcome)]
         threads += [threading.Thread(target=one, args=(n,)) for n in range(requests)]

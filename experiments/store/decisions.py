@@ -10,7 +10,7 @@ up stored becomes persistent in ``session`` so later attribute changes are flush
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -342,7 +342,9 @@ def reward_candidates(
     return due + _candidates(fresh, due=False)
 
 
-def _candidates(rows: Any, *, due: bool) -> list[RewardCandidate]:
+def _candidates(
+    rows: Iterable[tuple[str, datetime | None, dict[str, Any] | None]], *, due: bool
+) -> list[RewardCandidate]:
     """``(id, activated_at, context)`` rows as :class:`RewardCandidate` rows, all ``due``."""
     return [
         RewardCandidate(id_, activated_at, context, due=due) for id_, activated_at, context in rows

@@ -41,11 +41,15 @@ class ChurnLabels:
 
 
 def matured_interval(
-    previous: datetime | None, now: datetime, window: timedelta
+    previous: datetime | None, now: datetime, window: timedelta, since: datetime | None = None
 ) -> tuple[datetime | None, datetime]:
     """``[previous - W, now - W)``: the decisions whose label completes between the previous
-    snapshot and this one (``previous`` None: every decision before ``now - W``)."""
-    return (None if previous is None else previous - window), now - window
+    snapshot and this one (``previous`` None: every decision before ``now - W``), starting no
+    earlier than ``since`` when given (decisions before it are never labelled)."""
+    start = None if previous is None else previous - window
+    if since is not None:
+        start = since if start is None else max(start, since)
+    return start, now - window
 
 
 def label_churn(
@@ -72,11 +76,13 @@ def matured_churn_labels(
     previous: datetime | None,
     now: datetime,
     window: timedelta,
+    since: datetime | None = None,
 ) -> ChurnLabels:
     """The churn labels that matured between the snapshot published at ``previous`` and
-    ``now`` (module docstring), with the decisions' encoded contexts and actions. A decision
-    whose context was erased is left out, as in learning."""
-    start, end = matured_interval(previous, now, window)
+    ``now`` (module docstring), with the decisions' encoded contexts and actions, for
+    decisions made at ``since`` or later (None: any). A decision whose context was erased is
+    left out, as in learning."""
+    start, end = matured_interval(previous, now, window, since)
     decisions = served_decisions_between(session, experiment_key=key, start=start, end=end)
     X, usable = encode_usable(spec, decisions)
     if not usable:

@@ -11,10 +11,12 @@ answer, built by :meth:`DecisionResult.of` from a planned row or a stored one al
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import numpy as np
 
 from experiments.engine.clock import Clock
 from experiments.engine.customer_state import customer_state
@@ -25,6 +27,7 @@ from experiments.engine.planning import (
     encode_batch,
     encode_single,
     plan_decisions,
+    plan_history,
 )
 from experiments.engine.reward import window_closes_at
 from experiments.engine.snapshots import LoadedPolicy, PolicyCache
@@ -135,6 +138,44 @@ class Decider:
             return []
         loaded = self._running_policy(key)
         planned = self._plan(key, loaded, requests, encode_batch(loaded.spec, requests))
+        return self._store_batch(planned)
+
+    def log_history(
+        self,
+        key: str,
+        requests: Sequence[DecisionRequest],
+        actions: np.ndarray,
+        probabilities: np.ndarray,
+    ) -> list[DecisionResult]:
+        """Store decisions another system made at the clock's time, with the laws they were
+        drawn from (:func:`~experiments.engine.planning.plan_history`), so this experiment's
+        learners and contact state start from a business-as-usual log. The customers' state
+        is appended and logged as for a decision of the policy's; no contact rule applies.
+        """
+        if not requests:
+            return []
+        loaded = self._running_policy(key)
+        now = self._clock.now()
+        planned = self._with_state(
+            key,
+            loaded,
+            requests,
+            encode_batch(loaded.spec, requests),
+            now,
+            lambda encoded: plan_history(
+                key,
+                loaded,
+                requests,
+                encoded,
+                now=now,
+                actions=actions,
+                probabilities=probabilities,
+            ),
+        )
+        return self._store_batch(planned)
+
+    def _store_batch(self, planned: list[PlannedDecision]) -> list[DecisionResult]:
+        """Insert a batch's rows in one transaction and answer from them."""
         with self._database.session() as session:
             insert_decisions(session, decisions=[row.as_row() for row in planned])
             session.commit()
@@ -199,12 +240,32 @@ class Decider:
                 [request.customer_id for request in requests],
                 now=now,
             )
+        return self._with_state(
+            key,
+            loaded,
+            requests,
+            encoded,
+            now,
+            lambda augmented: plan_decisions(
+                key, loaded, requests, augmented, now=now, recent=recent, strategies=strategies
+            ),
+        )
+
+    def _with_state(
+        self,
+        key: str,
+        loaded: LoadedPolicy,
+        requests: Sequence[DecisionRequest],
+        encoded: Encoded,
+        now: datetime,
+        plan: Callable[[Encoded], list[PlannedDecision]],
+    ) -> list[PlannedDecision]:
+        """``plan`` the requests with the customers' state appended to their contexts when
+        the spec adds one, and logged in each row's context."""
         state = customer_state(self._database, key, loaded.spec, requests, now)
         if state is not None:
             encoded = state.augment(encoded)
-        planned = plan_decisions(
-            key, loaded, requests, encoded, now=now, recent=recent, strategies=strategies
-        )
+        planned = plan(encoded)
         return planned if state is None else state.log(planned)
 
     def _recent_contacts(

@@ -32,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from experiments.analysis.guardrails import GuardrailChecks
 from experiments.engine.clock import Clock, SystemClock
 from experiments.engine.decide import Decider, DecisionResult
@@ -159,6 +161,18 @@ class DecisionEngine:
         """Decide for a batch of customers in one transaction (simulations, bulk scoring);
         requests carry no request ids, and context errors name ``contexts[i].<field>``."""
         return self._decider.decide_many(key, requests)
+
+    def log_history(
+        self,
+        key: str,
+        requests: Sequence[DecisionRequest],
+        actions: np.ndarray,
+        probabilities: np.ndarray,
+    ) -> list[DecisionResult]:
+        """Store decisions another system made (a business-as-usual log: ``actions`` drawn
+        from the laws ``probabilities`` over the actions) at the clock's time, so learners and
+        contact state start from them; no contact rule applies."""
+        return self._decider.log_history(key, requests, actions, probabilities)
 
     def activate(self, decision_id: str) -> DecisionResult:
         """Activate a deferred decision: its reward window starts now (idempotent)."""

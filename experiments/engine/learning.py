@@ -108,7 +108,7 @@ class SnapshotPublisher:
                 actions, rewards, propensities = _arrays(usable)
                 treatment.update(X, actions, rewards, propensities)
                 if isinstance(treatment, LookaheadTSPolicy) and treatment.churn_value > 0:
-                    self._learn_churn(session, key, spec, treatment, latest)
+                    self._learn_churn(session, experiment, spec, treatment, latest)
             new_version = version + 1
             if gated:  # before the snapshot: the serving version it records excludes it
                 promotion.propose(session, key=key, version=new_version, now=self._clock.now())
@@ -131,19 +131,23 @@ class SnapshotPublisher:
     def _learn_churn(
         self,
         session: Session,
-        key: str,
+        experiment: models.Experiment,
         spec: ExperimentSpec,
         treatment: LookaheadTSPolicy,
         latest: models.PolicySnapshot | None,
     ) -> None:
         """Fold the churn labels that matured since the previous snapshot into
-        ``treatment``'s churn model (:mod:`experiments.engine.churn_labels`)."""
+        ``treatment``'s churn model (:mod:`experiments.engine.churn_labels`), for decisions
+        made since the experiment was created: an imported history's decisions
+        (:meth:`~experiments.engine.decide.Decider.log_history`) predate it, and nothing says
+        its churns were collected."""
         event = spec.state.churn_event if spec.state is not None else None
         if event is None:
             return
         found = matured_churn_labels(
             session,
-            key=key,
+            key=experiment.key,
+            since=experiment.created_at,
             spec=spec,
             event=event,
             previous=None if latest is None else latest.created_at,

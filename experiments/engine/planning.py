@@ -26,6 +26,7 @@ from experiments.engine.holdout import assign_group
 from experiments.engine.registry import invalid_input
 from experiments.engine.reward import window_closes_at
 from experiments.engine.snapshots import LoadedPolicy
+from experiments.errors import InvalidInputError
 from experiments.spec import ContactSpec, ExperimentSpec, SpecError
 from experiments.spec.state import LEVELS_KEY
 from experiments.store.models import new_decision_ids
@@ -225,6 +226,89 @@ def plan_decisions(
         encoded = Encoded(encoded.contexts, eligible)
     centred = spec.state is not None and spec.state.centred
     actions, propensities, marginals = _choose(loaded, encoded, groups, suppressed, centred)
+    return _rows(
+        key,
+        loaded,
+        requests,
+        encoded,
+        now=now,
+        groups=groups,
+        suppressed=suppressed,
+        choice=(actions, propensities, marginals),
+        strategies=strategies,
+    )
+
+
+def plan_history(
+    key: str,
+    loaded: LoadedPolicy,
+    requests: Sequence[DecisionRequest],
+    encoded: Encoded,
+    *,
+    now: datetime,
+    actions: np.ndarray,
+    probabilities: np.ndarray,
+) -> list[PlannedDecision]:
+    """Rows for decisions another system made: ``actions`` ``(n,)`` drawn from the laws
+    ``probabilities`` ``(n, A)`` (a business-as-usual log), stored as this experiment's own so
+    its learners start from them. Each row's propensity is its law's chance of the logged
+    action, exact as the learners' off-policy corrections need; no contact rule applies (the
+    contacts happened), and groups follow the holdout hash as for any decision.
+
+    Raises :class:`~experiments.errors.InvalidInputError` (field ``actions``) when an action is
+    outside the space or had no chance under its law.
+    """
+    spec = loaded.spec
+    law = np.asarray(probabilities, dtype=np.float64)
+    chosen = np.asarray(actions, dtype=np.int64)
+    space = spec.decision_space()
+    if law.shape != (len(requests), space.n_actions) or chosen.shape != (len(requests),):
+        raise InvalidInputError(
+            f"expected one action and one law over the {space.n_actions} actions per request",
+            field="actions",
+        )
+    if chosen.size and (chosen.min() < 0 or chosen.max() >= space.n_actions):
+        raise InvalidInputError(
+            f"expected action indices in [0, {space.n_actions})", field="actions"
+        )
+    propensities = law[np.arange(chosen.size), chosen]
+    if chosen.size and not (propensities > 0).all():
+        raise InvalidInputError(
+            "expected actions with a positive chance under their law", field="actions"
+        )
+    centred = spec.state is not None and spec.state.centred
+    marginals = level_marginals(space, law) if centred else None
+    salt = spec.holdout_salt
+    groups = [assign_group(salt, request.customer_id, spec.holdout.share) for request in requests]
+    return _rows(
+        key,
+        loaded,
+        requests,
+        encoded,
+        now=now,
+        groups=groups,
+        suppressed=[None] * len(requests),
+        choice=(chosen, propensities, marginals),
+        strategies=None,
+    )
+
+
+def _rows(
+    key: str,
+    loaded: LoadedPolicy,
+    requests: Sequence[DecisionRequest],
+    encoded: Encoded,
+    *,
+    now: datetime,
+    groups: Sequence[Group],
+    suppressed: Sequence[SuppressionReason | None],
+    choice: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    strategies: StrategyPlan | None,
+) -> list[PlannedDecision]:
+    """The decision rows for chosen ``(actions, propensities, level marginals)`` (-1 / NaN:
+    none), in request order."""
+    spec = loaded.spec
+    actions, propensities, marginals = choice
     space = spec.decision_space()
     closes = window_closes_at(spec.reward, now)
     # Plain Python values, converted once per batch rather than element by element.

@@ -244,3 +244,11 @@ def arm_names(values: Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; expected some of {list(KNOWN_ARMS)}")
     return tuple(values)
+
+
+def churn_label_event(spec: ExperimentSpec) -> str | None:
+    """The ``[state] churn_event`` when the spec's policy learns churn (``lookahead_ts`` with
+    ``churn_value > 0``), else None."""
+    if spec.policy.name != "lookahead_ts" or spec.state is None:
+        return None
+    return spec.state.churn_event if spec.policy.params.get("churn_value", 0.0) > 0 else None

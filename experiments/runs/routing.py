@@ -17,10 +17,24 @@ from __future__ import annotations
 
 import bisect
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-__all__ = ["OutcomeRouter"]
+import numpy as np
+
+__all__ = ["DECISION_BLOCK_HOURS", "OutcomeRouter", "block_hours"]
+
+#: Hours per decision block of a simulated day: visitors are decided at the start of the
+#: block they show up in, so their responses follow the logged decision time, and blocks keep
+#: the number of engine calls (and commits) per simulated day small.
+DECISION_BLOCK_HOURS = 6
+
+
+def block_hours(visit: np.ndarray) -> np.ndarray:
+    """int64 ``(n,)``: the hour of the day each visit (hours ``(n,)``) is decided at, the
+    start of its block of :data:`DECISION_BLOCK_HOURS`."""
+    return (np.floor(visit / DECISION_BLOCK_HOURS) * DECISION_BLOCK_HOURS).astype(np.int64)
 
 
 @dataclass
@@ -47,6 +61,28 @@ class OutcomeRouter:
         shown.times.append(shown_at)
         shown.decisions.append((decision_id, closes_at))
         heapq.heappush(self._closing, (closes_at, customer))
+
+    def add_day(
+        self,
+        day_start: datetime,
+        customers: np.ndarray,
+        visit: np.ndarray,
+        decision_ids: Sequence[str],
+        window: timedelta,
+    ) -> None:
+        """Note a day's contacts: ``customers[i]`` shown ``decision_ids[i]`` at hour
+        ``visit[i]``, logged at the start of its block (:func:`block_hours`), so its window
+        closes ``window`` after that."""
+        logged = block_hours(visit)
+        for customer, hour, block, decision_id in zip(
+            customers.tolist(), visit.tolist(), logged.tolist(), decision_ids, strict=True
+        ):
+            self.add(
+                customer,
+                day_start + timedelta(hours=hour),
+                decision_id,
+                day_start + timedelta(hours=block) + window,
+            )
 
     def route(self, customer: int, occurred_at: datetime) -> str | None:
         """The decision an event of ``customer`` at ``occurred_at`` belongs to: the newest

@@ -41,11 +41,18 @@ from experiments.analysis.report import (
 from experiments.analysis.strategies import StrategyReport
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
-from experiments.runs.arms import ARMS, allocation_factor, arm_spec, regret_kind
+from experiments.runs.arms import (
+    ARMS,
+    allocation_factor,
+    arm_spec,
+    churn_label_event,
+    regret_kind,
+)
 from experiments.runs.comparison import ArmComparison, compare_arms
+from experiments.runs.history import replay_burn_in
 from experiments.runs.oracles import OracleResult, run_oracles
 from experiments.runs.preflight import check_keys_free
-from experiments.runs.routing import OutcomeRouter
+from experiments.runs.routing import OutcomeRouter, block_hours
 from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.strategies import StrategyDays
 from experiments.runs.workers import heaviest_first, run_in_workers
@@ -60,8 +67,6 @@ __all__ = ["ArmResult", "RunOptions", "RunResult", "holdout_mask", "run_simulati
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 RECORD_CHUNK = 5_000
-#: Hours per decision block of a simulated day (see _ArmRunner._day).
-DECISION_BLOCK_HOURS = 6
 #: Contacts per day on which the simulator's expected rewards are evaluated for regret.
 REGRET_SAMPLE = 64
 
@@ -113,6 +118,8 @@ class ArmResult:
     off_policy: OffPolicySummary | None = None
     policy_version: int = 0
     decisions: int = 0
+    #: Decisions replayed from the burn-in's log before day 0 (``learn_from_burn_in``).
+    history_decisions: int = 0
     per_customer: dict[str, np.ndarray] = field(default_factory=dict)
     #: The strategy arm's strategy report, allocation by day and strategy names.
     strategies: StrategyReport | None = None
@@ -167,7 +174,10 @@ class _ArmRunner:
         )
         self.engine.create_experiment(self.spec)
         self.world = CustomerWorld(
-            world_config(self.spec, options), self.spec.decision_space(), self.spec.context
+            world_config(self.spec, options),
+            self.spec.decision_space(),
+            self.spec.context,
+            log_burn_in=self.spec.simulation.learn_from_burn_in,
         )
         self.on_day = on_day
         self.customer_ids = np.array([f"c{index}" for index in range(options.customers)])
@@ -198,6 +208,9 @@ class _ArmRunner:
         factor = allocation_factor(self.spec.decision_space())
         self.result.allocation_factor = factor
         self.result.allocation_labels = tuple(self.spec.decision_space().factors[factor])
+        if self.world.burn_in_log:
+            self.result.history_decisions = replay_burn_in(self, self.world.burn_in_log, START)
+            self.world.burn_in_log.clear()
 
     def run(self) -> ArmResult:
         allocation = []
@@ -217,11 +230,9 @@ class _ArmRunner:
         day_start = START + timedelta(days=day)
         visitors = self.world.visitors()
         contexts = self.world.contexts(visitors)
-        # Visitors are decided in blocks of DECISION_BLOCK_HOURS, at the start of the block
-        # they show up in, so their responses follow the logged decision time; blocks keep the
-        # number of engine calls (and commits) per simulated day small.
+        # Visitors are decided in blocks of hours (experiments.runs.routing.block_hours).
         visit = self.world.visit_hours(visitors)
-        hours = (np.floor(visit / DECISION_BLOCK_HOURS) * DECISION_BLOCK_HOURS).astype(np.int64)
+        hours = block_hours(visit)
         results: list[Any] = [None] * visitors.size
         for hour in np.unique(hours):
             rows = np.flatnonzero(hours == hour)
@@ -242,20 +253,18 @@ class _ArmRunner:
             dtype=np.int64,
         )
         contacted = actions >= 0
-        window = self.spec.reward.window
         self.decided.update(int(customer) for customer in visitors[contacted])
-        for row in np.flatnonzero(contacted):
-            logged = day_start + timedelta(hours=int(hours[row]))
-            self.router.add(
-                int(visitors[row]),
-                day_start + timedelta(hours=float(visit[row])),
-                results[row].decision_id,
-                logged + window,
-            )
+        self.router.add_day(
+            day_start,
+            visitors[contacted],
+            visit[contacted],
+            [results[row].decision_id for row in np.flatnonzero(contacted)],
+            self.spec.reward.window,
+        )
         regret = self._regret(visitors[contacted], actions[contacted])
         self.world.act(visitors, actions)
         events = self.world.end_day()
-        self._record(events, day, day_start)
+        self.record(events, day, day_start)
         self.clock.set(day_start + timedelta(days=1))
         self.router.forget_closed(day_start + timedelta(days=1))
         rewards = self.engine.join_rewards(self.spec.key)
@@ -319,7 +328,7 @@ class _ArmRunner:
             measured[f"{prefix}expected_reward"] = float(chosen.sum() * scale)
         return measured
 
-    def _record(self, events: Any, day: int, day_start: datetime) -> None:
+    def record(self, events: Any, day: int, day_start: datetime) -> None:
         """Send the day's events for customers with a decision through the outcome path, each
         naming the decision it belongs to (:class:`~experiments.runs.routing.OutcomeRouter`).
 
@@ -357,7 +366,7 @@ class _ArmRunner:
     def _reported_by_customer(self, customer: int, event: object) -> bool:
         """Whether an event no decision's window holds is reported, naming the customer: for
         a customer who has had a decision, in an arm with strategies, or when it is the churn
-        event the arm's policy learns from (:meth:`_record`)."""
+        event the arm's policy learns from (:meth:`record`)."""
         if customer not in self.decided:
             return False
         return self.strategy_days is not None or str(event) == self.by_customer_event
@@ -403,14 +412,6 @@ class _ArmRunner:
             snapshot = latest_snapshot(session, experiment_key=key)
         state = unpack_state(snapshot.state) if snapshot is not None else None
         return off_policy_summary(self.spec, rows, state, seed=seed, sampled=keep is not None)
-
-
-def churn_label_event(spec: ExperimentSpec) -> str | None:
-    """The ``[state] churn_event`` when the spec's policy learns churn (``lookahead_ts`` with
-    ``churn_value > 0``), else None."""
-    if spec.policy.name != "lookahead_ts" or spec.state is None:
-        return None
-    return spec.state.churn_event if spec.policy.params.get("churn_value", 0.0) > 0 else None
 
 
 def _run_arm(

@@ -47,7 +47,11 @@ are today's world.
 **Burn-in.** ``WorldConfig.burn_in_days`` days of business as usual (uniform eligible
 actions under ``WorldConfig.burn_in_rules``) are lived before day 0, so customers start with
 fatigue, nurture, contact counts and offers of their own; nobody churns in them and none of
-their outcomes is reported. With 0 (the default) every customer starts fresh.
+their outcomes is reported. With 0 (the default) every customer starts fresh. With
+``log_burn_in`` the world keeps what the burn-in did (:class:`BurnInDay`, one per day: who was
+contacted, when, with what context and action, and the day's events), so a learner can start
+from business as usual's log as a deployment starts from its predecessor's; keeping it draws
+no random numbers, so the world is the same with or without it.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ from experiments.simulate.contexts import context_rows
 from experiments.simulate.drift import Drift
 from experiments.simulate.events import Events
 from experiments.simulate.fields import ContextFieldLike, FieldPlan, plan_fields
+from experiments.simulate.history import BurnInDay
 from experiments.simulate.outcomes import day_events
 from experiments.simulate.response import contact
 from experiments.simulate.rules import ContactLedger
@@ -81,6 +86,7 @@ class CustomerWorld:
         context_fields: the spec's context schema (name -> field with ``type`` and, for
             categorical fields, ``levels``); ``ValueError`` names a field the world cannot
             provide.
+        log_burn_in: keep the burn-in's log in :attr:`burn_in_log`.
 
     Attributes:
         config: as given.
@@ -89,6 +95,7 @@ class CustomerWorld:
         n_actions: the space's number of actions.
         customers: every customer's traits and hidden state
             (:class:`~experiments.simulate.population.Customers`); read it, do not write it.
+        burn_in_log: with ``log_burn_in``, the burn-in's days in order (else empty).
     """
 
     def __init__(
@@ -96,6 +103,8 @@ class CustomerWorld:
         config: WorldConfig,
         space: DecisionSpace,
         context_fields: Mapping[str, ContextFieldLike],
+        *,
+        log_burn_in: bool = False,
     ) -> None:
         if not isinstance(config, WorldConfig):
             raise ValueError(f"'config' must be a WorldConfig; got {type(config).__name__}")
@@ -122,26 +131,36 @@ class CustomerWorld:
         ready = self._state.readiness(everyone, penalise_active=False)
         population.hold_offers(self.customers, ready, self.semantics.offers, people, start=start)
         self._today: Today = begin_day(self._state, self._daily_rng)
+        self.burn_in_log: list[BurnInDay] = []
         if config.burn_in_days:
-            self._burn_in()
+            self._burn_in(log_burn_in)
 
-    def _burn_in(self) -> None:
+    def _burn_in(self, log: bool) -> None:
         """Live the days before day 0 under business as usual: each visitor the burn-in rules
         allow gets an eligible action drawn uniformly (from a generator of its own, so the
         world's other draws stay common to every world of the seed). Nobody churns: the
         population is who is a customer on day 0. The days' events, the responses still
         pending and the truth counted so far are dropped, so day 0 starts with a history of
-        contacts (fatigue, nurture, offers, contact counts) but with no outcomes of its own."""
+        contacts (fatigue, nurture, offers, contact counts) but with no outcomes of its own.
+        With ``log``, each day is kept in :attr:`burn_in_log` (contexts read before the
+        contacts, as a decision would see them)."""
         config = self.config
         rng = np.random.default_rng(np.random.SeedSequence([config.seed, 0xB0B]))
         ledger = ContactLedger(config.burn_in_rules, config.n_customers)
         eligible = np.flatnonzero(self.space.allowed)
+        law = self.space.allowed / eligible.size
         while self.day < 0:
             ids = self.visitors()
             ids = ids[ledger.allows(ids, self._today.visit_local[ids], self.day)]
             ledger.record(ids, self.day)
-            self.act(ids, rng.choice(eligible, size=ids.size))
-            self.end_day()
+            actions = rng.choice(eligible, size=ids.size)
+            day = self.day
+            contexts = self.contexts(ids) if log else []
+            hours = self.visit_hours(ids)
+            self.act(ids, actions)
+            events = self.end_day()
+            if log:
+                self.burn_in_log.append(BurnInDay(day, ids, hours, contexts, actions, law, events))
         self._state.pending.clear()
         self.customers.clear_truth()
 

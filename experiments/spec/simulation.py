@@ -6,6 +6,7 @@ worlds where other levels do the harm, with no change but this section::
 
     [simulation]
     burn_in_days = 28                     # days of business as usual lived before day 0
+    learn_from_burn_in = true             # every arm starts from the burn-in's log
 
     [simulation.levels.message]
     informational = "urgency"             # informational behaves as urgency does ...
@@ -36,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field, StrictStr, model_validator
+from pydantic import BaseModel, Field, StrictBool, StrictStr, model_validator
 
 from experiments.spec.errors import SpecError, names
 from experiments.spec.values import FROZEN, Integer
@@ -64,6 +65,11 @@ class SimulationSpec(BaseModel):
     Attributes:
         burn_in_days: days of business as usual (uniform eligible actions under the spec's
             contact rules) lived before day 0; 0 starts every customer fresh.
+        learn_from_burn_in: every arm's store starts with the burn-in's log, its contacts
+            as decisions with their uniform propensities and the outcomes that followed, so
+            learners and contact state start from business as usual, as a deployment starts
+            from its predecessor's campaign log (False: arms start with an empty store). The
+            world, its oracles and the holdout are the same either way.
         levels: role (``message``, ``channel``, ``timing``) -> level name -> the name of a
             built-in level of that role, or a table of semantics fields and values.
         mechanism: constants of the customers' behaviour by name, and their values.
@@ -72,6 +78,7 @@ class SimulationSpec(BaseModel):
     model_config = FROZEN
 
     burn_in_days: Integer = Field(default=DEFAULT_BURN_IN_DAYS, ge=0, le=3650)
+    learn_from_burn_in: StrictBool = False
     levels: dict[StrictStr, dict[StrictStr, Any]] = Field(default_factory=dict)
     mechanism: dict[StrictStr, Any] = Field(default_factory=dict)
 

@@ -59,3 +59,21 @@ def test_the_steps_intervals_tile_time(gaps: list[int], window_days: int) -> Non
     for (_, end), (start, _) in pairwise(intervals):
         assert start == end
     assert intervals[-1][1] == times[-1] - window
+
+
+def test_decisions_before_since_are_never_labelled() -> None:
+    """An imported history predates the experiment: its decisions get no churn label, so a
+    step's interval starts at ``since`` at the earliest, and a step wholly before it labels
+    nothing (an empty interval)."""
+    since = T0 + 20 * DAY
+    assert matured_interval(None, T0 + 30 * DAY, WEEK, since) == (since, T0 + 23 * DAY)
+    assert matured_interval(T0 + 25 * DAY, T0 + 40 * DAY, WEEK, since) == (
+        since,
+        T0 + 33 * DAY,
+    )
+    assert matured_interval(T0 + 30 * DAY, T0 + 40 * DAY, WEEK, since) == (
+        T0 + 23 * DAY,
+        T0 + 33 * DAY,
+    )
+    start, end = matured_interval(None, T0 + 10 * DAY, WEEK, since)
+    assert start is not None and end <= start  # nothing matured since the experiment began

@@ -236,12 +236,13 @@ def warn(line: str) -> None:
 
 
 def _print_tables(result: RunResult) -> None:
-    from experiments.runs.report import arm_summary
+    from experiments.runs.report import arm_summary, history_note
 
     options = result.options
     table = render.table(
         f"{result.spec.key}: {options.customers:,} customers x {options.days} days, per "
-        f"treated customer (burn-in {result.spec.simulation.burn_in_days} days)",
+        f"treated customer (burn-in {result.spec.simulation.burn_in_days} days"
+        f"{history_note(result)})",
         caption="regret: summed expected regret, in the arm's own reward",
     )
     render.name_column(

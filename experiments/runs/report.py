@@ -73,6 +73,8 @@ class ArmSummary(ReportModel):
     regret: Number
     decisions: int
     policy_version: int
+    #: Decisions replayed from the burn-in's log before day 0 (``learn_from_burn_in``).
+    history_decisions: int = 0
     note: str | None = None
 
 
@@ -92,6 +94,7 @@ def arm_summary(arm: ArmResult) -> ArmSummary:
         regret=sum(arm.daily.get("regret", [])),
         decisions=arm.decisions,
         policy_version=arm.policy_version,
+        history_decisions=arm.history_decisions,
         note=(
             None
             if arm.decisions
@@ -226,6 +229,14 @@ def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f}%"
 
 
+def history_note(result: RunResult) -> str:
+    """How the arms started: from the burn-in's log, with how many decisions, or empty."""
+    replayed = [arm.history_decisions for arm in result.arms if arm.history_decisions]
+    if not replayed:
+        return ""
+    return f", every arm first learned from its log ({min(replayed):,} decisions)"
+
+
 def render_markdown(result: RunResult) -> str:
     """The lift report as markdown (logged to MLflow as ``report.md``)."""
     options = result.options
@@ -236,7 +247,7 @@ def render_markdown(result: RunResult) -> str:
         f"{options.seed}{_policy_seed_note(options)}; "
         f"fatigue {'on' if options.fatigue else 'off'}, nurturing "
         f"{'on' if options.nurturing else 'off'}, drift {'on' if options.drift else 'off'}; "
-        f"burn-in {result.spec.simulation.burn_in_days} days.",
+        f"burn-in {result.spec.simulation.burn_in_days} days{history_note(result)}.",
         "",
         verdict(result),
         "",
@@ -283,6 +294,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         "verdict": verdict(result),
         "treated_customers": int(result.treated.sum()),
         "burn_in_days": result.spec.simulation.burn_in_days,
+        "learn_from_burn_in": result.spec.simulation.learn_from_burn_in,
         "oracles": _oracles_json(result),
         "share_definition": SHARE_DEFINITION,
         "interval_note": INTERVAL_NOTE,

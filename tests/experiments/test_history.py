@@ -18,6 +18,7 @@ from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
 from experiments.engine.holdout import assign_group
 from experiments.errors import InvalidInputError
+from experiments.runs.report import render_markdown, result_json
 from experiments.runs.simulation import START as RUN_START
 from experiments.runs.simulation import RunOptions, run_simulation
 from experiments.simulate import ContactRules, CustomerWorld, WorldConfig
@@ -218,6 +219,10 @@ def test_every_arm_starts_from_the_burn_in_log(tmp_path: Path) -> None:
     assert arm.history_decisions == before > 100
     assert snapshot is not None
     assert snapshot.version >= 7 + 1
+    report = result_json(result)
+    assert report["learn_from_burn_in"] is True
+    assert report["arms"][0]["history_decisions"] == before
+    assert f"every arm first learned from its log ({before:,} decisions)" in render_markdown(result)
     data["simulation"] = {"burn_in_days": 7}
     plain = run_simulation(
         parse_spec(data), RunOptions(customers=400, days=3, seed=2, arms=("interaction",))

@@ -76,4 +76,5 @@ def test_decisions_before_since_are_never_labelled() -> None:
         T0 + 33 * DAY,
     )
     start, end = matured_interval(None, T0 + 10 * DAY, WEEK, since)
-    assert start is not None and end <= start  # nothing matured since the experiment began
+    assert start is not None
+    assert end <= start  # nothing matured since the experiment began

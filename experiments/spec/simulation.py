@@ -84,6 +84,10 @@ class SimulationSpec(BaseModel):
 
     @model_validator(mode="after")
     def _values(self) -> SimulationSpec:
+        if self.learn_from_burn_in and self.burn_in_days == 0:
+            raise SpecError(
+                "learn_from_burn_in", "needs a burn-in to learn from; set burn_in_days above 0"
+            )
         for role, overrides in self.levels.items():
             if role not in ROLES:
                 raise SpecError(f"levels.{role}", f"unknown role; expected one of {names(ROLES)}")

@@ -84,6 +84,12 @@ def test_no_section_is_todays_world_after_a_burn_in(mechanism: ExperimentSpec) -
             "must be a number; got True",
         ),
         ({"burn_in_days": -1}, "simulation.burn_in_days", "greater than or equal to 0"),
+        ({"learn_from_burn_in": "yes"}, "simulation.learn_from_burn_in", "valid boolean"),
+        (
+            {"learn_from_burn_in": True, "burn_in_days": 0},
+            "simulation.learn_from_burn_in",
+            "needs a burn-in to learn from",
+        ),
         ({"seed": 3}, "simulation.seed", "unknown field"),
     ],
 )

@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from experiments.runs.arms import (
     ARMS,
@@ -19,7 +19,7 @@ from experiments.runs.arms import (
     arm_spec,
     regret_kind,
 )
-from experiments.runs.simulation import RunOptions, run_simulation
+from experiments.runs.simulation import START, RunOptions, run_simulation
 from experiments.spec import ExperimentSpec, load_spec
 from experiments.spec.state import STATE_KEY
 from experiments.store import models
@@ -142,11 +142,13 @@ def test_the_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -
 def test_the_lookahead_arm_learns_churn_over_the_weeks_after_each_contact(
     spec: ExperimentSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With ``churn_value`` set, every served decision older than the churn window at the
-    last snapshot is one row of the churn model (the intercept's entry of ``U^T U`` counts
-    them), and its label is whether its customer churned within the window after it (the
-    intercept's entry of ``U^T y``), read back from the store independently: churns by
-    customer and time, most of them outside any decision's one-day reward window."""
+    """With ``churn_value`` set, every served decision from day 0 on and older than the churn
+    window at the last snapshot is one row of the churn model (the intercept's entry of ``U^T
+    U`` counts them), and its label is whether its customer churned within the window after it
+    (the intercept's entry of ``U^T y``), read back from the store independently: churns by
+    customer and time, most of them outside any decision's one-day reward window. The
+    burn-in's log, replayed before day 0 (the spec's ``learn_from_burn_in``), is in the store
+    but labels nothing: nobody churns in a burn-in."""
     monkeypatch.setitem(LOOKAHEAD, "churn_value", 5.1)
     monkeypatch.setitem(LOOKAHEAD, "churn_window", timedelta(days=7))
     params = arm_spec(spec, "lookahead").policy.params
@@ -172,8 +174,16 @@ def test_the_lookahead_arm_learns_churn_over_the_weeks_after_each_contact(
                     col(models.Decision.action_index).is_not(None),
                     col(models.Decision.status).in_(["open", "rewarded", "paused"]),
                     models.Decision.created_at < snapshot.created_at - timedelta(days=7),
+                    models.Decision.created_at >= START,
                 )
             ).all()
+            history = session.exec(
+                select(func.count())
+                .select_from(models.Decision)
+                .where(
+                    models.Decision.experiment_key == arm.key, models.Decision.created_at < START
+                )
+            ).one()
             churns = session.exec(
                 select(
                     models.Outcome.customer_id,
@@ -189,6 +199,7 @@ def test_the_lookahead_arm_learns_churn_over_the_weeks_after_each_contact(
         for customer, at in decisions
     ]
     state = unpack_state(snapshot.state)
+    assert history == arm.history_decisions > 0
     assert state["churn_gram"][0, 0] == len(decisions) > 0
     assert state["churn_moment"][0] == sum(labels) > 0
     assert sum(decision is None for _, _, decision in churns) > sum(

@@ -40,6 +40,7 @@ __all__ = [
     "arm_summary",
     "comparison_markdown",
     "comparison_metrics",
+    "history_note",
     "render_markdown",
     "result_json",
     "track_run",

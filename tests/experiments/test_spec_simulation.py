@@ -28,10 +28,16 @@ def with_simulation(spec: ExperimentSpec, section: dict[str, Any]) -> dict[str, 
 
 
 def test_no_section_is_todays_world_after_a_burn_in(mechanism: ExperimentSpec) -> None:
-    assert mechanism.simulation == SimulationSpec()
-    assert mechanism.simulation.burn_in_days == 28
-    assert mechanism.simulation.level_semantics() == LevelSemantics()
-    assert mechanism.simulation.mechanism_value() == Mechanism()
+    data = mechanism.to_json_dict()
+    del data["simulation"]
+    plain = parse_spec(data).simulation
+    assert plain == SimulationSpec()
+    assert plain.burn_in_days == 28
+    assert plain.learn_from_burn_in is False
+    assert plain.level_semantics() == LevelSemantics()
+    assert plain.mechanism_value() == Mechanism()
+    # The example's section only starts its arms from the burn-in's log.
+    assert mechanism.simulation == SimulationSpec(learn_from_burn_in=True)
 
 
 @pytest.mark.parametrize(

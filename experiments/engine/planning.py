@@ -216,27 +216,16 @@ def plan_decisions(
             (:meth:`experiments.engine.strategies.StrategyPlan.apply`).
     """
     spec = loaded.spec
-    salt = spec.holdout_salt
-    groups = [assign_group(salt, request.customer_id, spec.holdout.share) for request in requests]
+    groups = _groups(spec, requests)
     suppressed = contact_suppressions(spec.contact, requests, recent)
     if strategies is not None:
         eligible, suppressed = strategies.apply(
             encoded.eligible, [request.customer_id for request in requests], suppressed
         )
         encoded = Encoded(encoded.contexts, eligible)
-    centred = spec.state is not None and spec.state.centred
-    actions, propensities, marginals = _choose(loaded, encoded, groups, suppressed, centred)
-    return _rows(
-        key,
-        loaded,
-        requests,
-        encoded,
-        now=now,
-        groups=groups,
-        suppressed=suppressed,
-        choice=(actions, propensities, marginals),
-        strategies=strategies,
-    )
+    actions, propensities, marginals = _choose(loaded, encoded, groups, suppressed, _centred(spec))
+    choice = _Choice(groups, suppressed, actions, propensities, marginals)
+    return _rows(key, loaded, requests, encoded, now, choice, strategies)
 
 
 def plan_history(
@@ -276,21 +265,33 @@ def plan_history(
         raise InvalidInputError(
             "expected actions with a positive chance under their law", field="actions"
         )
-    centred = spec.state is not None and spec.state.centred
-    marginals = level_marginals(space, law) if centred else None
-    salt = spec.holdout_salt
-    groups = [assign_group(salt, request.customer_id, spec.holdout.share) for request in requests]
-    return _rows(
-        key,
-        loaded,
-        requests,
-        encoded,
-        now=now,
-        groups=groups,
-        suppressed=[None] * len(requests),
-        choice=(chosen, propensities, marginals),
-        strategies=None,
-    )
+    marginals = level_marginals(space, law) if _centred(spec) else None
+    unsuppressed: list[SuppressionReason | None] = [None] * len(requests)
+    choice = _Choice(_groups(spec, requests), unsuppressed, chosen, propensities, marginals)
+    return _rows(key, loaded, requests, encoded, now, choice, None)
+
+
+class _Choice(NamedTuple):
+    """What was chosen for a batch, per request: the holdout group, why the customer was not
+    contacted (None: contacted), the action (-1: none), its propensity (NaN: none) and, for
+    ``[state] centred``, each level's chance of being sent (None: not logged)."""
+
+    groups: Sequence[Group]
+    suppressed: Sequence[SuppressionReason | None]
+    actions: np.ndarray
+    propensities: np.ndarray
+    marginals: np.ndarray | None
+
+
+def _groups(spec: ExperimentSpec, requests: Sequence[DecisionRequest]) -> list[Group]:
+    """Each request's holdout group, by the experiment's hash."""
+    salt, share = spec.holdout_salt, spec.holdout.share
+    return [assign_group(salt, request.customer_id, share) for request in requests]
+
+
+def _centred(spec: ExperimentSpec) -> bool:
+    """Whether decisions log their level marginals (``[state] centred``)."""
+    return spec.state is not None and spec.state.centred
 
 
 def _rows(
@@ -298,17 +299,13 @@ def _rows(
     loaded: LoadedPolicy,
     requests: Sequence[DecisionRequest],
     encoded: Encoded,
-    *,
     now: datetime,
-    groups: Sequence[Group],
-    suppressed: Sequence[SuppressionReason | None],
-    choice: tuple[np.ndarray, np.ndarray, np.ndarray | None],
+    choice: _Choice,
     strategies: StrategyPlan | None,
 ) -> list[PlannedDecision]:
-    """The decision rows for chosen ``(actions, propensities, level marginals)`` (-1 / NaN:
-    none), in request order."""
+    """The decision rows of a batch's ``choice``, in request order."""
     spec = loaded.spec
-    actions, propensities, marginals = choice
+    groups, suppressed, actions, propensities, marginals = choice
     space = spec.decision_space()
     closes = window_closes_at(spec.reward, now)
     # Plain Python values, converted once per batch rather than element by element.

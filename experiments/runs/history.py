@@ -19,70 +19,49 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import numpy as np
 
-from experiments.engine import DecisionEngine, DecisionRequest
-from experiments.engine.clock import ManualClock
-from experiments.runs.routing import OutcomeRouter, block_hours
-from experiments.simulate.events import Events
+from experiments.engine import DecisionRequest
+from experiments.engine.decide import DecisionResult
+from experiments.runs.arm_day import (
+    ArmDay,
+    BlockDecider,
+    close_day,
+    decide_in_blocks,
+    note_contacts,
+)
 from experiments.simulate.history import BurnInDay
-from experiments.spec import ExperimentSpec
 
-__all__ = ["ReplayTarget", "replay_burn_in"]
-
-
-class ReplayTarget(Protocol):
-    """Where a replay goes (an arm's runner): its engine and spec, clock, customer ids
-    (``c<i>``), outcome router, the customers who have had a decision, and how it reports a
-    day's events."""
-
-    engine: DecisionEngine
-    spec: ExperimentSpec
-    clock: ManualClock
-    customer_ids: np.ndarray
-    router: OutcomeRouter
-    decided: set[int]
-
-    def record(self, events: Events, day: int, day_start: datetime) -> None: ...
+__all__ = ["replay_burn_in"]
 
 
-def replay_burn_in(target: ReplayTarget, log: Sequence[BurnInDay], start: datetime) -> int:
-    """Replay ``log`` into ``target`` (day ``d`` at ``start + d`` days); returns the number of
+def replay_burn_in(arm: ArmDay, log: Sequence[BurnInDay], start: datetime) -> int:
+    """Replay ``log`` into ``arm`` (day ``d`` at ``start + d`` days); returns the number of
     decisions logged. The clock is left at ``start``."""
-    key = target.spec.key
+    key = arm.spec.key
     logged = 0
     for day in log:
         day_start = start + timedelta(days=day.day)
-        hours = block_hours(day.hours)
-        decision_ids: list[str] = [""] * day.customers.size
-        for hour in np.unique(hours):
-            rows = np.flatnonzero(hours == hour)
-            target.clock.set(day_start + timedelta(hours=int(hour)))
-            results = target.engine.log_history(
-                key,
-                [
-                    DecisionRequest(
-                        customer_id=str(target.customer_ids[day.customers[row]]),
-                        context=day.contexts[row],
-                    )
-                    for row in rows
-                ],
-                day.actions[rows],
-                np.broadcast_to(day.law, (rows.size, day.law.size)),
-            )
-            for row, result in zip(rows, results, strict=True):
-                decision_ids[row] = result.decision_id
-        logged += day.customers.size
-        target.decided.update(day.customers.tolist())
-        target.router.add_day(
-            day_start, day.customers, day.hours, decision_ids, target.spec.reward.window
+        results = decide_in_blocks(
+            arm, day_start, day.customers, day.hours, day.contexts, _from_log(arm, key, day)
         )
-        target.record(day.events, day.day, day_start)
-        target.clock.set(day_start + timedelta(days=1))
-        target.router.forget_closed(day_start + timedelta(days=1))
-        target.engine.join_rewards(key)
-        target.engine.learn(key)
-    target.clock.set(start)
+        note_contacts(
+            arm, day_start, day.customers, day.hours, [result.decision_id for result in results]
+        )
+        arm.record(day.events, day.day, day_start)
+        close_day(arm, day_start)
+        logged += day.customers.size
+    arm.clock.set(start)
     return logged
+
+
+def _from_log(arm: ArmDay, key: str, day: BurnInDay) -> BlockDecider:
+    """Logs a block of ``day``'s contacts as they happened, each with the law it was drawn
+    from."""
+
+    def log_block(requests: list[DecisionRequest], rows: np.ndarray) -> list[DecisionResult]:
+        law = np.broadcast_to(day.law, (rows.size, day.law.size))
+        return arm.engine.log_history(key, requests, day.actions[rows], law)
+
+    return log_block

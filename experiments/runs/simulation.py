@@ -39,8 +39,9 @@ from experiments.analysis.report import (
     off_policy_summary,
 )
 from experiments.analysis.strategies import StrategyReport
-from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
+from experiments.engine import DecisionEngine, OutcomeInput
 from experiments.engine.clock import ManualClock
+from experiments.runs.arm_day import close_day, decide_in_blocks, note_contacts
 from experiments.runs.arms import (
     ARMS,
     allocation_factor,
@@ -52,7 +53,7 @@ from experiments.runs.comparison import ArmComparison, compare_arms
 from experiments.runs.history import replay_burn_in
 from experiments.runs.oracles import OracleResult, run_oracles
 from experiments.runs.preflight import check_keys_free
-from experiments.runs.routing import OutcomeRouter, block_hours
+from experiments.runs.routing import OutcomeRouter
 from experiments.runs.scratch import arm_database, arm_urls
 from experiments.runs.strategies import StrategyDays
 from experiments.runs.workers import heaviest_first, run_in_workers
@@ -230,45 +231,32 @@ class _ArmRunner:
         day_start = START + timedelta(days=day)
         visitors = self.world.visitors()
         contexts = self.world.contexts(visitors)
-        # Visitors are decided in blocks of hours (experiments.runs.routing.block_hours).
         visit = self.world.visit_hours(visitors)
-        hours = block_hours(visit)
-        results: list[Any] = [None] * visitors.size
-        for hour in np.unique(hours):
-            rows = np.flatnonzero(hours == hour)
-            self.clock.set(day_start + timedelta(hours=int(hour)))
-            chosen = self.engine.decide_many(
-                self.spec.key,
-                [
-                    DecisionRequest(
-                        customer_id=str(self.customer_ids[visitors[row]]), context=contexts[row]
-                    )
-                    for row in rows
-                ],
-            )
-            for row, result in zip(rows, chosen, strict=True):
-                results[row] = result
+        results = decide_in_blocks(
+            self,
+            day_start,
+            visitors,
+            visit,
+            contexts,
+            lambda requests, _rows: self.engine.decide_many(self.spec.key, requests),
+        )
         actions = np.array(
             [-1 if result.action_index is None else result.action_index for result in results],
             dtype=np.int64,
         )
         contacted = actions >= 0
-        self.decided.update(int(customer) for customer in visitors[contacted])
-        self.router.add_day(
+        note_contacts(
+            self,
             day_start,
             visitors[contacted],
             visit[contacted],
             [results[row].decision_id for row in np.flatnonzero(contacted)],
-            self.spec.reward.window,
         )
         regret = self._regret(visitors[contacted], actions[contacted])
         self.world.act(visitors, actions)
         events = self.world.end_day()
         self.record(events, day, day_start)
-        self.clock.set(day_start + timedelta(days=1))
-        self.router.forget_closed(day_start + timedelta(days=1))
-        rewards = self.engine.join_rewards(self.spec.key)
-        version = self.engine.learn(self.spec.key)
+        rewards, version = close_day(self, day_start)
         if version is not None:
             self.result.policy_version = version
         if self.strategy_days is not None:

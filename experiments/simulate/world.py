@@ -154,13 +154,14 @@ class CustomerWorld:
             ids = ids[ledger.allows(ids, self._today.visit_local[ids], self.day)]
             ledger.record(ids, self.day)
             actions = rng.choice(eligible, size=ids.size)
-            day = self.day
-            contexts = self.contexts(ids) if log else []
-            hours = self.visit_hours(ids)
+            if not log:
+                self.act(ids, actions)
+                self.end_day()
+                continue
+            day, hours, contexts = self.day, self.visit_hours(ids), self.contexts(ids)
             self.act(ids, actions)
             events = self.end_day()
-            if log:
-                self.burn_in_log.append(BurnInDay(day, ids, hours, contexts, actions, law, events))
+            self.burn_in_log.append(BurnInDay(day, ids, hours, contexts, actions, law, events))
         self._state.pending.clear()
         self.customers.clear_truth()
 

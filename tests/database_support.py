@@ -9,7 +9,10 @@ from contextlib import contextmanager
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Engine, make_url
+from sqlmodel import Session
+
+from experiments.store import models
 
 
 @contextmanager
@@ -28,3 +31,11 @@ def postgres_database(admin_url: str, *, template: str | None = None) -> Iterato
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
+
+
+def stored_decision(engine: Engine, decision_id: str) -> models.Decision:
+    """The decision row ``decision_id`` as the store holds it (it must exist)."""
+    with Session(engine) as session:
+        row = session.get(models.Decision, decision_id)
+        assert row is not None
+        return row

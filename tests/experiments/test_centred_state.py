@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from database_support import stored_decision
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -17,7 +18,6 @@ from experiments.engine.clock import ManualClock
 from experiments.engine.customer_state import contact_features
 from experiments.spec import SpecError, parse_spec
 from experiments.spec.state import LEVELS_KEY, STATE_KEY
-from experiments.store import models
 from experiments.store.database import Database
 from experiments.store.served import ContactRow, customer_contacts
 
@@ -148,13 +148,6 @@ def core(engine: Engine, clock: ManualClock) -> DecisionEngine:
     return decisions
 
 
-def stored(engine: Engine, decision_id: str) -> models.Decision:
-    with Session(engine) as session:
-        row = session.get(models.Decision, decision_id)
-        assert row is not None
-        return row
-
-
 def test_decisions_log_their_level_marginals_and_read_them_back(
     core: DecisionEngine, engine: Engine, clock: ManualClock
 ) -> None:
@@ -168,7 +161,7 @@ def test_decisions_log_their_level_marginals_and_read_them_back(
     logged = {}
     groups = set()
     for decision in first:
-        row = stored(engine, decision.decision_id)
+        row = stored_decision(engine, decision.decision_id)
         groups.add(row.group)
         levels = np.array(row.context[LEVELS_KEY])
         logged[decision.decision_id] = levels
@@ -201,7 +194,7 @@ def test_decisions_log_their_level_marginals_and_read_them_back(
     second = core.decide_many("centred", [DecisionRequest(c, {"spend": 1.0}) for c in customers])
     w = 2.0 ** (-3 / 7)
     for before, after in zip(first, second, strict=True):
-        state = stored(engine, after.decision_id).context[STATE_KEY]
+        state = stored_decision(engine, after.decision_id).context[STATE_KEY]
         counts = np.zeros(4)
         counts[["calm", "urgent"].index(before.action["message"])] = w
         counts[2 + ["sms", "email"].index(before.action["channel"])] = w
@@ -214,7 +207,7 @@ def test_without_centred_nothing_more_is_logged(engine: Engine, clock: ManualClo
     state = {"contact_half_life": "7d", "lookback": "28d"}
     decisions.create_experiment(spec_dict(state=state))
     (decision,) = decisions.decide_many("centred", [DecisionRequest("c1", {"spend": 1.0})])
-    assert set(stored(engine, decision.decision_id).context) == {"spend", STATE_KEY}
+    assert set(stored_decision(engine, decision.decision_id).context) == {"spend", STATE_KEY}
 
 
 def test_unreadable_marginals_count_as_fully_expected() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from database_support import stored_decision
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
@@ -62,13 +63,6 @@ def core(engine: Engine, clock: ManualClock) -> DecisionEngine:
     return decisions
 
 
-def stored(engine: Engine, decision_id: str) -> models.Decision:
-    with Session(engine) as session:
-        row = session.get(models.Decision, decision_id)
-        assert row is not None
-        return row
-
-
 def requests(*customers: str) -> list[DecisionRequest]:
     return [DecisionRequest(customer, {"spend": 1.0}) for customer in customers]
 
@@ -88,7 +82,7 @@ def test_a_logged_history_keeps_its_actions_and_their_chances(
     assert [row.propensity for row in logged] == [0.4, 0.1, 0.3, 0.2]
     assert logged[0].action == {"message": "urgent", "channel": "email"}
     for customer, row in zip(customers, logged, strict=True):
-        kept = stored(engine, row.decision_id)
+        kept = stored_decision(engine, row.decision_id)
         assert kept.status == "open"
         assert kept.created_at == START - 3 * DAY
         assert kept.window_closes_at == START - 2 * DAY
@@ -97,7 +91,7 @@ def test_a_logged_history_keeps_its_actions_and_their_chances(
         assert kept.context[STATE_KEY][-1] == 28.0  # no contact in the 28-day lookback
     clock.set(START)
     later = core.decide_many("history", requests("c1"))[0]
-    state = stored(engine, later.decision_id).context[STATE_KEY]
+    state = stored_decision(engine, later.decision_id).context[STATE_KEY]
     w = 2.0 ** (-3 / 7)  # three days after (urgent, email), half-life 7 days
     np.testing.assert_allclose(
         state, [0, w, 0, w, 0.3 * w, 0.7 * w, 0.4 * w, 0.6 * w, 3.0], rtol=1e-12

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from database_support import stored_decision
 from sqlalchemy import Engine, event
 from sqlmodel import Session, select
 
@@ -197,20 +198,13 @@ def decide(core: DecisionEngine, *customers: str, spend: float = 1.0) -> list[An
     )
 
 
-def stored(engine: Engine, decision_id: str) -> models.Decision:
-    with Session(engine) as session:
-        row = session.get(models.Decision, decision_id)
-        assert row is not None
-        return row
-
-
 def test_decisions_log_the_state_they_were_chosen_on(
     core: DecisionEngine, engine: Engine, clock: ManualClock
 ) -> None:
     """c1's first decision sees no contact (days since = look-back, 28); three days later its
     second sees its first action with weight 2^(-3/7) on that action's two levels."""
     (first,) = decide(core, "c1")
-    assert stored(engine, first.decision_id).context == {
+    assert stored_decision(engine, first.decision_id).context == {
         "spend": 1.0,
         STATE_KEY: [0.0, 0.0, 0.0, 0.0, 28.0],
     }
@@ -220,9 +214,9 @@ def test_decisions_log_the_state_they_were_chosen_on(
     message = ["calm", "urgent"].index(first.action["message"])
     channel = 2 + ["sms", "email"].index(first.action["channel"])
     expected[message] = expected[channel] = 2.0 ** (-3 / 7)
-    state = stored(engine, second.decision_id).context[STATE_KEY]
+    state = stored_decision(engine, second.decision_id).context[STATE_KEY]
     np.testing.assert_allclose(state, expected, rtol=1e-15)
-    assert stored(engine, other.decision_id).context[STATE_KEY] == [0.0] * 4 + [28.0]
+    assert stored_decision(engine, other.decision_id).context[STATE_KEY] == [0.0] * 4 + [28.0]
 
 
 def test_state_costs_one_query_per_batch(core: DecisionEngine, engine: Engine) -> None:
@@ -366,7 +360,7 @@ def test_engine_learning_step_equals_a_fitted_q_step_by_hand(
     assert churned.propensity is not None
 
     X = spec.encode_logged([first.context, churned.context])
-    X_next = spec.encode_logged([stored(engine, again.decision_id).context])[0]
+    X_next = spec.encode_logged([stored_decision(engine, again.decision_id).context])[0]
     Phi = np.array(
         [design(spec, X[0], first.action_index), design(spec, X[1], churned.action_index)]
     )

@@ -51,7 +51,14 @@ from scipy.linalg import cho_factor, cho_solve
 
 from bandit.credibility import credible_levels
 
-__all__ = ["churn_design", "churn_shift", "credible_shift", "level_charges", "ridge_solve"]
+__all__ = [
+    "charge_moments",
+    "churn_design",
+    "churn_shift",
+    "credible_shift",
+    "level_charges",
+    "ridge_solve",
+]
 
 
 def churn_design(
@@ -120,16 +127,30 @@ def credible_shift(
         square_sum: ``y^T y``; None for 0/1 labels, where it is ``sum y``, the intercept's
             entry of ``U^T y``.
     """
+    estimate, covariance = charge_moments(gram, moment, ridge, charges, square_sum)
+    shift = np.zeros(n_slots)
+    shift[: charges.shape[0]] = credible_levels(estimate, covariance, factor_sizes)
+    return shift
+
+
+def charge_moments(
+    gram: np.ndarray,
+    moment: np.ndarray,
+    ridge: float,
+    charges: np.ndarray,
+    square_sum: float | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each level's charge ``C theta`` ``(levels,)`` and its covariance ``(levels, levels)``
+    under the ridge posterior ``theta ~ N(theta_hat, sigma^2 (U^T U + lambda I)^{-1})``, with
+    ``sigma^2`` the residual variance read from the sums (module docstring; arguments as in
+    :func:`credible_shift`)."""
     factor = _ridge_factor(gram, ridge)
     theta = cho_solve(factor, moment)
     rows = gram[0, 0]
     labels_squared = moment[0] if square_sum is None else square_sum
     residual = labels_squared - 2.0 * theta @ moment + theta @ gram @ theta
     sigma2 = max(float(residual), 0.0) / max(rows - gram.shape[0], 1.0)
-    covariance = sigma2 * charges @ cho_solve(factor, charges.T)
-    shift = np.zeros(n_slots)
-    shift[: charges.shape[0]] = credible_levels(charges @ theta, covariance, factor_sizes)
-    return shift
+    return charges @ theta, sigma2 * charges @ cho_solve(factor, charges.T)
 
 
 def churn_shift(

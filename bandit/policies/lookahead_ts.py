@@ -78,7 +78,7 @@ fixed, is again the effect of ``R``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Literal, NamedTuple, Unpack
 
 import numpy as np
@@ -94,6 +94,7 @@ from bandit._validation import (
 )
 from bandit.belief import JointBelief
 from bandit.churn import (
+    charge_moments,
     churn_design,
     churn_shift,
     credible_shift,
@@ -101,8 +102,11 @@ from bandit.churn import (
     ridge_solve,
 )
 from bandit.credibility import credible_levels
+from bandit.evidence import contrast_log_evidence
 from bandit.features import ActionFeatures
 from bandit.policies.linear import ThompsonLinearOptions, ThompsonLinearPolicy
+from bandit.policies.linear_ts import LinearTSPolicy
+from bandit.policies.short_term_gate import ShortTermGate
 from bandit.space import DecisionSpace
 from bandit.state_effects import state_charges, state_design
 
@@ -117,6 +121,9 @@ MAX_PHI = 0.99
 #: How the counts' effect on the response is learned: crossed with every level's slot in the
 #: reward model, or one pooled model for every action (:mod:`bandit.state_effects`).
 STATE_EFFECTS = ("crossed", "pooled")
+#: Default ``gate_scale``: the spread, in reward units, of the level differences the gate's
+#: test is built to find soonest (:mod:`bandit.evidence`).
+DEFAULT_GATE_SCALE = 0.03
 
 
 class _SolvedOnce:
@@ -227,7 +234,7 @@ class LookaheadBelief(JointBelief):
             and cached[3] == key
         ):
             return cached[4]
-        B = np.tensordot(self.future_mass, self.maps, axes=1)  # B_M, (S, p)
+        B = self._lookahead_map()
         sigma_bt = self.cov @ B.T
         cov = B @ sigma_bt
         mean = B @ self.mean
@@ -241,6 +248,18 @@ class LookaheadBelief(JointBelief):
         bonus = _Bonus(mean, sigma_bt, cov)
         self._cached = (self.mean, self.cov, self.future_mass.copy(), key, bonus)
         return bonus
+
+    def _lookahead_map(self) -> np.ndarray:
+        """``B_M = sum_b M_b B_b`` ``(S, p)``: the map from the weights to ``M g``."""
+        return np.tensordot(self.future_mass, self.maps, axes=1)
+
+    def level_moments(self, variance_unit: float) -> tuple[np.ndarray, np.ndarray]:
+        """``M g`` of every level ``(L,)`` at the posterior mean, unshrunk, and its covariance
+        ``(L, L)``, ``cov`` times ``variance_unit`` (the noise variance where ``cov`` is in its
+        units): what the gate tests (:mod:`bandit.policies.short_term_gate`)."""
+        levels = sum(self.factor_sizes)
+        B = self._lookahead_map()[:levels]
+        return B @ self.mean, variance_unit * (B @ self.cov @ B.T)
 
     def _slot_moments(self, Z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Slot means ``(n, S)`` and covariances ``(n, S, S)`` of ``Q``."""
@@ -298,6 +317,16 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             mean, relative to each factor's mean, shrunk by its credibility under the
             posterior covariance (:mod:`bandit.credibility`); the draws keep the full
             covariance. False (the default): the posterior mean as it is.
+        gate_level: ``alpha`` in [0, 1): with ``alpha > 0`` a short-term policy (linear
+            Thompson sampling on the context without the contact state) chooses until an
+            always-valid test at level ``alpha`` shows that the levels differ in ``M g`` or in
+            the churn charge (:mod:`bandit.policies.short_term_gate`; state ``gate_open``,
+            ``gate_evidence`` and the short-term policy's under ``short_``). 0 (the
+            default): no gate, the lifetime value chooses from the start.
+        gate_scale: ``rho`` (> 0), the spread of level differences, in reward units, the
+            gate's test finds soonest (:mod:`bandit.evidence`); default 0.03.
+        short_term_cap: the gate's short-term policy learns ``min(reward, cap)`` (1 with the
+            click-and-purchase funnel: the click); None (the default): the reward itself.
         expected_counts: whether each block of counts is followed by its expected part under
             the logged policies (set from ``[state] centred``; module docstring): the pooled
             model's treatment is then ``R = c - E`` with ``E`` as a control.
@@ -330,6 +359,9 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         churn_shrinkage: bool = False,
         lookahead_shrinkage: bool = False,
         state_effects: str = "crossed",
+        gate_level: float = 0.0,
+        gate_scale: float = DEFAULT_GATE_SCALE,
+        short_term_cap: float | None = None,
         expected_counts: bool = False,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
@@ -428,6 +460,57 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self.state_square_ = np.array(0.0)
         #: ``state_shift_``, solved once per change of the pooled model's sums or of ``M``.
         self._state_solved = _SolvedOnce()
+        self._gate = self._short_term_gate(gate_level, gate_scale, short_term_cap, kwargs)
+
+    def _short_term_gate(
+        self,
+        level: float,
+        scale: float,
+        cap: float | None,
+        options: ThompsonLinearOptions,
+    ) -> ShortTermGate | None:
+        """The gate and its short-term policy (``gate_level > 0``), else None. The short-term
+        policy has this policy's options, no floor of its own (this policy's applies) and
+        this policy's random generator, so it draws what it would draw on its own."""
+        owner = type(self).__name__
+        level = check_real(level, "gate_level", owner, low=0.0, high=1.0, closed="left")
+        self.gate_scale = check_real(scale, "gate_scale", owner, low=0.0, closed="right")
+        self.short_term_cap = None if cap is None else check_real(cap, "short_term_cap", owner)
+        self.gate_level = level
+        if level == 0.0:
+            return None
+        own: ThompsonLinearOptions = {**options, "seed": self.rng_, "exploration_floor": 0.0}
+        short_term = LinearTSPolicy(self.space, self._first_state, **own)
+        return ShortTermGate(short_term, level, self.short_term_cap)
+
+    @property
+    def gated(self) -> bool:
+        """Whether a short-term policy chooses until the gate opens (``gate_level > 0``)."""
+        return self._gate is not None
+
+    @property
+    def gate_open_(self) -> bool:
+        """Whether the lifetime value chooses: always without a gate, else once it opened."""
+        return self._gate is None or self._gate.is_open
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        state = super().get_state()
+        if self._gate is not None:
+            state.update(self._gate.get_state())
+        return state
+
+    def set_state(self, state: Mapping[str, np.ndarray]) -> None:
+        if self._gate is None:
+            super().set_state(state)
+            return
+        gate_keys = self._gate.state_keys()
+        missing = sorted(gate_keys - set(state))
+        if missing:
+            raise BanditValueError(
+                "state", f"'state' of a gated {type(self).__name__} misses {missing}."
+            )
+        super().set_state({name: value for name, value in state.items() if name not in gate_keys})
+        self._gate.set_state({name: state[name] for name in gate_keys})
 
     @property
     def pooled(self) -> bool:
@@ -493,6 +576,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         U = self._churn_design(contexts, chosen)
         self.churn_gram_ = self.churn_gram_ + U.T @ U
         self.churn_moment_ = self.churn_moment_ + U.T @ labels
+        self._look()
 
     @property
     def churn_theta_(self) -> np.ndarray:
@@ -556,6 +640,56 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         weights = np.exp2(-X[:, -1][:, None] / self.half_lives) * seen[:, None]
         self.gap_sum_ = self.gap_sum_ + weights.sum(axis=0)
         self.gap_rows_ = np.array(float(self.gap_rows_) + X.shape[0])
+        if self._gate is not None:
+            self._gate.learn(X, actions, rewards)
+            self._look()
+
+    def _look(self) -> None:
+        """Show the gate (if any, and closed) the evidence that the levels differ in ``M g``
+        and, with a churn charge learned from enough rows, in the charge."""
+        gate = self._gate
+        if gate is None or gate.is_open:
+            return
+        evidence = []
+        levels = self.features.n_context_slots
+        plain = self._plain_features
+        if not self.future_mass_.any():
+            pass
+        elif plain is None:
+            unit = self.noise_variance_ if self.learns_noise else 1.0
+            self._lookahead.future_mass = self.future_mass_
+            estimate, covariance = self._lookahead.level_moments(unit)
+            evidence.append(self._level_evidence(estimate, covariance))
+        elif self.state_gram_[0, 0] > self.state_gram_.shape[0]:
+            charges = state_charges(
+                self.future_mass_, levels, 1 + plain.n_features, self.state_moment_.size
+            )
+            estimate, covariance = charge_moments(
+                self.state_gram_,
+                self.state_moment_,
+                self.ridge,
+                charges,
+                square_sum=float(self.state_square_),
+            )
+            evidence.append(self._level_evidence(estimate, covariance))
+        if self.churn_value > 0 and self.churn_gram_[0, 0] > self.churn_gram_.shape[0]:
+            charges = level_charges(
+                self.churn_value,
+                self.half_lives,
+                self.churn_window,
+                levels,
+                self.churn_gram_.shape[0],
+            )
+            estimate, covariance = charge_moments(
+                self.churn_gram_, self.churn_moment_, self.ridge, charges
+            )
+            evidence.append(self._level_evidence(estimate, covariance))
+        gate.look(evidence)
+
+    def _level_evidence(self, estimate: np.ndarray, covariance: np.ndarray) -> float:
+        return contrast_log_evidence(
+            estimate, covariance, self._lookahead.factor_sizes, self.gate_scale
+        )
 
     def _churn_charge(self) -> np.ndarray | None:
         """``churn_shift_`` for deciding, None without a churn charge. The ridge solve runs
@@ -611,6 +745,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         return self._lookahead
 
     def _policy_probabilities(self, X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self._gate is not None and not self._gate.is_open:
+            return self._gate.probabilities(X, mask)
         self._lookahead_belief()
         return super()._policy_probabilities(self._reward_context(X), mask)
 

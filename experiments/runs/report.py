@@ -76,6 +76,8 @@ class ArmSummary(ReportModel):
     policy_version: int
     #: Decisions replayed from the burn-in's log before day 0 (``learn_from_burn_in``).
     history_decisions: int = 0
+    #: A gated arm's first day of choosing by the lifetime value (None: never, or no gate).
+    gate_opened_day: int | None = None
     note: str | None = None
 
 
@@ -96,12 +98,25 @@ def arm_summary(arm: ArmResult) -> ArmSummary:
         decisions=arm.decisions,
         policy_version=arm.policy_version,
         history_decisions=arm.history_decisions,
+        gate_opened_day=arm.gate_opened_day,
         note=(
-            None
+            _gate_note(arm)
             if arm.decisions
             else "no decisions: every visit was suppressed by the contact rules, or none came"
         ),
     )
+
+
+def _gate_note(arm: ArmResult) -> str | None:
+    """What chose for a gated arm: the short-term learner throughout, or the lifetime value
+    from the day the evidence of delayed effects opened its gate."""
+    if not arm.gated:
+        return None
+    if arm.gate_opened_day is None:
+        return "gate never opened: the short-term learner chose throughout"
+    if arm.gate_opened_day == 0:
+        return "gate open from day 0: the lifetime value chose throughout"
+    return f"gate opened on day {arm.gate_opened_day}: the lifetime value chose from then on"
 
 
 def all_lift_rows(result: RunResult) -> list[LiftRow]:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from bandit.lift import welch_lift
+from bandit.policies.lookahead_ts import LookaheadTSPolicy
 from experiments._blas import single_blas_thread
 from experiments.analysis.lift import LiftRow, kpi_lift_rows
 from experiments.analysis.report import (
@@ -121,6 +122,10 @@ class ArmResult:
     decisions: int = 0
     #: Decisions replayed from the burn-in's log before day 0 (``learn_from_burn_in``).
     history_decisions: int = 0
+    #: Whether the arm's policy is gated (``lookahead_ts`` with ``gate_level``), and the
+    #: first day its lifetime value chose (None: the short-term learner chose throughout).
+    gated: bool = False
+    gate_opened_day: int | None = None
     per_customer: dict[str, np.ndarray] = field(default_factory=dict)
     #: The strategy arm's strategy report, allocation by day and strategy names.
     strategies: StrategyReport | None = None
@@ -244,6 +249,7 @@ class _ArmRunner:
             [-1 if result.action_index is None else result.action_index for result in results],
             dtype=np.int64,
         )
+        self._note_gate(day)
         contacted = actions >= 0
         note_contacts(
             self,
@@ -293,6 +299,17 @@ class _ArmRunner:
             codes = space.level_index[actions[contacted], position]
             shares = np.bincount(codes, minlength=shares.size) / contacted.sum()
         return shares
+
+    def _note_gate(self, day: int) -> None:
+        """For a gated policy, whether its lifetime value chose today (daily metric
+        ``lifetime_value_chooses``) and the first day it did."""
+        policy = self.engine.loaded_policy(self.spec.key).treatment
+        if not isinstance(policy, LookaheadTSPolicy) or not policy.gated:
+            return
+        self.result.gated = True
+        self._log("lifetime_value_chooses", float(policy.gate_open_))
+        if policy.gate_open_ and self.result.gate_opened_day is None:
+            self.result.gate_opened_day = day
 
     def _regret(self, customers: np.ndarray, actions: np.ndarray) -> dict[str, float]:
         """Today's regret and expected reward summed over contacts, in the arm's own reward

@@ -19,6 +19,7 @@ from experiments.runs.arms import (
     arm_spec,
     regret_kind,
 )
+from experiments.runs.report import arm_summary
 from experiments.runs.simulation import START, RunOptions, run_simulation
 from experiments.spec import ExperimentSpec, load_spec
 from experiments.spec.state import STATE_KEY
@@ -75,6 +76,9 @@ def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state
         "churn_shrinkage": True,
         "lookahead_shrinkage": True,
         "state_effects": "crossed",
+        "gate_level": 0.05,
+        "gate_scale": 0.03,
+        "short_term_cap": 1.0,
     }
     assert lookahead.state is not None
     assert lookahead.state.half_lives == (LOOKAHEAD["half_life"],)
@@ -137,6 +141,19 @@ def test_the_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -
         assert contexts[arm]
         assert all(len(context[STATE_KEY]) == 15 for context in contexts[arm])
     assert not any(STATE_KEY in context for context in contexts["surrogate"])
+    # Only the lookahead arm is gated: a day-by-day record of what chose, and its first day.
+    gated = {arm.arm: arm for arm in result.arms if arm.gated}
+    assert list(gated) == ["lookahead"]
+    chooses = gated["lookahead"].daily["lifetime_value_chooses"]
+    assert len(chooses) == 12
+    assert set(chooses) <= {0.0, 1.0}
+    assert chooses == sorted(chooses)  # once open, for good
+    first = chooses.index(1.0) if 1.0 in chooses else None
+    assert gated["lookahead"].gate_opened_day == first
+    summary = arm_summary(gated["lookahead"])
+    assert summary.gate_opened_day == first
+    assert summary.note is not None
+    assert "gate" in summary.note
 
 
 def test_the_lookahead_arm_learns_churn_over_the_weeks_after_each_contact(

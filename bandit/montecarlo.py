@@ -127,7 +127,7 @@ def independent_winner_frequencies(
     contender = high >= low.max(axis=1, keepdims=True)
     if masked:
         contender &= mask
-    count = row_counts(contender, np.intp)
+    count = row_counts(contender, np.uint8)  # A <= SHORT_ACTION_AXIS: a byte holds it
     shares = contender / 1.0  # share 1 for the one contender of a clear row
     if count.max() > 1:
         _contender_shares(shares, mean, spread, noise, contender, count, mask)
@@ -155,35 +155,36 @@ def _contender_shares(
     """
     n_draws = noise.shape[0]
     n_open = int(np.count_nonzero(count > 1))
-    order = np.argsort(-count, kind="stable")[:n_open]  # the open rows, most contenders first
+    # The open rows, most contenders first. Counts and ranks are bytes (at most
+    # SHORT_ACTION_AXIS), which numpy's stable sort orders by radix sort.
+    order = np.argsort(~count, kind="stable")[:n_open]
     sorted_contender = contender[order]
     position, action = np.nonzero(sorted_contender)  # row by row
-    rank = np.cumsum(sorted_contender, axis=1)[position, action]  # 1 for a row's first
+    rank = np.cumsum(sorted_contender, axis=1, dtype=np.uint8)[sorted_contender]  # 1: first
     rank_major = np.argsort(rank, kind="stable")  # rank by rank, rows in order within a rank
     action = action[rank_major]
     position = position[rank_major]
     sizes = np.bincount(rank).tolist()[1:]  # rows holding each rank: the first n_k sorted rows
     row = order[position]
+    cell = row * mean.shape[1] + action  # flat (row, action) index: one take per gather
     scores = np.take(noise.T, action, axis=0)
-    scores *= spread[row, action][:, None]
-    scores += mean[row, action][:, None]
+    scores *= np.take(spread, cell)[:, None]
+    scores += np.take(mean, cell)[:, None]
     # Every open row has a second contender, so the first two ranks start the maximum.
     best = np.maximum(scores[:n_open], scores[n_open : 2 * n_open])
     start = 2 * n_open
     for size in sizes[2:]:
         np.maximum(best[:size], scores[start : start + size], out=best[:size])
         start += size
-    if len(sizes) > 3:
-        # Many ranks: one gather of each pair's best draws beats one comparison per rank.
-        won = scores == best[position]
-    else:
-        won = np.empty(scores.shape, dtype=bool)
-        start = 0
-        for size in sizes:
-            np.equal(scores[start : start + size], best[:size], out=won[start : start + size])
-            start += size
+    # One comparison per rank block against the best of its rows: no (pairs, M) gather of
+    # each pair's best draws, which costs more than the calls it saves even at 8 ranks.
+    won = np.empty(scores.shape, dtype=bool)
+    start = 0
+    for size in sizes:
+        np.equal(scores[start : start + size], best[:size], out=won[start : start + size])
+        start += size
     wins = row_counts(won, _count_type(n_draws))
-    shares[row, action] = wins / n_draws
+    np.put(shares, cell, wins / n_draws)
     # Every draw has a winner, so the wins add up to M per open row unless two contenders tie
     # exactly on a draw (both counted). Such rows are rare (equal scores) and are redone with
     # argmax, which gives the draw to the lowest index.

@@ -117,20 +117,23 @@ def independent_winner_frequencies(
         return _compare_draws(mean, spread, noise, mask)
     # spread * bound + mean rounds exactly as the draws do, so by the monotonicity of
     # rounding ``low`` and ``high`` are the smallest and largest of each action's draws.
-    low = spread * noise.min(axis=0)
+    # Extremes are taken across the rows of transposed copies: numpy reduces an axis of a
+    # few entries per row several times slower than it combines whole rows.
+    by_action = np.ascontiguousarray(noise.T)  # (A, M)
+    low = spread * np.minimum.reduce(by_action, axis=1)
     low += mean
     masked = not mask.all()
     if masked:
         np.copyto(low, -np.inf, where=~mask)
-    high = spread * noise.max(axis=0)
+    high = spread * np.maximum.reduce(by_action, axis=1)
     high += mean
-    contender = high >= low.max(axis=1, keepdims=True)
+    contender = high >= np.maximum.reduce(np.ascontiguousarray(low.T), axis=0)[:, None]
     if masked:
         contender &= mask
-    count = row_counts(contender, np.intp)
+    count = row_counts(contender, np.uint8)  # A <= SHORT_ACTION_AXIS: a byte holds it
     shares = contender / 1.0  # share 1 for the one contender of a clear row
     if count.max() > 1:
-        _contender_shares(shares, mean, spread, noise, contender, count, mask)
+        _contender_shares(shares, mean, spread, noise, by_action, contender, count, mask)
     return shares
 
 
@@ -139,13 +142,15 @@ def _contender_shares(
     mean: np.ndarray,
     spread: np.ndarray,
     noise: np.ndarray,
+    by_action: np.ndarray,
     contender: np.ndarray,
     count: np.ndarray,
     mask: np.ndarray,
 ) -> None:
     """Write into ``shares`` (n, A) the winner shares of the rows with several contenders.
 
-    ``contender`` (n, A) marks each row's contenders and ``count`` (n,) counts them. The
+    ``by_action`` is ``noise`` (M, A) transposed into contiguous rows (A, M). ``contender``
+    (n, A) marks each row's contenders and ``count`` (n,) counts them. The
     open rows (``count > 1``) are sorted by decreasing count and their contenders listed
     rank by rank (every open row's first contender, then the second contender of the rows
     that have one, ...). Rank ``k`` then covers the first ``n_k`` sorted rows, so each rank's
@@ -155,35 +160,36 @@ def _contender_shares(
     """
     n_draws = noise.shape[0]
     n_open = int(np.count_nonzero(count > 1))
-    order = np.argsort(-count, kind="stable")[:n_open]  # the open rows, most contenders first
+    # The open rows, most contenders first. Counts and ranks are bytes (at most
+    # SHORT_ACTION_AXIS), which numpy's stable sort orders by radix sort.
+    order = np.argsort(~count, kind="stable")[:n_open]
     sorted_contender = contender[order]
     position, action = np.nonzero(sorted_contender)  # row by row
-    rank = np.cumsum(sorted_contender, axis=1)[position, action]  # 1 for a row's first
+    rank = np.add.accumulate(sorted_contender.view(np.uint8), axis=1)[sorted_contender]  # 1: first
     rank_major = np.argsort(rank, kind="stable")  # rank by rank, rows in order within a rank
     action = action[rank_major]
     position = position[rank_major]
     sizes = np.bincount(rank).tolist()[1:]  # rows holding each rank: the first n_k sorted rows
     row = order[position]
-    scores = np.take(noise.T, action, axis=0)
-    scores *= spread[row, action][:, None]
-    scores += mean[row, action][:, None]
+    cell = row * mean.shape[1] + action  # flat (row, action) index: one take per gather
+    scores = np.take(by_action, action, axis=0)
+    scores *= np.take(spread, cell)[:, None]
+    scores += np.take(mean, cell)[:, None]
     # Every open row has a second contender, so the first two ranks start the maximum.
     best = np.maximum(scores[:n_open], scores[n_open : 2 * n_open])
     start = 2 * n_open
     for size in sizes[2:]:
         np.maximum(best[:size], scores[start : start + size], out=best[:size])
         start += size
-    if len(sizes) > 3:
-        # Many ranks: one gather of each pair's best draws beats one comparison per rank.
-        won = scores == best[position]
-    else:
-        won = np.empty(scores.shape, dtype=bool)
-        start = 0
-        for size in sizes:
-            np.equal(scores[start : start + size], best[:size], out=won[start : start + size])
-            start += size
+    # One comparison per rank block against the best of its rows: no (pairs, M) gather of
+    # each pair's best draws, which costs more than the calls it saves even at 8 ranks.
+    won = np.empty(scores.shape, dtype=bool)
+    start = 0
+    for size in sizes:
+        np.equal(scores[start : start + size], best[:size], out=won[start : start + size])
+        start += size
     wins = row_counts(won, _count_type(n_draws))
-    shares[row, action] = wins / n_draws
+    np.put(shares, cell, wins / n_draws)
     # Every draw has a winner, so the wins add up to M per open row unless two contenders tie
     # exactly on a draw (both counted). Such rows are rare (equal scores) and are redone with
     # argmax, which gives the draw to the lowest index.

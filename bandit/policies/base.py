@@ -73,7 +73,7 @@ def sample_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarr
     Picks the first index whose cumulative probability exceeds ``u * total``; that index has
     positive mass because the cumulative sum strictly increases there.
     """
-    cumulative = np.cumsum(probabilities, axis=1)
+    cumulative = np.add.accumulate(probabilities, axis=1)  # np.cumsum without its wrapper
     threshold = rng.random(probabilities.shape[0]) * cumulative[:, -1]
     return row_counts(cumulative <= threshold[:, None], np.int64)
 

@@ -6,7 +6,11 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bandit.montecarlo import independent_winner_frequencies, winner_frequencies
+from bandit.montecarlo import (
+    SHORT_ACTION_AXIS,
+    independent_winner_frequencies,
+    winner_frequencies,
+)
 
 
 def test_winner_frequencies_hand_computed() -> None:
@@ -109,3 +113,27 @@ def test_contender_shares_hand_computed() -> None:
     expected[1] = [0.0, 1.0, 0.0]
     shares = independent_winner_frequencies(mean, spread, noise, np.ones((512, 3), dtype=bool))
     np.testing.assert_array_equal(shares, expected)
+
+
+def test_contender_counts_fit_a_byte() -> None:
+    """The contender path counts each row's contenders and ranks them in bytes
+    (``np.uint8``, radix-sorted), which holds only while it is taken for at most 255
+    actions."""
+    assert np.iinfo(np.uint8).max >= SHORT_ACTION_AXIS
+
+
+def test_contender_path_at_the_widest_action_axis() -> None:
+    """32 actions (the most the contender path takes) with every action a contender in the
+    first rows (equal means: each action's highest draw reaches every lowest draw): byte
+    counts and ranks up to 32 give the full comparison's shares."""
+    rng = np.random.default_rng(7)
+    n, n_actions = 200, 32
+    mean = rng.standard_normal((n, n_actions)) * np.linspace(0.0, 3.0, n)[:, None]
+    spread = rng.random((n, n_actions))
+    noise = rng.standard_normal((100, n_actions))
+    mask = np.ones((n, n_actions), dtype=bool)
+    full = winner_frequencies(mean[:, None, :] + spread[:, None, :] * noise, mask)
+    low = (mean + spread * noise.min(axis=0))[0]
+    high = (mean + spread * noise.max(axis=0))[0]
+    assert (high >= low.max()).all()  # row 0: all 32 actions are contenders
+    np.testing.assert_array_equal(independent_winner_frequencies(mean, spread, noise, mask), full)

@@ -653,14 +653,13 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         evidence = []
         levels = self.features.n_context_slots
         plain = self._plain_features
-        if not self.future_mass_.any():
-            pass
-        elif plain is None:
+        has_mass = bool(self.future_mass_.any())
+        if has_mass and plain is None:
             unit = self.noise_variance_ if self.learns_noise else 1.0
             self._lookahead.future_mass = self.future_mass_
             estimate, covariance = self._lookahead.level_moments(unit)
             evidence.append(self._level_evidence(estimate, covariance))
-        elif self.state_gram_[0, 0] > self.state_gram_.shape[0]:
+        elif has_mass and self.state_gram_[0, 0] > self.state_gram_.shape[0]:
             charges = state_charges(
                 self.future_mass_, levels, 1 + plain.n_features, self.state_moment_.size
             )
@@ -684,7 +683,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
                 self.churn_gram_, self.churn_moment_, self.ridge, charges
             )
             evidence.append(self._level_evidence(estimate, covariance))
-        gate.look(evidence)
+        # Bonferroni over the terms the policy has, whether or not each has data yet.
+        gate.look(evidence, tests=2 if self.churn_value > 0 else 1)
 
     def _level_evidence(self, estimate: np.ndarray, covariance: np.ndarray) -> float:
         return contrast_log_evidence(

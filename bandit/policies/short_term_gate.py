@@ -76,14 +76,19 @@ class ShortTermGate:
         capped = rewards if self.cap is None else np.minimum(rewards, self.cap)
         self.short_term.update(self.short_context(X), actions, capped)
 
-    def look(self, evidence: list[float]) -> None:
-        """Open the gate if any of the looks' ``log Lambda`` reaches ``log(tests / alpha)``."""
+    def look(self, evidence: list[float], tests: int) -> None:
+        """Open the gate if any ``log Lambda`` of this look reaches ``log(tests / alpha)``.
+
+        ``tests`` is how many tests the policy runs in all (fixed in advance, so the split of
+        ``alpha`` does not depend on which tests have data yet); ``evidence`` holds those
+        that have.
+        """
         if not evidence:
             return
         self.evidence_ = np.array(max(evidence))
         if self.is_open:
             return
-        if float(self.evidence_) >= evidence_threshold(self.level, len(evidence)):
+        if float(self.evidence_) >= evidence_threshold(self.level, tests):
             self.open_ = np.array(1.0)
 
     def get_state(self) -> dict[str, np.ndarray]:

@@ -12,6 +12,7 @@ import pytest
 from bandit import BanditValueError, DecisionSpace
 from bandit.policies.linear_ts import LinearTSPolicy
 from bandit.policies.lookahead_ts import LookaheadTSPolicy
+from bandit.policies.short_term_gate import ShortTermGate
 
 #: msg {a, b} x chan {x, y}, (b, y) excluded: actions (a, x) = 0, (a, y) = 1, (b, x) = 2.
 SPACE = DecisionSpace({"msg": ["a", "b"], "chan": ["x", "y"]}, rules=[{"msg": "b", "chan": "y"}])
@@ -148,3 +149,16 @@ def test_bad_gate_parameters_are_refused_by_name(params: dict, field: str) -> No
     with pytest.raises(BanditValueError) as error:
         LookaheadTSPolicy(SPACE, D, **params)
     assert error.value.field == field
+
+
+def test_the_split_of_alpha_is_fixed_by_the_tests_planned() -> None:
+    """At 5% the bar is log 20 for one test and log 40 for two: evidence of 3.2 opens a gate
+    that runs one test, not one that runs two, even while only one has data."""
+    short_term = LinearTSPolicy(SPACE, 1)
+    one, two = ShortTermGate(short_term, 0.05, None), ShortTermGate(short_term, 0.05, None)
+    one.look([3.2], tests=1)
+    two.look([3.2], tests=2)
+    assert one.is_open
+    assert not two.is_open
+    two.look([3.7], tests=2)
+    assert two.is_open

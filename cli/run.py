@@ -236,7 +236,8 @@ def warn(line: str) -> None:
 
 
 def _print_tables(result: RunResult) -> None:
-    from experiments.runs.report import arm_summary, history_note
+    from experiments.runs.notes import history_note
+    from experiments.runs.report import arm_summary
 
     options = result.options
     table = render.table(

@@ -74,6 +74,14 @@ Chernozhukov et al. 2018, "Double/debiased machine learning", Econometrics Journ
 with the propensity known exactly). In the crossed layout ``E`` is one more block of context
 columns crossed with every slot, so ``g``, read from the weights of ``c`` with ``E`` held
 fixed, is again the effect of ``R``.
+
+With ``gate_level = alpha > 0`` none of this chooses until the data show a delayed effect: a
+short-term policy (linear Thompson sampling on the context without the contact state) does,
+while both learn from every row, until an always-valid test at level ``alpha`` finds that the
+levels differ in ``M g`` or in the churn charge (:mod:`bandit.policies.short_term_gate`,
+:mod:`bandit.evidence`). Where nothing is delayed the policy is then the short-term learner
+with probability at least ``1 - alpha``, instead of a learner that steers by the noise of two
+terms whose truth is 0.
 """
 
 from __future__ import annotations
@@ -659,7 +667,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             self._lookahead.future_mass = self.future_mass_
             estimate, covariance = self._lookahead.level_moments(unit)
             evidence.append(self._level_evidence(estimate, covariance))
-        elif has_mass and self.state_gram_[0, 0] > self.state_gram_.shape[0]:
+        elif has_mass and plain is not None and self.state_gram_[0, 0] > self.state_gram_.shape[0]:
             charges = state_charges(
                 self.future_mass_, levels, 1 + plain.n_features, self.state_moment_.size
             )

@@ -25,6 +25,7 @@ from experiments.analysis.report import OffPolicySummary
 from experiments.analysis.strategies import strategy_table_markdown
 from experiments.runs.arms import STRATEGY_ARM
 from experiments.runs.comparison import KPIS, REFERENCE, ArmComparison, comparison_of
+from experiments.runs.notes import gate_note, history_note
 from experiments.runs.simulation import ArmResult, RunOptions, RunResult
 from experiments.runs.strategies import log_strategy_arm, strategy_params
 
@@ -40,7 +41,6 @@ __all__ = [
     "arm_summary",
     "comparison_markdown",
     "comparison_metrics",
-    "history_note",
     "render_markdown",
     "result_json",
     "track_run",
@@ -100,23 +100,11 @@ def arm_summary(arm: ArmResult) -> ArmSummary:
         history_decisions=arm.history_decisions,
         gate_opened_day=arm.gate_opened_day,
         note=(
-            _gate_note(arm)
+            gate_note(arm)
             if arm.decisions
             else "no decisions: every visit was suppressed by the contact rules, or none came"
         ),
     )
-
-
-def _gate_note(arm: ArmResult) -> str | None:
-    """What chose for a gated arm: the short-term learner throughout, or the lifetime value
-    from the day the evidence of delayed effects opened its gate."""
-    if not arm.gated:
-        return None
-    if arm.gate_opened_day is None:
-        return "gate never opened: the short-term learner chose throughout"
-    if arm.gate_opened_day == 0:
-        return "gate open from day 0: the lifetime value chose throughout"
-    return f"gate opened on day {arm.gate_opened_day}: the lifetime value chose from then on"
 
 
 def all_lift_rows(result: RunResult) -> list[LiftRow]:
@@ -243,14 +231,6 @@ def _policy_seed_note(options: RunOptions, separator: str = ", policy seed ") ->
 
 def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:+.1f}%"
-
-
-def history_note(result: RunResult) -> str:
-    """How the arms started: from the burn-in's log, with how many decisions, or empty."""
-    replayed = [arm.history_decisions for arm in result.arms if arm.history_decisions]
-    if not replayed:
-        return ""
-    return f", every arm first learned from its log ({min(replayed):,} decisions)"
 
 
 def render_markdown(result: RunResult) -> str:

@@ -162,3 +162,32 @@ def test_the_split_of_alpha_is_fixed_by_the_tests_planned() -> None:
     assert not two.is_open
     two.look([3.7], tests=2)
     assert two.is_open
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_pooled_layout_and_a_churn_charge_are_tested_too(seed: int) -> None:
+    """With pooled state effects ``M g`` comes from the pooled model, and with a churn charge
+    its test splits alpha in two; the gate still opens on a harm of 0.2 and not on none (the
+    churn labels carry no effect)."""
+
+    def learned(harm: float) -> LookaheadTSPolicy:
+        policy = LookaheadTSPolicy(
+            SPACE,
+            D,
+            gate_level=0.01,
+            gate_scale=0.2,
+            short_term_cap=1.0,
+            state_effects="pooled",
+            churn_value=1.0,
+            seed=seed,
+        )
+        rng = np.random.default_rng(seed)
+        for _ in range(6):
+            X = _contexts(rng, 500)
+            actions = rng.integers(0, 3, 500)
+            policy.update(X, actions, _funnel(rng, X, actions, harm), np.full(500, 1 / 3))
+            policy.update_churn(X, actions, (rng.random(500) < 0.01).astype(float))
+        return policy
+
+    assert learned(0.2).gate_open_
+    assert not learned(0.0).gate_open_

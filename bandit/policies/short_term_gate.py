@@ -113,7 +113,11 @@ class ShortTermGate:
             for name, value in state.items()
             if name.startswith(SHORT_TERM_PREFIX)
         }
-        self.short_term.set_state(short)
+        try:
+            self.short_term.set_state(short)
+        except BanditValueError as error:  # name the key as the caller stored it
+            field = error.field.replace("state.", f"state.{SHORT_TERM_PREFIX}", 1)
+            raise BanditValueError(field, f"short-term policy: {error}") from error
         self.open_ = np.array(float(is_open))
         self.evidence_ = np.array(float(evidence))
 

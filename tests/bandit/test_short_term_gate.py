@@ -191,3 +191,11 @@ def test_the_pooled_layout_and_a_churn_charge_are_tested_too(seed: int) -> None:
 
     assert learned(0.2).gate_open_
     assert not learned(0.0).gate_open_
+
+
+def test_a_bad_short_term_state_is_refused_under_its_stored_name() -> None:
+    state = _learned(harm=0.0, seed=2, rows=500).get_state()
+    state["short_mean"] = state["short_mean"][:-1]
+    with pytest.raises(BanditValueError) as error:
+        LookaheadTSPolicy(SPACE, D, gate_level=0.01, seed=2).set_state(state)
+    assert error.value.field == "state.short_mean"

@@ -119,8 +119,9 @@ SEQUENTIAL: dict[str, Any] = {
 #: to 0.11 revenue per customer to the click learner; gated, its gate stayed closed for 60
 #: days on seven paths and five showed no detectable difference (-0.034 and -0.044 on two of
 #: seed 1's three: the short-term learner sees a click when the funnel closes, up to a day
-#: after the click learner). From the burn-in's log it opened on day 0 to 9 at 20,000 customers and day 11 to
-#: 28 at 10,000 in every world measured with the mechanisms (README, "The gate").
+#: after the click learner). From the burn-in's log it opened on day 0 to 9 at 20,000
+#: customers and day 11 to 28 at 10,000 in every world measured with the mechanisms (README,
+#: "The gate").
 LOOKAHEAD: dict[str, Any] = {
     "events": ["click", "accept"],
     "weights": None,

@@ -212,9 +212,17 @@ class Policy(ABC):
         state["n_updates"] = np.array(self.n_updates_, dtype=np.int64)
         return state
 
+    def state_keys(self) -> set[str]:
+        """The keys of :meth:`get_state` (and of what :meth:`set_state` loads)."""
+        return set(self._exported_shapes())
+
+    def _exported_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The learned arrays and the update count, by state key, with their shapes."""
+        return {**self._state_shapes(), "n_updates": ()}
+
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         """Load a state exported by :meth:`get_state` of the same policy and shapes."""
-        shapes = {**self._state_shapes(), "n_updates": ()}
+        shapes = self._exported_shapes()
         missing = sorted(set(shapes) - set(state))
         unknown = sorted(set(state) - set(shapes))
         if missing or unknown:

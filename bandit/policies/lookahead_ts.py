@@ -507,6 +507,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             state.update(self._gate.get_state())
         return state
 
+    def state_keys(self) -> set[str]:
+        own = super().state_keys()
+        return own if self._gate is None else own | self._gate.state_keys()
+
     def set_state(self, state: Mapping[str, np.ndarray]) -> None:
         if self._gate is None:
             super().set_state(state)
@@ -597,18 +601,11 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         if self.churn_value == 0:
             return np.zeros(self.features.n_slots)
         if self.churn_shrinkage:
-            charges = level_charges(
-                self.churn_value,
-                self.half_lives,
-                self.churn_window,
-                self.features.n_context_slots,
-                self.churn_gram_.shape[0],
-            )
             return credible_shift(
                 self.churn_gram_,
                 self.churn_moment_,
                 self.ridge,
-                charges,
+                self._churn_charges(),
                 self._lookahead.factor_sizes,
                 self.features.n_slots,
             )
@@ -619,6 +616,16 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             self.churn_window,
             self.features.n_context_slots,
             self.features.n_slots,
+        )
+
+    def _churn_charges(self) -> np.ndarray:
+        """``C`` with ``C theta`` each level's churn charge (:func:`bandit.churn.level_charges`)."""
+        return level_charges(
+            self.churn_value,
+            self.half_lives,
+            self.churn_window,
+            self.features.n_context_slots,
+            self.churn_gram_.shape[0],
         )
 
     @property
@@ -659,7 +666,6 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         if gate is None or gate.is_open:
             return
         evidence = []
-        levels = self.features.n_context_slots
         plain = self._plain_features
         has_mass = bool(self.future_mass_.any())
         if has_mass and plain is None:
@@ -668,27 +674,17 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             estimate, covariance = self._lookahead.level_moments(unit)
             evidence.append(self._level_evidence(estimate, covariance))
         elif has_mass and plain is not None and self.state_gram_[0, 0] > self.state_gram_.shape[0]:
-            charges = state_charges(
-                self.future_mass_, levels, 1 + plain.n_features, self.state_moment_.size
-            )
             estimate, covariance = charge_moments(
                 self.state_gram_,
                 self.state_moment_,
                 self.ridge,
-                charges,
+                self._pooled_charges(plain),
                 square_sum=float(self.state_square_),
             )
             evidence.append(self._level_evidence(estimate, covariance))
         if self.churn_value > 0 and self.churn_gram_[0, 0] > self.churn_gram_.shape[0]:
-            charges = level_charges(
-                self.churn_value,
-                self.half_lives,
-                self.churn_window,
-                levels,
-                self.churn_gram_.shape[0],
-            )
             estimate, covariance = charge_moments(
-                self.churn_gram_, self.churn_moment_, self.ridge, charges
+                self.churn_gram_, self.churn_moment_, self.ridge, self._churn_charges()
             )
             evidence.append(self._level_evidence(estimate, covariance))
         # Bonferroni over the terms the policy has, whether or not each has data yet.
@@ -716,9 +712,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         plain = self._plain_features
         if plain is None or not self.future_mass_.any():
             return np.zeros(slots)
-        charges = state_charges(
-            self.future_mass_, levels, 1 + plain.n_features, self.state_moment_.size
-        )
+        charges = self._pooled_charges(plain)
         if self.lookahead_shrinkage:
             return credible_shift(
                 self.state_gram_,
@@ -732,6 +726,16 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         shift = np.zeros(slots)
         shift[:levels] = charges @ ridge_solve(self.state_gram_, self.state_moment_, self.ridge)
         return shift
+
+    def _pooled_charges(self, plain: ActionFeatures) -> np.ndarray:
+        """``C`` with ``C theta`` each level's ``M g`` in the pooled model of the plain layout
+        ``plain`` (:func:`bandit.state_effects.state_charges`)."""
+        return state_charges(
+            self.future_mass_,
+            self.features.n_context_slots,
+            1 + plain.n_features,
+            self.state_moment_.size,
+        )
 
     def _state_shift(self) -> np.ndarray:
         """``state_shift_`` for deciding, solved again only when the pooled model's sums or

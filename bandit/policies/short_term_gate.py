@@ -109,7 +109,7 @@ class ShortTermGate:
                 "state.gate_evidence", "'state.gate_evidence' must be one finite number."
             )
         short = {
-            name[len(SHORT_TERM_PREFIX) :]: value
+            name.removeprefix(SHORT_TERM_PREFIX): value
             for name, value in state.items()
             if name.startswith(SHORT_TERM_PREFIX)
         }
@@ -122,6 +122,6 @@ class ShortTermGate:
         self.evidence_ = np.array(float(evidence))
 
     def state_keys(self) -> set[str]:
-        """Every key :meth:`get_state` exports."""
-        short = self.short_term.get_state()
+        """Every key :meth:`get_state` exports (no state is copied to list them)."""
+        short = self.short_term.state_keys()
         return {"gate_open", "gate_evidence", *(SHORT_TERM_PREFIX + name for name in short)}

@@ -199,3 +199,12 @@ def test_a_bad_short_term_state_is_refused_under_its_stored_name() -> None:
     with pytest.raises(BanditValueError) as error:
         LookaheadTSPolicy(SPACE, D, gate_level=0.01, seed=2).set_state(state)
     assert error.value.field == "state.short_mean"
+
+
+def test_the_state_keys_are_what_get_state_exports() -> None:
+    for policy in (
+        LookaheadTSPolicy(SPACE, D, seed=0),
+        LookaheadTSPolicy(SPACE, D, gate_level=0.01, churn_value=1.0, seed=0),
+        LinearTSPolicy(SPACE, 1),
+    ):
+        assert policy.state_keys() == set(policy.get_state())

@@ -132,6 +132,9 @@ STATE_EFFECTS = ("crossed", "pooled")
 #: Default ``gate_scale``: the spread, in reward units, of the level differences the gate's
 #: test is built to find soonest (:mod:`bandit.evidence`).
 DEFAULT_GATE_SCALE = 0.03
+#: What the gate's short-term policy learns: the reward capped, or a short-term reward of its
+#: own (:meth:`LookaheadTSPolicy.update_short_term`).
+SHORT_TERM_REWARDS = ("capped", "own")
 
 
 class _SolvedOnce:
@@ -335,6 +338,10 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             gate's test finds soonest (:mod:`bandit.evidence`); default 0.03.
         short_term_cap: the gate's short-term policy learns ``min(reward, cap)`` (1 with the
             click-and-purchase funnel: the click); None (the default): the reward itself.
+        short_term_reward: what the gate's short-term policy learns: ``"capped"`` (the
+            default), the reward as :meth:`update` gets it, capped at ``short_term_cap``;
+            ``"own"``, only the short-term reward :meth:`update_short_term` gets, known
+            sooner than the reward (the engine joins a spec's ``[reward.short_term]``).
         expected_counts: whether each block of counts is followed by its expected part under
             the logged policies (set from ``[state] centred``; module docstring): the pooled
             model's treatment is then ``R = c - E`` with ``E`` as a control.
@@ -370,6 +377,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         gate_level: float = 0.0,
         gate_scale: float = DEFAULT_GATE_SCALE,
         short_term_cap: float | None = None,
+        short_term_reward: str = "capped",
         expected_counts: bool = False,
         **kwargs: Unpack[ThompsonLinearOptions],
     ) -> None:
@@ -468,6 +476,13 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self.state_square_ = np.array(0.0)
         #: ``state_shift_``, solved once per change of the pooled model's sums or of ``M``.
         self._state_solved = _SolvedOnce()
+        if short_term_reward not in SHORT_TERM_REWARDS:
+            raise BanditValueError(
+                "short_term_reward",
+                f"The 'short_term_reward' parameter of {owner} must be one of "
+                f"{', '.join(map(repr, SHORT_TERM_REWARDS))}; got {short_term_reward!r}.",
+            )
+        self.short_term_reward = short_term_reward
         self._gate = self._short_term_gate(gate_level, gate_scale, short_term_cap, kwargs)
 
     def _short_term_gate(
@@ -489,7 +504,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
             return None
         own: ThompsonLinearOptions = {**options, "seed": self.rng_, "exploration_floor": 0.0}
         short_term = LinearTSPolicy(self.space, self._first_state, **own)
-        return ShortTermGate(short_term, level, self.short_term_cap)
+        own_reward = self.short_term_reward == "own"
+        return ShortTermGate(short_term, level, self.short_term_cap, own_reward=own_reward)
 
     @property
     def gated(self) -> bool:
@@ -656,8 +672,27 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self.gap_sum_ = self.gap_sum_ + weights.sum(axis=0)
         self.gap_rows_ = np.array(float(self.gap_rows_) + X.shape[0])
         if self._gate is not None:
-            self._gate.learn(X, actions, rewards)
+            if not self._gate.own_reward:
+                self._gate.learn(X, actions, rewards)
             self._look()
+
+    def update_short_term(self, X: object, actions: object, rewards: object) -> None:
+        """Fold a batch of short-term rewards into the gate's short-term policy (with
+        ``short_term_reward = "own"``): ``X`` the contexts as :meth:`update` takes them
+        (with the contact state, which the short-term policy leaves out). The lifetime model
+        and the gate's evidence do not change."""
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        n = contexts.shape[0]
+        chosen = check_actions(actions, n, self.n_actions)
+        observed = check_vector(rewards, "rewards", length=n)
+        if self._gate is None or not self._gate.own_reward:
+            raise BanditValueError(
+                "short_term_reward",
+                f"{type(self).__name__} learns short-term rewards of their own only when gated "
+                "(gate_level > 0) with short_term_reward = 'own'.",
+            )
+        if n:
+            self._gate.learn(contexts, chosen, observed)
 
     def _look(self) -> None:
         """Show the gate (if any, and closed) the evidence that the levels differ in ``M g``

@@ -8,9 +8,12 @@ policy that learns the short-term reward alone: measured on the simulator withou
 mechanisms, 0.09 to 0.11 revenue per customer even with the terms shrunk by their credibility.
 
 The gate keeps a second, short-term policy beside the lifetime model: linear Thompson
-sampling on the context without the contact state, learning the reward capped at
-``short_term_cap`` (1 for the click-and-purchase funnel: the click). Both learn from every
-row; until the gate opens, the short-term policy chooses. After every batch the lifetime
+sampling on the context without the contact state. It learns either the lifetime model's
+reward capped at ``short_term_cap`` (1 for the click-and-purchase funnel: the click), or a
+short-term reward of its own, given row by row as soon as it is known (``own_reward``: the
+engine joins a spec's ``[reward.short_term]`` apart from the reward, so a click counts the
+moment it happens, as it does for a click learner, not when the funnel's window closes). Both
+learn from every row; until the gate opens, the short-term policy chooses. After every batch the lifetime
 terms' level differences are tested with an always-valid mixture test
 (:func:`bandit.evidence.contrast_log_evidence`): the later contacts' change ``M g`` and, with a
 churn charge, the charge, each at level ``alpha / tests`` (Bonferroni). The gate opens, for
@@ -46,12 +49,28 @@ class ShortTermGate:
             contact state (the first ``short_term.n_context`` columns).
         level: ``alpha`` in (0, 1), the gate's false-alarm rate over every look.
         cap: the short-term policy learns ``min(reward, cap)``; None: the reward as given.
+        own_reward: the short-term policy learns only what :meth:`learn` is given as its own
+            reward, not the lifetime model's reward (``cap`` must then be None).
     """
 
-    def __init__(self, short_term: ThompsonLinearPolicy, level: float, cap: float | None) -> None:
+    def __init__(
+        self,
+        short_term: ThompsonLinearPolicy,
+        level: float,
+        cap: float | None,
+        *,
+        own_reward: bool = False,
+    ) -> None:
+        if own_reward and cap is not None:
+            raise BanditValueError(
+                "short_term_cap",
+                "'short_term_cap' applies to a short-term policy that learns the capped reward; "
+                "with a short-term reward of its own it must be left out.",
+            )
         self.short_term = short_term
         self.level = level
         self.cap = cap
+        self.own_reward = own_reward
         #: 1 once the gate has opened (for good), else 0.
         self.open_ = np.array(0.0)
         #: The largest ``log Lambda`` of the last look, for reporting.
@@ -72,7 +91,8 @@ class ShortTermGate:
         return self.short_term._policy_probabilities(self.short_context(X), mask)
 
     def learn(self, X: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
-        """Fold a validated batch into the short-term policy."""
+        """Fold a batch (the lifetime policy's contexts, validated) into the short-term
+        policy: the lifetime model's rewards, capped, or with ``own_reward`` its own."""
         capped = rewards if self.cap is None else np.minimum(rewards, self.cap)
         self.short_term.update(self.short_context(X), actions, capped)
 

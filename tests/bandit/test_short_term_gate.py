@@ -56,6 +56,57 @@ def test_a_closed_gate_is_the_short_term_learner_draw_for_draw() -> None:
     assert not gated.gate_open_
 
 
+def test_a_short_term_reward_of_its_own_reaches_only_the_short_term_learner() -> None:
+    """With ``short_term_reward = "own"`` the funnel teaches the lifetime model and not the
+    short-term policy, the click teaches the short-term policy (whenever it is given, apart
+    from the funnel) and not the lifetime model, and the closed gate still chooses draw for
+    draw what linear Thompson sampling fed the click chooses."""
+    gated = LookaheadTSPolicy(
+        SPACE, D, gate_level=1e-12, short_term_reward="own", n_samples=16, seed=3
+    )
+    plain = LinearTSPolicy(SPACE, 1, n_samples=16, seed=3)
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        X = _contexts(rng, 40)
+        ours, theirs = gated.select(X), plain.select(X[:, :1])
+        np.testing.assert_array_equal(ours.actions, theirs.actions)
+        np.testing.assert_array_equal(ours.probabilities, theirs.probabilities)
+        funnel = _funnel(rng, X, ours.actions, harm=0.0)
+        clicks = np.minimum(funnel, 1.0)
+        short_before = gated.get_state()["short_mean"].copy()
+        gated.update(X, ours.actions, funnel, ours.propensities)
+        np.testing.assert_array_equal(gated.get_state()["short_mean"], short_before)
+        lifetime_before = gated.get_state()["mean"].copy()
+        gated.update_short_term(X, ours.actions, clicks)
+        np.testing.assert_array_equal(gated.get_state()["mean"], lifetime_before)
+        plain.update(X[:, :1], theirs.actions, clicks, theirs.propensities)
+    ours_state, theirs_state = gated.get_state(), plain.get_state()
+    for name in ("mean", "cov", "noise_scale"):
+        np.testing.assert_array_equal(ours_state[f"short_{name}"], theirs_state[name])
+
+
+@pytest.mark.parametrize(
+    "params", [{}, {"gate_level": 0.01}, {"gate_level": 0.01, "short_term_cap": 1.0}]
+)
+def test_short_term_rewards_are_refused_without_a_gate_that_takes_them(params: dict) -> None:
+    policy = LookaheadTSPolicy(SPACE, D, **params)
+    X = _contexts(np.random.default_rng(0), 3)
+    with pytest.raises(BanditValueError) as error:
+        policy.update_short_term(X, np.array([0, 1, 2]), np.ones(3))
+    assert error.value.field == "short_term_reward"
+
+
+def test_bad_short_term_rewards_are_refused_by_name() -> None:
+    policy = LookaheadTSPolicy(SPACE, D, gate_level=0.01, short_term_reward="own")
+    X = _contexts(np.random.default_rng(0), 3)
+    with pytest.raises(BanditValueError) as error:
+        policy.update_short_term(X, np.array([0, 1, 2]), np.array([1.0, np.nan, 0.0]))
+    assert error.value.field == "rewards"
+    with pytest.raises(BanditValueError) as error:
+        policy.update_short_term(X[:, :2], np.array([0, 1, 2]), np.ones(3))
+    assert error.value.field == "X"
+
+
 def _learned(harm: float, seed: int, rows: int = 3000) -> LookaheadTSPolicy:
     """A gated policy after ``rows`` uniformly random contacts; its test is scaled to this
     world's differences (``M g`` of message b is about -0.3 per unit of harm 0.1)."""
@@ -143,6 +194,11 @@ def test_a_state_without_the_short_term_policy_is_refused() -> None:
         ({"gate_level": "often"}, "gate_level"),
         ({"gate_level": 0.01, "gate_scale": 0.0}, "gate_scale"),
         ({"gate_level": 0.01, "short_term_cap": "click"}, "short_term_cap"),
+        ({"gate_level": 0.01, "short_term_reward": "click"}, "short_term_reward"),
+        (
+            {"gate_level": 0.01, "short_term_reward": "own", "short_term_cap": 1.0},
+            "short_term_cap",
+        ),
     ],
 )
 def test_bad_gate_parameters_are_refused_by_name(params: dict, field: str) -> None:

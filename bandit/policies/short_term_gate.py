@@ -13,8 +13,8 @@ reward capped at ``short_term_cap`` (1 for the click-and-purchase funnel: the cl
 short-term reward of its own, given row by row as soon as it is known (``own_reward``: the
 engine joins a spec's ``[reward.short_term]`` apart from the reward, so a click counts the
 moment it happens, as it does for a click learner, not when the funnel's window closes). Both
-learn from every row; until the gate opens, the short-term policy chooses. After every batch the lifetime
-terms' level differences are tested with an always-valid mixture test
+learn from every row; until the gate opens, the short-term policy chooses. After every batch
+the lifetime terms' level differences are tested with an always-valid mixture test
 (:func:`bandit.evidence.contrast_log_evidence`): the later contacts' change ``M g`` and, with a
 churn charge, the charge, each at level ``alpha / tests`` (Bonferroni). The gate opens, for
 good, the first time either passes, and the lifetime policy chooses from then on. Under no

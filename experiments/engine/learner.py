@@ -25,6 +25,7 @@ from experiments.engine.facade import DecisionEngine
 from experiments.store.database import Database, SessionLock
 from experiments.store.experiments import list_experiments
 from experiments.store.leases import acquire_lease, release_lease
+from experiments.store.models import ShortTermReward
 from experiments.store.rewards import count_unlearned_rewards
 from experiments.vocabulary import ExperimentStatus
 
@@ -234,6 +235,10 @@ class Learner:
             self.engine.learn_strategies(key)
         with self.engine.database.session() as session:
             pending = count_unlearned_rewards(session, experiment_key=key)
+            if spec.reward.short_term is not None:
+                pending += count_unlearned_rewards(
+                    session, experiment_key=key, table=ShortTermReward
+                )
         if not pending:
             return None
         last = self._last_publish.setdefault(key, time.monotonic())

@@ -7,7 +7,9 @@ one transaction. A value-function policy (``fitted_q``) learns transitions inste
 reward with its customer's next state (:mod:`experiments.engine.transitions`); rewards whose
 next state is not known yet wait, unmarked, for a later step. A ``lookahead_ts`` policy with a
 churn charge also learns the churn labels that matured since the previous snapshot
-(:mod:`experiments.engine.churn_labels`). Several processes may call it;
+(:mod:`experiments.engine.churn_labels`), and, with a ``[reward.short_term]``, the short-term
+rewards joined since (:meth:`~bandit.policies.LookaheadTSPolicy.update_short_term`): a step
+runs when either kind waits. Several processes may call it;
 only one at a time should (the background learner, :mod:`experiments.engine.learner`, holds
 the learner lock around it).
 
@@ -37,6 +39,7 @@ from experiments.engine.transitions import build_transitions
 from experiments.spec import ExperimentSpec, parse_spec
 from experiments.store import models
 from experiments.store.database import Database
+from experiments.store.models import ShortTermReward
 from experiments.store.rewards import LearningRow, mark_rewards_learned, unlearned_rewards
 from experiments.store.snapshots import insert_snapshot, latest_snapshot, pack_state
 
@@ -73,10 +76,16 @@ class SnapshotPublisher:
             experiment = find_experiment(session, key)
             spec = parse_spec(experiment.spec)
             rows = unlearned_rewards(session, experiment_key=key, limit=limit)
-            if not rows:
+            short_rows = []
+            if spec.reward.short_term is not None:
+                short_rows = unlearned_rewards(
+                    session, experiment_key=key, limit=limit, table=ShortTermReward
+                )
+            gated = spec.promotion.enabled
+            # Under promotion a step is judged on its rewards: short-term ones wait for some.
+            if not rows and (gated or not short_rows):
                 return None
             X, usable = encode_usable(spec, rows)
-            gated = spec.promotion.enabled
             if gated:
                 verdict = promotion.judge_pending(
                     session,
@@ -109,6 +118,10 @@ class SnapshotPublisher:
                 treatment.update(X, actions, rewards, propensities)
                 if isinstance(treatment, LookaheadTSPolicy) and treatment.churn_value > 0:
                     self._learn_churn(session, experiment, spec, treatment, latest)
+            if short_rows and isinstance(treatment, LookaheadTSPolicy):
+                X_short, usable_short = encode_usable(spec, short_rows)
+                short_actions, short_rewards, _ = _arrays(usable_short)
+                treatment.update_short_term(X_short, short_actions, short_rewards)
             new_version = version + 1
             if gated:  # before the snapshot: the serving version it records excludes it
                 promotion.propose(session, key=key, version=new_version, now=self._clock.now())
@@ -124,6 +137,12 @@ class SnapshotPublisher:
             )
             mark_rewards_learned(
                 session, decision_ids=[row.decision_id for row in rows], version=new_version
+            )
+            mark_rewards_learned(
+                session,
+                decision_ids=[row.decision_id for row in short_rows],
+                version=new_version,
+                table=ShortTermReward,
             )
             session.commit()
         return new_version

@@ -133,7 +133,8 @@ LOOKAHEAD: dict[str, Any] = {
     "state_effects": "crossed",
     "gate_level": 0.05,
     "gate_scale": 0.03,
-    "short_term_cap": 1.0,
+    "short_term_cap": None,
+    "short_term_reward": "own",
     "centred": False,
     "churn_event": "churn",
     "half_life": timedelta(days=21),
@@ -178,8 +179,9 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
             params["churn_shrinkage"] = LOOKAHEAD["churn_shrinkage"]
         params["lookahead_shrinkage"] = LOOKAHEAD["lookahead_shrinkage"]
         params["state_effects"] = LOOKAHEAD["state_effects"]
-        for name in ("gate_level", "gate_scale", "short_term_cap"):
-            params[name] = LOOKAHEAD[name]
+        for name in ("gate_level", "gate_scale", "short_term_cap", "short_term_reward"):
+            if LOOKAHEAD[name] is not None:
+                params[name] = LOOKAHEAD[name]
         data["policy"] = {"name": "lookahead_ts", "params": params}
         data["state"] = {
             "contact_half_life": _seconds(LOOKAHEAD["half_life"]),
@@ -194,6 +196,8 @@ def arm_spec(spec: ExperimentSpec, arm: str) -> ExperimentSpec:
             funnel["weights"] = list(LOOKAHEAD["weights"])
         window = LOOKAHEAD["window"].total_seconds()
         data["reward"] = {**funnel, "window": window, "default": click["default"]}
+        if LOOKAHEAD["short_term_reward"] == "own":  # the gate's learner: the click, at once
+            data["reward"]["short_term"] = click
     elif arm == "sequential":
         params = {**spec.policy.params, **SEQUENTIAL["params"]}
         if params.get("noise_variance", "auto") == "auto":  # fitted Q cannot learn it

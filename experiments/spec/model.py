@@ -176,11 +176,15 @@ class ExperimentSpec(BaseModel):
         self._encoder = ContextEncoder.from_schema(self.context)
 
         self._check_policy()
-        if self.reward.kind == "change":
-            # Required: a baseline filled in from a default would make the change meaningless.
-            require_numeric_field(
-                self.context, "reward.baseline_field", self.reward.baseline_field, required=True
-            )
+        for path, reward in (
+            ("reward", self.reward),
+            ("reward.short_term", self.reward.short_term),
+        ):
+            if reward is not None and reward.kind == "change":
+                # Required: a baseline filled in from a default would make the change meaningless.
+                require_numeric_field(
+                    self.context, f"{path}.baseline_field", reward.baseline_field, required=True
+                )
         if self.holdout.action is not None:
             self._check_holdout_action(self.holdout.action)
         if self.contact.local_hour_field is not None:
@@ -201,6 +205,31 @@ class ExperimentSpec(BaseModel):
             )
         return self
 
+    def _check_short_term_reward(self) -> None:
+        """``[reward.short_term]`` is given exactly when the policy is a gated
+        ``lookahead_ts`` whose short-term learner learns it (``short_term_reward = "own"``)."""
+        params = self.policy.params
+        takes_it = (
+            self.policy.name == "lookahead_ts"
+            and params.get("short_term_reward") == "own"
+            and bool(params.get("gate_level"))
+        )
+        if self.reward.short_term is not None and not takes_it:
+            raise SpecError(
+                "reward.short_term",
+                "is learned only by a gated lookahead_ts policy's short-term learner: needs "
+                "policy.name = 'lookahead_ts' with params gate_level > 0 and "
+                f"short_term_reward = 'own'; got policy {self.policy.name!r} with gate_level "
+                f"{params.get('gate_level')!r} and short_term_reward "
+                f"{params.get('short_term_reward')!r}",
+            )
+        if self.reward.short_term is None and params.get("short_term_reward") == "own":
+            raise SpecError(
+                "reward.short_term",
+                "is required by policy.params.short_term_reward = 'own': the short-term "
+                "reward its short-term learner learns",
+            )
+
     def _check_policy(self) -> None:
         cls = POLICIES[self.policy.name]
         binary_kinds = ("event", "retained")
@@ -216,6 +245,7 @@ class ExperimentSpec(BaseModel):
             )
         if cls.needs_contact_state:
             require_contact_state(self.policy.name, self.state)
+        self._check_short_term_reward()
         if self.promotion.enabled and issubclass(cls, FittedQPolicy):
             raise SpecError(
                 "promotion.enabled",
@@ -377,8 +407,13 @@ class ExperimentSpec(BaseModel):
         for section in ("state", "report"):
             if data[section] is None:
                 del data[section]
-        if data["reward"]["surrogate"] is None:
-            del data["reward"]["surrogate"]
+        rewards = [data["reward"]]
+        if data["reward"]["short_term"] is not None:
+            rewards.append(data["reward"]["short_term"])
+        for reward in rewards:
+            for table in ("surrogate", "short_term"):
+                if reward[table] is None:
+                    del reward[table]
         if self.guardrails == GuardrailsSpec():
             del data["guardrails"]
         return data
@@ -475,6 +510,8 @@ def model_at(loc: Sequence[str | int]) -> type[BaseModel] | None:
         return _SECTIONS[str(loc[0])]
     if tuple(loc) == ("reward", "surrogate"):
         return SurrogateSpec
+    if tuple(loc) == ("reward", "short_term"):
+        return RewardSpec
     if len(loc) == 3 and tuple(loc[:2]) == ("guardrails", "kpi"):
         return GuardrailSpec
     if len(loc) == 3 and loc[0] == "context":

@@ -37,6 +37,13 @@ class RewardSpec(BaseModel):
     customer who leaves within the window. ``default`` applies when the window closes with
     nothing.
 
+    ``short_term`` (the ``[reward.short_term]`` table, a reward definition of its own) is what
+    a gated ``lookahead_ts`` policy's short-term learner learns (its ``short_term_reward =
+    "own"``): joined apart from the reward, as soon as it is known. Where the reward is a
+    funnel that waits for its window to close, a click reward here reaches the short-term
+    learner when the click happens, as it reaches a click learner, so the closed gate is that
+    learner (:mod:`bandit.policies.short_term_gate`). Its window may not exceed the reward's.
+
     Why a funnel: the deeper step (the purchase) is what revenue follows but is several times
     rarer than the first (the click), so a learner rewarded by it alone learns slowly; counting
     the steps keeps the purchase's weight and learns from every click too. On the simulator's
@@ -56,6 +63,7 @@ class RewardSpec(BaseModel):
     target: Number | None = None
     baseline_field: StrictStr | None = None
     surrogate: SurrogateSpec | None = None
+    short_term: RewardSpec | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -69,6 +77,14 @@ class RewardSpec(BaseModel):
         if data.get("kind") == "funnel" and "event" not in data and steps and _is_list(steps):
             return {**data, "event": steps[-1]}
         return data
+
+    @field_validator("short_term", mode="before")
+    @classmethod
+    def _plain_short_term(cls, value: Any) -> Any:
+        """Refused before it is read as a reward: a surrogate needs a table of its own."""
+        if isinstance(value, Mapping) and value.get("kind") == "surrogate":
+            raise SpecError("kind", "must not be 'surrogate' in a short-term reward")
+        return value
 
     @field_validator("default", "target")
     @classmethod
@@ -93,6 +109,8 @@ class RewardSpec(BaseModel):
         check_surrogate_reward(self.kind, self.window, self.surrogate)
         _check_funnel(self.kind, self.event, self.events)
         _check_weights(self.kind, self.events, self.weights)
+        if self.short_term is not None:
+            _check_short_term(self, self.short_term)
         return self
 
     @property
@@ -144,6 +162,23 @@ def _check_funnel(kind: str, event: str, events: tuple[str, ...] | None) -> None
         raise SpecError(
             "event",
             f"of a funnel is its last step, {events[-1]!r} (it can be left out); got {event!r}",
+        )
+
+
+def _check_short_term(reward: RewardSpec, short_term: RewardSpec) -> None:
+    """A short-term reward is a plain reward (no surrogate, no short-term reward of its own)
+    beside a reward the engine joins itself (not a surrogate), over no longer a window."""
+    if reward.kind == "surrogate":
+        raise SpecError(
+            "short_term", "does not apply to kind = 'surrogate' (its index is joined on its own)"
+        )
+    if short_term.short_term is not None:
+        raise SpecError("short_term.short_term", "a short-term reward has none of its own")
+    if short_term.window > reward.window:
+        raise SpecError(
+            "short_term.window",
+            f"must not exceed the reward's window ({reward.window.total_seconds():g} s); got "
+            f"{short_term.window.total_seconds():g} s",
         )
 
 

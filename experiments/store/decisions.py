@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import JSON, ColumnElement, bindparam, func, literal, or_, update
+from sqlalchemy import JSON, ColumnElement, bindparam, exists, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from experiments.store._sql import (
@@ -27,7 +27,7 @@ from experiments.store._sql import (
     select_columns,
 )
 from experiments.store.errors import DuplicateRequestError, StoreError
-from experiments.store.models import Decision, Outcome, Reward, UTCDateTime
+from experiments.store.models import Decision, Outcome, Reward, ShortTermReward, UTCDateTime
 from experiments.vocabulary import Attribution, DecisionStatus
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "lock_decision_statuses",
     "reward_candidates",
     "set_decision_status",
+    "short_term_candidates",
     "store_decisions",
 ]
 
@@ -290,21 +291,75 @@ def decisions_with_outcomes_since(
 def _with_outcomes_since(stmt: Any, experiment_key: str, since: datetime, limit: int) -> Any:
     """``stmt`` (a select from ``decision``) narrowed to
     :func:`decisions_with_outcomes_since`'s."""
-    fresh = select(Outcome.decision_id).where(
+    return (
+        stmt.where(
+            Decision.experiment_key == experiment_key,
+            Decision.status == DecisionStatus.OPEN.value,
+            col(Decision.id).in_(_fresh_outcomes(experiment_key, since)),
+        )
+        .order_by(col(Decision.created_at), col(Decision.id))
+        .limit(limit)
+    )
+
+
+def _fresh_outcomes(experiment_key: str, since: datetime) -> Any:
+    """The decision ids of attributed outcomes received at or after ``since``."""
+    return select(Outcome.decision_id).where(
         Outcome.experiment_key == experiment_key,
         Outcome.attribution == Attribution.ATTRIBUTED.value,
         Outcome.received_at >= since,
         col(Outcome.decision_id).is_not(None),
     )
-    return (
-        stmt.where(
-            Decision.experiment_key == experiment_key,
-            Decision.status == DecisionStatus.OPEN.value,
-            col(Decision.id).in_(fresh),
-        )
+
+
+def short_term_candidates(
+    session: Session,
+    *,
+    experiment_key: str,
+    closed_before: datetime,
+    activated_since: datetime | None,
+    fresh_since: datetime | None,
+    with_context: bool,
+    limit: int = 1000,
+) -> list[RewardCandidate]:
+    """Decisions with an action and no short-term reward yet (``short_term_reward``): first
+    those activated at or before ``closed_before`` (their short window has closed), and not
+    before ``activated_since`` when given (those closed earlier were joined by an earlier
+    pass), oldest activation first; then, when ``fresh_since`` is given, those with an
+    attributed outcome received since then. Each part up to ``limit`` rows; the decision's
+    own status (its reward's) does not matter."""
+    columns = select_columns(
+        Decision.id,
+        Decision.activated_at,
+        Decision.context if with_context else literal(None, type_=JSON),
+    )
+    unrewarded = (
+        col(Decision.action_index).is_not(None),
+        ~exists().where(col(ShortTermReward.decision_id) == col(Decision.id)),
+    )
+    due = columns.where(
+        *unrewarded,
+        Decision.experiment_key == experiment_key,
+        col(Decision.activated_at).is_not(None),
+        col(Decision.activated_at) <= closed_before,
+    )
+    if activated_since is not None:
+        due = due.where(col(Decision.activated_at) >= activated_since)
+    due = due.order_by(col(Decision.activated_at), col(Decision.id)).limit(limit)
+    found = _candidates(session.exec(due), due=True)
+    if fresh_since is None:
+        return found
+    # By id alone: the outcomes' index finds the few fresh ones (an outcome is attributed to
+    # a decision of its own experiment); any narrowing on ``decision`` could make the planner
+    # walk the experiment's decisions instead. A decision not yet activated is left out by
+    # the join (it has no window yet).
+    with_fresh = col(Decision.id).in_(_fresh_outcomes(experiment_key, fresh_since))
+    fresh = (
+        columns.where(*unrewarded, with_fresh)
         .order_by(col(Decision.created_at), col(Decision.id))
         .limit(limit)
     )
+    return found + _candidates(session.exec(fresh), due=False)
 
 
 class RewardCandidate(NamedTuple):

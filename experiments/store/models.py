@@ -51,6 +51,7 @@ __all__ = [
     "PolicyPromotion",
     "PolicySnapshot",
     "Reward",
+    "ShortTermReward",
     "StrategyAssignment",
     "StrategySnapshot",
     "UTCDateTime",
@@ -202,6 +203,8 @@ class Decision(SQLModel, table=True):
         Index(
             "ix_decision_experiment_status_window", "experiment_key", "status", "window_closes_at"
         ),
+        # The short-term reward join's decisions by activation (migration 0007).
+        Index("ix_decision_experiment_activated", "experiment_key", "activated_at"),
     )
 
     id: str = Field(default_factory=new_decision_id, primary_key=True, sa_type=String(32))
@@ -273,6 +276,27 @@ class Reward(SQLModel, table=True):
         sa_column_args=[ForeignKey("decision.id", name="fk_reward_decision_id")],
     )
     experiment_key: str = Field(index=True, sa_type=String(64))
+    value: float
+    computed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    learned_version: int | None = None
+
+
+class ShortTermReward(SQLModel, table=True):
+    """A decision's short-term reward (the spec's ``[reward.short_term]``), joined apart from
+    its reward and as soon as it is known, for a gated policy's short-term learner;
+    ``learned_version`` is the snapshot that folded it in, if any (migration 0007)."""
+
+    __tablename__ = "short_term_reward"
+    __table_args__ = (
+        Index("ix_short_term_reward_experiment_learned", "experiment_key", "learned_version"),
+    )
+
+    decision_id: str = Field(
+        primary_key=True,
+        sa_type=String(32),
+        sa_column_args=[ForeignKey("decision.id", name="fk_short_term_reward_decision_id")],
+    )
+    experiment_key: str = Field(sa_type=String(64))
     value: float
     computed_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     learned_version: int | None = None
@@ -429,6 +453,7 @@ TABLES: tuple[type[SQLModel], ...] = (
     Decision,
     Outcome,
     Reward,
+    ShortTermReward,
     PolicySnapshot,
     ApiKey,
     LearnerLease,

@@ -4,7 +4,8 @@ Both keep every row the reports count (decisions, outcomes, rewards), so lift, c
 off-policy aggregates still add up; what goes is what identifies or describes a person.
 
 - :func:`purge_contexts` empties the stored context of decisions made before a date, once
-  nothing needs it any more: the decision is closed and its reward (if any) was learned.
+  nothing needs it any more: the decision is closed and its reward and short-term reward (if
+  any) were learned.
 - :func:`erase_customer` replaces a customer's id with an opaque token in decisions, outcomes
   and strategy assignments and empties their contexts (right to erasure), whatever their age.
 
@@ -45,16 +46,19 @@ def purge_contexts(database: Engine, *, before: datetime) -> int:
         raise InvalidFieldError(
             "'before' needs a timezone (e.g. 2026-01-01T00:00Z)", field="before"
         )
-    unlearned = exists().where(
-        col(models.Reward.decision_id) == col(models.Decision.id),
-        col(models.Reward.learned_version).is_(None),
-    )
+    unlearned = [
+        exists().where(
+            col(table.decision_id) == col(models.Decision.id),
+            col(table.learned_version).is_(None),
+        )
+        for table in (models.Reward, models.ShortTermReward)
+    ]
     statement = (
         update(models.Decision)
         .where(
             col(models.Decision.created_at) < before,
             col(models.Decision.status) != DecisionStatus.OPEN.value,
-            ~unlearned,
+            *(~waiting for waiting in unlearned),
         )
         .values(context={})
         .execution_options(synchronize_session=False)

@@ -1,5 +1,7 @@
 """Queries on the ``reward`` table: store each decision's reward once, read rewards joined with
-their decisions for the learner, and record which snapshot folded them in.
+their decisions for the learner, and record which snapshot folded them in. The same queries
+serve the ``short_term_reward`` table (a spec's ``[reward.short_term]``, same columns) when
+given ``table=ShortTermReward``.
 
 Plain functions taking a ``Session`` and keyword-only arguments; none commits (the caller owns
 the transaction). Setting a decision's status to ``rewarded`` is the caller's, in the same
@@ -17,10 +19,11 @@ from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from experiments.store._sql import chunks, insert_ignoring_conflicts, row_of, select_columns
-from experiments.store.models import Decision, Reward
+from experiments.store.models import Decision, Reward, ShortTermReward
 
 __all__ = [
     "LearningRow",
+    "RewardTable",
     "count_rewards",
     "count_unlearned_rewards",
     "insert_rewards",
@@ -31,6 +34,10 @@ __all__ = [
     "reward_rows_of",
     "unlearned_rewards",
 ]
+
+
+#: A table of rewards: the reward, or the short-term reward (same columns).
+RewardTable = type[Reward] | type[ShortTermReward]
 
 
 def reward_row(
@@ -47,15 +54,20 @@ def reward_row(
     }
 
 
-def insert_rewards(session: Session, *, rewards: Sequence[Reward | Mapping[str, Any]]) -> int:
-    """Store rewards (models, or rows from :func:`reward_row`), skipping decisions that already
-    have one; returns how many were new."""
+def insert_rewards(
+    session: Session,
+    *,
+    rewards: Sequence[Reward | ShortTermReward | Mapping[str, Any]],
+    table: RewardTable = Reward,
+) -> int:
+    """Store rewards (models, or rows from :func:`reward_row`) in ``table``, skipping decisions
+    that already have one there; returns how many were new."""
     rows: dict[str, dict[str, Any]] = {}
     for reward in rewards:
-        row = row_of(reward) if isinstance(reward, Reward) else dict(reward)
+        row = row_of(reward) if isinstance(reward, Reward | ShortTermReward) else dict(reward)
         rows.setdefault(row["decision_id"], row)
     inserted = insert_ignoring_conflicts(
-        session, Reward, list(rows.values()), conflict=["decision_id"], returning="decision_id"
+        session, table, list(rows.values()), conflict=["decision_id"], returning="decision_id"
     )
     return len(inserted)
 
@@ -82,6 +94,7 @@ def reward_rows(
     experiment_key: str,
     learned: bool | None = None,
     limit: int | None = None,
+    table: RewardTable = Reward,
 ) -> list[LearningRow]:
     """Rewards joined with their decisions, oldest first (suppressed decisions have no reward).
 
@@ -93,9 +106,7 @@ def reward_rows(
     (False), or all (None).
     """
     stmt = _learning_rows(
-        _learning_columns(),
-        experiment_key=experiment_key,
-        learned=learned,
+        _learning_columns(table), experiment_key=experiment_key, learned=learned, table=table
     )
     if limit is not None:
         stmt = stmt.limit(limit)
@@ -125,12 +136,12 @@ def reward_rows_of(
     return [found[id_] for id_ in decision_ids if id_ in found]
 
 
-def _learning_columns() -> Any:
+def _learning_columns(table: RewardTable = Reward) -> Any:
     """A select of the columns of :class:`LearningRow`, in its field order."""
     return select_columns(
-        Reward.decision_id,
-        Reward.value,
-        Reward.computed_at,
+        table.decision_id,
+        table.value,
+        table.computed_at,
         Decision.context,
         Decision.action_index,
         Decision.propensity,
@@ -141,42 +152,49 @@ def _learning_columns() -> Any:
     )
 
 
-def _learning_rows(stmt: Any, *, experiment_key: str, learned: bool | None) -> Any:
+def _learning_rows(
+    stmt: Any, *, experiment_key: str, learned: bool | None, table: RewardTable = Reward
+) -> Any:
     """``stmt`` (a select of reward and decision columns) over the rewards of
-    ``experiment_key`` joined with their decisions, in :func:`reward_rows`' order."""
+    ``experiment_key`` in ``table`` joined with their decisions, in :func:`reward_rows`'
+    order."""
     stmt = (
-        stmt.select_from(Reward)
-        .join(Decision, col(Decision.id) == col(Reward.decision_id))
-        .where(Reward.experiment_key == experiment_key, col(Decision.action_index).is_not(None))
+        stmt.select_from(table)
+        .join(Decision, col(Decision.id) == col(table.decision_id))
+        .where(table.experiment_key == experiment_key, col(Decision.action_index).is_not(None))
         .order_by(
-            col(Reward.computed_at),
+            col(table.computed_at),
             col(Decision.created_at),
             col(Decision.customer_id),
-            col(Reward.decision_id),
+            col(table.decision_id),
         )
     )
     if learned is not None:
-        column = col(Reward.learned_version)
+        column = col(table.learned_version)
         stmt = stmt.where(column.is_not(None) if learned else column.is_(None))
     return stmt
 
 
 def unlearned_rewards(
-    session: Session, *, experiment_key: str, limit: int = 10_000
+    session: Session, *, experiment_key: str, limit: int = 10_000, table: RewardTable = Reward
 ) -> list[LearningRow]:
     """Rewards with no ``learned_version`` yet, oldest first, joined with their decisions
     (decisions without an action, i.e. suppressed ones, are skipped)."""
-    return reward_rows(session, experiment_key=experiment_key, learned=False, limit=limit)
+    return reward_rows(
+        session, experiment_key=experiment_key, learned=False, limit=limit, table=table
+    )
 
 
-def mark_rewards_learned(session: Session, *, decision_ids: Sequence[str], version: int) -> int:
-    """Record that snapshot ``version`` folded in these rewards (only those not yet learned);
-    returns how many changed."""
+def mark_rewards_learned(
+    session: Session, *, decision_ids: Sequence[str], version: int, table: RewardTable = Reward
+) -> int:
+    """Record that snapshot ``version`` folded in these rewards of ``table`` (only those not
+    yet learned); returns how many changed."""
     changed = 0
     for chunk in chunks(list(dict.fromkeys(decision_ids))):
         stmt = (
-            update(Reward)
-            .where(col(Reward.decision_id).in_(chunk), col(Reward.learned_version).is_(None))
+            update(table)
+            .where(col(table.decision_id).in_(chunk), col(table.learned_version).is_(None))
             .values(learned_version=version)
             .execution_options(synchronize_session="fetch")
         )
@@ -184,16 +202,25 @@ def mark_rewards_learned(session: Session, *, decision_ids: Sequence[str], versi
     return changed
 
 
-def count_rewards(session: Session, *, experiment_key: str, learned: bool | None = None) -> int:
-    """How many rewards ``experiment_key`` has (only learned or unlearned ones if given)."""
-    stmt = select(func.count()).select_from(Reward).where(Reward.experiment_key == experiment_key)
+def count_rewards(
+    session: Session,
+    *,
+    experiment_key: str,
+    learned: bool | None = None,
+    table: RewardTable = Reward,
+) -> int:
+    """How many rewards ``experiment_key`` has in ``table`` (only learned or unlearned ones if
+    given)."""
+    stmt = select(func.count()).select_from(table).where(table.experiment_key == experiment_key)
     if learned is True:
-        stmt = stmt.where(col(Reward.learned_version).is_not(None))
+        stmt = stmt.where(col(table.learned_version).is_not(None))
     elif learned is False:
-        stmt = stmt.where(col(Reward.learned_version).is_(None))
+        stmt = stmt.where(col(table.learned_version).is_(None))
     return int(session.exec(stmt).one())
 
 
-def count_unlearned_rewards(session: Session, *, experiment_key: str) -> int:
-    """How many rewards of ``experiment_key`` no snapshot has folded in yet."""
-    return count_rewards(session, experiment_key=experiment_key, learned=False)
+def count_unlearned_rewards(
+    session: Session, *, experiment_key: str, table: RewardTable = Reward
+) -> int:
+    """How many rewards of ``experiment_key`` in ``table`` no snapshot has folded in yet."""
+    return count_rewards(session, experiment_key=experiment_key, learned=False, table=table)

@@ -78,7 +78,7 @@ def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state
         "state_effects": "crossed",
         "gate_level": 0.05,
         "gate_scale": 0.03,
-        "short_term_cap": 1.0,
+        "short_term_reward": "own",
     }
     assert lookahead.state is not None
     assert lookahead.state.half_lives == (LOOKAHEAD["half_life"],)
@@ -89,6 +89,15 @@ def test_lookahead_arm_is_lookahead_ts_on_the_response_funnel_with_contact_state
     assert lookahead.reward.named_events == ("click", "accept") == tuple(LOOKAHEAD["events"])
     assert regret_kind(lookahead) == "funnel"
     assert lookahead.reward.window.days == 1
+    # The gate's short-term learner learns the click apart from the funnel, when it happens.
+    short_term = lookahead.reward.short_term
+    assert short_term is not None
+    assert (short_term.kind, short_term.event, short_term.window) == (
+        "event",
+        "click",
+        timedelta(days=1),
+    )
+    assert short_term == arm_spec(spec, "interaction").reward
     assert lookahead.contact == spec.contact
     assert lookahead.holdout == arm_spec(spec, "interaction").holdout
 

@@ -13,7 +13,12 @@ from sqlalchemy import Engine, event, inspect
 from sqlmodel import Session
 
 from experiments.store.connection import make_engine
-from experiments.store.decisions import expired_deferred_decisions, reward_candidates
+from experiments.store.decisions import (
+    expired_deferred_decisions,
+    reward_candidates,
+    short_term_candidates,
+)
+from experiments.store.models import ShortTermReward
 from experiments.store.rewards import unlearned_rewards
 from experiments.store.schema import alembic_config, upgrade
 
@@ -45,7 +50,7 @@ def test_migration_0006_adds_the_join_indexes_and_the_downgrade_drops_them(
     try:
         upgrade(engine, "0005")
         assert JOIN_INDEXES.keys().isdisjoint(indexes_of(engine))
-        assert upgrade(engine) == "0006"
+        assert upgrade(engine, "0006") == "0006"
         found = indexes_of(engine)
         assert {name: found[name] for name in JOIN_INDEXES} == JOIN_INDEXES
         with engine.begin() as conn:
@@ -91,6 +96,36 @@ def query_plans(engine: Engine, calls: list[Callable[[Session], object]]) -> lis
     return plans
 
 
+def test_the_short_term_join_searches_decisions_by_activation_on_sqlite(
+    sqlite_engine: Engine,
+) -> None:
+    """The short-term reward join (migration 0007): the decisions whose short window closed
+    since the last pass by ``(experiment_key, activated_at)``, each checked for a short-term
+    reward by its primary key, and the fresh outcomes as for the reward's join."""
+    key, now = "exp", datetime(2026, 3, 1, tzinfo=UTC)
+    due, fresh, unlearned = query_plans(
+        sqlite_engine,
+        [
+            lambda s: short_term_candidates(
+                s,
+                experiment_key=key,
+                closed_before=now,
+                activated_since=now,
+                fresh_since=now,
+                with_context=False,
+            ),
+            lambda s: unlearned_rewards(s, experiment_key=key, table=ShortTermReward),
+        ],
+    )
+    assert "ix_decision_experiment_activated (experiment_key=? AND activated_at>? AND" in due
+    assert "ix_outcome_experiment_received (experiment_key=? AND received_at>?)" in fresh
+    assert "SEARCH decision USING INDEX sqlite_autoindex_decision_1 (id=?)" in fresh
+    assert "ix_short_term_reward_experiment_learned (experiment_key=? AND" in unlearned
+    for plan in (due, fresh, unlearned):
+        for table in ("decision", "outcome", "short_term_reward"):
+            assert f"SCAN {table}" not in plan, plan
+
+
 def test_the_join_and_learner_queries_search_the_new_indexes_on_sqlite(
     sqlite_engine: Engine,
 ) -> None:
@@ -111,7 +146,8 @@ def test_the_join_and_learner_queries_search_the_new_indexes_on_sqlite(
     due, fresh, expired, unlearned = plans
     assert "ix_decision_experiment_status_window (experiment_key=? AND status=? AND window" in due
     assert "ix_outcome_experiment_received (experiment_key=? AND received_at>?)" in fresh
-    assert "ix_decision_experiment_status_window (experiment_key=? AND status=?)" in expired
+    # Never-activated decisions are few: the activation index (migration 0007) finds them too.
+    assert "ix_decision_experiment_activated (experiment_key=? AND activated_at=?)" in expired
     assert "ix_reward_experiment_learned (experiment_key=? AND learned_version=?)" in unlearned
     for plan in plans:
         for table in ("decision", "outcome", "reward"):

@@ -51,7 +51,7 @@ def test_upgrade_creates_every_table(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(engine) == head_revision() == "0006"
+        assert upgrade(engine) == head_revision() == "0007"
         expected = {model.__tablename__ for model in TABLES} | {"alembic_version"}
         assert table_names(engine) == expected
         assert current_revision(engine) == head_revision()
@@ -97,9 +97,9 @@ def test_check_schema_refuses_an_unknown_revision(engine: Engine) -> None:
 def test_check_schema_asks_to_upgrade_an_older_revision(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Pretend this engage ships a newer revision than the database's 0006."""
-    monkeypatch.setattr(schema_module, "head_revision", lambda: "0007")
-    expected = "database is at revision 0006, this engage knows 0007; run `engage db upgrade`"
+    """Pretend this engage ships a newer revision than the database's 0007."""
+    monkeypatch.setattr(schema_module, "head_revision", lambda: "0008")
+    expected = "database is at revision 0007, this engage knows 0008; run `engage db upgrade`"
     with pytest.raises(SchemaMismatchError) as info:
         check_schema(engine)
     assert str(info.value) == expected

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlmodel import Session, col, func, select
 
@@ -163,6 +164,31 @@ def test_the_arms_run_through_the_engine(spec: ExperimentSpec, tmp_path: Path) -
     assert summary.gate_opened_day == first
     assert summary.note is not None
     assert "gate" in summary.note
+
+
+def test_a_closed_gate_makes_the_click_learners_decisions_through_the_engine(
+    spec: ExperimentSpec,
+) -> None:
+    """Without the mechanisms the gate stays closed, and the short-term learner, learning the
+    click the moment it is joined (``[reward.short_term]``), chooses what the interaction arm
+    chooses, decision for decision: every customer's revenue and retention are the same."""
+    options = RunOptions(
+        customers=300,
+        days=10,
+        seed=1,
+        arms=("interaction", "lookahead"),
+        fatigue=False,
+        nurturing=False,
+        oracles=False,
+    )
+    result = run_simulation(spec, options)
+    interaction, lookahead = result.arms
+    assert lookahead.gated
+    assert lookahead.gate_opened_day is None
+    assert lookahead.decisions == interaction.decisions > 0
+    assert lookahead.per_customer.keys() == interaction.per_customer.keys()
+    for name, values in interaction.per_customer.items():
+        np.testing.assert_array_equal(lookahead.per_customer[name], values)
 
 
 def test_the_lookahead_arm_learns_churn_over_the_weeks_after_each_contact(

@@ -58,7 +58,7 @@ from experiments.spec.limits import (
     check_policy_cost,
 )
 from experiments.spec.report import ReportSpec
-from experiments.spec.reward import RewardSpec
+from experiments.spec.reward import RewardSpec, check_short_term_learner
 from experiments.spec.sections import (
     ContactSpec,
     HoldoutSpec,
@@ -205,31 +205,6 @@ class ExperimentSpec(BaseModel):
             )
         return self
 
-    def _check_short_term_reward(self) -> None:
-        """``[reward.short_term]`` is given exactly when the policy is a gated
-        ``lookahead_ts`` whose short-term learner learns it (``short_term_reward = "own"``)."""
-        params = self.policy.params
-        takes_it = (
-            self.policy.name == "lookahead_ts"
-            and params.get("short_term_reward") == "own"
-            and bool(params.get("gate_level"))
-        )
-        if self.reward.short_term is not None and not takes_it:
-            raise SpecError(
-                "reward.short_term",
-                "is learned only by a gated lookahead_ts policy's short-term learner: needs "
-                "policy.name = 'lookahead_ts' with params gate_level > 0 and "
-                f"short_term_reward = 'own'; got policy {self.policy.name!r} with gate_level "
-                f"{params.get('gate_level')!r} and short_term_reward "
-                f"{params.get('short_term_reward')!r}",
-            )
-        if self.reward.short_term is None and params.get("short_term_reward") == "own":
-            raise SpecError(
-                "reward.short_term",
-                "is required by policy.params.short_term_reward = 'own': the short-term "
-                "reward its short-term learner learns",
-            )
-
     def _check_policy(self) -> None:
         cls = POLICIES[self.policy.name]
         binary_kinds = ("event", "retained")
@@ -245,7 +220,7 @@ class ExperimentSpec(BaseModel):
             )
         if cls.needs_contact_state:
             require_contact_state(self.policy.name, self.state)
-        self._check_short_term_reward()
+        check_short_term_learner(self.reward, self.policy.name, self.policy.params)
         if self.promotion.enabled and issubclass(cls, FittedQPolicy):
             raise SpecError(
                 "promotion.enabled",
@@ -407,16 +382,19 @@ class ExperimentSpec(BaseModel):
         for section in ("state", "report"):
             if data[section] is None:
                 del data[section]
-        rewards = [data["reward"]]
-        if data["reward"]["short_term"] is not None:
-            rewards.append(data["reward"]["short_term"])
-        for reward in rewards:
-            for table in ("surrogate", "short_term"):
-                if reward[table] is None:
-                    del reward[table]
+        _drop_unused_tables(data["reward"])
         if self.guardrails == GuardrailsSpec():
             del data["guardrails"]
         return data
+
+
+def _drop_unused_tables(reward: dict[str, Any]) -> None:
+    """Leave the tables a stored reward (or its short-term reward) does not use out of it."""
+    for table in ("surrogate", "short_term"):
+        if reward[table] is None:
+            del reward[table]
+    if "short_term" in reward:
+        _drop_unused_tables(reward["short_term"])
 
 
 def _check_action_count(factors: Any) -> None:

@@ -17,7 +17,7 @@ from experiments.spec.limits import MAX_MAGNITUDE
 from experiments.spec.surrogate import SurrogateSpec, check_surrogate_reward
 from experiments.spec.values import FROZEN, Duration, Number
 
-__all__ = ["RewardSpec"]
+__all__ = ["RewardSpec", "check_short_term_learner"]
 
 
 class RewardSpec(BaseModel):
@@ -179,6 +179,30 @@ def _check_short_term(reward: RewardSpec, short_term: RewardSpec) -> None:
             "short_term.window",
             f"must not exceed the reward's window ({reward.window.total_seconds():g} s); got "
             f"{short_term.window.total_seconds():g} s",
+        )
+
+
+def check_short_term_learner(reward: RewardSpec, policy: str, params: Mapping[str, Any]) -> None:
+    """``[reward.short_term]`` is given exactly when the policy is a gated ``lookahead_ts``
+    whose short-term learner learns it (``short_term_reward = "own"``)."""
+    takes_it = (
+        policy == "lookahead_ts"
+        and params.get("short_term_reward") == "own"
+        and bool(params.get("gate_level"))
+    )
+    if reward.short_term is not None and not takes_it:
+        raise SpecError(
+            "reward.short_term",
+            "is learned only by a gated lookahead_ts policy's short-term learner: needs "
+            "policy.name = 'lookahead_ts' with params gate_level > 0 and short_term_reward = "
+            f"'own'; got policy {policy!r} with gate_level {params.get('gate_level')!r} and "
+            f"short_term_reward {params.get('short_term_reward')!r}",
+        )
+    if reward.short_term is None and params.get("short_term_reward") == "own":
+        raise SpecError(
+            "reward.short_term",
+            "is required by policy.params.short_term_reward = 'own': the short-term reward "
+            "its short-term learner learns",
         )
 
 

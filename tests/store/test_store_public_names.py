@@ -75,6 +75,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "lock_decision_statuses",
         "reward_candidates",
         "set_decision_status",
+        "short_term_candidates",
         "store_decisions",
     },
     "experiments.store.served": {
@@ -140,6 +141,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
         "PolicyPromotion",
         "PolicySnapshot",
         "Reward",
+        "ShortTermReward",
         "StrategyAssignment",
         "StrategySnapshot",
         "UTCDateTime",
@@ -161,6 +163,7 @@ PUBLIC_NAMES: dict[str, set[str]] = {
     "experiments.store.retention": {"ErasureResult", "erase_customer", "purge_contexts"},
     "experiments.store.rewards": {
         "LearningRow",
+        "RewardTable",
         "count_rewards",
         "count_unlearned_rewards",
         "insert_rewards",

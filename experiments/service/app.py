@@ -16,7 +16,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import AfterValidator, BaseModel
+from pydantic import AfterValidator, BaseModel, TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from experiments.analysis.promotions import PromotionRecord, read_promotions
 from experiments.analysis.report import LiveReport, build_live_report
@@ -32,6 +33,7 @@ from experiments.service.errors import (
     errors_doc,
     install_error_handlers,
 )
+from experiments.service.lean_route import json_body, lean_route
 from experiments.service.limits import BodySizeLimit
 from experiments.service.ratelimit import RateLimiter
 from experiments.service.schemas import (
@@ -60,6 +62,7 @@ MAX_OCCURRED_AHEAD = timedelta(days=366)
 
 ExperimentKey = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(storable)]
 DecisionId = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(storable)]
+_EXPERIMENT_KEY: TypeAdapter[str] = TypeAdapter(ExperimentKey)
 
 
 def _check_occurred_at(body: OutcomesIn, now: datetime) -> None:
@@ -262,15 +265,34 @@ def create_app(
         engine.get_experiment(key)
         return list(read_promotions(engine.database, key))
 
-    @app.post(
-        "/v1/experiments/{key}/decisions",
-        response_model=DecisionOut,
-        dependencies=[Depends(require_scope(Scope.DECIDE))],
-        tags=["decisions"],
-        responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404, 409),
-    )
+    may_decide = require_scope(Scope.DECIDE)
+
     def decide(key: ExperimentKey, body: DecisionIn, engine: EngineDep) -> Response:
         return _json_response(DecisionOut.model_validate(engine.decide(key, body.as_request())))
+
+    async def decide_lean(request: Request) -> Response | None:
+        """``decide`` for a plain request, without FastAPI's dependency solving
+        (:mod:`experiments.service.lean_route`): anything else goes to FastAPI."""
+        body = await json_body(request, DecisionIn)
+        if body is None:
+            return None
+        try:
+            key = _EXPERIMENT_KEY.validate_python(request.path_params["key"])
+        except ValidationError:
+            return None
+        await may_decide(request)
+        return await run_in_threadpool(decide, key, body, request.app.state.engine)
+
+    app.router.add_api_route(
+        "/v1/experiments/{key}/decisions",
+        decide,
+        methods=["POST"],
+        response_model=DecisionOut,
+        dependencies=[Depends(may_decide)],
+        tags=["decisions"],
+        responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404, 409),
+        route_class_override=lean_route(decide_lean),
+    )
 
     @app.post(
         "/v1/decisions/{decision_id}/activate",

@@ -26,6 +26,7 @@ from experiments.engine.clock import Clock
 from experiments.engine.learner import Learner
 from experiments.errors import InvalidInputError
 from experiments.service.auth import VerifiedKeyCache, require_scope
+from experiments.service.batching import LoopBatcher
 from experiments.service.errors import (
     AUTHENTICATED,
     WITH_BODY,
@@ -115,6 +116,7 @@ def create_app(
         database.check_schema()
         engine = DecisionEngine(database, clock=clock)
         app.state.engine = engine
+        app.state.decision_batcher = LoopBatcher(engine.store_planned)
         learner = None
         if settings.learner if start_learner is None else start_learner:
             learner = Learner(engine, poll_seconds=settings.learner_poll_seconds)
@@ -281,7 +283,16 @@ def create_app(
         except ValidationError:
             return None
         await may_decide(request)
-        return await run_in_threadpool(decide, key, body, request.app.state.engine)
+        engine: DecisionEngine = request.app.state.engine
+        decision = body.as_request()
+        # Planned on the event loop when no database read is needed, then stored with the
+        # decisions of concurrent requests in one thread-pool hop (service.batching).
+        planned = engine.plan_in_memory(key, decision)
+        if planned is None:
+            result = await run_in_threadpool(engine.decide, key, decision)
+        else:
+            result = await request.app.state.decision_batcher.submit(planned)
+        return _json_response(DecisionOut.model_validate(result))
 
     app.router.add_api_route(
         "/v1/experiments/{key}/decisions",

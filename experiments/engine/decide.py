@@ -142,9 +142,8 @@ class Decider:
     def store_planned(self, planned: Sequence[PlannedDecision]) -> list[DecisionResult]:
         """Store decisions from :meth:`plan_in_memory` in one transaction and commit it; each
         one's answer, the earlier one for a request id used before (as :meth:`decide`)."""
-        with self._database.session() as session:
-            earlier = store_decisions(session, decisions=[row.as_row() for row in planned])
-            session.commit()
+        with self._database.transaction() as connection:
+            earlier = store_decisions(connection, decisions=[row.as_row() for row in planned])
         return [
             DecisionResult.of(row) if stored is None else DecisionResult.of(stored, replayed=True)
             for row, stored in zip(planned, earlier, strict=True)

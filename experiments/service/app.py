@@ -314,18 +314,30 @@ def create_app(
     def activate(decision_id: DecisionId, engine: EngineDep) -> DecisionOut:
         return DecisionOut.model_validate(engine.activate(decision_id))
 
-    @app.post(
-        "/v1/outcomes",
-        status_code=202,
-        response_model=OutcomesOut,
-        dependencies=[Depends(require_scope(Scope.DECIDE))],
-        tags=["outcomes"],
-        responses=errors_doc(*AUTHENTICATED, *WITH_BODY),
-    )
     def outcomes(body: OutcomesIn, engine: EngineDep) -> Response:
         _check_occurred_at(body, engine.clock.now())
         recorded = engine.record(item.as_input() for item in body.outcomes)
         return _json_response(OutcomesOut.model_validate(recorded), 202)
+
+    async def outcomes_lean(request: Request) -> Response | None:
+        """``outcomes`` for a plain request, as ``decide_lean`` does for decide."""
+        body = await json_body(request, OutcomesIn)
+        if body is None:
+            return None
+        await may_decide(request)
+        return await run_in_threadpool(outcomes, body, request.app.state.engine)
+
+    app.router.add_api_route(
+        "/v1/outcomes",
+        outcomes,
+        methods=["POST"],
+        status_code=202,
+        response_model=OutcomesOut,
+        dependencies=[Depends(may_decide)],
+        tags=["outcomes"],
+        responses=errors_doc(*AUTHENTICATED, *WITH_BODY),
+        route_class_override=lean_route(outcomes_lean),
+    )
 
     @app.get(
         "/v1/experiments/{key}/report",

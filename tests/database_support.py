@@ -4,15 +4,21 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session
 
+from experiments.engine import DecisionEngine
+from experiments.engine.clock import ManualClock
 from experiments.store import models
+from experiments.store.connection import make_engine
+from experiments.store.database import Database
 
 
 @contextmanager
@@ -39,3 +45,19 @@ def stored_decision(engine: Engine, decision_id: str) -> models.Decision:
         row = session.get(models.Decision, decision_id)
         assert row is not None
         return row
+
+
+@contextmanager
+def engine_with_experiment(
+    url: str, spec: Mapping[str, Any], start: datetime, *, seed: int = 3
+) -> Iterator[tuple[DecisionEngine, ManualClock]]:
+    """A decision engine on the migrated database ``url`` with a manual clock at ``start``
+    and ``spec``'s experiment created; the database's engine is disposed of afterwards."""
+    clock = ManualClock(start)
+    engine = make_engine(url)
+    try:
+        decisions = DecisionEngine(Database(engine), clock=clock, seed=seed)
+        decisions.create_experiment(dict(spec))
+        yield decisions, clock
+    finally:
+        engine.dispose()

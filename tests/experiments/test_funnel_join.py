@@ -8,12 +8,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from database_support import engine_with_experiment
 from sqlmodel import select
 
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
 from experiments.engine.clock import ManualClock
-from experiments.store.connection import make_engine
-from experiments.store.database import Database
 from experiments.store.models import Reward
 
 START = datetime(2026, 5, 4, 9, 0, tzinfo=UTC)
@@ -31,12 +30,8 @@ SPEC = {
 
 @pytest.fixture
 def core(migrated_database_url: str) -> Iterator[tuple[DecisionEngine, ManualClock]]:
-    clock = ManualClock(START)
-    engine = make_engine(migrated_database_url)
-    decisions = DecisionEngine(Database(engine), clock=clock, seed=3)
-    decisions.create_experiment(SPEC)
-    yield decisions, clock
-    engine.dispose()
+    with engine_with_experiment(migrated_database_url, SPEC, START) as made:
+        yield made
 
 
 def rewards(core: DecisionEngine) -> dict[str, float]:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from database_support import engine_with_experiment
 from sqlmodel import select
 
 from experiments.engine import DecisionEngine, DecisionRequest, OutcomeInput
@@ -49,12 +50,8 @@ SPEC: dict[str, Any] = {
 
 @pytest.fixture
 def core(migrated_database_url: str) -> Iterator[tuple[DecisionEngine, ManualClock]]:
-    clock = ManualClock(START)
-    engine = make_engine(migrated_database_url)
-    decisions = DecisionEngine(Database(engine), clock=clock, seed=3)
-    decisions.create_experiment(SPEC)
-    yield decisions, clock
-    engine.dispose()
+    with engine_with_experiment(migrated_database_url, SPEC, START) as made:
+        yield made
 
 
 def stored(core: DecisionEngine, table: type[Reward] | type[ShortTermReward]) -> dict[str, float]:

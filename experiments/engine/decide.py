@@ -33,7 +33,6 @@ from experiments.engine.reward import window_closes_at
 from experiments.engine.snapshots import LoadedPolicy, PolicyCache
 from experiments.engine.strategies import StrategyAssigner
 from experiments.errors import ConflictError, InvalidInputError, NotFoundError
-from experiments.spec import ExperimentSpec
 from experiments.store import models
 from experiments.store.database import Database
 from experiments.store.decisions import (
@@ -124,31 +123,6 @@ class Decider:
             return DecisionResult.of(earlier, replayed=True)
         return DecisionResult.of(planned)
 
-    def plan_in_memory(self, key: str, request: DecisionRequest) -> PlannedDecision | None:
-        """What :meth:`decide` would plan for ``request``, planned without the database, or
-        None when planning needs it: the cached policy is due for its check against the store,
-        or the spec reads the store to plan (contact limit, strategies, customer state).
-
-        For callers that must not block (the service's event loop), which then store the
-        decision with :meth:`store_planned`, or on None call :meth:`decide`.
-        """
-        loaded = self._policies.cached(key)
-        if loaded is None or self._reads_store(loaded.spec):
-            return None
-        self._check_running(key, loaded)
-        (planned,) = self._plan(key, loaded, [request], encode_single(loaded.spec, request))
-        return planned
-
-    def store_planned(self, planned: Sequence[PlannedDecision]) -> list[DecisionResult]:
-        """Store decisions from :meth:`plan_in_memory` in one transaction and commit it; each
-        one's answer, the earlier one for a request id used before (as :meth:`decide`)."""
-        with self._database.transaction() as connection:
-            earlier = store_decisions(connection, decisions=[row.as_row() for row in planned])
-        return [
-            DecisionResult.of(row) if stored is None else DecisionResult.of(stored, replayed=True)
-            for row, stored in zip(planned, earlier, strict=True)
-        ]
-
     def decide_many(self, key: str, requests: Sequence[DecisionRequest]) -> list[DecisionResult]:
         """Decide for a batch of customers in one transaction (simulations, bulk scoring).
 
@@ -236,24 +210,11 @@ class Decider:
 
     def _running_policy(self, key: str) -> LoadedPolicy:
         loaded = self._policies.get(key)
-        self._check_running(key, loaded)
-        return loaded
-
-    @staticmethod
-    def _check_running(key: str, loaded: LoadedPolicy) -> None:
         if loaded.status not in (ExperimentStatus.RUNNING, ExperimentStatus.PAUSED):
             raise ConflictError(
                 f"experiment '{key}' is {loaded.status}, not running", field="experiment"
             )
-
-    def _reads_store(self, spec: ExperimentSpec) -> bool:
-        """Whether :meth:`_plan` reads the store for ``spec``: for the customers' recent
-        contacts (a contact limit), their strategies, or their state."""
-        return (
-            spec.contact.max_decisions is not None
-            or (self._strategies is not None and spec.strategy_set() is not None)
-            or (spec.state is not None and spec.state.adds_features)
-        )
+        return loaded
 
     def _plan(
         self,
@@ -266,8 +227,6 @@ class Decider:
         when the experiment has them, and their state when the spec adds one (appended to the
         contexts and logged), then plan."""
         now = self._clock.now()
-        if not self._reads_store(loaded.spec):  # what the steps below come to, without a read
-            return plan_decisions(key, loaded, requests, encoded, now=now, recent={})
         contact = loaded.spec.contact
         recent: dict[str, int] = {}
         if contact.max_decisions is not None:

@@ -42,7 +42,7 @@ from experiments.engine.guardrails import GuardrailWatch
 from experiments.engine.join import RewardJoin
 from experiments.engine.learning import SnapshotPublisher
 from experiments.engine.outcomes import OutcomeInput, OutcomeRecorder, RecordResult
-from experiments.engine.planning import DecisionRequest, PlannedDecision
+from experiments.engine.planning import DecisionRequest
 from experiments.engine.registry import ExperimentRegistry
 from experiments.engine.snapshots import LoadedPolicy, PolicyCache, PolicyFactory
 from experiments.engine.strategies import LoadedStrategies, StrategyAssigner, StrategyPolicies
@@ -156,17 +156,6 @@ class DecisionEngine:
         A request whose ``request_id`` was seen before gets the first answer again.
         """
         return self._decider.decide(key, request)
-
-    def plan_in_memory(self, key: str, request: DecisionRequest) -> PlannedDecision | None:
-        """:meth:`decide`'s plan for ``request`` when it can be made without the database
-        (None otherwise), for a caller that must not block; it stores the plan with
-        :meth:`store_planned`, and on None calls :meth:`decide`."""
-        return self._decider.plan_in_memory(key, request)
-
-    def store_planned(self, planned: Sequence[PlannedDecision]) -> list[DecisionResult]:
-        """Store :meth:`plan_in_memory`'s decisions in one transaction; each one's answer,
-        the first answer for a request id used before."""
-        return self._decider.store_planned(planned)
 
     def decide_many(self, key: str, requests: Sequence[DecisionRequest]) -> list[DecisionResult]:
         """Decide for a batch of customers in one transaction (simulations, bulk scoring);

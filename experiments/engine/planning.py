@@ -102,8 +102,8 @@ def _eligibility(spec: ExperimentSpec, requests: Sequence[DecisionRequest]) -> n
     space = spec.decision_space()
     mask = np.empty((len(requests), space.n_actions), dtype=bool)
     plain = [not request.exclude for request in requests]
-    if any(plain):  # the space's own mask for every request without exclusions (most)
-        mask[plain] = space.allowed
+    if any(plain):  # one mask for every request without exclusions (most of a batch)
+        mask[plain] = space.eligibility(1)[0]
     for row, request in enumerate(requests):
         if request.exclude:
             mask[row] = space.eligibility(1, request.exclude)[0]

@@ -125,15 +125,6 @@ class PolicyCache:
         self._policies: dict[str, LoadedPolicy] = {}
         self._lock = threading.Lock()
 
-    def cached(self, key: str) -> LoadedPolicy | None:
-        """What :meth:`get` would answer without reading the store: the cached policy of
-        experiment ``key`` while it is trusted, else None."""
-        with self._lock:
-            loaded = self._policies.get(key)
-        if loaded is not None and time.monotonic() - loaded.checked_at < SNAPSHOT_CHECK_SECONDS:
-            return loaded
-        return None
-
     def get(self, key: str) -> LoadedPolicy:
         """The cached policy of experiment ``key``, checked against the serving snapshot and
         the stored settings at most every :data:`SNAPSHOT_CHECK_SECONDS`."""

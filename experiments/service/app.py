@@ -16,8 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import AfterValidator, BaseModel, TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
+from pydantic import AfterValidator, BaseModel
 
 from experiments.analysis.promotions import PromotionRecord, read_promotions
 from experiments.analysis.report import LiveReport, build_live_report
@@ -26,7 +25,6 @@ from experiments.engine.clock import Clock
 from experiments.engine.learner import Learner
 from experiments.errors import InvalidInputError
 from experiments.service.auth import VerifiedKeyCache, require_scope
-from experiments.service.batching import LoopBatcher
 from experiments.service.errors import (
     AUTHENTICATED,
     WITH_BODY,
@@ -34,7 +32,6 @@ from experiments.service.errors import (
     errors_doc,
     install_error_handlers,
 )
-from experiments.service.lean_route import json_body, lean_route
 from experiments.service.limits import BodySizeLimit
 from experiments.service.ratelimit import RateLimiter
 from experiments.service.schemas import (
@@ -63,7 +60,6 @@ MAX_OCCURRED_AHEAD = timedelta(days=366)
 
 ExperimentKey = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(storable)]
 DecisionId = Annotated[str, Path(min_length=1, max_length=64), AfterValidator(storable)]
-_EXPERIMENT_KEY: TypeAdapter[str] = TypeAdapter(ExperimentKey)
 
 
 def _check_occurred_at(body: OutcomesIn, now: datetime) -> None:
@@ -116,7 +112,6 @@ def create_app(
         database.check_schema()
         engine = DecisionEngine(database, clock=clock)
         app.state.engine = engine
-        app.state.decision_batcher = LoopBatcher(engine.store_planned)
         learner = None
         if settings.learner if start_learner is None else start_learner:
             learner = Learner(engine, poll_seconds=settings.learner_poll_seconds)
@@ -267,43 +262,15 @@ def create_app(
         engine.get_experiment(key)
         return list(read_promotions(engine.database, key))
 
-    may_decide = require_scope(Scope.DECIDE)
-
-    def decide(key: ExperimentKey, body: DecisionIn, engine: EngineDep) -> Response:
-        return _json_response(DecisionOut.model_validate(engine.decide(key, body.as_request())))
-
-    async def decide_lean(request: Request) -> Response | None:
-        """``decide`` for a plain request, without FastAPI's dependency solving
-        (:mod:`experiments.service.lean_route`): anything else goes to FastAPI."""
-        body = await json_body(request, DecisionIn)
-        if body is None:
-            return None
-        try:
-            key = _EXPERIMENT_KEY.validate_python(request.path_params["key"])
-        except ValidationError:
-            return None
-        await may_decide(request)
-        engine: DecisionEngine = request.app.state.engine
-        decision = body.as_request()
-        # Planned on the event loop when no database read is needed, then stored with the
-        # decisions of concurrent requests in one thread-pool hop (service.batching).
-        planned = engine.plan_in_memory(key, decision)
-        if planned is None:
-            result = await run_in_threadpool(engine.decide, key, decision)
-        else:
-            result = await request.app.state.decision_batcher.submit(planned)
-        return _json_response(DecisionOut.model_validate(result))
-
-    app.router.add_api_route(
+    @app.post(
         "/v1/experiments/{key}/decisions",
-        decide,
-        methods=["POST"],
         response_model=DecisionOut,
-        dependencies=[Depends(may_decide)],
+        dependencies=[Depends(require_scope(Scope.DECIDE))],
         tags=["decisions"],
         responses=errors_doc(*AUTHENTICATED, *WITH_BODY, 404, 409),
-        route_class_override=lean_route(decide_lean),
     )
+    def decide(key: ExperimentKey, body: DecisionIn, engine: EngineDep) -> Response:
+        return _json_response(DecisionOut.model_validate(engine.decide(key, body.as_request())))
 
     @app.post(
         "/v1/decisions/{decision_id}/activate",
@@ -314,30 +281,18 @@ def create_app(
     def activate(decision_id: DecisionId, engine: EngineDep) -> DecisionOut:
         return DecisionOut.model_validate(engine.activate(decision_id))
 
+    @app.post(
+        "/v1/outcomes",
+        status_code=202,
+        response_model=OutcomesOut,
+        dependencies=[Depends(require_scope(Scope.DECIDE))],
+        tags=["outcomes"],
+        responses=errors_doc(*AUTHENTICATED, *WITH_BODY),
+    )
     def outcomes(body: OutcomesIn, engine: EngineDep) -> Response:
         _check_occurred_at(body, engine.clock.now())
         recorded = engine.record(item.as_input() for item in body.outcomes)
         return _json_response(OutcomesOut.model_validate(recorded), 202)
-
-    async def outcomes_lean(request: Request) -> Response | None:
-        """``outcomes`` for a plain request, as ``decide_lean`` does for decide."""
-        body = await json_body(request, OutcomesIn)
-        if body is None:
-            return None
-        await may_decide(request)
-        return await run_in_threadpool(outcomes, body, request.app.state.engine)
-
-    app.router.add_api_route(
-        "/v1/outcomes",
-        outcomes,
-        methods=["POST"],
-        status_code=202,
-        response_model=OutcomesOut,
-        dependencies=[Depends(may_decide)],
-        tags=["outcomes"],
-        responses=errors_doc(*AUTHENTICATED, *WITH_BODY),
-        route_class_override=lean_route(outcomes_lean),
-    )
 
     @app.get(
         "/v1/experiments/{key}/report",

@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from sqlalchemy import Connection, Dialect, Table
+from sqlalchemy import Dialect, Table
 from sqlalchemy import insert as sa_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
@@ -62,21 +62,9 @@ def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
-def dialect(session: Session | Connection) -> str:
-    """The name of the dialect ``session`` (or a connection) is bound to (``"sqlite"``,
-    ``"postgresql"``)."""
-    if isinstance(session, Connection):
-        return session.dialect.name
+def dialect(session: Session) -> str:
+    """The name of the dialect ``session`` is bound to (``"sqlite"``, ``"postgresql"``)."""
     return session.get_bind().dialect.name
-
-
-def _flushed_connection(session: Session | Connection) -> Connection:
-    """The connection of ``session``, flushed first as the session's own execute would; a
-    connection itself as it is."""
-    if isinstance(session, Connection):
-        return session
-    session.flush()
-    return session.connection()
 
 
 def rows_of(session: Session, stmt: Any, params: Mapping[str, Any]) -> Sequence[Any]:
@@ -132,7 +120,7 @@ def _insert_ignoring(
 
 
 def insert_ignoring_conflicts(
-    session: Session | Connection,
+    session: Session,
     model: type[SQLModel],
     rows: Sequence[Mapping[str, Any]],
     *,
@@ -145,30 +133,26 @@ def insert_ignoring_conflicts(
     One cached statement runs as an executemany, which SQLAlchemy turns into batched multi-row
     ``INSERT .. VALUES .. RETURNING`` ("insertmanyvalues"). Rows go in key order so that
     PostgreSQL transactions inserting overlapping batches take the key locks in the same order
-    instead of deadlocking on each other. ``session`` may be a Core connection in a
-    transaction (SQLite and PostgreSQL only).
+    instead of deadlocking on each other.
     """
     if not rows:
         return []
     table = table_of(model)
     ordered = sorted(rows, key=lambda row: tuple(str(row[c]) for c in conflict))
     name = dialect(session)
+    if name == "sqlite":
+        statement = _sqlite_statement_for(session, table, ordered, tuple(conflict), returning)
+        if statement is not None:
+            session.flush()
+            return statement.run(session, ordered)
     if name in ("sqlite", "postgresql"):
+        stmt = _insert_ignoring(name, table, tuple(conflict), returning)
         # Core, on the session's connection: the ORM's execution path costs more than the
         # insert itself for the decision path's batches of a few rows. Flushed first, as the
         # session's own execute would, so pending objects the rows refer to exist.
-        connection = _flushed_connection(session)
-        if name == "sqlite":
-            statement = _sqlite_statement_for(
-                connection.dialect, table, ordered, tuple(conflict), returning
-            )
-            if statement is not None:
-                return statement.run(connection, ordered)
-        stmt = _insert_ignoring(name, table, tuple(conflict), returning)
-        result = connection.execute(stmt, [dict(row) for row in ordered])
+        session.flush()
+        result = session.connection().execute(stmt, [dict(row) for row in ordered])
         return list(result.scalars())
-    if not isinstance(session, Session):
-        raise TypeError(f"idempotent inserts on {name} need a Session (one SAVEPOINT per row)")
     # Any other dialect: one savepoint per row.
     inserted = []
     for row in ordered:
@@ -220,9 +204,10 @@ class _SQLiteInsert:
             )
         return flat
 
-    def run(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+    def run(self, session: Session, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
         """Insert ``rows`` (in statements of at most SQLite's parameter bound); the returned
         column of those inserted."""
+        connection = session.connection()
         inserted: list[Any] = []
         for batch in chunks(rows, self.rows_per_statement):
             sql = self.head + ", ".join([self.values] * len(batch)) + self.tail
@@ -232,7 +217,7 @@ class _SQLiteInsert:
 
 
 def _sqlite_statement_for(
-    dialect: Dialect,
+    session: Session,
     table: Table,
     rows: Sequence[Mapping[str, Any]],
     conflict: tuple[str, ...],
@@ -243,7 +228,7 @@ def _sqlite_statement_for(
     columns = _uniform_columns(table, rows)
     if columns is None:
         return None
-    return _sqlite_insert(dialect, table, columns, conflict, returning)
+    return _sqlite_insert(session.get_bind().dialect, table, columns, conflict, returning)
 
 
 def _uniform_columns(table: Table, rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...] | None:

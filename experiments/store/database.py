@@ -69,12 +69,6 @@ class Database:
         callers build their answers from rows they have just written."""
         return Session(self._engine, expire_on_commit=False)
 
-    def transaction(self) -> contextlib.AbstractContextManager[Connection]:
-        """A Core connection in a transaction that commits when the block ends (rolls back
-        when it raises): for one-statement writes on hot paths, where an ORM session's
-        bookkeeping costs more than the statement."""
-        return self._engine.begin()
-
     def connect(self) -> Connection:
         """A connection in autocommit, for session-level state that must outlive transactions
         (advisory locks) and for statements that must not run in one."""

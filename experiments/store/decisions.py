@@ -14,17 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import (
-    JSON,
-    ColumnElement,
-    Connection,
-    bindparam,
-    exists,
-    func,
-    literal,
-    or_,
-    update,
-)
+from sqlalchemy import JSON, ColumnElement, bindparam, exists, func, literal, or_, update
 from sqlmodel import Session, col, select
 
 from experiments.store._sql import (
@@ -89,23 +79,6 @@ def insert_decision(session: Session, *, decision: Decision) -> Decision:
     raise DuplicateRequestError(existing)
 
 
-def _earlier_decisions(
-    session: Session, conflicted: Sequence[Mapping[str, Any]]
-) -> dict[tuple[str, str], Decision]:
-    """The stored decisions of the ``conflicted`` rows' request ids, by (experiment, request
-    id)."""
-    earlier: dict[tuple[str, str], Decision] = {}
-    for key in {row["experiment_key"] for row in conflicted}:
-        request_ids = [row["request_id"] for row in conflicted if row["experiment_key"] == key]
-        for chunk in chunks(list(dict.fromkeys(request_ids))):
-            stmt = select(Decision).where(
-                Decision.experiment_key == key, col(Decision.request_id).in_(chunk)
-            )
-            for found in session.exec(stmt):
-                earlier[(key, str(found.request_id))] = found
-    return earlier
-
-
 def insert_decisions(session: Session, *, decisions: Sequence[Decision | Mapping[str, Any]]) -> int:
     """Store many new decisions at once (no request ids: simulations and bulk loads).
 
@@ -123,7 +96,7 @@ def insert_decisions(session: Session, *, decisions: Sequence[Decision | Mapping
 
 
 def store_decisions(
-    session: Session | Connection, *, decisions: Sequence[Mapping[str, Any]]
+    session: Session, *, decisions: Sequence[Mapping[str, Any]]
 ) -> list[Decision | None]:
     """Store new decisions (rows as column -> value mappings), each unless its request id was
     already used in its experiment; per decision, ``None`` when it was stored, else the
@@ -133,10 +106,6 @@ def store_decisions(
     row conflicted one ``SELECT`` of the earlier decisions: the decision path's single round
     trip. A batch holding the same request id twice stores the first and answers the second
     with it. No model instances are built for the rows stored.
-
-    ``session`` may also be a Core connection in a transaction (the service's decision path:
-    an ORM session's bookkeeping costs more than this one statement); the earlier decisions
-    are then read by a session joined to that transaction.
     """
     stored = set(
         insert_ignoring_conflicts(
@@ -147,14 +116,16 @@ def store_decisions(
             returning="id",
         )
     )
-    conflicted = [row for row in decisions if row["id"] not in stored]
     earlier: dict[tuple[str, str], Decision] = {}
-    if conflicted and isinstance(session, Connection):
-        # Joined to the connection's transaction, which closing the session leaves open.
-        with Session(bind=session) as joined:
-            earlier = _earlier_decisions(joined, conflicted)
-    elif conflicted and isinstance(session, Session):
-        earlier = _earlier_decisions(session, conflicted)
+    conflicted = [row for row in decisions if row["id"] not in stored]
+    for key in {row["experiment_key"] for row in conflicted}:
+        request_ids = [row["request_id"] for row in conflicted if row["experiment_key"] == key]
+        for chunk in chunks(list(dict.fromkeys(request_ids))):
+            stmt = select(Decision).where(
+                Decision.experiment_key == key, col(Decision.request_id).in_(chunk)
+            )
+            for found in session.exec(stmt):
+                earlier[(key, str(found.request_id))] = found
     answers: list[Decision | None] = []
     for row in decisions:
         if row["id"] in stored:

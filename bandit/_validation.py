@@ -68,6 +68,17 @@ def check_flag(value: object, name: str, owner: str) -> bool:
     return bool(value)
 
 
+def check_choice(value: object, name: str, owner: str, choices: tuple[str, ...]) -> str:
+    """``value`` when it is one of ``choices``; anything else is refused by name."""
+    if not isinstance(value, str) or value not in choices:
+        raise BanditValueError(
+            name,
+            f"The '{name}' parameter of {owner} must be one of "
+            f"{', '.join(map(repr, choices))}; got {value!r}.",
+        )
+    return value
+
+
 def check_int(value: object, name: str, owner: str, *, low: int = 0, high: float = math.inf) -> int:
     """Return ``value`` as an int after checking it lies in ``[low, high]``."""
     text = _interval_text(low, high, "both")

@@ -94,6 +94,7 @@ import numpy as np
 from bandit._validation import (
     BanditValueError,
     check_actions,
+    check_choice,
     check_flag,
     check_int,
     check_matrix,
@@ -450,13 +451,7 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self._first_factor = slice(
             self._block_starts[0], self._block_starts[0] + space.factor_sizes[0]
         )
-        if state_effects not in STATE_EFFECTS:
-            raise BanditValueError(
-                "state_effects",
-                f"The 'state_effects' parameter of {owner} must be one of "
-                f"{', '.join(map(repr, STATE_EFFECTS))}; got {state_effects!r}.",
-            )
-        self.state_effects = state_effects
+        self.state_effects = check_choice(state_effects, "state_effects", owner, STATE_EFFECTS)
         #: With pooled state effects, the reward model's layout on the context without its
         #: contact state (the pooled model's design, :mod:`bandit.state_effects`); None for the
         #: crossed layout, which has no pooled model.
@@ -476,13 +471,9 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         self.state_square_ = np.array(0.0)
         #: ``state_shift_``, solved once per change of the pooled model's sums or of ``M``.
         self._state_solved = _SolvedOnce()
-        if short_term_reward not in SHORT_TERM_REWARDS:
-            raise BanditValueError(
-                "short_term_reward",
-                f"The 'short_term_reward' parameter of {owner} must be one of "
-                f"{', '.join(map(repr, SHORT_TERM_REWARDS))}; got {short_term_reward!r}.",
-            )
-        self.short_term_reward = short_term_reward
+        self.short_term_reward = check_choice(
+            short_term_reward, "short_term_reward", owner, SHORT_TERM_REWARDS
+        )
         self._gate = self._short_term_gate(gate_level, gate_scale, short_term_cap, kwargs)
 
     def _short_term_gate(
@@ -589,14 +580,24 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         slots = self.features.context_slots[actions]  # each factor's level, (n, F)
         return churn_design(X, slots, int(self._block_starts[0]), levels, self.contact_blocks)
 
+    def _checked_batch(
+        self, X: object, actions: object, values: object, name: str
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """A batch's contexts, actions and per-row ``values`` (named ``name``), checked."""
+        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        n = contexts.shape[0]
+        return (
+            contexts,
+            check_actions(actions, n, self.n_actions),
+            check_vector(values, name, length=n),
+        )
+
     def update_churn(self, X: object, actions: object, churned: object) -> None:
         """Fold churn labels into the churn model: ``churned`` ``(n,)`` is 1 where the
         customer left within ``churn_window`` days of the contact ``(X, actions)``, else 0.
         Sums of ``U^T U`` and ``U^T y``, so one batch equals any split of it."""
-        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        contexts, chosen, labels = self._checked_batch(X, actions, churned, "churned")
         n = contexts.shape[0]
-        chosen = check_actions(actions, n, self.n_actions)
-        labels = check_vector(churned, "churned", length=n)
         if not np.all((labels == 0) | (labels == 1)):
             raise BanditValueError("churned", "'churned' must hold 0 or 1 for every row.")
         if self.churn_value == 0 or n == 0:
@@ -681,10 +682,8 @@ class LookaheadTSPolicy(ThompsonLinearPolicy):
         ``short_term_reward = "own"``): ``X`` the contexts as :meth:`update` takes them
         (with the contact state, which the short-term policy leaves out). The lifetime model
         and the gate's evidence do not change."""
-        contexts = check_matrix(X, "X", n_columns=self.n_context)
+        contexts, chosen, observed = self._checked_batch(X, actions, rewards, "rewards")
         n = contexts.shape[0]
-        chosen = check_actions(actions, n, self.n_actions)
-        observed = check_vector(rewards, "rewards", length=n)
         if self._gate is None or not self._gate.own_reward:
             raise BanditValueError(
                 "short_term_reward",
